@@ -1,0 +1,41 @@
+# One command each on a fresh machine: every target below creates the virtual env first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+ARGS   ?=
+# pytest-xdist workers; CI machines have 2 cores.
+WORKERS ?= 2
+
+.PHONY: setup train test test-fast lint tensorboard bench clean
+
+setup: $(STAMP)
+
+# Re-installs only when pyproject.toml changes. The bench extra (Stable-Baselines3) is included so
+# `make bench` works and the benchmark's helpers are tested.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -e '.[dev,bench]'
+	touch $(STAMP)
+
+train: setup
+	$(BIN)/train $(ARGS)
+
+test: setup
+	$(BIN)/python -m pytest -n $(WORKERS) --durations=15 $(ARGS)
+
+# Everything but the learning tests.
+test-fast: setup
+	$(BIN)/python -m pytest -n $(WORKERS) -m "not learning" $(ARGS)
+
+lint: setup
+	$(BIN)/ruff check src tests scripts
+
+tensorboard: setup
+	$(BIN)/tensorboard --logdir outputs --bind_all
+
+bench: setup
+	$(BIN)/python scripts/benchmark.py $(ARGS)
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

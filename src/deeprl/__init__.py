@@ -1,0 +1,3 @@
+"""deeprl: config-driven deep reinforcement learning experiments."""
+
+__version__ = "0.1.0"

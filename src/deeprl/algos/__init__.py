@@ -1,0 +1,1 @@
+"""One file per algorithm family. The learning rule lives here and only here."""

@@ -1,0 +1,29 @@
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from deeprl.envs import EnvSpec
+
+
+class Agent(Protocol):
+    """What every loop needs from an algorithm."""
+
+    def act(self, obs: np.ndarray, step: int, eval_mode: bool = False) -> np.ndarray: ...
+
+    def update(self, batch, step: int) -> dict[str, torch.Tensor]: ...
+
+    def state_dict(self) -> dict: ...
+
+    def load_state_dict(self, state: dict) -> None: ...
+
+
+def require_discrete(algo: str, spec: EnvSpec) -> None:
+    from deeprl.core.errors import ConfigError
+
+    if not spec.discrete:
+        raise ConfigError(
+            "algo",
+            f"{algo} needs a discrete action space but {spec.id} has {type(spec.action_space).__name__} "
+            "actions; pick an env with discrete actions (e.g. env=cartpole)",
+        )

@@ -1,0 +1,113 @@
+"""Wiring only: a composed config in, ready-to-run objects out. No learning logic here."""
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from deeprl.algos.dqn import DQN
+from deeprl.core.device import resolve_device
+from deeprl.core.errors import ConfigError
+from deeprl.core.seeding import seed_everything
+from deeprl.envs import make_vec_env, spec_of
+from deeprl.logging import Logger
+from deeprl.loops import off_policy
+from deeprl.loops.session import Session
+from deeprl.validate import validate
+
+# algo.name -> (agent class, loop module). The loop module's LOOP_KEYS are the algo config keys
+# it consumes; every other key is a constructor argument of the agent.
+ALGOS: dict[str, tuple[type, ModuleType]] = {
+    "dqn": (DQN, off_policy),
+}
+
+
+@dataclass
+class Run:
+    cfg: DictConfig
+    run_dir: Path
+    device: torch.device
+    rng: np.random.Generator
+    envs: object
+    spec: object
+    agent: object
+    loop: ModuleType
+    loop_kwargs: dict
+
+    def execute(self) -> dict:
+        cfg, run_dir = self.cfg, self.run_dir
+        if cfg.threads > 0:
+            torch.set_num_threads(int(cfg.threads))
+        logger = Logger(run_dir, int(cfg.total_steps), progress=bool(cfg.log.progress))
+        logger.config(cfg)
+        print(f"deeprl | {cfg.algo.name} on {cfg.env.id} | seed {cfg.seed} | device {self.device} | "
+              f"run dir {run_dir} | view: tensorboard --logdir {run_dir}", flush=True)
+        session = Session(logger=logger, run_dir=run_dir, env_cfg=cfg.env, seed=int(cfg.seed),
+                          rng=self.rng, total_steps=int(cfg.total_steps), eval_every=int(cfg.eval.every),
+                          eval_episodes=int(cfg.eval.episodes), checkpoint_every=int(cfg.checkpoint.every),
+                          log_every=int(cfg.log.every))
+        try:
+            self.loop.run(self.agent, self.envs, session, spec=self.spec, device=self.device,
+                          seed=int(cfg.seed), rng=self.rng, total_steps=int(cfg.total_steps),
+                          **self.loop_kwargs)
+            train_time = session.train_time()
+            steps = int(cfg.total_steps)
+            returns, _ = session.evaluate(steps, self.agent)
+            session.checkpoint(steps, self.agent, "final.pt")
+            summary = {
+                "algo": cfg.algo.name, "env": cfg.env.id, "seed": int(cfg.seed), "device": str(self.device),
+                "total_steps": steps, "wall_time_s": round(train_time, 3),
+                "sps": round(steps / max(train_time, 1e-9), 1),
+                "eval_return_mean": float(returns.mean()), "eval_return_std": float(returns.std()),
+                "eval_episodes": len(returns), "evaluations": session.history,
+            }
+            write_json_atomic(run_dir / "summary.json", summary)
+            logger.hparams(cfg, {"hparams/eval_return_mean": summary["eval_return_mean"]})
+        finally:
+            logger.close()
+            self.envs.close()
+        print(f"deeprl | eval return {summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f} "
+              f"over {len(returns)} episodes | {steps} steps in {train_time:.1f} s "
+              f"({summary['sps']:.0f} steps/s) | {run_dir}", flush=True)
+        return summary
+
+
+def build(cfg: DictConfig, run_dir: Path) -> Run:
+    """Validate and construct everything; raises ConfigError before anything is written."""
+    validate(cfg)
+    device = resolve_device(cfg.device)
+    if cfg.algo.name not in ALGOS:
+        raise ConfigError("algo.name", f"unknown algorithm '{cfg.algo.name}'; known: {', '.join(ALGOS)}")
+    agent_cls, loop = ALGOS[cfg.algo.name]
+    rng = seed_everything(int(cfg.seed))
+    envs = make_vec_env(cfg.env, int(cfg.num_envs), int(cfg.seed))
+    try:
+        spec = spec_of(envs, cfg.env.id)
+        algo = OmegaConf.to_container(cfg.algo, resolve=True)
+        loop_kwargs = {key: algo.pop(key) for key in loop.LOOP_KEYS}
+        algo.pop("name"), algo.pop("loop")
+        if "gamma" in algo:
+            loop_kwargs["gamma"] = algo["gamma"]
+        agent = agent_cls(spec, cfg.network, device, rng, int(cfg.total_steps), **_to_cfg(algo))
+    except BaseException:
+        envs.close()
+        raise
+    return Run(cfg, Path(run_dir), device, rng, envs, spec, agent, loop, loop_kwargs)
+
+
+def _to_cfg(kwargs: dict) -> dict:
+    # Nested groups (exploration, target) keep attribute access for the agent.
+    return {k: OmegaConf.create(v) if isinstance(v, dict) else v for k, v in kwargs.items()}
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
+
+

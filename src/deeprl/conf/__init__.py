@@ -1,0 +1,1 @@
+# Hydra config package: the YAML files here are the `conf/` config groups.

@@ -1,0 +1,1 @@
+"""Small shared pieces: errors, device, seeding, schedules, checkpoints."""

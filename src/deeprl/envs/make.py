@@ -1,0 +1,88 @@
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector import AutoresetMode
+
+from deeprl.core.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """What agents need to know about an environment to build their networks."""
+
+    id: str
+    obs_shape: tuple[int, ...]
+    obs_dtype: np.dtype
+    action_space: gym.Space
+
+    @property
+    def discrete(self) -> bool:
+        return isinstance(self.action_space, gym.spaces.Discrete)
+
+    @property
+    def n_actions(self) -> int:
+        return int(self.action_space.n)
+
+    @property
+    def action_shape(self) -> tuple[int, ...]:
+        return tuple(self.action_space.shape or ())
+
+
+def _check_gym_id(env_id: str) -> None:
+    try:
+        gym.spec(env_id)
+    except gym.error.Error as e:  # NameNotFound, VersionNotFound, NamespaceNotFound, ...
+        first_line = str(e).strip().splitlines()[0]
+        raise ConfigError(
+            "env.id",
+            f"gymnasium does not know '{env_id}' ({first_line}); pick a registered id, "
+            "e.g. env=gym env.id=CartPole-v1",
+        ) from None
+
+
+def _gym_thunk(env_cfg, render_mode=None):
+    kwargs = dict(env_cfg.get("kwargs") or {})
+    if env_cfg.get("max_episode_steps"):
+        kwargs["max_episode_steps"] = int(env_cfg.max_episode_steps)
+    if render_mode is not None:
+        kwargs["render_mode"] = render_mode
+
+    def thunk():
+        return gym.make(env_cfg.id, **kwargs)
+
+    return thunk
+
+
+def _thunk(env_cfg, training: bool, render_mode=None):
+    # `training` is for kinds whose learning-time wrappers (reward clipping, life loss) differ from
+    # evaluation; plain gymnasium tasks are the same either way.
+    kind = env_cfg.get("kind", "gym")
+    if kind == "gym":
+        _check_gym_id(env_cfg.id)
+        return _gym_thunk(env_cfg, render_mode)
+    raise ConfigError("env.kind", f"unknown env kind '{kind}'; use gym")
+
+
+def make_vec_env(env_cfg, num_envs: int, seed: int, *, training: bool = True) -> gym.vector.VectorEnv:
+    """`num_envs` copies of the task in one synchronous vector env.
+
+    Autoreset happens in the same step: when an episode ends, `obs` is already the first
+    observation of the next episode and the true last observation is in info["final_obs"].
+    That keeps every step a valid transition (no dummy reset step to skip).
+    Seeds reach the envs at the first `reset(seed=...)`; the action space is seeded here.
+    """
+    thunk = _thunk(env_cfg, training)
+    envs = gym.vector.SyncVectorEnv([thunk] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP)
+    envs.action_space.seed(seed)
+    return envs
+
+
+def spec_of(envs: gym.vector.VectorEnv, env_id: str) -> EnvSpec:
+    obs_space = envs.single_observation_space
+    return EnvSpec(
+        id=env_id,
+        obs_shape=tuple(obs_space.shape),
+        obs_dtype=np.dtype(obs_space.dtype),
+        action_space=envs.single_action_space,
+    )

@@ -1,0 +1,58 @@
+"""TensorBoard events in the run dir, and the console progress bar."""
+
+import numbers
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams
+from tqdm import tqdm
+
+
+class Logger:
+    def __init__(self, run_dir, total_steps: int, progress: bool = True):
+        self.writer = SummaryWriter(log_dir=str(run_dir))
+        self.bar = tqdm(total=total_steps, unit="step", dynamic_ncols=True, disable=not progress,
+                        smoothing=0.05, mininterval=0.5)
+        self._bar_step = 0
+
+    def scalars(self, metrics: dict, step: int, prefix: str = "") -> None:
+        for name, value in metrics.items():
+            if isinstance(value, torch.Tensor):
+                value = value.item()
+            self.writer.add_scalar(f"{prefix}{name}", value, step)
+
+    def progress(self, step: int, **postfix) -> None:
+        self.bar.update(step - self._bar_step)
+        self._bar_step = step
+        if postfix:
+            self.bar.set_postfix({k: f"{v:.1f}" for k, v in postfix.items()}, refresh=False)
+
+    def config(self, cfg: DictConfig) -> None:
+        # Indented by four spaces so TensorBoard's markdown shows it as a code block.
+        text = OmegaConf.to_yaml(cfg, resolve=True)
+        self.writer.add_text("config", "\n".join("    " + line for line in text.splitlines()), 0)
+
+    def hparams(self, cfg: DictConfig, metrics: dict) -> None:
+        """Hyperparameters and final metrics in TensorBoard's HParams tab (written into this run)."""
+        flat = flatten(OmegaConf.to_container(cfg, resolve=True))
+        hp = {k: v if isinstance(v, (numbers.Number, str, bool)) else str(v) for k, v in flat.items()}
+        for summary in hparams(hp, metrics):
+            self.writer.file_writer.add_summary(summary)
+        for name, value in metrics.items():
+            self.writer.add_scalar(name, value, 0)
+
+    def close(self) -> None:
+        self.bar.close()
+        self.writer.close()
+
+
+def flatten(tree: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, name + "."))
+        elif value is not None:
+            flat[name] = value
+    return flat

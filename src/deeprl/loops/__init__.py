@@ -1,0 +1,1 @@
+"""Training loops: act -> env.step -> store -> update, plus the shared run bookkeeping."""

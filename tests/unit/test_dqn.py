@@ -1,0 +1,103 @@
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from deeprl.algos.dqn import DQN
+from deeprl.buffers import Batch
+from deeprl.core.errors import ConfigError
+from deeprl.envs import make_vec_env, spec_of
+
+ENV = OmegaConf.create({"kind": "gym", "id": "CartPole-v1", "kwargs": {}, "max_episode_steps": None})
+NET = OmegaConf.create({"_target_": "deeprl.networks.MLP", "hidden_sizes": [16], "activation": "relu"})
+
+
+def make_agent(**overrides):
+    envs = make_vec_env(ENV, 1, 0)
+    kwargs = dict(gamma=0.9, lr=1e-3, anneal_lr=False, adam_eps=1e-8, loss="mse", max_grad_norm=None,
+                  exploration=OmegaConf.create({"start": 1.0, "end": 0.1, "fraction": 0.5, "eval": 0.0}),
+                  target=OmegaConf.create({"every": 100, "tau": 1.0}))
+    kwargs.update(overrides)
+    return DQN(spec_of(envs, ENV.id), NET, torch.device("cpu"), np.random.default_rng(0), 1000, **kwargs)
+
+
+def test_epsilon_decays_linearly_over_fraction_of_training():
+    agent = make_agent()
+    assert agent.epsilon(0) == 1.0
+    assert agent.epsilon(250) == pytest.approx(0.55)
+    assert agent.epsilon(500) == pytest.approx(0.1)
+    assert agent.epsilon(900) == pytest.approx(0.1)
+
+
+def test_greedy_action_is_argmax_q():
+    agent = make_agent()
+    obs = np.random.default_rng(1).normal(size=(64, 4)).astype(np.float32)
+    with torch.no_grad():
+        expected = agent.q(torch.from_numpy(obs)).argmax(1).numpy()
+    np.testing.assert_array_equal(agent.act(obs, step=0, eval_mode=True), expected)
+
+
+def test_fully_random_at_epsilon_one():
+    agent = make_agent()
+    obs = np.zeros((2000, 4), np.float32)
+    actions = agent.act(obs, step=0)
+    assert set(actions) == {0, 1} and abs(actions.mean() - 0.5) < 0.05
+
+
+def test_td_target_bootstraps_from_target_network_unless_terminated():
+    """One MSE step's gradient equals the one computed from the hand-written target."""
+    agent = make_agent()
+    rng = np.random.default_rng(3)
+    obs = torch.from_numpy(rng.normal(size=(4, 4)).astype(np.float32))
+    next_obs = torch.from_numpy(rng.normal(size=(4, 4)).astype(np.float32))
+    actions = torch.tensor([0, 1, 1, 0])
+    rewards = torch.tensor([1.0, 0.5, -1.0, 2.0])
+    # rows 0-1: ordinary (or time-limit truncated) transitions bootstrap; rows 2-3 terminated.
+    discounts = torch.tensor([0.9, 0.9, 0.0, 0.0])
+    # Make the target network differ from the online one, so using the wrong one shows.
+    with torch.no_grad():
+        for p in agent.q_target.parameters():
+            p.add_(0.5)
+        expected_target = rewards + discounts * agent.q_target(next_obs).max(1).values
+        q_before = agent.q(obs).gather(1, actions[:, None]).squeeze(1)
+    expected_loss = torch.mean((q_before - expected_target) ** 2)
+    metrics = agent.update(Batch(obs, actions, rewards, next_obs, discounts), step=1)
+    assert metrics["td_loss"].item() == pytest.approx(expected_loss.item(), rel=1e-6)
+    assert metrics["q_values"].item() == pytest.approx(q_before.mean().item(), rel=1e-6)
+
+
+def test_target_network_is_hard_copied_every_n_steps():
+    agent = make_agent()
+    batch = Batch(torch.zeros(2, 4), torch.tensor([0, 1]), torch.ones(2), torch.zeros(2, 4), torch.full((2,), 0.9))
+    agent.update(batch, step=50)
+    online = agent.q.head.out.weight
+    assert not torch.equal(online, agent.q_target.head.out.weight)  # not yet synced
+    agent.update(batch, step=100)
+    assert torch.equal(agent.q.head.out.weight, agent.q_target.head.out.weight)
+
+
+def test_polyak_target_update_moves_by_tau():
+    agent = make_agent(target=OmegaConf.create({"every": 1, "tau": 0.25}))
+    before = agent.q_target.head.out.weight.clone()
+    batch = Batch(torch.zeros(2, 4), torch.tensor([0, 1]), torch.ones(2), torch.zeros(2, 4), torch.full((2,), 0.9))
+    agent.update(batch, step=1)
+    expected = before + 0.25 * (agent.q.head.out.weight - before)
+    assert torch.allclose(agent.q_target.head.out.weight, expected, atol=1e-7)
+
+
+def test_state_dict_round_trip_restores_networks_and_optimizer():
+    agent, other = make_agent(), make_agent(lr=5e-2)
+    batch = Batch(torch.ones(2, 4), torch.tensor([0, 1]), torch.ones(2), torch.zeros(2, 4), torch.full((2,), 0.9))
+    agent.update(batch, step=150)
+    other.load_state_dict(agent.state_dict())
+    assert torch.equal(other.q.head.out.weight, agent.q.head.out.weight)
+    assert other.optimizer.param_groups[0]["lr"] == 1e-3 and other.target_syncs == 1
+
+
+def test_dqn_rejects_continuous_actions():
+    envs = make_vec_env(OmegaConf.merge(ENV, {"id": "Pendulum-v1"}), 1, 0)
+    with pytest.raises(ConfigError, match="discrete"):
+        DQN(spec_of(envs, "Pendulum-v1"), NET, torch.device("cpu"), np.random.default_rng(0), 10,
+            gamma=0.9, lr=1e-3, anneal_lr=False, adam_eps=1e-8, loss="mse", max_grad_norm=None,
+            exploration=OmegaConf.create({"start": 1, "end": 0, "fraction": 0.5, "eval": 0}),
+            target=OmegaConf.create({"every": 1, "tau": 1.0}))
