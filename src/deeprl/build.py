@@ -21,7 +21,8 @@ from deeprl.loops.session import Session
 from deeprl.validate import validate
 
 # algo.name -> (agent class, loop module). The loop module's LOOP_KEYS are the algo config keys
-# it consumes; every other key is a constructor argument of the agent.
+# it consumes, SHARED_KEYS those both it and the agent receive (e.g. gamma); every other key of
+# the algo config is a keyword argument of the agent's constructor.
 ALGOS: dict[str, tuple[type, ModuleType]] = {
     "dqn": (DQN, off_policy),
 }
@@ -90,9 +91,8 @@ def build(cfg: DictConfig, run_dir: Path) -> Run:
         spec = spec_of(envs, cfg.env.id)
         algo = OmegaConf.to_container(cfg.algo, resolve=True)
         loop_kwargs = {key: algo.pop(key) for key in loop.LOOP_KEYS}
+        loop_kwargs.update({key: algo[key] for key in getattr(loop, "SHARED_KEYS", ())})
         algo.pop("name"), algo.pop("loop")
-        if "gamma" in algo:
-            loop_kwargs["gamma"] = algo["gamma"]
         agent = agent_cls(spec, cfg.network, device, rng, int(cfg.total_steps), **_to_cfg(algo))
     except BaseException:
         envs.close()

@@ -8,6 +8,7 @@ from deeprl.loops.session import Session
 
 # Keys of an algo config that belong to this loop rather than to the agent.
 LOOP_KEYS = ("buffer_size", "batch_size", "learning_starts", "train_freq", "gradient_steps")
+SHARED_KEYS = ("gamma",)
 
 
 def final_observations(next_obs: np.ndarray, dones: np.ndarray, infos: dict) -> np.ndarray:
