@@ -14,7 +14,7 @@ NET = OmegaConf.create({"_target_": "deeprl.networks.MLP", "hidden_sizes": [16],
 
 def make_agent(**overrides):
     envs = make_vec_env(ENV, 1, 0)
-    kwargs = dict(gamma=0.9, lr=1e-3, anneal_lr=False, adam_eps=1e-8, loss="mse", max_grad_norm=None,
+    kwargs = dict(gamma=0.9, lr=1e-3, anneal_lr=False, adam_eps=1e-8, loss="mse", max_grad_norm=None, double=False,
                   exploration=OmegaConf.create({"start": 1.0, "end": 0.1, "fraction": 0.5, "eval": 0.0}),
                   target=OmegaConf.create({"every": 100, "tau": 1.0}))
     kwargs.update(overrides)
@@ -98,6 +98,6 @@ def test_dqn_rejects_continuous_actions():
     envs = make_vec_env(OmegaConf.merge(ENV, {"id": "Pendulum-v1"}), 1, 0)
     with pytest.raises(ConfigError, match="discrete"):
         DQN(spec_of(envs, "Pendulum-v1"), NET, torch.device("cpu"), np.random.default_rng(0), 10,
-            gamma=0.9, lr=1e-3, anneal_lr=False, adam_eps=1e-8, loss="mse", max_grad_norm=None,
+            gamma=0.9, lr=1e-3, anneal_lr=False, adam_eps=1e-8, loss="mse", max_grad_norm=None, double=False,
             exploration=OmegaConf.create({"start": 1, "end": 0, "fraction": 0.5, "eval": 0}),
             target=OmegaConf.create({"every": 1, "tau": 1.0}))

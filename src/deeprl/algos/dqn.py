@@ -33,12 +33,13 @@ class QNetwork(nn.Module):
 class DQN:
     def __init__(self, spec: EnvSpec, network, device: torch.device, rng: np.random.Generator,
                  total_steps: int, *, gamma: float, lr: float, anneal_lr: bool, adam_eps: float,
-                 loss: str, max_grad_norm: float | None, exploration, target):
+                 loss: str, max_grad_norm: float | None, double: bool, exploration, target):
         require_discrete("dqn", spec)
         self.device = device
         self.rng = rng
         self.n_actions = spec.n_actions
         self.gamma = gamma
+        self.double = double
         self.lr, self.anneal_lr, self.total_steps = lr, anneal_lr, total_steps
         self.loss = loss
         self.max_grad_norm = max_grad_norm
@@ -76,7 +77,13 @@ class DQN:
     def update(self, batch: Batch, step: int) -> dict[str, torch.Tensor]:
         # ALGO LOGIC: the TD target uses the frozen target network; no gradient flows through it.
         with torch.no_grad():
-            next_q = self.q_target(batch.next_obs).max(dim=1).values
+            next_q_target = self.q_target(batch.next_obs)
+            if self.double:
+                # Double DQN: the online network picks a', the target network evaluates it.
+                next_actions = self.q(batch.next_obs).argmax(dim=1, keepdim=True)
+                next_q = next_q_target.gather(1, next_actions).squeeze(1)
+            else:
+                next_q = next_q_target.max(dim=1).values
             td_target = batch.rewards + batch.discounts * next_q
         q = self.q(batch.obs).gather(1, batch.actions.long().unsqueeze(1)).squeeze(1)
         if self.loss == "huber":

@@ -1,0 +1,206 @@
+"""deeprl vs Stable-Baselines3, side by side on the same workload, reported as ratios.
+
+    .venv/bin/python scripts/benchmark.py                       # every workload
+    .venv/bin/python scripts/benchmark.py dqn-cartpole --seeds 1 2 3
+
+Workloads:
+  dqn-cartpole  DQN on CartPole-v1. (a) time to solve: training wall time (evaluation excluded)
+                until the greedy policy first averages >= 475 over 10 episodes, each library with
+                its own tuned settings (deeprl: conf/tuned/dqn_cartpole.yaml; SB3: RL-Zoo's
+                CartPole-v1 DQN hyperparameters), evaluated every 2,500 steps.
+                (b) the same fixed 50k steps with identical hyperparameters (deeprl's tuned ones,
+                without double DQN which SB3 lacks), wall time and steps/s.
+Needs the `bench` extra (pip install -e '.[bench]'; `make bench` does it).
+"""
+
+import argparse
+import contextlib
+import io
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SOLVED = 475.0
+EVAL_EVERY = 2_500
+EVAL_EPISODES = 10
+
+# RL-Zoo (hyperparams/dqn.yml), CartPole-v1.
+ZOO_DQN_CARTPOLE = dict(
+    n_timesteps=50_000, learning_rate=2.3e-3, batch_size=64, buffer_size=100_000,
+    learning_starts=1_000, gamma=0.99, target_update_interval=10, train_freq=256,
+    gradient_steps=128, exploration_fraction=0.16, exploration_final_eps=0.04, net_arch=[256, 256],
+)
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    import os
+
+    import torch
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, torch {torch.__version__}"
+
+
+# ----------------------------------------------------------------------------- deeprl
+
+def deeprl_run(overrides: list[str]) -> dict:
+    from hydra import compose, initialize_config_module
+
+    from deeprl.build import build
+
+    with initialize_config_module("deeprl.conf", version_base="1.3"):
+        cfg = compose("config", overrides=[*overrides, "log.progress=false"])
+    with tempfile.TemporaryDirectory() as run_dir, contextlib.redirect_stdout(io.StringIO()):
+        return build(cfg, Path(run_dir)).execute()
+
+
+def first_solved(history: list[dict]) -> tuple[float | None, int | None]:
+    for point in history:
+        if point["eval_return_mean"] >= SOLVED:
+            return point["train_time_s"], point["step"]
+    return None, None
+
+
+# ----------------------------------------------------------------------------- Stable-Baselines3
+
+def sb3_dqn(seed: int, total_steps: int, hp: dict, eval_every: int) -> dict:
+    """SB3 DQN with a callback that evaluates every `eval_every` steps, its time excluded."""
+    import gymnasium as gym
+    import torch
+    from stable_baselines3 import DQN
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.evaluation import evaluate_policy
+
+    class TimedEval(BaseCallback):
+        def __init__(self):
+            super().__init__()
+            self.eval_env = gym.make("CartPole-v1")
+            self.eval_time = 0.0
+            self.history = []
+
+        def _on_training_start(self):
+            self.start = time.perf_counter()
+
+        def _on_step(self):
+            if eval_every and self.num_timesteps % eval_every == 0:
+                t0 = time.perf_counter()
+                mean, _ = evaluate_policy(self.model, self.eval_env, n_eval_episodes=EVAL_EPISODES,
+                                          deterministic=True)
+                self.eval_time += time.perf_counter() - t0
+                self.history.append({"step": self.num_timesteps, "eval_return_mean": float(mean),
+                                     "train_time_s": time.perf_counter() - self.start - self.eval_time})
+            return True
+
+    torch.set_num_threads(1)  # the same as deeprl's CartPole preset, for a like-for-like CPU budget
+    lr = hp["learning_rate"]
+    schedule = (lambda progress_remaining: lr * progress_remaining) if hp.get("anneal_lr") else lr
+    model = DQN("MlpPolicy", "CartPole-v1", learning_rate=schedule, batch_size=hp["batch_size"],
+                buffer_size=hp["buffer_size"], learning_starts=hp["learning_starts"], gamma=hp["gamma"],
+                target_update_interval=hp["target_update_interval"], train_freq=hp["train_freq"],
+                gradient_steps=hp["gradient_steps"], exploration_fraction=hp["exploration_fraction"],
+                exploration_final_eps=hp["exploration_final_eps"],
+                policy_kwargs={"net_arch": hp["net_arch"]}, seed=seed, device="cpu", verbose=0)
+    callback = TimedEval()
+    t0 = time.perf_counter()
+    model.learn(total_timesteps=total_steps, callback=callback)
+    wall = time.perf_counter() - t0 - callback.eval_time
+    mean, _ = evaluate_policy(model, callback.eval_env, n_eval_episodes=EVAL_EPISODES, deterministic=True)
+    return {"wall_time_s": wall, "sps": total_steps / wall, "eval_return_mean": float(mean),
+            "evaluations": callback.history}
+
+
+# ----------------------------------------------------------------------------- workloads
+
+def dqn_cartpole(seeds: list[int]) -> list[str]:
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module("deeprl.conf", version_base="1.3"):
+        cfg = compose("config", overrides=["algo=dqn", "env=cartpole"])
+    a = cfg.algo
+    lines = ["## DQN on CartPole-v1", ""]
+
+    # (a) time to solve, each with its own tuned settings.
+    rows, ours, theirs = [], [], []
+    for seed in seeds:
+        d = deeprl_run(["algo=dqn", "env=cartpole", f"seed={seed}", f"eval.every={EVAL_EVERY}",
+                        f"eval.episodes={EVAL_EPISODES}"])
+        s = sb3_dqn(seed, ZOO_DQN_CARTPOLE["n_timesteps"], ZOO_DQN_CARTPOLE, EVAL_EVERY)
+        (dt, dstep), (st, sstep) = first_solved(d["evaluations"]), first_solved(s["evaluations"])
+        rows.append(f"| {seed} | {_fmt(dt)} ({dstep} steps) | {_fmt(st)} ({sstep} steps) | "
+                    f"{d['eval_return_mean']:.0f} | {s['eval_return_mean']:.0f} |")
+        ours.append(dt if dt is not None else float("inf"))
+        theirs.append(st if st is not None else float("inf"))
+        print(rows[-1], flush=True)
+    ratio = statistics.median(ours) / statistics.median(theirs)
+    lines += [f"Time to solve (training wall time until eval mean >= {SOLVED:.0f} over "
+              f"{EVAL_EPISODES} episodes, evaluated every {EVAL_EVERY} steps; evaluation time excluded):",
+              "", "| seed | deeprl s (steps) | SB3 s (steps) | deeprl final eval | SB3 final eval |",
+              "| --- | --- | --- | --- | --- |", *rows, "",
+              f"Median time to solve: deeprl {statistics.median(ours):.1f} s, "
+              f"SB3 {statistics.median(theirs):.1f} s, ratio deeprl/SB3 = **{ratio:.2f}**", ""]
+
+    # (b) fixed 50k steps, identical hyperparameters.
+    steps = 50_000
+    same = dict(learning_rate=a.lr, anneal_lr=a.anneal_lr, batch_size=a.batch_size,
+                buffer_size=a.buffer_size, learning_starts=a.learning_starts, gamma=a.gamma,
+                target_update_interval=a.target.every, train_freq=a.train_freq,
+                gradient_steps=a.gradient_steps, exploration_fraction=a.exploration.fraction,
+                exploration_final_eps=a.exploration.end, net_arch=list(cfg.network.hidden_sizes))
+    rows, ours, theirs = [], [], []
+    for seed in seeds:
+        d = deeprl_run(["algo=dqn", "env=cartpole", f"seed={seed}", f"total_steps={steps}",
+                        "eval.every=0", f"eval.episodes={EVAL_EPISODES}", "algo.double=false"])
+        s = sb3_dqn(seed, steps, same, eval_every=0)
+        rows.append(f"| {seed} | {d['wall_time_s']:.1f} ({d['sps']:.0f}/s) | "
+                    f"{s['wall_time_s']:.1f} ({s['sps']:.0f}/s) | {d['eval_return_mean']:.0f} | "
+                    f"{s['eval_return_mean']:.0f} |")
+        ours.append(d["wall_time_s"])
+        theirs.append(s["wall_time_s"])
+        print(rows[-1], flush=True)
+    ratio = statistics.median(ours) / statistics.median(theirs)
+    lines += [f"Fixed {steps} steps, identical hyperparameters (deeprl's preset, double DQN off):",
+              "", "| seed | deeprl s (steps/s) | SB3 s (steps/s) | deeprl final eval | SB3 final eval |",
+              "| --- | --- | --- | --- | --- |", *rows, "",
+              f"Median wall time: deeprl {statistics.median(ours):.1f} s, SB3 "
+              f"{statistics.median(theirs):.1f} s, ratio deeprl/SB3 = **{ratio:.2f}**", ""]
+    return lines
+
+
+def _fmt(t):
+    return "not solved" if t is None else f"{t:.1f}"
+
+
+WORKLOADS = {"dqn-cartpole": dqn_cartpole}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("workloads", nargs="*", help=f"any of {', '.join(WORKLOADS)} (default: all)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--out", type=Path, help="also write the markdown report here")
+    args = parser.parse_args(argv)
+    unknown = [name for name in args.workloads if name not in WORKLOADS]
+    if unknown:
+        parser.error(f"unknown workload {unknown[0]!r}; choose from {', '.join(WORKLOADS)}")
+    try:
+        import stable_baselines3  # noqa: F401
+    except ImportError:
+        sys.exit("benchmark: stable-baselines3 is missing; install the bench extra: pip install -e '.[bench]'")
+    lines = [f"Machine: {machine()}", f"Command: python scripts/benchmark.py {' '.join(sys.argv[1:])}", ""]
+    for name in args.workloads or list(WORKLOADS):
+        lines += WORKLOADS[name](args.seeds)
+    report = "\n".join(lines)
+    print(report)
+    if args.out:
+        args.out.write_text(report + "\n")
+
+
+if __name__ == "__main__":
+    main()

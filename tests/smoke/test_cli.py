@@ -1,0 +1,108 @@
+"""The `train` console script end to end, in a subprocess, with real envs and real event files."""
+
+import json
+from pathlib import Path
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from conftest import train_cli
+
+QUICK = ["total_steps=600", "algo.learning_starts=200", "algo.exploration.fraction=0.5", "eval.every=300", "eval.episodes=2",
+         "log.every=100", "checkpoint.every=300"]
+
+EXPECTED_TAGS = {
+    "charts/episodic_return", "charts/episodic_length", "charts/SPS", "charts/epsilon",
+    "charts/learning_rate", "losses/td_loss", "losses/q_values", "eval/episodic_return",
+    "eval/episodic_length",
+}
+
+
+def load_events(run_dir: Path) -> EventAccumulator:
+    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "tensors": 0})
+    acc.Reload()
+    return acc
+
+
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory):
+    cwd = tmp_path_factory.mktemp("cli")
+    result = train_cli("algo=dqn", "env=cartpole", *QUICK, cwd=cwd)
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = list((cwd / "outputs" / "dqn" / "cartpole").iterdir())
+    assert len(runs) == 1
+    return result, runs[0]
+
+
+def test_run_dir_layout(cli_run):
+    _, run_dir = cli_run
+    assert (run_dir / ".hydra" / "config.yaml").is_file()
+    assert (run_dir / "checkpoints" / "final.pt").is_file()
+    assert (run_dir / "checkpoints" / "step_300.pt").is_file()
+    assert not list(run_dir.rglob("*.tmp")), "temporary checkpoint files left behind"
+
+
+def test_summary_json(cli_run):
+    _, run_dir = cli_run
+    summary = json.loads((run_dir / "summary.json").read_text())
+    for key in ("eval_return_mean", "eval_return_std", "total_steps", "wall_time_s", "sps", "algo",
+                "env", "seed", "device"):
+        assert key in summary, key
+    assert summary["algo"] == "dqn" and summary["env"] == "CartPole-v1" and summary["seed"] == 1
+    assert summary["total_steps"] == 600 and summary["device"] == "cpu"
+    assert summary["eval_return_mean"] >= 8  # CartPole gives at least 8 steps of reward
+    assert summary["sps"] > 0 and summary["wall_time_s"] > 0
+
+
+def test_events_have_the_documented_tags_on_an_env_step_axis(cli_run):
+    _, run_dir = cli_run
+    acc = load_events(run_dir)
+    tags = set(acc.Tags()["scalars"])
+    assert EXPECTED_TAGS <= tags, EXPECTED_TAGS - tags
+    steps = [e.step for e in acc.Scalars("charts/episodic_return")]
+    assert steps == sorted(steps) and 0 < steps[-1] <= 600
+    assert [e.step for e in acc.Scalars("eval/episodic_return")] == [300, 600]
+    epsilon = [e.value for e in acc.Scalars("charts/epsilon")]
+    assert epsilon[0] > epsilon[-1]  # decays
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert acc.Scalars("eval/episodic_return")[-1].value == pytest.approx(summary["eval_return_mean"])
+
+
+def test_config_text_and_hparams_are_logged(cli_run):
+    _, run_dir = cli_run
+    acc = load_events(run_dir)
+    tensor_tags = set(acc.Tags()["tensors"])
+    assert "config/text_summary" in tensor_tags
+    text = acc.Tensors("config/text_summary")[0].tensor_proto.string_val[0].decode()
+    assert "CartPole-v1" in text and "total_steps: 600" in text
+    plugin = acc.PluginTagToContent("hparams")
+    assert "_hparams_/experiment" in plugin and "_hparams_/session_start_info" in plugin
+    assert b"algo.lr" in plugin["_hparams_/session_start_info"]
+    assert "hparams/eval_return_mean" in acc.Tags()["scalars"]
+
+
+def test_console_banner_and_result_line(cli_run):
+    result, run_dir = cli_run
+    banner = [line for line in result.stdout.splitlines() if line.startswith("deeprl |")]
+    assert str(run_dir) in banner[0] and "device cpu" in banner[0] and "tensorboard --logdir" in banner[0]
+    assert "eval return" in banner[-1]
+
+
+def test_cfg_job_prints_composed_config(tmp_path):
+    result = train_cli("--cfg", "job", "env=acrobot", cwd=tmp_path)
+    assert result.returncode == 0
+    assert "id: Acrobot-v1" in result.stdout
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_multirun_writes_one_dir_per_override(tmp_path):
+    result = train_cli("-m", "seed=1,2", "total_steps=300", "algo.learning_starts=100",
+                       "eval.every=0", "eval.episodes=1", "log.progress=false", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    [sweep] = list((tmp_path / "multirun").iterdir())
+    dirs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
+    # <override_dirname>: every command-line override, sorted, comma-joined.
+    assert dirs == [f"algo.learning_starts=100,eval.episodes=1,eval.every=0,log.progress=False,"
+                    f"seed={s},total_steps=300" for s in (1, 2)]
+    for name, seed in zip(dirs, (1, 2), strict=True):
+        assert json.loads((sweep / name / "summary.json").read_text())["seed"] == seed
