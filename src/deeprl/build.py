@@ -10,13 +10,20 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from deeprl.algos.a2c import A2C
+from deeprl.algos.actor_critic import ActorCritic
 from deeprl.algos.dqn import DQN
+from deeprl.algos.fqi import FittedQIteration
+from deeprl.algos.planning import PolicyIteration, ValueIteration
+from deeprl.algos.ppo import PPO
+from deeprl.algos.reinforce import Reinforce
+from deeprl.algos.tabular import TabularQ
 from deeprl.core.device import resolve_device
 from deeprl.core.errors import ConfigError
 from deeprl.core.seeding import seed_everything
 from deeprl.envs import make_vec_env, spec_of
 from deeprl.logging import Logger
-from deeprl.loops import off_policy
+from deeprl.loops import episodic, fqi, off_policy, on_policy, planning, tabular
 from deeprl.loops.session import Session
 from deeprl.validate import validate
 
@@ -25,6 +32,15 @@ from deeprl.validate import validate
 # the algo config is a keyword argument of the agent's constructor.
 ALGOS: dict[str, tuple[type, ModuleType]] = {
     "dqn": (DQN, off_policy),
+    "reinforce": (Reinforce, episodic),
+    "actor_critic": (ActorCritic, on_policy),
+    "a2c": (A2C, on_policy),
+    "ppo": (PPO, on_policy),
+    "value_iteration": (ValueIteration, planning),
+    "policy_iteration": (PolicyIteration, planning),
+    "q_learning": (TabularQ, tabular),
+    "sarsa": (TabularQ, tabular),
+    "fitted_q_iteration": (FittedQIteration, fqi),
 }
 
 
@@ -51,11 +67,12 @@ class Run:
         session = Session(logger=logger, run_dir=run_dir, env_cfg=cfg.env, seed=int(cfg.seed),
                           rng=self.rng, total_steps=int(cfg.total_steps), eval_every=int(cfg.eval.every),
                           eval_episodes=int(cfg.eval.episodes), checkpoint_every=int(cfg.checkpoint.every),
-                          log_every=int(cfg.log.every))
+                          log_every=int(cfg.log.every), video_every=int(cfg.video.every))
         try:
-            self.loop.run(self.agent, self.envs, session, spec=self.spec, device=self.device,
-                          seed=int(cfg.seed), rng=self.rng, total_steps=int(cfg.total_steps),
-                          **self.loop_kwargs)
+            # A loop may return extra summary fields (e.g. a planner's sweeps and convergence).
+            extra = self.loop.run(self.agent, self.envs, session, spec=self.spec, device=self.device,
+                                  seed=int(cfg.seed), rng=self.rng, total_steps=int(cfg.total_steps),
+                                  **self.loop_kwargs)
             train_time = session.train_time()
             steps = int(cfg.total_steps)
             returns, _ = session.evaluate(steps, self.agent)
@@ -65,16 +82,17 @@ class Run:
                 "total_steps": steps, "wall_time_s": round(train_time, 3),
                 "sps": round(steps / max(train_time, 1e-9), 1),
                 "eval_return_mean": float(returns.mean()), "eval_return_std": float(returns.std()),
-                "eval_episodes": len(returns), "evaluations": session.history,
+                "eval_episodes": len(returns), "evaluations": session.history, **(extra or {}),
             }
             write_json_atomic(run_dir / "summary.json", summary)
             logger.hparams(cfg, {"hparams/eval_return_mean": summary["eval_return_mean"]})
         finally:
             logger.close()
             self.envs.close()
+        work = (f"{summary['sweeps']} sweeps in {train_time:.1f} s" if "sweeps" in summary else
+                f"{summary['total_steps']} steps in {train_time:.1f} s ({summary['sps']:.0f} steps/s)")
         print(f"deeprl | eval return {summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f} "
-              f"over {len(returns)} episodes | {steps} steps in {train_time:.1f} s "
-              f"({summary['sps']:.0f} steps/s) | {run_dir}", flush=True)
+              f"over {len(returns)} episodes | {work} | {run_dir}", flush=True)
         return summary
 
 
@@ -89,6 +107,9 @@ def build(cfg: DictConfig, run_dir: Path) -> Run:
     envs = make_vec_env(cfg.env, int(cfg.num_envs), int(cfg.seed))
     try:
         spec = spec_of(envs, cfg.env.id)
+        if spec.n_states and not getattr(agent_cls, "OBSERVES_STATE_INDEX", False):
+            raise ConfigError("env.one_hot", f"{cfg.algo.name} feeds observations to a network, but {spec.id} "
+                                             "observes a single state index; set env.one_hot=true")
         algo = OmegaConf.to_container(cfg.algo, resolve=True)
         loop_kwargs = {key: algo.pop(key) for key in loop.LOOP_KEYS}
         loop_kwargs.update({key: algo[key] for key in getattr(loop, "SHARED_KEYS", ())})

@@ -28,6 +28,21 @@ class Logger:
         if postfix:
             self.bar.set_postfix({k: f"{v:.1f}" for k, v in postfix.items()}, refresh=False)
 
+    def figure(self, tag: str, figure, step: int) -> None:
+        """A matplotlib Figure as an image, rendered with the Agg canvas (no pyplot, no backend state)."""
+        import numpy as np
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        canvas = FigureCanvasAgg(figure)
+        canvas.draw()
+        image = np.asarray(canvas.buffer_rgba())[:, :, :3]
+        self.writer.add_image(tag, image, step, dataformats="HWC")
+
+    def progress_total(self, total: int, unit: str) -> None:
+        """Re-scale the progress bar, for loops that count something else than env steps (sweeps)."""
+        self.bar.reset(total=total)
+        self.bar.unit = unit
+
     def config(self, cfg: DictConfig) -> None:
         # Indented by four spaces so TensorBoard's markdown shows it as a code block.
         text = OmegaConf.to_yaml(cfg, resolve=True)

@@ -4,7 +4,7 @@ Hydra already rejects unknown groups and keys (the config is in struct mode); th
 values that are the right type but cannot work. Each failure is a ConfigError naming the key.
 """
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from deeprl.core.errors import ConfigError
 
@@ -47,8 +47,10 @@ def validate(cfg: DictConfig) -> None:
     _int(cfg, "eval.every", 0)
     _int(cfg, "eval.episodes", 1)
     _int(cfg, "checkpoint.every", 0)
+    _int(cfg, "video.every", 0)
     _int(cfg, "log.every", 1)
     validate_algo(cfg)
+    validate_env(cfg)
 
 
 def _has(cfg, key: str) -> bool:
@@ -94,3 +96,96 @@ def validate_algo(cfg: DictConfig) -> None:
         _int(cfg, "algo.target.every", 1)
     if has("target.tau"):
         _unit(cfg, "algo.target.tau", low_open=True)
+    _validate_policy_gradient(cfg, has)
+    _validate_tabular(cfg, has)
+
+
+def _validate_policy_gradient(cfg: DictConfig, has) -> None:
+    """Keys of the policy-gradient family (reinforce, actor_critic, a2c, ppo)."""
+    algo = cfg.algo
+    if has("gae_lambda"):
+        _unit(cfg, "algo.gae_lambda")
+    if has("clip_coef"):
+        _positive(cfg, "algo.clip_coef")
+    for key in ("n_steps", "n_epochs", "num_minibatches", "batch_steps", "target_updates", "critic_steps",
+                "value_steps"):
+        if has(key):
+            _int(cfg, f"algo.{key}", 1)
+    for key in ("ent_coef", "vf_coef"):
+        if has(key) and _number(cfg, f"algo.{key}") < 0:
+            raise ConfigError(f"algo.{key}", f"must be >= 0, got {algo[key]}")
+    for key in ("adam_eps", "optim_eps", "reward_scale"):
+        if has(key):
+            _positive(cfg, f"algo.{key}")
+    if has("rms_alpha"):
+        _unit(cfg, "algo.rms_alpha", low_open=True, high_open=True)
+    if has("target_kl") and algo.target_kl is not None:
+        _positive(cfg, "algo.target_kl")
+    if has("init_log_std"):
+        _number(cfg, "algo.init_log_std")
+    # Choice keys whose names other algorithms may use differently: checked for this family only.
+    family = algo.get("name") in ("reinforce", "actor_critic", "a2c", "ppo")
+    for key, choices in (("mode", ("batch", "online")), ("baseline", ("none", "mean", "value")),
+                         ("action_bounds", ("clip", "tanh")), ("optimizer", ("rmsprop", "adam"))):
+        if family and has(key) and algo[key] not in choices:
+            raise ConfigError(f"algo.{key}", f"unknown '{algo[key]}'; use one of {', '.join(choices)}")
+    if family and has("mode") and algo.mode == "online" and has("n_steps") and algo.n_steps != 1:
+        raise ConfigError("algo.n_steps", f"mode=online updates after every transition, so n_steps must be 1 "
+                                          f"(got {algo.n_steps}); set algo.n_steps=1 or algo.mode=batch")
+    if has("num_minibatches") and has("n_steps"):
+        batch = algo.n_steps * cfg.num_envs
+        if algo.num_minibatches > batch:
+            raise ConfigError("algo.num_minibatches",
+                              f"{algo.num_minibatches} minibatches of a {batch}-step rollout (n_steps × num_envs) "
+                              "would leave some empty; lower it or raise algo.n_steps / num_envs")
+
+
+TABULAR_FAMILY = ("value_iteration", "policy_iteration", "q_learning", "sarsa", "fitted_q_iteration")
+
+
+def _validate_tabular(cfg: DictConfig, has) -> None:
+    """Keys of the planning and tabular family."""
+    algo = cfg.algo
+    if has("tol"):
+        _positive(cfg, "algo.tol")
+    for key in ("max_sweeps", "eval_sweeps", "iterations", "fit_steps"):
+        if has(key):
+            _int(cfg, f"algo.{key}", 1)
+    if has("figure_every"):
+        _int(cfg, "algo.figure_every", 0)
+    if has("alpha"):
+        _unit(cfg, "algo.alpha", low_open=True)
+    for key in ("alpha_end", "behaviour_epsilon"):
+        if has(key):
+            _unit(cfg, f"algo.{key}")
+    if has("alpha_power"):
+        _unit(cfg, "algo.alpha_power", low_open=True)
+    if has("q_init"):
+        _number(cfg, "algo.q_init")
+    for key in ("exploration.temperature", "exploration.temperature_end"):
+        if has(key):
+            _positive(cfg, f"algo.{key}")
+    if algo.get("name") not in TABULAR_FAMILY:
+        return
+    for key, choices in (("rule", ("q_learning", "sarsa")), ("alpha_decay", ("constant", "linear", "visits")),
+                         ("exploration.kind", ("epsilon", "boltzmann")), ("evaluation", ("exact", "iterative")),
+                         ("regressor", ("table", "mlp")), ("behaviour", ("uniform", "expert"))):
+        if has(key) and OmegaConf.select(algo, key) not in choices:
+            raise ConfigError(f"algo.{key}", f"unknown '{OmegaConf.select(algo, key)}'; use one of {', '.join(choices)}")
+
+
+def validate_env(cfg: DictConfig) -> None:
+    """A gridworld's layout and numbers are checked here, before anything is built."""
+    env = cfg.env
+    if env.get("kind") != "gridworld":
+        return
+    from deeprl.envs.gridworld import TERMINAL_MODES, check_slip, gridworld_kwargs, parse_layout
+
+    check_slip(env.get("slip"))
+    _number(cfg, "env.step_reward")
+    if env.get("terminal") not in TERMINAL_MODES:
+        raise ConfigError("env.terminal", f"unknown mode '{env.get('terminal')}'; use end or absorbing")
+    if env.get("max_episode_steps") is not None:
+        _int(cfg, "env.max_episode_steps", 1)
+    kwargs = gridworld_kwargs(env)
+    parse_layout(kwargs["layout"], kwargs["terminals"], kwargs["rewards"])

@@ -10,7 +10,8 @@ from deeprl.build import ALGOS
 from deeprl.validate import validate
 
 ALGO_NAMES = sorted(p.stem for p in (CONF_DIR / "algo").glob("*.yaml"))
-ENV_NAMES = sorted(p.stem for p in (CONF_DIR / "env").glob("*.yaml") if p.stem != "gym")
+# gym and atari are generic: they need env.id / env.game from the command line.
+ENV_NAMES = sorted(p.stem for p in (CONF_DIR / "env").glob("*.yaml") if p.stem not in ("gym", "atari"))
 NETWORK_NAMES = sorted(p.stem for p in (CONF_DIR / "network").glob("*.yaml"))
 TUNED = sorted(p.stem for p in (CONF_DIR / "tuned").glob("*.yaml"))
 
@@ -37,7 +38,9 @@ def test_generic_gym_env_takes_any_id():
 
 @pytest.mark.parametrize("tuned", TUNED)
 def test_every_tuned_preset_is_picked_for_its_pair(tuned):
-    algo, env = tuned.split("_", 1)
+    # Algorithm names may hold underscores (value_iteration_gridworld_4x3): match the longest name.
+    algo = max((a for a in ALGO_NAMES if tuned.startswith(f"{a}_")), key=len)
+    env = tuned[len(algo) + 1:]
     plain = compose_config(f"algo={algo}", f"env={env}", "~tuned")
     preset = compose_config(f"algo={algo}", f"env={env}")
     assert plain != preset, f"tuned/{tuned}.yaml changes nothing"
@@ -51,9 +54,11 @@ def test_command_line_beats_tuned_preset():
 
 @pytest.mark.parametrize("network", NETWORK_NAMES)
 def test_every_network_instantiates_and_runs(network):
-    cfg = compose_config(f"network={network}")
-    torso = instantiate(cfg.network, obs_shape=(4,))
-    out = torso(torch.zeros(3, 4))
+    image = network == "nature_cnn"  # image torsos take frame stacks, on an image env
+    cfg = compose_config(f"network={network}", *(["env=breakout"] if image else []))
+    shape = (4, 84, 84) if image else (4,)
+    torso = instantiate(cfg.network, obs_shape=shape)
+    out = torso(torch.zeros(3, *shape))
     assert out.shape == (3, torso.out_dim)
 
 

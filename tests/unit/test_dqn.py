@@ -13,10 +13,11 @@ NET = OmegaConf.create({"_target_": "deeprl.networks.MLP", "hidden_sizes": [16],
 
 
 def make_agent(**overrides):
+    torch.manual_seed(0)  # the networks' initialisation, so every test sees the same agent
     envs = make_vec_env(ENV, 1, 0)
-    kwargs = dict(gamma=0.9, lr=1e-3, anneal_lr=False, adam_eps=1e-8, loss="mse", max_grad_norm=None, double=False,
+    kwargs = dict(gamma=0.9, lr=1e-3, anneal_lr=False, adam_eps=1e-8, loss="mse", max_grad_norm=None, double=False, dueling=False,
                   exploration=OmegaConf.create({"start": 1.0, "end": 0.1, "fraction": 0.5, "eval": 0.0}),
-                  target=OmegaConf.create({"every": 100, "tau": 1.0}))
+                  target=OmegaConf.create({"enabled": True, "every": 100, "tau": 1.0}))
     kwargs.update(overrides)
     return DQN(spec_of(envs, ENV.id), NET, torch.device("cpu"), np.random.default_rng(0), 1000, **kwargs)
 
@@ -77,7 +78,7 @@ def test_target_network_is_hard_copied_every_n_steps():
 
 
 def test_polyak_target_update_moves_by_tau():
-    agent = make_agent(target=OmegaConf.create({"every": 1, "tau": 0.25}))
+    agent = make_agent(target=OmegaConf.create({"enabled": True, "every": 1, "tau": 0.25}))
     before = agent.q_target.head.out.weight.clone()
     batch = Batch(torch.zeros(2, 4), torch.tensor([0, 1]), torch.ones(2), torch.zeros(2, 4), torch.full((2,), 0.9))
     agent.update(batch, step=1)
@@ -98,6 +99,70 @@ def test_dqn_rejects_continuous_actions():
     envs = make_vec_env(OmegaConf.merge(ENV, {"id": "Pendulum-v1"}), 1, 0)
     with pytest.raises(ConfigError, match="discrete"):
         DQN(spec_of(envs, "Pendulum-v1"), NET, torch.device("cpu"), np.random.default_rng(0), 10,
-            gamma=0.9, lr=1e-3, anneal_lr=False, adam_eps=1e-8, loss="mse", max_grad_norm=None, double=False,
+            gamma=0.9, lr=1e-3, anneal_lr=False, adam_eps=1e-8, loss="mse", max_grad_norm=None, double=False, dueling=False,
             exploration=OmegaConf.create({"start": 1, "end": 0, "fraction": 0.5, "eval": 0}),
-            target=OmegaConf.create({"every": 1, "tau": 1.0}))
+            target=OmegaConf.create({"enabled": True, "every": 1, "tau": 1.0}))
+
+
+def test_double_dqn_target_uses_online_argmax_and_target_evaluation():
+    agent = make_agent(double=True)
+    next_obs = torch.from_numpy(np.random.default_rng(5).normal(size=(6, 4)).astype(np.float32))
+    with torch.no_grad():
+        for p in agent.q_target.parameters():
+            p.mul_(-1.0)  # make the two networks disagree about the best action
+        online_best = agent.q(next_obs).argmax(1)
+        target_q = agent.q_target(next_obs)
+        assert not torch.equal(online_best, target_q.argmax(1))
+        expected = 1.0 + 0.9 * target_q.gather(1, online_best[:, None]).squeeze(1)
+        q_before = agent.q(torch.zeros(6, 4))[:, 0]
+    batch = Batch(torch.zeros(6, 4), torch.zeros(6, dtype=torch.long), torch.ones(6), next_obs,
+                  torch.full((6,), 0.9))
+    metrics = agent.update(batch, step=1)
+    torch.testing.assert_close(metrics["td_errors"], expected - q_before)
+
+
+def test_dueling_head_is_value_plus_centred_advantage():
+    agent = make_agent(dueling=True)
+    head = agent.q.head
+    features = torch.randn(5, head.value.in_features)
+    q = head(features)
+    value, advantage = head.value(features), head.advantage(features)
+    torch.testing.assert_close(q, value + advantage - advantage.mean(1, keepdim=True))
+    # V is recoverable: the mean of Q over actions equals V.
+    torch.testing.assert_close(q.mean(1, keepdim=True), value)
+
+
+def test_without_target_network_the_online_network_bootstraps():
+    agent = make_agent(target=OmegaConf.create({"enabled": False, "every": 1, "tau": 1.0}))
+    assert agent.q_target is agent.q
+    next_obs = torch.randn(3, 4)
+    with torch.no_grad():
+        expected = 0.9 * agent.q(next_obs).max(1).values - agent.q(torch.zeros(3, 4))[:, 1]
+    batch = Batch(torch.zeros(3, 4), torch.ones(3, dtype=torch.long), torch.zeros(3), next_obs,
+                  torch.full((3,), 0.9))
+    torch.testing.assert_close(agent.update(batch, step=1)["td_errors"], expected)
+
+
+def test_importance_weights_scale_the_loss():
+    """With prioritized replay each sample's squared error is weighted before the mean."""
+    agent = make_agent()  # loss="mse"
+    batch = Batch(torch.randn(4, 4), torch.tensor([0, 1, 0, 1]), torch.randn(4), torch.randn(4, 4),
+                  torch.full((4,), 0.9))
+    weights = torch.tensor([1.0, 0.5, 0.0, 2.0])
+    metrics = agent.update(batch._replace(weights=weights), step=1)
+    torch.testing.assert_close(metrics["td_loss"], (weights * metrics["td_errors"] ** 2).mean())
+
+
+def test_bf16_precision_keeps_fp32_weights_and_loss():
+    agent = make_agent(precision="bf16")
+    batch = Batch(torch.randn(8, 4), torch.randint(0, 2, (8,)), torch.randn(8), torch.randn(8, 4),
+                  torch.full((8,), 0.9))
+    metrics = agent.update(batch, step=1)
+    assert metrics["td_loss"].dtype == torch.float32
+    assert all(p.dtype == torch.float32 for p in agent.q.parameters())
+    assert agent.act(np.zeros((2, 4), np.float32), step=10_000, eval_mode=True).shape == (2,)
+
+
+def test_unknown_precision_is_a_config_error():
+    with pytest.raises(ConfigError, match="algo.precision"):
+        make_agent(precision="fp8")

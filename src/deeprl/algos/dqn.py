@@ -1,10 +1,15 @@
-"""Deep Q-network (Mnih et al. 2015).
+"""Deep Q-network (Mnih et al. 2015) and its refinements, each a switch.
 
-Q(s, ·) is a torso (from `network`) and a linear head. Acting is epsilon-greedy with epsilon
-decaying linearly; learning regresses Q(s, a) on the one-step target r + γ max_a' Q_target(s', a')
-sampled from a replay buffer, with a periodically refreshed target network.
+Q(s, ·) is a torso (from `network`) and a head: linear, or dueling V + A - mean(A). Acting is
+epsilon-greedy with epsilon decaying linearly. Learning regresses Q(s, a) on the target
+r + discount · Q_target(s', a*), where the buffer provides r and the discount (γ^n for n-step
+returns, 0 after a termination), a* is argmax Q_target (or argmax Q online for double DQN), and
+Q_target is a periodically refreshed copy (or the online network itself when `target.enabled`
+is false, the Nature ablation). With prioritized replay the loss is importance-weighted and the
+absolute TD errors go back to the buffer as new priorities.
 """
 
+import contextlib
 import copy
 
 import numpy as np
@@ -15,25 +20,35 @@ from torch import nn
 
 from deeprl.algos.base import require_discrete
 from deeprl.buffers import Batch
+from deeprl.core.errors import ConfigError
 from deeprl.core.schedules import linear_schedule
 from deeprl.envs import EnvSpec
-from deeprl.networks import QHead
+from deeprl.networks import DuelingHead, QHead
 
 
 class QNetwork(nn.Module):
-    def __init__(self, torso: nn.Module, n_actions: int):
+    def __init__(self, torso: nn.Module, n_actions: int, dueling: bool = False, fp32_head: bool = False):
         super().__init__()
         self.torso = torso
-        self.head = QHead(torso.out_dim, n_actions)
+        self.head = (DuelingHead if dueling else QHead)(torso.out_dim, n_actions)
+        self.fp32_head = fp32_head
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.head(self.torso(obs))
+        features = self.torso(obs)
+        if not self.fp32_head:
+            return self.head(features)
+        # Under bf16 autocast the head still runs in fp32: the Q-values of different actions are
+        # close together relative to their size, closer than bf16's 8-bit mantissa resolves, and
+        # a bf16 argmax would pick actions by rounding noise.
+        with torch.autocast(device_type=features.device.type, enabled=False):
+            return self.head(features.float())
 
 
 class DQN:
     def __init__(self, spec: EnvSpec, network, device: torch.device, rng: np.random.Generator,
                  total_steps: int, *, gamma: float, lr: float, anneal_lr: bool, adam_eps: float,
-                 loss: str, max_grad_norm: float | None, double: bool, exploration, target):
+                 loss: str, max_grad_norm: float | None, double: bool, dueling: bool,
+                 exploration, target, precision: str = "fp32", compile: bool = False):
         require_discrete("dqn", spec)
         self.device = device
         self.rng = rng
@@ -46,13 +61,18 @@ class DQN:
         self.eps_start, self.eps_end = exploration.start, exploration.end
         self.eps_decay_steps = exploration.fraction * total_steps
         self.eps_eval = exploration.eval
+        self.use_target = bool(target.enabled)
         self.target_every, self.tau = int(target.every), float(target.tau)
+        self.autocast = autocast_context(precision, device)
 
-        self.q = QNetwork(instantiate(network, obs_shape=spec.obs_shape), spec.n_actions).to(device)
-        self.q_target = copy.deepcopy(self.q).requires_grad_(False)
+        torso = instantiate(network, obs_shape=spec.obs_shape)
+        self.q = QNetwork(torso, spec.n_actions, dueling, fp32_head=precision != "fp32").to(device)
+        # Without a target network (the Nature ablation) the online network bootstraps itself.
+        self.q_target = copy.deepcopy(self.q).requires_grad_(False) if self.use_target else self.q
         # The fused kernel does the whole Adam step in one call (4x cheaper for small MLPs on CPU).
         self.optimizer = torch.optim.Adam(self.q.parameters(), lr=lr, eps=adam_eps, fused=True)
         self.target_syncs = 0
+        self.q_forward = torch.compile(self.q) if compile else self.q
 
     def epsilon(self, step: int) -> float:
         return linear_schedule(self.eps_start, self.eps_end, self.eps_decay_steps, step)
@@ -66,30 +86,37 @@ class DQN:
         n = len(obs)
         eps = self.eps_eval if eval_mode else self.epsilon(step)
         explore = self.rng.random(n) < eps
-        actions = self.rng.integers(0, self.n_actions, size=n)
-        if not explore.all():  # the network is only needed when some env acts greedily
-            with torch.inference_mode():
-                q = self.q(torch.as_tensor(obs, device=self.device))
-            greedy = q.argmax(dim=1).cpu().numpy()
-            actions = np.where(explore, actions, greedy)
-        return actions
+        if explore.all():  # the network is only needed when some env acts greedily
+            return self.rng.integers(0, self.n_actions, size=n)
+        obs_t = torch.from_numpy(np.asarray(obs))
+        if self.device.type != "cpu":
+            obs_t = obs_t.to(self.device, non_blocking=True)
+        with torch.inference_mode(), self.autocast():
+            greedy = self.q_forward(obs_t).argmax(dim=1).cpu().numpy()
+        if not explore.any():
+            return greedy
+        return np.where(explore, self.rng.integers(0, self.n_actions, size=n), greedy)
 
     def update(self, batch: Batch, step: int) -> dict[str, torch.Tensor]:
-        # ALGO LOGIC: the TD target uses the frozen target network; no gradient flows through it.
-        with torch.no_grad():
-            next_q_target = self.q_target(batch.next_obs)
-            if self.double:
-                # Double DQN: the online network picks a', the target network evaluates it.
-                next_actions = self.q(batch.next_obs).argmax(dim=1, keepdim=True)
-                next_q = next_q_target.gather(1, next_actions).squeeze(1)
-            else:
-                next_q = next_q_target.max(dim=1).values
-            td_target = batch.rewards + batch.discounts * next_q
-        q = self.q(batch.obs).gather(1, batch.actions.long().unsqueeze(1)).squeeze(1)
+        with self.autocast():
+            # ALGO LOGIC: the TD target is a constant; no gradient flows through it.
+            with torch.no_grad():
+                next_q_target = self.q_target(batch.next_obs).float()
+                if self.double:
+                    # Double DQN: the online network picks a', the target network evaluates it.
+                    next_actions = self.q_forward(batch.next_obs).argmax(dim=1, keepdim=True)
+                    next_q = next_q_target.gather(1, next_actions).squeeze(1)
+                else:
+                    next_q = next_q_target.max(dim=1).values
+                td_target = batch.rewards + batch.discounts * next_q
+            q = self.q_forward(batch.obs).float().gather(1, batch.actions.long().unsqueeze(1)).squeeze(1)
+        # The loss is computed in fp32 whatever the precision of the forward pass.
         if self.loss == "huber":
-            loss = F.smooth_l1_loss(q, td_target)
+            elementwise = F.smooth_l1_loss(q, td_target, reduction="none")
         else:
-            loss = F.mse_loss(q, td_target)
+            elementwise = F.mse_loss(q, td_target, reduction="none")
+        # Prioritized replay: importance weights undo the bias of non-uniform sampling.
+        loss = elementwise.mean() if batch.weights is None else (batch.weights * elementwise).mean()
 
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate(step)
@@ -100,10 +127,11 @@ class DQN:
         self.optimizer.step()
 
         # Refresh the target once per `target_every` environment steps.
-        if step // self.target_every > self.target_syncs:
+        if self.use_target and step // self.target_every > self.target_syncs:
             self.target_syncs = step // self.target_every
             self._sync_target()
-        return {"td_loss": loss.detach(), "q_values": q.detach().mean()}
+        return {"td_loss": loss.detach(), "q_values": q.detach().mean(),
+                "td_errors": (td_target - q).detach()}
 
     @torch.no_grad()
     def _sync_target(self) -> None:
@@ -122,3 +150,12 @@ class DQN:
         self.q_target.load_state_dict(state["q_target"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.target_syncs = state["target_syncs"]
+
+
+def autocast_context(precision: str, device: torch.device):
+    """fp32, or bf16 autocast (weights, optimizer state and loss stay fp32)."""
+    if precision == "fp32":
+        return contextlib.nullcontext
+    if precision == "bf16":
+        return lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    raise ConfigError("algo.precision", f"unknown precision '{precision}'; use fp32 or bf16")

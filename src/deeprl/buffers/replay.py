@@ -3,6 +3,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from deeprl.buffers.memory import check_fits
+
 
 class Batch(NamedTuple):
     """A sampled minibatch, already on the training device.
@@ -11,6 +13,8 @@ class Batch(NamedTuple):
     transition and 0 after a true termination, so the TD target is always
     `rewards + discounts * V(next_obs)`. Truncation by a time limit is not a termination:
     it keeps its discount and bootstraps.
+    Prioritized replay also fills `weights` (importance-sampling weights, max 1) and `indices`
+    (the buffer slots, to hand back to `update_priorities` with the TD errors).
     """
 
     obs: torch.Tensor
@@ -18,51 +22,137 @@ class Batch(NamedTuple):
     rewards: torch.Tensor
     next_obs: torch.Tensor
     discounts: torch.Tensor
+    weights: torch.Tensor | None = None
+    indices: np.ndarray | None = None
 
 
 class ReplayBuffer:
-    """Uniform experience replay in a circular numpy store (one row per transition)."""
+    """Uniform experience replay in a circular numpy store (one row per transition).
+
+    Vector envs add one transition each per call, interleaved: env e's consecutive transitions sit
+    `num_envs` slots apart, which is how n-step returns find an episode's next steps.
+
+    n_step > 1: a sample from slot i sums rewards r_i + γ r_{i+1} + ... over up to n steps of the
+    same env and returns the s' of the last step taken, with discount γ^k (k = steps taken). The
+    window stops early at the end of an episode: after a termination the discount is 0; after a
+    truncation it is γ^k and the target bootstraps from the truncated state. It also stops at the
+    newest transition stored for that env. `add` needs `truncated` for that (without it, a time
+    limit looks like a continuing episode).
+    """
 
     def __init__(self, capacity: int, obs_shape, obs_dtype, action_shape, action_dtype,
-                 gamma: float, device: torch.device):
+                 gamma: float, device: torch.device, n_step: int = 1):
+        if int(n_step) < 1:
+            raise ValueError(f"n_step must be >= 1, got {n_step}")
         self.capacity = int(capacity)
         self.gamma = float(gamma)
+        self.n_step = int(n_step)
         self.device = device
-        self.obs = np.zeros((self.capacity, *obs_shape), dtype=obs_dtype)
-        self.next_obs = np.zeros((self.capacity, *obs_shape), dtype=obs_dtype)
+        self.obs_shape, self.obs_dtype = tuple(obs_shape), np.dtype(obs_dtype)
+        nbytes = self._nbytes(action_shape, action_dtype)
+        check_fits(nbytes, f"a replay buffer of {self.capacity:,} transitions of shape {self.obs_shape}",
+                   per_item=nbytes // max(self.capacity, 1))
+        self._allocate_obs()
         self.actions = np.zeros((self.capacity, *action_shape), dtype=action_dtype)
         self.rewards = np.zeros(self.capacity, dtype=np.float32)
         self.terminated = np.zeros(self.capacity, dtype=np.float32)
+        self.truncated = np.zeros(self.capacity, dtype=bool)
         self.pos = 0
         self.size = 0
+        self.added = 0  # transitions ever added; the newest has logical id added - 1
+        self.num_envs: int | None = None
+
+    @staticmethod
+    def nbytes_for(capacity, obs_shape, obs_dtype, action_shape, action_dtype) -> int:
+        """Bytes the arrays of a full buffer take."""
+        obs = int(np.prod(obs_shape)) * np.dtype(obs_dtype).itemsize
+        action = int(np.prod(action_shape, dtype=np.int64)) * np.dtype(action_dtype).itemsize
+        return int(capacity) * (2 * obs + action + 4 + 4 + 1)
+
+    def _nbytes(self, action_shape, action_dtype) -> int:
+        return self.nbytes_for(self.capacity, self.obs_shape, self.obs_dtype, action_shape, action_dtype)
+
+    def _allocate_obs(self) -> None:
+        self.obs = np.zeros((self.capacity, *self.obs_shape), dtype=self.obs_dtype)
+        self.next_obs = np.zeros((self.capacity, *self.obs_shape), dtype=self.obs_dtype)
 
     def __len__(self) -> int:
         return self.size
 
-    def add(self, obs, actions, rewards, next_obs, terminated) -> None:
+    @property
+    def oldest(self) -> int:
+        """Logical id of the oldest stored transition."""
+        return self.added - self.size
+
+    def add(self, obs, actions, rewards, next_obs, terminated, truncated=None) -> None:
         """Store one transition per vector env (leading axis = env)."""
         n = len(rewards)
+        if self.num_envs is None:
+            self.num_envs = n
+        elif n != self.num_envs:
+            raise ValueError(f"add: got {n} transitions, the buffer was filled with {self.num_envs} envs")
         idx = (self.pos + np.arange(n)) % self.capacity
-        self.obs[idx] = obs
-        self.next_obs[idx] = next_obs
+        self._store_obs(idx, obs, next_obs)
         self.actions[idx] = actions
         self.rewards[idx] = rewards
         self.terminated[idx] = terminated
+        self.truncated[idx] = False if truncated is None else truncated
         self.pos = (self.pos + n) % self.capacity
         self.size = min(self.size + n, self.capacity)
+        self.added += n
+
+    def _store_obs(self, idx: np.ndarray, obs, next_obs) -> None:
+        self.obs[idx] = obs
+        self.next_obs[idx] = next_obs
+
+    def _obs(self, idx: np.ndarray) -> np.ndarray:
+        return self.obs[idx]
+
+    def _next_obs(self, idx: np.ndarray) -> np.ndarray:
+        return self.next_obs[idx]
+
+    def _first_slot(self) -> int:
+        # Stored transitions occupy slots first, first + 1, ..., first + size - 1 (mod capacity).
+        return 0
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> Batch:
-        idx = rng.integers(0, self.size, size=batch_size)
+        idx = (self._first_slot() + rng.integers(0, self.size, size=batch_size)) % self.capacity
+        return self._batch(idx)
+
+    def latest(self, batch_size: int) -> Batch:
+        """The newest `batch_size` transitions, for learning without replay (the Nature ablation)."""
+        idx = (self.pos - 1 - np.arange(min(batch_size, self.size))) % self.capacity
         return self._batch(idx)
 
     def _batch(self, idx: np.ndarray) -> Batch:
-        discounts = self.gamma * (1.0 - self.terminated[idx])
+        last, rewards, discounts = self._returns(idx)
         to = self._to_device
-        return Batch(to(self.obs[idx]), to(self.actions[idx]), to(self.rewards[idx]),
-                     to(self.next_obs[idx]), to(discounts.astype(np.float32)))
+        return Batch(to(self._obs(idx)), to(self.actions[idx]), to(rewards),
+                     to(self._next_obs(last)), to(discounts))
+
+    def _returns(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(slot whose s' to bootstrap from, n-step reward, discount) for each sampled slot."""
+        if self.n_step == 1:
+            discounts = self.gamma * (1.0 - self.terminated[idx])
+            return idx, self.rewards[idx], discounts.astype(np.float32)
+        # How many newer transitions of the same env are stored after each sampled one.
+        newer = ((self.pos - 1 - idx) % self.capacity) // self.num_envs
+        rewards = np.zeros(len(idx))
+        steps = np.zeros(len(idx), dtype=np.int64)
+        last = idx.copy()
+        open_ = np.ones(len(idx), dtype=bool)  # the window has not ended yet
+        for k in range(self.n_step):
+            j = (idx + k * self.num_envs) % self.capacity
+            open_ &= newer >= k
+            rewards += np.where(open_, self.gamma ** k * self.rewards[j], 0.0)
+            steps += open_
+            last = np.where(open_, j, last)
+            open_ &= (self.terminated[j] == 0) & ~self.truncated[j]
+        discounts = self.gamma ** steps * (1.0 - self.terminated[last])
+        return last, rewards.astype(np.float32), discounts.astype(np.float32)
 
     def _to_device(self, array: np.ndarray) -> torch.Tensor:
-        tensor = torch.from_numpy(array)
+        tensor = torch.from_numpy(np.ascontiguousarray(array))
         if self.device.type == "cuda":
             return tensor.pin_memory().to(self.device, non_blocking=True)
         return tensor

@@ -5,6 +5,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode
 
 from deeprl.core.errors import ConfigError
+from deeprl.envs.model import OneHotObservation
 
 
 @dataclass(frozen=True)
@@ -15,6 +16,8 @@ class EnvSpec:
     obs_shape: tuple[int, ...]
     obs_dtype: np.dtype
     action_space: gym.Space
+    # Number of states when an observation is a discrete state index (tabular algorithms), else 0.
+    n_states: int = 0
 
     @property
     def discrete(self) -> bool:
@@ -49,7 +52,9 @@ def _gym_thunk(env_cfg, render_mode=None):
         kwargs["render_mode"] = render_mode
 
     def thunk():
-        return gym.make(env_cfg.id, **kwargs)
+        env = gym.make(env_cfg.id, **kwargs)
+        # Toy-text envs (FrozenLake, Taxi, ...) observe a state index; networks need a vector.
+        return OneHotObservation(env) if env_cfg.get("one_hot") else env
 
     return thunk
 
@@ -61,7 +66,15 @@ def _thunk(env_cfg, training: bool, render_mode=None):
     if kind == "gym":
         _check_gym_id(env_cfg.id)
         return _gym_thunk(env_cfg, render_mode)
-    raise ConfigError("env.kind", f"unknown env kind '{kind}'; use gym")
+    if kind == "gridworld":
+        from deeprl.envs.gridworld import gridworld_thunk
+
+        return gridworld_thunk(env_cfg, render_mode)
+    if kind == "atari":
+        from deeprl.envs.atari import atari_thunk
+
+        return atari_thunk(env_cfg, training, render_mode)
+    raise ConfigError("env.kind", f"unknown env kind '{kind}'; use gym, gridworld or atari")
 
 
 def make_vec_env(env_cfg, num_envs: int, seed: int, *, training: bool = True) -> gym.vector.VectorEnv:
@@ -85,4 +98,5 @@ def spec_of(envs: gym.vector.VectorEnv, env_id: str) -> EnvSpec:
         obs_shape=tuple(obs_space.shape),
         obs_dtype=np.dtype(obs_space.dtype),
         action_space=envs.single_action_space,
+        n_states=int(obs_space.n) if isinstance(obs_space, gym.spaces.Discrete) else 0,
     )

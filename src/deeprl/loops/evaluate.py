@@ -1,6 +1,7 @@
 import numpy as np
 
 from deeprl.envs import make_vec_env
+from deeprl.envs.episodes import EpisodeTracker
 
 
 def evaluate(agent, env_cfg, episodes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -12,15 +13,51 @@ def evaluate(agent, env_cfg, episodes: int, seed: int) -> tuple[np.ndarray, np.n
     envs = make_vec_env(env_cfg, episodes, seed, training=False)
     try:
         obs, _ = envs.reset(seed=seed)
+        # The tracker counts full games: an env that ends episodes at a lost life (Atari) reports
+        # each game's score in its info, and only a finished game stops that env's evaluation.
+        tracker = EpisodeTracker.for_envs(envs)
         returns = np.zeros(episodes)
         lengths = np.zeros(episodes, dtype=np.int64)
         running = np.ones(episodes, dtype=bool)
         while running.any():
             actions = agent.act(obs, step=0, eval_mode=True)
-            obs, rewards, terminated, truncated, _ = envs.step(actions)
-            returns += rewards * running
-            lengths += running
-            running &= ~(terminated | truncated)
+            obs, rewards, terminated, truncated, infos = envs.step(actions)
+            for i, ret, length in tracker.step_envs(rewards, terminated | truncated, infos):
+                if running[i]:
+                    returns[i], lengths[i], running[i] = ret, length, False
         return returns, lengths
     finally:
         envs.close()
+
+
+def record_video(agent, env_cfg, episodes: int, seed: int, folder, name_prefix: str = "eval") -> list:
+    """Play `episodes` greedy episodes one after another and save each as an mp4 in `folder`.
+
+    Uses gymnasium's RecordVideo on the evaluation env (full games for Atari: no life-loss resets).
+    Returns the paths of the videos written.
+    """
+    from pathlib import Path
+
+    from gymnasium.wrappers import RecordVideo
+
+    from deeprl.core.errors import ConfigError
+    from deeprl.envs.make import _thunk
+
+    env = _thunk(env_cfg, training=False, render_mode="rgb_array")()
+    if env.render_mode != "rgb_array":
+        env.close()
+        raise ConfigError("video", f"{env_cfg.id} cannot render frames (rgb_array); run without video")
+    folder = Path(folder)
+    env = RecordVideo(env, str(folder), episode_trigger=lambda _: True, name_prefix=name_prefix,
+                      disable_logger=True)
+    try:
+        for episode in range(episodes):
+            obs, _ = env.reset(seed=seed + episode)
+            done = False
+            while not done:
+                action = agent.act(np.asarray(obs)[None], step=0, eval_mode=True)[0]
+                obs, _, terminated, truncated, _ = env.step(action)
+                done = terminated or truncated
+    finally:
+        env.close()
+    return sorted(folder.glob(f"{name_prefix}*.mp4"))

@@ -6,7 +6,7 @@ import numpy as np
 from deeprl.core.checkpoint import save_atomic
 from deeprl.core.seeding import rng_state
 from deeprl.logging import Logger
-from deeprl.loops.evaluate import evaluate
+from deeprl.loops.evaluate import evaluate, record_video
 
 
 class Session:
@@ -18,7 +18,7 @@ class Session:
 
     def __init__(self, *, logger: Logger, run_dir: Path, env_cfg, seed: int, rng: np.random.Generator,
                  total_steps: int, eval_every: int, eval_episodes: int, checkpoint_every: int,
-                 log_every: int):
+                 log_every: int, video_every: int = 0):
         self.logger = logger
         self.run_dir = Path(run_dir)
         self.env_cfg = env_cfg
@@ -29,9 +29,10 @@ class Session:
         self.eval_episodes = eval_episodes
         self.checkpoint_every = checkpoint_every
         self.log_every = max(1, log_every)
+        self.video_every = video_every
         self.start = time.perf_counter()
         self.eval_time = 0.0  # excluded from SPS
-        self._last = {"log": 0, "eval": 0, "checkpoint": 0}
+        self._last = {"log": 0, "eval": 0, "checkpoint": 0, "video": 0}
         self._recent: list[float] = []
         self.last_eval: tuple[np.ndarray, np.ndarray] | None = None
         self.history: list[dict] = []  # (step, eval mean) for every evaluation
@@ -65,6 +66,15 @@ class Session:
             self.evaluate(step, agent)
         if self._due("checkpoint", self.checkpoint_every, step) and step < self.total_steps:
             self.checkpoint(step, agent, f"step_{step}.pt")
+        if self._due("video", self.video_every, step):
+            self.video(step, agent)
+
+    def video(self, step: int, agent) -> list:
+        """One greedy episode recorded to <run dir>/videos/step_<N>-episode-0.mp4 (time excluded from SPS)."""
+        t0 = time.perf_counter()
+        videos = record_video(agent, self.env_cfg, 1, self.eval_seed, self.run_dir / "videos", f"step_{step}")
+        self.eval_time += time.perf_counter() - t0
+        return videos
 
     def sps(self, step: int) -> float:
         return step / max(self.train_time(), 1e-9)

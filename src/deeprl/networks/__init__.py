@@ -2,5 +2,6 @@
 
 from deeprl.networks.heads import DuelingHead, QHead
 from deeprl.networks.mlp import MLP
+from deeprl.networks.nature_cnn import NatureCNN
 
-__all__ = ["MLP", "QHead", "DuelingHead"]
+__all__ = ["MLP", "NatureCNN", "QHead", "DuelingHead"]

@@ -1,5 +1,9 @@
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+# Heads apply their layers functionally (F.linear on the layers' parameters): a module call per
+# layer costs as much as a small matmul, and DQN evaluates its head once per environment step.
 
 
 class QHead(nn.Module):
@@ -10,7 +14,7 @@ class QHead(nn.Module):
         self.out = nn.Linear(in_dim, n_actions)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.out(features)
+        return F.linear(features, self.out.weight, self.out.bias)
 
 
 class DuelingHead(nn.Module):
@@ -22,5 +26,6 @@ class DuelingHead(nn.Module):
         self.advantage = nn.Linear(in_dim, n_actions)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        advantage = self.advantage(features)
-        return self.value(features) + advantage - advantage.mean(dim=-1, keepdim=True)
+        value = F.linear(features, self.value.weight, self.value.bias)
+        advantage = F.linear(features, self.advantage.weight, self.advantage.bias)
+        return value + advantage - advantage.mean(dim=-1, keepdim=True)

@@ -1,0 +1,195 @@
+"""Gridworld MDPs from a text layout, with their full model (P[s, a, s'], R[s, a]) for the planners.
+
+Cells: `.` empty, `#` wall, `S` start (several = a uniform choice), and one character per terminal
+cell or reward cell, given by `terminals` / `rewards` (e.g. terminals {"+": 1.0, "-": -1.0}).
+Actions 0..3 are N, E, S, W. With `slip` = p the intended move happens with probability p and each
+perpendicular one with (1 - p) / 2; a move into a wall or off the grid stays put.
+
+Every step pays `step_reward` plus the reward of the cell it lands in (terminal or reward cell),
+so a terminal's reward arrives with the step that enters it. On entering a terminal the episode
+ends (`terminal: end`), or the agent stays there collecting nothing more (`terminal: absorbing`,
+the episode then ends only at the time limit); both are the same MDP for the planners.
+"""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+
+from deeprl.core.errors import ConfigError
+from deeprl.envs.model import Grid, TabularModel
+
+EMPTY, WALL, START = ".", "#", "S"
+MOVES = ((-1, 0), (0, 1), (1, 0), (0, -1))  # N, E, S, W as (d_row, d_col)
+ACTION_NAMES = ("N", "E", "S", "W")
+TERMINAL_MODES = ("end", "absorbing")
+
+
+@dataclass(frozen=True)
+class Layout:
+    chars: np.ndarray  # (rows, cols) the layout's characters
+    states: np.ndarray  # (rows, cols) state index of each cell, -1 for walls
+    cells: tuple[tuple[int, int], ...]  # (row, col) of each state
+    starts: tuple[int, ...]
+    terminal: np.ndarray  # (S,) bool
+    reward: np.ndarray  # (S,) reward for landing in the cell
+
+
+def _rows(layout) -> list[str]:
+    if isinstance(layout, str):
+        return [line.strip() for line in layout.strip().splitlines() if line.strip()]
+    if not isinstance(layout, Sequence) or not all(isinstance(row, str) for row in layout):
+        raise ConfigError("env.layout", f"must be a list of strings (one per row), got {layout!r}")
+    return list(layout)
+
+
+def _cell_values(mapping, key: str) -> dict[str, float]:
+    mapping = dict(mapping or {})
+    for char, value in mapping.items():
+        if not isinstance(char, str) or len(char) != 1 or char in (EMPTY, WALL, START):
+            raise ConfigError(f"env.{key}", f"keys must be single characters other than '.', '#' and 'S', got {char!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"env.{key}", f"the reward of '{char}' must be a number, got {value!r}")
+    return {char: float(value) for char, value in mapping.items()}
+
+
+def parse_layout(layout, terminals: Mapping | None = None, rewards: Mapping | None = None) -> Layout:
+    """Check and index a text layout; each problem is a ConfigError saying where and how to fix it."""
+    terminals, rewards = _cell_values(terminals, "terminals"), _cell_values(rewards, "rewards")
+    both = set(terminals) & set(rewards)
+    if both:
+        raise ConfigError("env.rewards", f"'{sorted(both)[0]}' is also a terminal; a cell is one or the other")
+    rows = _rows(layout)
+    if not rows or not rows[0]:
+        raise ConfigError("env.layout", "is empty; give at least one row, e.g. ['S..+']")
+    for i, row in enumerate(rows):
+        if len(row) != len(rows[0]):
+            raise ConfigError("env.layout", f"rows must all have the same length: row {i} has {len(row)} "
+                                            f"cells, row 0 has {len(rows[0])} (pad with '#')")
+    known = {EMPTY, WALL, START, *terminals, *rewards}
+    for i, row in enumerate(rows):
+        for j, char in enumerate(row):
+            if char not in known:
+                raise ConfigError("env.layout", f"unknown cell '{char}' at row {i}, column {j}; use "
+                                                f"'.', '#', 'S' or a key of env.terminals / env.rewards")
+    chars = np.array([list(row) for row in rows])
+    states = np.full(chars.shape, -1)
+    open_cells = chars != WALL
+    states[open_cells] = np.arange(open_cells.sum())
+    cells = tuple((int(r), int(c)) for r, c in zip(*np.nonzero(open_cells), strict=True))
+    starts = tuple(int(s) for s, (r, c) in enumerate(cells) if chars[r, c] == START)
+    if not starts:
+        raise ConfigError("env.layout", "has no start cell; mark one with 'S'")
+    terminal = np.array([chars[r, c] in terminals for r, c in cells])
+    reward = np.array([terminals.get(chars[r, c], rewards.get(chars[r, c], 0.0)) for r, c in cells])
+    return Layout(chars, states, cells, starts, terminal, reward)
+
+
+def check_slip(slip) -> float:
+    if isinstance(slip, bool) or not isinstance(slip, (int, float)) or not 0.0 <= slip <= 1.0:
+        raise ConfigError("env.slip", f"is the probability of the intended move and must be in [0, 1], "
+                                      f"got {slip!r}; e.g. env.slip=0.8 (or 1.0 for a deterministic world)")
+    return float(slip)
+
+
+def build_model(layout: Layout, step_reward: float, slip: float) -> TabularModel:
+    n_states, n_actions = len(layout.cells), len(MOVES)
+    rows, cols = layout.chars.shape
+    P = np.zeros((n_states, n_actions, n_states))
+    for s, (r, c) in enumerate(layout.cells):
+        if layout.terminal[s]:
+            P[s, :, s] = 1.0  # absorbing
+            continue
+        for a in range(n_actions):
+            # Intended move with probability slip, each perpendicular one with (1 - slip) / 2.
+            for direction, prob in ((a, slip), ((a + 1) % 4, (1 - slip) / 2), ((a + 3) % 4, (1 - slip) / 2)):
+                dr, dc = MOVES[direction]
+                nr, nc = r + dr, c + dc
+                inside = 0 <= nr < rows and 0 <= nc < cols and layout.states[nr, nc] >= 0
+                P[s, a, layout.states[nr, nc] if inside else s] += prob
+    R = step_reward + P @ layout.reward
+    R[layout.terminal] = 0.0
+    initial = np.zeros(n_states)
+    initial[list(layout.starts)] = 1.0 / len(layout.starts)
+    grid = Grid(layout.chars, layout.states, MOVES)
+    return TabularModel(P, R, layout.terminal.copy(), initial, ACTION_NAMES, grid)
+
+
+class GridWorld(gym.Env):
+    """A gridworld with a known model; observations are the state index (row-major over open cells)."""
+
+    metadata = {"render_modes": ["ansi"]}
+
+    def __init__(self, layout, terminals=None, rewards=None, step_reward: float = 0.0, slip: float = 1.0,
+                 terminal: str = "end", render_mode: str | None = None):
+        if terminal not in TERMINAL_MODES:
+            raise ConfigError("env.terminal", f"unknown mode '{terminal}'; use end or absorbing")
+        if isinstance(step_reward, bool) or not isinstance(step_reward, (int, float)):
+            raise ConfigError("env.step_reward", f"must be a number, got {step_reward!r}")
+        self.layout = parse_layout(layout, terminals, rewards)
+        self.model = build_model(self.layout, float(step_reward), check_slip(slip))
+        self.step_reward = float(step_reward)
+        self.absorbing = terminal == "absorbing"
+        self.render_mode = render_mode
+        self.observation_space = gym.spaces.Discrete(self.model.n_states)
+        self.action_space = gym.spaces.Discrete(self.model.n_actions)
+        # Sparse successors of each (s, a) for sampling: at most three cells have probability > 0.
+        self._successors = [[self._successors_of(s, a) for a in range(self.model.n_actions)]
+                            for s in range(self.model.n_states)]
+        self.state = self.layout.starts[0]
+
+    def _successors_of(self, s: int, a: int) -> tuple[np.ndarray, np.ndarray]:
+        states = np.flatnonzero(self.model.P[s, a])
+        return states, np.cumsum(self.model.P[s, a, states])
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.state = int(self.np_random.choice(self.layout.starts))
+        return self.state, {}
+
+    def step(self, action):
+        s = self.state
+        if self.layout.terminal[s]:  # only reachable in absorbing mode: stay, nothing more to collect
+            return s, 0.0, False, False, {}
+        states, cumulative = self._successors[s][int(action)]
+        u = self.np_random.random() * cumulative[-1]
+        s_next = int(states[np.searchsorted(cumulative, u, side="right")])
+        self.state = s_next
+        reward = self.step_reward + float(self.layout.reward[s_next])
+        terminated = bool(self.layout.terminal[s_next]) and not self.absorbing
+        return s_next, reward, terminated, False, {}
+
+    def render(self):
+        chars = self.layout.chars.copy()
+        chars[self.layout.cells[self.state]] = "@"
+        return "\n".join("".join(row) for row in chars)
+
+
+def gridworld_kwargs(env_cfg) -> dict:
+    """The GridWorld constructor's arguments from an `env` config (kind: gridworld)."""
+    from omegaconf import OmegaConf
+
+    def plain(key, default=None):
+        value = env_cfg.get(key, default)
+        return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+
+    return dict(layout=plain("layout"), terminals=plain("terminals"), rewards=plain("rewards"),
+                step_reward=plain("step_reward", 0.0), slip=plain("slip", 1.0),
+                terminal=plain("terminal", "end"))
+
+
+def gridworld_thunk(env_cfg, render_mode=None):
+    from deeprl.envs.model import OneHotObservation
+
+    kwargs = gridworld_kwargs(env_cfg)
+    GridWorld(**kwargs)  # a bad layout fails here, as a ConfigError, not inside the vector env
+    limit = env_cfg.get("max_episode_steps")
+
+    def thunk():
+        env = GridWorld(**kwargs, render_mode=render_mode)
+        if limit:
+            env = gym.wrappers.TimeLimit(env, int(limit))
+        return OneHotObservation(env) if env_cfg.get("one_hot") else env
+
+    return thunk

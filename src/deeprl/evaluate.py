@@ -1,0 +1,89 @@
+"""The `evaluate` command: load a checkpoint (or a run dir's final one), play N episodes, report.
+
+    evaluate outputs/dqn/breakout/2026-11-21_12-00-00                  # final.pt, 10 episodes
+    evaluate outputs/.../checkpoints/step_500000.pt --episodes 30 --epsilon 0.05 --video
+
+Results go to <run dir>/evaluation.json (and videos to <run dir>/videos/ with --video).
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+from omegaconf import OmegaConf
+
+from deeprl.core.checkpoint import load
+from deeprl.core.errors import ConfigError
+
+
+def locate(path: Path) -> tuple[Path, Path]:
+    """(run dir, checkpoint file) from either of them."""
+    if path.is_dir():
+        checkpoint = path / "checkpoints" / "final.pt"
+        run_dir = path
+    else:
+        checkpoint = path
+        run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    if not checkpoint.is_file():
+        raise ConfigError("checkpoint", f"no checkpoint at {checkpoint}; pass a run dir or a .pt file")
+    if not (run_dir / ".hydra" / "config.yaml").is_file():
+        raise ConfigError("run_dir", f"{run_dir} has no .hydra/config.yaml; pass a run dir made by `train`")
+    return run_dir, checkpoint
+
+
+def run(args: argparse.Namespace) -> dict:
+    from deeprl.build import build, write_json_atomic
+    from deeprl.loops.evaluate import evaluate, record_video
+
+    run_dir, checkpoint = locate(Path(args.path))
+    cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+    if args.epsilon is not None:
+        if OmegaConf.select(cfg, "algo.exploration.eval") is None:
+            raise ConfigError("--epsilon", f"{cfg.algo.name} does not act epsilon-greedily; drop --epsilon")
+        cfg.algo.exploration.eval = args.epsilon
+    if args.episodes < 1:
+        raise ConfigError("--episodes", f"must be >= 1, got {args.episodes}")
+    cfg.num_envs = 1
+    built = build(cfg, run_dir)
+    built.envs.close()
+    agent = built.agent
+    agent.load_state_dict(load(checkpoint, map_location=built.device)["agent"])
+    seed = args.seed if args.seed is not None else 20_000 + int(cfg.seed)
+    returns, lengths = evaluate(agent, cfg.env, args.episodes, seed)
+    result = {"checkpoint": str(checkpoint), "env": cfg.env.id, "episodes": args.episodes, "seed": seed,
+              "epsilon": OmegaConf.select(cfg, "algo.exploration.eval"),
+              "return_mean": float(returns.mean()), "return_std": float(returns.std()),
+              "returns": returns.tolist(), "lengths": lengths.tolist()}
+    if args.video:
+        videos = record_video(agent, cfg.env, args.video_episodes, seed, run_dir / "videos", "evaluate")
+        result["videos"] = [str(v) for v in videos]
+    write_json_atomic(run_dir / "evaluation.json", result)
+    return result
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="evaluate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("path", help="a run dir (uses checkpoints/final.pt) or a checkpoint file")
+    parser.add_argument("--episodes", type=int, default=10)
+    parser.add_argument("--epsilon", type=float, default=None,
+                        help="exploration during evaluation (default: the run's, 0.05 for Atari, else 0)")
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--video", action="store_true", help="also record mp4s of full episodes")
+    parser.add_argument("--video-episodes", type=int, default=1)
+    args = parser.parse_args(argv)
+    try:
+        result = run(args)
+    except ConfigError as error:
+        print(f"evaluate: error: {error}", file=sys.stderr)
+        sys.exit(2)
+    returns = np.asarray(result["returns"])
+    print(f"{result['env']}: return {returns.mean():.2f} ± {returns.std():.2f} over {len(returns)} episodes "
+          f"(epsilon {result['epsilon']}) | {result['checkpoint']}")
+    for video in result.get("videos", []):
+        print(f"video: {video}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""Each policy-gradient algorithm runs a few hundred steps on CartPole (discrete) and Pendulum
+(continuous) in-process, and writes the TensorBoard tags it promises."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from conftest import CONF_DIR, compose_config, run_in_process
+from deeprl.build import build
+from deeprl.core.checkpoint import load
+from deeprl.core.errors import ConfigError
+
+COMMON = {"charts/episodic_return", "charts/episodic_length", "charts/SPS", "charts/learning_rate",
+          "losses/policy_loss", "losses/entropy", "eval/episodic_return"}
+CRITIC = {"losses/value_loss", "losses/explained_variance"}
+TAGS = {
+    "reinforce": COMMON | CRITIC,
+    "actor_critic": COMMON | CRITIC,
+    "a2c": COMMON | CRITIC,
+    "ppo": COMMON | CRITIC | {"losses/approx_kl", "losses/clipfrac"},
+}
+# Small, fast settings (the presets are tuned for learning, not for a smoke test).
+QUICK = {
+    "reinforce": ["algo.batch_steps=200"],
+    "actor_critic": ["algo.n_steps=50", "algo.target_updates=2", "algo.critic_steps=2"],
+    "a2c": ["algo.n_steps=5"],
+    "ppo": ["algo.n_steps=64", "algo.n_epochs=2", "algo.num_minibatches=2"],
+}
+
+
+def scalars(run_dir: Path) -> EventAccumulator:
+    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    acc.Reload()
+    return acc
+
+
+@pytest.mark.parametrize("env", ["cartpole", "pendulum"])
+@pytest.mark.parametrize("algo", sorted(TAGS))
+def test_runs_and_logs_its_tags(tmp_path, algo, env):
+    summary = run_in_process(tmp_path, f"algo={algo}", f"env={env}", "total_steps=600", "num_envs=2",
+                             "eval.every=300", "eval.episodes=2", "log.every=100", *QUICK[algo])
+    assert summary["total_steps"] == 600 and summary["eval_episodes"] == 2
+    acc = scalars(tmp_path)
+    tags = set(acc.Tags()["scalars"])
+    assert TAGS[algo] <= tags, TAGS[algo] - tags
+    steps = [e.step for e in acc.Scalars("charts/episodic_return")]
+    assert steps == sorted(steps) and steps[-1] <= 600
+    state = load(tmp_path / "checkpoints" / "final.pt")["agent"]
+    assert {"net", "optimizer", "generator"} <= set(state)
+
+
+@pytest.mark.parametrize("overrides", [
+    ["algo=actor_critic", "algo.mode=online", "algo.n_steps=1", "num_envs=4"],
+    ["algo=actor_critic", "algo.shared_torso=true", "algo.n_steps=32"],
+    ["algo=ppo", "algo.shared_torso=true", "algo.clip_vloss=true", "algo.target_kl=0.001", "algo.ent_coef=0.01"],
+    ["algo=a2c", "algo.optimizer=adam", "algo.gae_lambda=0.95", "algo.norm_adv=true"],
+    ["algo=reinforce", "algo.baseline=none", "algo.reward_to_go=false", "algo.normalize_returns=false"],
+    ["algo=reinforce", "algo.baseline=mean", "num_envs=3"],
+])
+def test_variants_run_on_cartpole(tmp_path, overrides):
+    summary = run_in_process(tmp_path, *overrides, "env=cartpole", "total_steps=300", "eval.every=0",
+                             "eval.episodes=2")
+    assert summary["total_steps"] == 300
+
+
+@pytest.mark.parametrize("algo", ["ppo", "a2c"])
+def test_continuous_variants_run_on_pendulum(tmp_path, algo):
+    summary = run_in_process(tmp_path, f"algo={algo}", "env=pendulum", "algo.action_bounds=tanh",
+                             "algo.normalize_obs=true", "algo.deterministic_eval=false", "total_steps=400",
+                             "eval.every=0", "eval.episodes=2", *QUICK[algo])
+    assert summary["total_steps"] == 400
+    stats = load(tmp_path / "checkpoints" / "final.pt")["agent"]["net"]
+    assert stats["obs_norm.count"] > 300  # the normaliser saw the training observations
+
+
+def test_reinforce_learns_from_whole_episodes_only(tmp_path):
+    # One env: a batch is whole episodes of at least batch_steps, so updates come after episode ends.
+    run_in_process(tmp_path, "algo=reinforce", "env=cartpole", "total_steps=500", "algo.batch_steps=100",
+                   "eval.every=0", "eval.episodes=2", "log.every=1")
+    acc = scalars(tmp_path)
+    ends = {e.step for e in acc.Scalars("charts/episodic_return")}
+    updates = [e.step for e in acc.Scalars("losses/policy_loss")]
+    # The last update comes when the step budget runs out, with the episodes finished by then.
+    assert len(updates) > 2 and set(updates[:-1]) <= ends and updates[-1] == 500
+
+
+@pytest.mark.parametrize("overrides, key", [
+    (["algo=actor_critic", "algo.mode=online"], "algo.n_steps"),
+    (["algo=actor_critic", "algo.mode=offline"], "algo.mode"),
+    (["algo=ppo", "algo.gae_lambda=1.5"], "algo.gae_lambda"),
+    (["algo=ppo", "algo.clip_coef=0"], "algo.clip_coef"),
+    (["algo=ppo", "algo.num_minibatches=64", "algo.n_steps=8", "num_envs=2"], "algo.num_minibatches"),
+    (["algo=ppo", "algo.target_kl=-1"], "algo.target_kl"),
+    (["algo=ppo", "algo.ent_coef=-0.1"], "algo.ent_coef"),
+    (["algo=ppo", "algo.action_bounds=squash"], "algo.action_bounds"),
+    (["algo=a2c", "algo.optimizer=sgd"], "algo.optimizer"),
+    (["algo=reinforce", "algo.baseline=learned"], "algo.baseline"),
+    (["algo=reinforce", "algo.batch_steps=0"], "algo.batch_steps"),
+])
+def test_bad_values_name_the_key(tmp_path, overrides, key):
+    with pytest.raises(ConfigError) as error:
+        build(compose_config(*overrides), tmp_path)
+    assert str(error.value).startswith(f"{key}:")
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.skipif(not (CONF_DIR / "env" / "breakout.yaml").is_file(), reason="no Atari env config")
+def test_ppo_runs_on_breakout_with_the_nature_cnn(tmp_path):
+    summary = run_in_process(tmp_path, "algo=ppo", "env=breakout", "env.max_frames=400", "total_steps=256",
+                             "num_envs=2", "algo.n_steps=64", "algo.n_epochs=1", "algo.shared_torso=true",
+                             "algo.deterministic_eval=false", "eval.every=0", "eval.episodes=1", "log.every=64",
+                             "device=cpu")
+    assert summary["total_steps"] == 256
+    acc = scalars(tmp_path)
+    assert "losses/approx_kl" in acc.Tags()["scalars"]
+    state = load(tmp_path / "checkpoints" / "final.pt")["agent"]["net"]
+    assert any(k.startswith("actor_torso.convs") for k in state) and "critic_torso" not in str(list(state))
+    assert isinstance(state["value_head.out.weight"], torch.Tensor)

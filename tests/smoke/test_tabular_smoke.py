@@ -1,0 +1,170 @@
+"""Planners and tabular learners through `train`: run dir files, events, console output, errors."""
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from conftest import compose_config, run_in_process, train_cli
+from deeprl.build import build
+from deeprl.core.errors import ConfigError
+from deeprl.validate import validate
+
+QUICK_EVAL = ["eval.episodes=3", "log.progress=false"]
+
+
+def load_events(run_dir: Path) -> EventAccumulator:
+    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "images": 0})
+    acc.Reload()
+    return acc
+
+
+def read_values(run_dir: Path) -> list[dict]:
+    with open(run_dir / "values.csv") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def value_iteration_cli(tmp_path_factory):
+    cwd = tmp_path_factory.mktemp("vi")
+    result = train_cli("algo=value_iteration", "env=gridworld_4x3", *QUICK_EVAL, cwd=cwd)
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = list((cwd / "outputs" / "value_iteration" / "gridworld_4x3").iterdir())
+    assert len(runs) == 1
+    return result, runs[0]
+
+
+def test_value_iteration_cli_writes_summary_values_and_policy(value_iteration_cli):
+    result, run_dir = value_iteration_cli
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["algo"] == "value_iteration" and summary["env"] == "GridWorld-4x3"
+    assert summary["converged"] and 10 < summary["sweeps"] < 100
+    assert summary["start_value"] == pytest.approx(0.705, abs=5e-4)  # tuned preset: gamma = 1
+    assert summary["eval_episodes"] == 3 and -1.5 < summary["eval_return_mean"] <= 1.0
+    assert (run_dir / "checkpoints" / "final.pt").is_file()
+
+    rows = read_values(run_dir)
+    assert len(rows) == 11 and rows[0].keys() >= {"state", "row", "col", "cell", "value", "action", "q_N"}
+    start = next(row for row in rows if row["cell"] == "S")
+    assert float(start["value"]) == pytest.approx(0.705, abs=5e-4) and start["action"] == "N"
+    assert (run_dir / "policy.txt").read_text(encoding="utf-8") == "→ → → +\n↑ # ↑ -\n↑ ← ← ←\n"
+    # The console shows the value grid.
+    assert "0.812    0.868    0.918        +" in result.stdout
+    assert "↑ ← ← ←" in result.stdout
+
+
+def test_value_iteration_cli_logs_convergence_and_value_images(value_iteration_cli):
+    _, run_dir = value_iteration_cli
+    acc = load_events(run_dir)
+    deltas = acc.Scalars("planning/max_delta")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert [e.step for e in deltas] == list(range(1, summary["sweeps"] + 1))
+    assert deltas[-1].value < 1e-8 <= deltas[-2].value
+    assert "eval/episodic_return" in acc.Tags()["scalars"]
+    images = acc.Images("planning/values")
+    # Every 5 sweeps (the 4x3 preset) and once at the end.
+    assert [e.step for e in images] == [*range(5, summary["sweeps"], 5), summary["sweeps"]]
+    assert images[-1].width > 100 and images[-1].height > 100
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (['env.layout=["S.x+"]'], "env.layout: unknown cell 'x' at row 0, column 2"),
+    (['env.layout=["S..+", ".#."]'], "env.layout: rows must all have the same length"),
+    (['env.layout=["...+"]'], "env.layout: has no start cell; mark one with 'S'"),
+    (["env.slip=1.5"], "env.slip: is the probability of the intended move and must be in [0, 1]"),
+])
+def test_bad_gridworlds_fail_before_the_run_with_one_line(tmp_path, overrides, message):
+    result = train_cli("algo=value_iteration", "env=gridworld", *overrides, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"deeprl: error: {result.stderr.split('error: ', 1)[1].strip()}"]
+    assert message in result.stderr
+    assert not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.parametrize(("override", "key"), [
+    ("algo.tol=0", "algo.tol"),
+    ("algo.max_sweeps=0", "algo.max_sweeps"),
+    ("algo.gamma=1.5", "algo.gamma"),
+    ("env.terminal=exit", "env.terminal"),
+    ("env.step_reward=cheap", "env.step_reward"),
+])
+def test_planner_config_values_are_validated(override, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        validate(compose_config("algo=value_iteration", "env=gridworld_4x3", override))
+
+
+@pytest.mark.parametrize(("algo", "override", "key"), [
+    ("q_learning", "algo.alpha=1.5", "algo.alpha"),
+    ("q_learning", "algo.alpha=0", "algo.alpha"),
+    ("q_learning", "algo.exploration.temperature=0", "algo.exploration.temperature"),
+    ("sarsa", "algo.exploration.kind=softmax", "algo.exploration.kind"),
+    ("q_learning", "algo.alpha_decay=sometimes", "algo.alpha_decay"),
+    ("policy_iteration", "algo.evaluation=guess", "algo.evaluation"),
+    ("fitted_q_iteration", "algo.regressor=forest", "algo.regressor"),
+    ("fitted_q_iteration", "algo.behaviour_epsilon=2", "algo.behaviour_epsilon"),
+])
+def test_learner_config_values_are_validated(algo, override, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        validate(compose_config(f"algo={algo}", "env=maze", override))
+
+
+@pytest.mark.parametrize(("algo", "env", "overrides"), [
+    ("policy_iteration", "gridworld_4x3", ["algo.evaluation=iterative", "algo.eval_sweeps=5"]),
+    ("value_iteration", "maze", ["algo.gamma=1.0", "env.slip=0.9"]),
+    ("value_iteration", "frozenlake8x8", []),
+    ("policy_iteration", "cliffwalking", ["algo.gamma=1.0"]),
+    ("value_iteration", "taxi", []),
+])
+def test_planners_run_on_every_world(tmp_path, algo, env, overrides):
+    summary = run_in_process(tmp_path, f"algo={algo}", f"env={env}", *QUICK_EVAL, *overrides)
+    assert summary["converged"]
+    rows = read_values(tmp_path)
+    n_states = {"gridworld_4x3": 11, "maze": 43, "frozenlake8x8": 64, "cliffwalking": 48, "taxi": 500}[env]
+    assert len(rows) == n_states and all(np.isfinite(float(row["value"])) for row in rows)
+    assert (tmp_path / "policy.txt").read_text(encoding="utf-8").strip()
+    if env == "cliffwalking":
+        assert summary["start_value"] == pytest.approx(-13.0) and summary["eval_return_mean"] == -13.0
+    if env == "taxi":  # no grid: one line per state
+        assert len((tmp_path / "policy.txt").read_text().splitlines()) == 500
+        assert summary["eval_return_mean"] > 0
+
+
+@pytest.mark.parametrize(("algo", "env", "overrides"), [
+    ("q_learning", "gridworld_4x3", []),
+    ("sarsa", "maze", ["algo.exploration.kind=boltzmann", "algo.alpha_decay=visits"]),
+    ("q_learning", "frozenlake", ["algo.alpha_decay=linear", "num_envs=2"]),
+    ("fitted_q_iteration", "gridworld_4x3", []),
+    ("fitted_q_iteration", "maze", ["algo.regressor=mlp", "algo.iterations=3", "algo.fit_steps=20",
+                                    "algo.behaviour=expert"]),
+])
+def test_learners_run_and_leave_the_same_reports(tmp_path, algo, env, overrides):
+    summary = run_in_process(tmp_path, f"algo={algo}", f"env={env}", "total_steps=1500", "eval.every=1000",
+                             "log.every=200", "algo.figure_every=1000", *QUICK_EVAL, *overrides)
+    assert summary["algo"] == algo and np.isfinite(summary["eval_return_mean"])
+    assert (tmp_path / "values.csv").is_file() and (tmp_path / "policy.txt").is_file()
+    acc = load_events(tmp_path)
+    scalars = set(acc.Tags()["scalars"])
+    assert {"charts/episodic_return", "eval/episodic_return"} <= scalars
+    assert acc.Images("planning/values")
+    if algo == "fitted_q_iteration":
+        assert {"planning/max_delta", "losses/fit_loss"} <= scalars
+        assert summary["dataset_size"] == 1500
+    else:
+        assert {"losses/td_error", "charts/learning_rate"} <= scalars
+        assert [e.step for e in acc.Scalars("eval/episodic_return")][:1] == [1000]
+
+
+def test_planners_need_a_state_index_and_networks_a_vector(tmp_path):
+    with pytest.raises(ConfigError, match="env: value_iteration is tabular"):
+        build(compose_config("algo=value_iteration", "env=cartpole"), tmp_path)
+    with pytest.raises(ConfigError, match="env.one_hot: dqn feeds observations to a network, .* set env.one_hot=true"):
+        build(compose_config("algo=dqn", "env=gridworld_4x3"), tmp_path)
+
+
+def test_dqn_runs_on_a_one_hot_gridworld(tmp_path):
+    summary = run_in_process(tmp_path, "algo=dqn", "env=maze", "env.one_hot=true", "total_steps=300",
+                             "algo.learning_starts=100", "eval.every=0", *QUICK_EVAL)
+    assert summary["total_steps"] == 300 and summary["eval_return_mean"] >= -200
