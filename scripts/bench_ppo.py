@@ -4,9 +4,9 @@
     .venv/bin/python scripts/bench_ppo.py --seeds 1 --steps 50000
 
 Both train with deeprl's CartPole preset (conf/tuned/ppo_cartpole.yaml: RL-Zoo's CartPole PPO
-settings: 8 envs × 32 steps, 20 epochs of one 256-sample minibatch, γ 0.98, λ 0.8, lr 1e-3
-annealed linearly, clip 0.2, separate 64-64 tanh actor and critic, orthogonal init) on one torch
-thread. Timed: training only (deeprl: the run's train time, evaluation excluded; SB3: `learn`).
+settings with 10 epochs: 8 envs × 32 steps, 10 epochs of one 256-sample minibatch, γ 0.98, λ 0.8,
+lr 1e-3 annealed linearly, clip 0.2, separate 64-64 tanh actor and critic, orthogonal init) on one
+torch thread. Timed: training only (deeprl: the run's train time, evaluation excluded; SB3: `learn`).
 Both final policies are then evaluated greedily on 10 episodes.
 
 `run(args)` returns {"results": [per seed dict], "lines": [markdown]} for scripts/benchmark.py.
@@ -104,10 +104,12 @@ def run(args) -> dict:
     ours = statistics.median(r["deeprl"]["wall_time_s"] for r in results)
     theirs = statistics.median(r["sb3"]["wall_time_s"] for r in results)
     lines = [f"## PPO on CartPole-v1 ({steps // 1000}k steps, identical hyperparameters)", "",
-             "deeprl's preset `conf/tuned/ppo_cartpole.yaml` in both libraries (8 envs × 32 steps, "
-             "20 epochs × 1 minibatch of 256, γ 0.98, λ 0.8, lr 1e-3 annealed, clip 0.2, separate 64-64 "
-             "tanh actor and critic), one torch thread each; training wall time, evaluation excluded; "
-             f"final greedy evaluation over {EVAL_EPISODES} episodes.", "",
+             f"deeprl's preset `conf/tuned/ppo_cartpole.yaml` in both libraries ({hp['num_envs']} envs × "
+             f"{hp['n_steps']} steps, {hp['n_epochs']} epochs of minibatches of {hp['batch_size']}, "
+             f"γ {hp['gamma']}, λ {hp['gae_lambda']}, lr {hp['lr']:g}{' annealed' if hp['anneal_lr'] else ''}, "
+             f"clip {hp['clip']}, separate {'-'.join(map(str, hp['hidden']))} {hp['activation']} actor and "
+             "critic), one torch thread each; training wall time, evaluation excluded; final greedy "
+             f"evaluation over {EVAL_EPISODES} episodes.", "",
              "| seed | deeprl s (steps/s) | SB3 s (steps/s) | deeprl/SB3 | deeprl final eval | SB3 final eval |",
              "| --- | --- | --- | --- | --- | --- |", *rows, "",
              f"Median wall time: deeprl {ours:.1f} s, SB3 {theirs:.1f} s, ratio deeprl/SB3 = **{ours / theirs:.2f}**",

@@ -8,10 +8,10 @@ pytestmark = pytest.mark.learning
 
 
 @pytest.mark.parametrize("variant", [
-    # The dueling head is the least reliable variant on CartPole: seed 1 ends near 110 while
-    # seeds 2 and 3 reach 500 (see conf/tuned/dueling_dqn_cartpole.yaml).
-    ["algo=dueling_dqn", "seed=2"],
-    ["algo=prioritized_dqn", "seed=1"],
+    # Dueling and prioritized replay are less reliable on CartPole than plain (double) DQN: see
+    # the measured seeds in their conf/tuned/*_cartpole.yaml.
+    ["algo=dueling_dqn", "seed=1"],
+    ["algo=prioritized_dqn", "seed=2"],
     ["algo=rainbow_lite", "seed=1"],
     ["algo=dqn", "algo.precision=bf16", "seed=1"],
 ], ids=lambda v: " ".join(v))

@@ -44,3 +44,13 @@ def test_final_checkpoint_restores_the_trained_agent(tmp_path):
 
     returns, _ = evaluate(fresh.agent, fresh.cfg.env, 3, seed=10_000 + 1_000 * 3)
     assert np.mean(returns) == summary["eval_return_mean"]
+
+
+def test_evaluating_does_not_change_training(tmp_path):
+    """Evaluation acts from its own random stream: the training curve is the same whether or not
+    (and however often) a run evaluates."""
+    often, never = tmp_path / "often", tmp_path / "never"
+    run_in_process(often, *RUN, "seed=5", "eval.every=250")
+    run_in_process(never, *RUN, "seed=5", "eval.every=0")
+    for tag in ("charts/episodic_return", "losses/td_loss"):
+        assert curve(often, tag) == curve(never, tag), tag

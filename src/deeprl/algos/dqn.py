@@ -52,6 +52,8 @@ class DQN:
         require_discrete("dqn", spec)
         self.device = device
         self.rng = rng
+        # Evaluation draws from its own stream, so how often a run evaluates never changes training.
+        self.eval_rng = np.random.default_rng(rng.integers(2**63))
         self.n_actions = spec.n_actions
         self.gamma = gamma
         self.double = double
@@ -85,17 +87,17 @@ class DQN:
         """Epsilon-greedy actions for a batch of observations (leading axis = env)."""
         n = len(obs)
         eps = self.eps_eval if eval_mode else self.epsilon(step)
-        explore = self.rng.random(n) < eps
+        rng = self.eval_rng if eval_mode else self.rng
+        explore = rng.random(n) < eps
+        actions = rng.integers(0, self.n_actions, size=n)
         if explore.all():  # the network is only needed when some env acts greedily
-            return self.rng.integers(0, self.n_actions, size=n)
+            return actions
         obs_t = torch.from_numpy(np.asarray(obs))
         if self.device.type != "cpu":
             obs_t = obs_t.to(self.device, non_blocking=True)
         with torch.inference_mode(), self.autocast():
             greedy = self.q_forward(obs_t).argmax(dim=1).cpu().numpy()
-        if not explore.any():
-            return greedy
-        return np.where(explore, self.rng.integers(0, self.n_actions, size=n), greedy)
+        return np.where(explore, actions, greedy)
 
     def update(self, batch: Batch, step: int) -> dict[str, torch.Tensor]:
         with self.autocast():

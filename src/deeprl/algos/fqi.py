@@ -35,6 +35,8 @@ class FittedQIteration:
         if behaviour not in ("uniform", "expert"):
             raise ConfigError("algo.behaviour", f"unknown '{behaviour}'; use uniform or expert")
         self.gamma, self.rng, self.device = float(gamma), rng, device
+        # Evaluation draws from its own stream, so how often a run evaluates never changes training.
+        self.eval_rng = np.random.default_rng(rng.integers(2**63))
         self.regressor, self.behaviour, self.behaviour_epsilon = regressor, behaviour, float(behaviour_epsilon)
         self.fit_steps, self.batch_size = int(fit_steps), int(batch_size)
         self.n_states, self.n_actions = spec.n_states, spec.n_actions
@@ -65,7 +67,7 @@ class FittedQIteration:
     def act(self, obs: np.ndarray, step: int, eval_mode: bool = False) -> np.ndarray:
         s = state_index(obs)
         if eval_mode:
-            return greedy_random_ties(self.Q[s], self.rng)
+            return greedy_random_ties(self.Q[s], self.eval_rng)
         uniform = self.rng.integers(0, self.n_actions, size=len(s))
         if self.behaviour == "uniform":
             return uniform

@@ -73,6 +73,8 @@ class TabularQ:
         if exploration.kind not in ("epsilon", "boltzmann"):
             raise ConfigError("algo.exploration.kind", f"unknown '{exploration.kind}'; use epsilon or boltzmann")
         self.rule, self.gamma, self.rng, self.total_steps = rule, float(gamma), rng, total_steps
+        # Evaluation draws from its own stream, so how often a run evaluates never changes training.
+        self.eval_rng = np.random.default_rng(rng.integers(2**63))
         self.alpha, self.alpha_decay, self.alpha_end = float(alpha), alpha_decay, float(alpha_end)
         self.alpha_power = float(alpha_power)
         self.exploration = exploration.kind
@@ -104,11 +106,12 @@ class TabularQ:
         if not eval_mode and self.exploration == "boltzmann":
             return boltzmann(self.Q[s], self.temperature(step), self.rng)
         eps = self.eps_eval if eval_mode else self.epsilon(step)
-        explore = self.rng.random(len(s)) < eps
-        actions = self.rng.integers(0, self.Q.shape[1], size=len(s))
+        rng = self.eval_rng if eval_mode else self.rng
+        explore = rng.random(len(s)) < eps
+        actions = rng.integers(0, self.Q.shape[1], size=len(s))
         if explore.all():
             return actions
-        return np.where(explore, actions, greedy_random_ties(self.Q[s], self.rng))
+        return np.where(explore, actions, greedy_random_ties(self.Q[s], rng))
 
     def update(self, batch: Transition, step: int) -> dict[str, float]:
         s, a, s_next = state_index(batch.obs), np.asarray(batch.actions), state_index(batch.next_obs)
