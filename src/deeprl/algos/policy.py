@@ -86,7 +86,7 @@ class PolicyAgent:
         return self.net.value(obs) if self.net.has_critic else None
 
     def to_env(self, actions: torch.Tensor) -> np.ndarray:
-        a = actions.cpu().numpy()
+        a = actions.numpy() if actions.device.type == "cpu" else actions.cpu().numpy()
         if self.discrete:
             return a
         if self.squash:

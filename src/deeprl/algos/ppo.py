@@ -11,6 +11,7 @@ outside [1-ε, 1+ε], which keeps the many steps on one batch close to the data'
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from deeprl.algos.policy import PolicyAgent, explained_variance, flat, normalize
 from deeprl.buffers.rollout import RolloutBatch
@@ -24,6 +25,9 @@ def clipped_surrogate(ratio: torch.Tensor, advantages: torch.Tensor, clip_coef: 
     unclipped = ratio * advantages
     clipped = torch.clamp(ratio, 1.0 - clip_coef, 1.0 + clip_coef) * advantages
     return -torch.min(unclipped, clipped).mean()
+
+
+DIAGNOSTICS = ("policy_loss", "value_loss", "approx_kl", "clipfrac")
 
 
 class PPO(PolicyAgent):
@@ -61,8 +65,11 @@ class PPO(PolicyAgent):
         whole = self.num_minibatches == 1  # one minibatch: no shuffling, normalise once
         if whole and self.norm_adv:
             advantages = normalize(advantages)
-        stats: dict[str, list[torch.Tensor]] = {k: [] for k in ("policy_loss", "value_loss", "approx_kl", "clipfrac")}
-        for _ in range(self.n_epochs):
+        for epoch in range(self.n_epochs):
+            # Diagnostics are measured on the last epoch (on every epoch when an early stop may need
+            # them): on every minibatch they would cost a tenth of a small network's update.
+            track = epoch == self.n_epochs - 1 or self.target_kl is not None
+            stats: dict[str, list[torch.Tensor]] = {k: [] for k in DIAGNOSTICS}
             order = [slice(None)] if whole else torch.randperm(size, generator=self.generator,
                                                                 device=self.device).split(minibatch)
             for idx in order:
@@ -77,21 +84,21 @@ class PPO(PolicyAgent):
                     value_loss = torch.max((values - returns[idx]).pow(2),
                                            (clipped - returns[idx]).pow(2)).mean()
                 else:
-                    value_loss = (values - returns[idx]).pow(2).mean()
+                    value_loss = F.mse_loss(values, returns[idx])
                 loss = policy_loss + self.vf_coef * value_loss
                 if entropy is not None:
                     loss = loss - self.ent_coef * entropy.mean()
                 self.step(loss, self.max_grad_norm)
 
-                with torch.no_grad():
-                    # KL(π_old || π) estimated by E[(ρ - 1) - log ρ] (low variance, always >= 0).
-                    approx_kl = ((ratio - 1.0) - log_ratio).mean()
-                    clipfrac = ((ratio - 1.0).abs() > self.clip_coef).float().mean()
-                for key, value in (("policy_loss", policy_loss), ("value_loss", value_loss),
-                                   ("approx_kl", approx_kl), ("clipfrac", clipfrac)):
-                    stats[key].append(value.detach())
+                if track:
+                    with torch.no_grad():
+                        # KL(π_old || π) estimated by E[(ρ - 1) - log ρ] (low variance, always >= 0).
+                        approx_kl = ((ratio - 1.0) - log_ratio).mean()
+                        clipfrac = ((ratio - 1.0).abs() > self.clip_coef).float().mean()
+                    for key, value in zip(DIAGNOSTICS, (policy_loss, value_loss, approx_kl, clipfrac), strict=True):
+                        stats[key].append(value.detach())
             # Early stop once the policy has moved too far from the data's (a sync, so only if asked).
-            if self.target_kl is not None and approx_kl.item() > self.target_kl:
+            if self.target_kl is not None and torch.stack(stats["approx_kl"]).mean().item() > self.target_kl:
                 break
 
         metrics = {k: torch.stack(v).mean() for k, v in stats.items()}

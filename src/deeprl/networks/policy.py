@@ -33,7 +33,10 @@ def gaussian_entropy(log_std: torch.Tensor) -> torch.Tensor:
 
 
 def categorical_log_prob(logits: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-    return F.log_softmax(logits, dim=-1).gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
+    """log softmax(logits)[action]: the negated cross-entropy, one fused kernel (forward and back)."""
+    if logits.dim() != 2:
+        return categorical_log_prob(logits.reshape(-1, logits.shape[-1]), actions.reshape(-1)).reshape(actions.shape)
+    return -F.cross_entropy(logits, actions.long(), reduction="none")
 
 
 def categorical_entropy(logits: torch.Tensor) -> torch.Tensor:
@@ -51,14 +54,15 @@ class CategoricalHead(nn.Module):
         self.out = nn.Linear(in_dim, n_actions)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.out(features)
+        return F.linear(features, self.out.weight, self.out.bias)
 
     def sample(self, logits: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         # Inverse-CDF sampling with one uniform per row: a few cheap kernels (torch.multinomial
         # costs several times more for a handful of actions).
         u = torch.rand((*logits.shape[:-1], 1), generator=generator, device=logits.device)
         cdf = F.softmax(logits, dim=-1).cumsum(-1)
-        return (cdf < u).sum(-1).clamp_(max=logits.shape[-1] - 1)
+        # The first action whose cumulative probability reaches u (clamped against rounding).
+        return torch.searchsorted(cdf, u).squeeze(-1).clamp_(max=logits.shape[-1] - 1)
 
     def mode(self, logits: torch.Tensor) -> torch.Tensor:
         return logits.argmax(-1)
@@ -82,7 +86,7 @@ class GaussianHead(nn.Module):
         self.log_std = nn.Parameter(torch.full((action_dim,), float(init_log_std)))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.out(features)
+        return F.linear(features, self.out.weight, self.out.bias)
 
     def sample(self, mean: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
@@ -106,7 +110,7 @@ class ValueHead(nn.Module):
         self.out = nn.Linear(in_dim, 1)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.out(features).squeeze(-1)
+        return F.linear(features, self.out.weight, self.out.bias).squeeze(-1)
 
 
 # Observation normalisation -----------------------------------------------------------------
@@ -156,11 +160,14 @@ class ActorCriticNet(nn.Module):
     def __init__(self, actor_torso: nn.Module, policy_head: nn.Module, critic_torso: nn.Module | None,
                  value_head: nn.Module | None, obs_norm: nn.Module | None = None):
         super().__init__()
-        self.obs_norm = obs_norm if obs_norm is not None else nn.Identity()
+        self.obs_norm = obs_norm
         self.actor_torso = actor_torso
         self.head = policy_head
         self.critic_torso = critic_torso
         self.value_head = value_head
+
+    def normalize(self, obs: torch.Tensor) -> torch.Tensor:
+        return obs if self.obs_norm is None else self.obs_norm(obs)
 
     @property
     def has_critic(self) -> bool:
@@ -171,7 +178,7 @@ class ActorCriticNet(nn.Module):
         return self.value_head is not None and self.critic_torso is None
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        x = self.obs_norm(obs)
+        x = self.normalize(obs)
         features = self.actor_torso(x)
         params = self.head(features)
         if self.value_head is None:
@@ -180,10 +187,10 @@ class ActorCriticNet(nn.Module):
         return params, self.value_head(critic_features)
 
     def policy(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.head(self.actor_torso(self.obs_norm(obs)))
+        return self.head(self.actor_torso(self.normalize(obs)))
 
     def value(self, obs: torch.Tensor) -> torch.Tensor:
-        x = self.obs_norm(obs)
+        x = self.normalize(obs)
         torso = self.actor_torso if self.critic_torso is None else self.critic_torso
         return self.value_head(torso(x))
 
