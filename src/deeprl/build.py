@@ -60,10 +60,10 @@ class Run:
         cfg, run_dir = self.cfg, self.run_dir
         if cfg.threads > 0:
             torch.set_num_threads(int(cfg.threads))
-        logger = Logger(run_dir, int(cfg.total_steps), progress=bool(cfg.log.progress))
-        logger.config(cfg)
         print(f"deeprl | {cfg.algo.name} on {cfg.env.id} | seed {cfg.seed} | device {self.device} | "
               f"run dir {run_dir} | view: tensorboard --logdir {run_dir}", flush=True)
+        logger = Logger(run_dir, int(cfg.total_steps), progress=bool(cfg.log.progress))
+        logger.config(cfg)
         session = Session(logger=logger, run_dir=run_dir, env_cfg=cfg.env, seed=int(cfg.seed),
                           rng=self.rng, total_steps=int(cfg.total_steps), eval_every=int(cfg.eval.every),
                           eval_episodes=int(cfg.eval.episodes), checkpoint_every=int(cfg.checkpoint.every),
