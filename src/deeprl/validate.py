@@ -129,9 +129,6 @@ def _validate_policy_gradient(cfg: DictConfig, has) -> None:
                          ("action_bounds", ("clip", "tanh")), ("optimizer", ("rmsprop", "adam"))):
         if family and has(key) and algo[key] not in choices:
             raise ConfigError(f"algo.{key}", f"unknown '{algo[key]}'; use one of {', '.join(choices)}")
-    if family and has("mode") and algo.mode == "online" and has("n_steps") and algo.n_steps != 1:
-        raise ConfigError("algo.n_steps", f"mode=online updates after every transition, so n_steps must be 1 "
-                                          f"(got {algo.n_steps}); set algo.n_steps=1 or algo.mode=batch")
     if has("num_minibatches") and has("n_steps"):
         batch = algo.n_steps * cfg.num_envs
         if algo.num_minibatches > batch:

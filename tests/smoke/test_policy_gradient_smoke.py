@@ -52,7 +52,7 @@ def test_runs_and_logs_its_tags(tmp_path, algo, env):
 
 
 @pytest.mark.parametrize("overrides", [
-    ["algo=actor_critic", "algo.mode=online", "algo.n_steps=1", "num_envs=4"],
+    ["algo=actor_critic", "algo.mode=online", "num_envs=4"],
     ["algo=actor_critic", "algo.shared_torso=true", "algo.n_steps=32"],
     ["algo=ppo", "algo.shared_torso=true", "algo.clip_vloss=true", "algo.target_kl=0.001", "algo.ent_coef=0.01"],
     ["algo=a2c", "algo.optimizer=adam", "algo.gae_lambda=0.95", "algo.norm_adv=true"],
@@ -75,6 +75,19 @@ def test_continuous_variants_run_on_pendulum(tmp_path, algo):
     assert stats["obs_norm.count"] > 300  # the normaliser saw the training observations
 
 
+def test_online_actor_critic_updates_after_every_step(tmp_path, monkeypatch):
+    from deeprl.algos.actor_critic import ActorCritic
+
+    sizes = []
+    update = ActorCritic.update
+    monkeypatch.setattr(ActorCritic, "update", lambda self, batch, step: sizes.append(batch.rewards.shape)
+                        or update(self, batch, step))
+    # The preset's n_steps (250) is for batch mode; online mode learns from each vector step.
+    run_in_process(tmp_path, "algo=actor_critic", "env=cartpole", "algo.mode=online", "num_envs=3",
+                   "total_steps=60", "eval.every=0", "eval.episodes=1")
+    assert sizes == [(1, 3)] * 20
+
+
 def test_reinforce_learns_from_whole_episodes_only(tmp_path):
     # One env: a batch is whole episodes of at least batch_steps, so updates come after episode ends.
     run_in_process(tmp_path, "algo=reinforce", "env=cartpole", "total_steps=500", "algo.batch_steps=100",
@@ -87,7 +100,6 @@ def test_reinforce_learns_from_whole_episodes_only(tmp_path):
 
 
 @pytest.mark.parametrize("overrides, key", [
-    (["algo=actor_critic", "algo.mode=online"], "algo.n_steps"),
     (["algo=actor_critic", "algo.mode=offline"], "algo.mode"),
     (["algo=ppo", "algo.gae_lambda=1.5"], "algo.gae_lambda"),
     (["algo=ppo", "algo.clip_coef=0"], "algo.clip_coef"),

@@ -6,8 +6,8 @@ bootstrapped targets r + γ V(s') (recomputed `target_updates` times, `critic_st
 steps on each); then evaluate A(s, a) = r + γ V(s') - V(s) with the fitted critic and take one
 policy-gradient step on -E[log π(a|s) A].
 
-mode=online: the same on every single transition (n_steps = 1, one per env): one critic step
-toward r + γ V(s'), then A from the updated critic, then one policy step.
+mode=online: the same after every single transition (one per env; `n_steps` is ignored): one
+critic step toward r + γ V(s'), then A from the updated critic, then one policy step.
 
 γ V(s') is dropped after a termination and kept after a time-limit truncation, where s' is the
 episode's real last observation.
@@ -39,6 +39,8 @@ class ActorCritic(PolicyAgent):
                          deterministic_eval=deterministic_eval)
         self.gamma = gamma
         self.target_updates, self.critic_steps = (1, 1) if mode == "online" else (target_updates, critic_steps)
+        # Online mode fixes the rollout length the on-policy loop collects between updates.
+        self.rollout_steps = 1 if mode == "online" else None
         self.norm_adv, self.ent_coef, self.max_grad_norm = norm_adv, ent_coef, max_grad_norm
         # One optimizer, two learning rates. With a shared torso the torso sits in the critic's group
         # (it is trained by both losses). Adam skips parameters a loss left without a gradient.

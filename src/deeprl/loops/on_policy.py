@@ -16,6 +16,8 @@ SHARED_KEYS = ()
 def run(agent, envs, session: Session, *, spec, device, seed: int, rng: np.random.Generator,
         total_steps: int, n_steps: int) -> None:
     num_envs = envs.num_envs
+    # An agent may fix the rollout length (online actor-critic learns from every single step).
+    n_steps = getattr(agent, "rollout_steps", None) or n_steps
 
     def charts(step):
         return {"charts/learning_rate": agent.learning_rate(step)}
