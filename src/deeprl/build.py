@@ -18,7 +18,7 @@ from deeprl.algos.planning import PolicyIteration, ValueIteration
 from deeprl.algos.ppo import PPO
 from deeprl.algos.reinforce import Reinforce
 from deeprl.algos.tabular import TabularQ
-from deeprl.core.device import resolve_device
+from deeprl.core.device import keep_freed_memory, resolve_device
 from deeprl.core.errors import ConfigError
 from deeprl.core.seeding import seed_everything
 from deeprl.envs import make_vec_env, spec_of
@@ -60,6 +60,7 @@ class Run:
         cfg, run_dir = self.cfg, self.run_dir
         if cfg.threads > 0:
             torch.set_num_threads(int(cfg.threads))
+        keep_freed_memory()
         print(f"deeprl | {cfg.algo.name} on {cfg.env.id} | seed {cfg.seed} | device {self.device} | "
               f"run dir {run_dir} | view: tensorboard --logdir {run_dir}", flush=True)
         logger = Logger(run_dir, int(cfg.total_steps), progress=bool(cfg.log.progress))
@@ -103,6 +104,7 @@ def build(cfg: DictConfig, run_dir: Path) -> Run:
     if cfg.algo.name not in ALGOS:
         raise ConfigError("algo.name", f"unknown algorithm '{cfg.algo.name}'; known: {', '.join(ALGOS)}")
     agent_cls, loop = ALGOS[cfg.algo.name]
+    resolve_network_auto(cfg, device)
     rng = seed_everything(int(cfg.seed))
     envs = make_vec_env(cfg.env, int(cfg.num_envs), int(cfg.seed))
     try:
@@ -119,6 +121,13 @@ def build(cfg: DictConfig, run_dir: Path) -> Run:
         envs.close()
         raise
     return Run(cfg, Path(run_dir), device, rng, envs, spec, agent, loop, loop_kwargs)
+
+
+def resolve_network_auto(cfg: DictConfig, device: torch.device) -> None:
+    """`network.channels_last: auto` becomes true on the CPU (oneDNN runs NHWC faster) and false on
+    CUDA (cuDNN's fp32 default layout), so the logged config shows what ran."""
+    if cfg.network.get("channels_last") == "auto":
+        cfg.network.channels_last = device.type == "cpu"
 
 
 def _to_cfg(kwargs: dict) -> dict:

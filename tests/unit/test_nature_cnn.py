@@ -35,3 +35,32 @@ def test_channels_last_gives_the_same_features():
 def test_flat_observations_are_refused_with_a_hint():
     with pytest.raises(ValueError, match="network=mlp"):
         NatureCNN((4,))
+
+
+def test_auto_channels_last_runs_nhwc_on_the_cpu_with_the_same_features():
+    torch.manual_seed(0)
+    a = NatureCNN((4, 84, 84))
+    b = NatureCNN((4, 84, 84), channels_last="auto")
+    b.load_state_dict(a.state_dict())
+    x = torch.randint(0, 256, (2, 4, 84, 84), dtype=torch.uint8)
+    torch.testing.assert_close(a(x), b(x), rtol=1e-4, atol=1e-5)
+    seen = []
+    b.convs[0].register_forward_hook(lambda m, inp, out: seen.append(inp[0]))
+    b(x)
+    assert seen[0].is_contiguous(memory_format=torch.channels_last) and not seen[0].is_contiguous()
+
+
+def test_bf16_autocast_converts_the_frames_straight_to_bf16():
+    net = NatureCNN((4, 84, 84), channels_last=True)
+    seen = []
+    net.convs[0].register_forward_hook(lambda m, inp, out: seen.append(inp[0]))
+    frames = torch.randint(0, 256, (2, 4, 84, 84), dtype=torch.uint8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        net(frames)
+    assert seen[0].dtype == torch.bfloat16
+    torch.testing.assert_close(seen[0].float(), frames.float() / 255.0, rtol=1e-2, atol=1e-3)
+
+
+def test_bad_channels_last_value_names_the_key():
+    with pytest.raises(ValueError, match="network.channels_last"):
+        NatureCNN((4, 84, 84), channels_last="yes")

@@ -20,6 +20,7 @@ from torch import nn
 
 from deeprl.algos.base import require_discrete
 from deeprl.buffers import Batch
+from deeprl.core.device import resolve_precision
 from deeprl.core.errors import ConfigError
 from deeprl.core.schedules import linear_schedule
 from deeprl.envs import EnvSpec
@@ -65,10 +66,11 @@ class DQN:
         self.eps_eval = exploration.eval
         self.use_target = bool(target.enabled)
         self.target_every, self.tau = int(target.every), float(target.tau)
-        self.autocast = autocast_context(precision, device)
-
         torso = instantiate(network, obs_shape=spec.obs_shape)
-        self.q = QNetwork(torso, spec.n_actions, dueling, fp32_head=precision != "fp32").to(device)
+        convolutional = any(isinstance(m, nn.Conv2d) for m in torso.modules())
+        self.precision = resolve_precision(precision, device, convolutional)
+        self.autocast = autocast_context(self.precision, device)
+        self.q = QNetwork(torso, spec.n_actions, dueling, fp32_head=self.precision != "fp32").to(device)
         # Without a target network (the Nature ablation) the online network bootstraps itself.
         self.q_target = copy.deepcopy(self.q).requires_grad_(False) if self.use_target else self.q
         # The fused kernel does the whole Adam step in one call (4x cheaper for small MLPs on CPU).
@@ -95,7 +97,9 @@ class DQN:
         obs_t = torch.from_numpy(np.asarray(obs))
         if self.device.type != "cpu":
             obs_t = obs_t.to(self.device, non_blocking=True)
-        with torch.inference_mode(), self.autocast():
+        # Acting stays in fp32 whatever the precision: a forward pass over a few observations gains
+        # nothing from bf16, and autocast would re-cast every weight at every step.
+        with torch.inference_mode():
             greedy = self.q_forward(obs_t).argmax(dim=1).cpu().numpy()
         return np.where(explore, actions, greedy)
 
@@ -160,4 +164,4 @@ def autocast_context(precision: str, device: torch.device):
         return contextlib.nullcontext
     if precision == "bf16":
         return lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    raise ConfigError("algo.precision", f"unknown precision '{precision}'; use fp32 or bf16")
+    raise ConfigError("algo.precision", f"unknown precision '{precision}'; use auto, fp32 or bf16")

