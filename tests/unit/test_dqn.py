@@ -166,3 +166,17 @@ def test_bf16_precision_keeps_fp32_weights_and_loss():
 def test_unknown_precision_is_a_config_error():
     with pytest.raises(ConfigError, match="algo.precision"):
         make_agent(precision="fp8")
+
+
+def test_bf16_hard_target_lives_in_bf16_and_syncs_from_the_fp32_network():
+    agent = make_agent(precision="bf16")
+    assert all(p.dtype == torch.bfloat16 for p in agent.q_target.torso.parameters())
+    assert all(p.dtype == torch.float32 for p in agent.q_target.head.parameters())  # fp32 head
+    batch = Batch(torch.randn(8, 4), torch.randint(0, 2, (8,)), torch.randn(8), torch.randn(8, 4),
+                  torch.full((8,), 0.9))
+    agent.update(batch, step=150)  # crosses target.every = 100: a hard copy
+    for p_target, p in zip(agent.q_target.parameters(), agent.q.parameters(), strict=True):
+        torch.testing.assert_close(p_target, p.to(p_target.dtype))
+    # Polyak averaging keeps the fp32 target.
+    soft = make_agent(precision="bf16", target=OmegaConf.create({"enabled": True, "every": 1, "tau": 0.01}))
+    assert all(p.dtype == torch.float32 for p in soft.q_target.parameters())

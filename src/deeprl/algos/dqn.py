@@ -73,6 +73,11 @@ class DQN:
         self.q = QNetwork(torso, spec.n_actions, dueling, fp32_head=self.precision != "fp32").to(device)
         # Without a target network (the Nature ablation) the online network bootstraps itself.
         self.q_target = copy.deepcopy(self.q).requires_grad_(False) if self.use_target else self.q
+        if self.use_target and self.precision == "bf16" and self.tau >= 1.0:
+            # The target network only runs under bf16 autocast, so its torso can live in bf16 and
+            # skip the cast of every weight at every update; hard copies round once per sync
+            # (Polyak averaging keeps fp32: small tau steps would vanish in bf16 rounding).
+            self.q_target.torso.to(torch.bfloat16)
         # The fused kernel does the whole Adam step in one call (4x cheaper for small MLPs on CPU).
         self.optimizer = torch.optim.Adam(self.q.parameters(), lr=lr, eps=adam_eps, fused=True)
         self.target_syncs = 0
