@@ -10,6 +10,13 @@ Workloads:
                 CartPole-v1 DQN hyperparameters), evaluated every 2,500 steps.
                 (b) the same fixed 50k steps with identical hyperparameters (deeprl's tuned ones,
                 without double DQN which SB3 lacks), wall time and steps/s.
+  dqn-breakout  DQN on Breakout (Nature CNN) on the CPU: steps/s while learning (6k steps, learning
+                starts 1k, train every 4, batch 32), each precision/layout setting, against SB3 on the
+                same settings and against the floor (env steps + forward passes + updates alone).
+                Uses the first seed only.
+  ppo-cartpole  PPO on CartPole-v1, 100k steps, deeprl's tuned preset in both libraries, one torch
+                thread each: wall time, in two rollout shapes (8 envs x 32 steps = the preset; 1 env x
+                256 steps). Both final policies are evaluated greedily on 10 episodes.
 Needs the `bench` extra (pip install -e '.[bench]'; `make bench` does it).
 """
 
@@ -315,11 +322,121 @@ def sb3_dqn_breakout(seed: int, steps: int, starts: int, freq: int, batch: int, 
     return steps / (time.perf_counter() - t0)
 
 
+# ----------------------------------------------------------------------------- PPO
+
+PPO_VARIANTS = {
+    "8env": ("8 envs × 32 steps (the preset)", []),
+    "1env": ("1 env × 256 steps", ["num_envs=1", "algo.n_steps=256"]),
+}
+
+
+def ppo_preset(overrides: list[str]) -> dict:
+    """deeprl's tuned PPO CartPole settings (plus `overrides`), as plain values for both libraries."""
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module("deeprl.conf", version_base="1.3"):
+        cfg = compose("config", overrides=["algo=ppo", "env=cartpole", *overrides])
+    a, net = cfg.algo, cfg.network
+    # What SB3's PPO does too (or cannot do otherwise): keep the comparison like for like.
+    assert not a.shared_torso and a.ortho_init and not a.clip_vloss and a.norm_adv and a.target_kl is None
+    assert a.reward_scale == 1.0 and not a.normalize_obs and a.deterministic_eval
+    return dict(num_envs=int(cfg.num_envs), n_steps=int(a.n_steps), n_epochs=int(a.n_epochs),
+                batch_size=int(a.n_steps * cfg.num_envs // a.num_minibatches), gamma=float(a.gamma),
+                gae_lambda=float(a.gae_lambda), lr=float(a.lr), anneal_lr=bool(a.anneal_lr),
+                clip=float(a.clip_coef), ent_coef=float(a.ent_coef), vf_coef=float(a.vf_coef),
+                max_grad_norm=float(a.max_grad_norm), adam_eps=float(a.adam_eps),
+                hidden=list(net.hidden_sizes), activation=str(net.activation))
+
+
+def deeprl_ppo(seed: int, steps: int, overrides: list[str]) -> dict:
+    from hydra import compose, initialize_config_module
+
+    from deeprl.build import build
+
+    overrides = ["algo=ppo", "env=cartpole", *overrides, f"seed={seed}", f"total_steps={steps}",
+                 "eval.every=0", f"eval.episodes={EVAL_EPISODES}", "threads=1", "log.progress=false"]
+    with initialize_config_module("deeprl.conf", version_base="1.3"):
+        cfg = compose("config", overrides=overrides)
+    with tempfile.TemporaryDirectory() as run_dir, contextlib.redirect_stdout(io.StringIO()):
+        summary = build(cfg, Path(run_dir)).execute()
+    return {"wall_time_s": summary["wall_time_s"], "sps": summary["sps"],
+            "eval_return_mean": summary["eval_return_mean"]}
+
+
+def sb3_ppo(seed: int, steps: int, hp: dict) -> dict:
+    import gymnasium as gym
+    import torch
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.evaluation import evaluate_policy
+
+    torch.set_num_threads(1)  # as deeprl's preset (threads: 1): a like-for-like CPU budget
+    lr = hp["lr"]
+    schedule = (lambda progress_remaining: lr * progress_remaining) if hp["anneal_lr"] else lr
+    activation = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU}[hp["activation"]]
+    envs = make_vec_env("CartPole-v1", n_envs=hp["num_envs"], seed=seed)
+    model = PPO("MlpPolicy", envs, learning_rate=schedule, n_steps=hp["n_steps"], batch_size=hp["batch_size"],
+                n_epochs=hp["n_epochs"], gamma=hp["gamma"], gae_lambda=hp["gae_lambda"], clip_range=hp["clip"],
+                ent_coef=hp["ent_coef"], vf_coef=hp["vf_coef"], max_grad_norm=hp["max_grad_norm"],
+                normalize_advantage=True,
+                policy_kwargs={"net_arch": {"pi": hp["hidden"], "vf": hp["hidden"]},
+                               "activation_fn": activation, "ortho_init": True,
+                               "optimizer_kwargs": {"eps": hp["adam_eps"]}},
+                seed=seed, device="cpu", verbose=0)
+    t0 = time.perf_counter()
+    model.learn(total_timesteps=steps)
+    wall = time.perf_counter() - t0
+    eval_env = gym.make("CartPole-v1")
+    mean, _ = evaluate_policy(model, eval_env, n_eval_episodes=EVAL_EPISODES, deterministic=True, warn=False)
+    envs.close()
+    return {"wall_time_s": wall, "sps": steps / wall, "eval_return_mean": float(mean)}
+
+
+def ppo_cartpole(seeds: list[int], steps: int = 100_000) -> list[str]:
+    """PPO on CartPole-v1, fixed step budget, identical hyperparameters, in two rollout shapes."""
+    variants = list(PPO_VARIANTS)
+    hp = ppo_preset([])
+    lines = [f"## PPO on CartPole-v1 ({steps // 1000}k steps, identical hyperparameters)", "",
+             "deeprl's preset `conf/tuned/ppo_cartpole.yaml` in both libraries "
+             f"({hp['n_epochs']} epochs of one {hp['n_steps'] * hp['num_envs']}-sample minibatch per rollout, "
+             f"γ {hp['gamma']}, λ {hp['gae_lambda']}, lr {hp['lr']:g}{' annealed' if hp['anneal_lr'] else ''}, "
+             f"clip {hp['clip']}, separate {'-'.join(map(str, hp['hidden']))} {hp['activation']} actor and "
+             "critic), one torch thread each; training wall time, evaluation excluded; final greedy "
+             f"evaluation over {EVAL_EPISODES} episodes.", ""]
+    results, ratios = {}, {}
+    for variant in variants:
+        title, overrides = PPO_VARIANTS[variant]
+        hp = ppo_preset(overrides)
+        rows, results[variant] = [], []
+        for seed in seeds:
+            # Alternate the order so drift in machine load does not favour one library.
+            if seed % 2:
+                d, s = deeprl_ppo(seed, steps, overrides), sb3_ppo(seed, steps, hp)
+            else:
+                s, d = sb3_ppo(seed, steps, hp), deeprl_ppo(seed, steps, overrides)
+            ratio = d["wall_time_s"] / s["wall_time_s"]
+            results[variant].append({"seed": seed, "deeprl": d, "sb3": s, "ratio": ratio})
+            rows.append(f"| {seed} | {d['wall_time_s']:.1f} ({d['sps']:.0f}/s) | {s['wall_time_s']:.1f} "
+                        f"({s['sps']:.0f}/s) | {ratio:.2f} | {d['eval_return_mean']:.0f} | "
+                        f"{s['eval_return_mean']:.0f} |")
+            print(f"{variant} {rows[-1]}", flush=True)
+        ours = statistics.median(r["deeprl"]["wall_time_s"] for r in results[variant])
+        theirs = statistics.median(r["sb3"]["wall_time_s"] for r in results[variant])
+        ratios[variant] = ours / theirs
+        lines += [f"### {title}", "",
+                  "| seed | deeprl s (steps/s) | SB3 s (steps/s) | deeprl/SB3 | deeprl final eval | SB3 final eval |",
+                  "| --- | --- | --- | --- | --- | --- |", *rows, "",
+                  f"Median wall time: deeprl {ours:.1f} s, SB3 {theirs:.1f} s, ratio deeprl/SB3 = "
+                  f"**{ours / theirs:.2f}**", ""]
+    return lines
+
+
+
 def _fmt(t):
     return "not solved" if t is None else f"{t:.1f}"
 
 
-WORKLOADS = {"dqn-cartpole": dqn_cartpole, "dqn-breakout": dqn_breakout}
+WORKLOADS = {"dqn-cartpole": dqn_cartpole, "dqn-breakout": dqn_breakout, "ppo-cartpole": ppo_cartpole}
 
 
 def main(argv=None) -> None:

@@ -1,4 +1,5 @@
-"""Memory of a 1M-transition Atari replay buffer: frame-dedup storage against a naive obs + next_obs store.
+"""Memory of a 1M-transition Atari replay buffer: frame-dedup storage against a naive obs + next_obs store
+and (with the bench extra) Stable-Baselines3's ReplayBuffer.
 
 Fills a FrameReplayBuffer with a synthetic stream shaped like the Breakout env's (4 stacked 84x84
 uint8 frames, new episodes padded with their first frame, 8 interleaved envs, episodes of random
@@ -59,6 +60,27 @@ def fill(buffer, n: int, num_envs: int, mean_episode: int) -> float:
     return time.perf_counter() - start
 
 
+def sb3_bytes_per_transition(n: int, num_envs: int, mean_episode: int, optimize: bool) -> float | None:
+    """RSS per transition of SB3's ReplayBuffer filled with the same stream (None without SB3)."""
+    try:
+        from gymnasium import spaces
+        from stable_baselines3.common.buffers import ReplayBuffer as SB3ReplayBuffer
+    except ImportError:
+        return None
+    base = rss()
+    buffer = SB3ReplayBuffer(n // num_envs, spaces.Box(0, 255, SHAPE, np.uint8), spaces.Discrete(4), "cpu",
+                             n_envs=num_envs, optimize_memory_usage=optimize,
+                             handle_timeout_termination=not optimize)
+    source = stream(num_envs, mean_episode, np.random.default_rng(0))
+    infos = [{} for _ in range(num_envs)]
+    for _ in range(n // num_envs):
+        obs, actions, rewards, next_obs, terminated, _ = next(source)
+        buffer.add(obs, next_obs, actions, rewards, terminated, infos)
+    per = (rss() - base) / (buffer.buffer_size * num_envs)
+    del buffer
+    return per
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--capacity", type=int, default=1_000_000)
@@ -94,6 +116,12 @@ def main() -> None:
     print(f"naive obs + next_obs ReplayBuffer: {naive_per:,.0f} bytes per transition measured on "
           f"{len(naive):,}; 1M transitions: {naive_per * million / gb:.1f} GB (formula {formula / gb:.1f} GB)")
     del naive
+
+    for optimize in (False, True):
+        per_sb3 = sb3_bytes_per_transition(args.naive_sample, args.envs, args.mean_episode, optimize)
+        if per_sb3 is not None:
+            print(f"Stable-Baselines3 ReplayBuffer (optimize_memory_usage={optimize}): {per_sb3:,.0f} bytes per "
+                  f"transition measured on {args.naive_sample:,}; 1M transitions: {per_sb3 * million / gb:.1f} GB")
 
     try:
         ReplayBuffer(million, SHAPE, np.uint8, (), np.int64, 0.99, cpu)
