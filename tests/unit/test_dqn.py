@@ -180,3 +180,34 @@ def test_bf16_hard_target_lives_in_bf16_and_syncs_from_the_fp32_network():
     # Polyak averaging keeps the fp32 target.
     soft = make_agent(precision="bf16", target=OmegaConf.create({"enabled": True, "every": 1, "tau": 0.01}))
     assert all(p.dtype == torch.float32 for p in soft.q_target.parameters())
+
+
+def test_mlp_q_network_trains_through_one_flat_parameter():
+    agent = make_agent(max_grad_norm=0.5)
+    assert agent.flat is not None and agent.optimizer.param_groups[0]["params"] == [agent.flat]
+    assert agent.flat.numel() == sum(p.numel() for p in agent.q.parameters())
+    before = [p.detach().clone() for p in agent.q.parameters()]
+    batch = Batch(torch.randn(8, 4), torch.randint(0, 2, (8,)), torch.randn(8) * 100, torch.randn(8, 4),
+                  torch.full((8,), 0.9))
+    agent.update(batch, step=1)
+    assert all(not torch.equal(b, p) for b, p in zip(before, agent.q.parameters(), strict=True))
+    # The flat gradient is the modules' gradients, clipped as clip_grad_norm_ would.
+    assert torch.linalg.vector_norm(agent.flat.grad) <= 0.5 + 1e-5
+    torch.testing.assert_close(torch.cat([p.grad.reshape(-1) for p in agent.q.parameters()]), agent.flat.grad)
+
+
+def test_flat_backward_clips_like_clip_grad_norm():
+    from torch import nn
+
+    from deeprl.core.params import flat_backward, flat_parameters
+
+    torch.manual_seed(0)
+    a, b = nn.Linear(4, 3), nn.Linear(4, 3)
+    b.load_state_dict(a.state_dict())
+    x = torch.randn(16, 4) * 10
+    flat = flat_parameters(a.parameters())
+    flat_backward(flat, a(x).pow(2).sum(), max_grad_norm=1.0)
+    b(x).pow(2).sum().backward()
+    nn.utils.clip_grad_norm_(b.parameters(), 1.0)
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        torch.testing.assert_close(pa.grad, pb.grad)

@@ -9,9 +9,9 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from deeprl.algos.policy import flat_parameters
 from deeprl.algos.ppo import PPO, clipped_surrogate
 from deeprl.buffers.rollout import Rollout, select_episodes
+from deeprl.core.params import flat_parameters
 from deeprl.envs import EnvSpec
 from deeprl.networks.policy import (
     CategoricalHead,

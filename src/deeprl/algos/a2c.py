@@ -15,12 +15,12 @@ from deeprl.algos.policy import (
     PolicyAgent,
     explained_variance,
     flat,
-    flat_parameters,
     normalize,
     param_groups,
 )
 from deeprl.buffers.rollout import RolloutBatch
 from deeprl.core.errors import ConfigError
+from deeprl.core.params import flat_parameters
 from deeprl.core.returns import gae
 from deeprl.envs import EnvSpec
 

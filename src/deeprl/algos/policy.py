@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from deeprl.core.errors import ConfigError
+from deeprl.core.params import flat_backward, flat_parameters
 from deeprl.core.schedules import linear_schedule
 from deeprl.envs import EnvSpec
 from deeprl.networks.policy import build_actor_critic
@@ -117,13 +118,7 @@ class PolicyAgent:
     def step(self, loss: torch.Tensor, max_grad_norm: float | None) -> None:
         """One optimizer step on `loss`, the global gradient norm clipped to `max_grad_norm`."""
         if self.params is not None:
-            # Flat parameters: zero, clip and step each touch one tensor. The gradient buffer is
-            # kept (zeroed, never freed): the parameters' .grad are views into it.
-            grad = self.params[0].grad
-            grad.zero_()
-            loss.backward()
-            if max_grad_norm:
-                grad.mul_(torch.clamp(max_grad_norm / (torch.linalg.vector_norm(grad) + 1e-6), max=1.0))
+            flat_backward(self.params[0], loss, max_grad_norm)
         else:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -159,27 +154,6 @@ class PolicyAgent:
         self.net.load_state_dict(state["net"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])
-
-
-def flat_parameters(params) -> nn.Parameter:
-    """One contiguous parameter (and gradient) behind all of `params`, which become views into it.
-
-    Optimizer steps, gradient zeroing and norm clipping then each run as one kernel on one tensor
-    instead of a loop over a dozen small ones: for small networks that loop costs more than the
-    arithmetic. Only for a single optimizer group where every parameter gets a gradient from the
-    loss (a zero gradient still moves Adam's momentum, unlike a missing one).
-    """
-    params = list(params)
-    flat = nn.Parameter(torch.cat([p.detach().reshape(-1) for p in params]))
-    flat.grad = torch.zeros_like(flat)
-    offset = 0
-    for p in params:
-        n = p.numel()
-        p.data = flat.data[offset:offset + n].view_as(p)
-        # Backward accumulates in place into an existing .grad, so gradients land in flat.grad.
-        p.grad = flat.grad[offset:offset + n].view_as(p)
-        offset += n
-    return flat
 
 
 def param_groups(*groups: tuple[list, float]) -> list[dict]:

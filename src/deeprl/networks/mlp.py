@@ -23,10 +23,17 @@ class MLP(nn.Module):
         self._act = ACTIVATIONS[activation]
         sizes = [int(math.prod(obs_shape)), *(int(size) for size in hidden_sizes)]
         self.layers = nn.ModuleList(nn.Linear(n_in, n_out) for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True))
+        # The parameters themselves, looked up once (nn.Module attribute lookup costs about a
+        # microsecond each). Moving, casting, loading and optimizer steps all change a Parameter's
+        # data in place and keep the object, and deepcopy maps these to the copy's own.
+        self._weights = tuple((layer.weight, layer.bias) for layer in self.layers)
         self.out_dim = sizes[-1]
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        x = obs.reshape(obs.shape[0], -1).float()
-        for layer in self.layers:
-            x = self._act(F.linear(x, layer.weight, layer.bias))
+        x = obs.reshape(obs.shape[0], -1)
+        if x.dtype != torch.float32:
+            x = x.float()
+        act = self._act
+        for weight, bias in self._weights:
+            x = act(F.linear(x, weight, bias))
         return x
