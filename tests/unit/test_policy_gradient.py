@@ -253,3 +253,15 @@ def test_initial_weights_do_not_depend_on_the_thread_count():
         torch.set_num_threads(threads)
     for key in weights[0]:
         torch.testing.assert_close(weights[0][key], weights[1][key], rtol=0, atol=0)
+
+
+def test_orthogonal_init_fills_channels_last_convolutions():
+    from deeprl.networks import NatureCNN
+    from deeprl.networks.policy import orthogonal_init
+
+    net = NatureCNN((4, 84, 84), channels_last=True)
+    orthogonal_init(net, 2.0 ** 0.5)
+    w = net.convs[0].weight
+    assert w.is_contiguous(memory_format=torch.channels_last)
+    rows = w.reshape(w.shape[0], -1)  # 32 x 256: orthogonal rows with norm sqrt(2)
+    torch.testing.assert_close(rows @ rows.T, 2.0 * torch.eye(32), atol=1e-4, rtol=1e-4)

@@ -218,7 +218,12 @@ def orthogonal_init(module: nn.Module, gain: float) -> None:
     try:
         for layer in module.modules():
             if isinstance(layer, (nn.Linear, nn.Conv2d)):
-                nn.init.orthogonal_(layer.weight, gain)
+                # Drawn in a contiguous tensor and copied: channels_last convolution weights cannot
+                # be viewed as the matrix orthogonal_ fills; copy_ keeps their memory format.
+                weight = torch.empty(layer.weight.shape, dtype=layer.weight.dtype, device=layer.weight.device)
+                nn.init.orthogonal_(weight, gain)
+                with torch.no_grad():
+                    layer.weight.copy_(weight)
                 nn.init.zeros_(layer.bias)
     finally:
         torch.set_num_threads(threads)
