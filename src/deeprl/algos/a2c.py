@@ -21,7 +21,6 @@ from deeprl.algos.policy import (
 from deeprl.buffers.rollout import RolloutBatch
 from deeprl.core.errors import ConfigError
 from deeprl.core.params import flat_parameters
-from deeprl.core.returns import gae
 from deeprl.envs import EnvSpec
 
 
@@ -52,10 +51,7 @@ class A2C(PolicyAgent):
     def update(self, batch: RolloutBatch, step: int) -> dict[str, torch.Tensor]:
         self.set_learning_rate(step)
         # ALGO LOGIC: the critic that acted gives the baselines; λ = 1 makes A + V the n-step return.
-        advantages = gae(batch.rewards * self.reward_scale, batch.values, batch.next_values,
-                         batch.terminated, batch.dones, self.gamma, self.gae_lambda)
-        returns = self.tensor(advantages + batch.values).reshape(-1)
-        advantages = self.tensor(advantages).reshape(-1)
+        advantages, returns = self.gae_targets(batch)
         if self.norm_adv:
             advantages = normalize(advantages)
 

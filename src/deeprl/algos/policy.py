@@ -16,6 +16,7 @@ from torch import nn
 
 from deeprl.core.errors import ConfigError
 from deeprl.core.params import flat_backward, flat_parameters
+from deeprl.core.returns import gae
 from deeprl.core.schedules import linear_schedule
 from deeprl.envs import EnvSpec
 from deeprl.networks.policy import build_actor_critic
@@ -125,6 +126,13 @@ class PolicyAgent:
             if max_grad_norm:  # only the parameters this loss reached have gradients
                 nn.utils.clip_grad_norm_(self.net.parameters(), max_grad_norm)
         self.optimizer.step()
+
+    def gae_targets(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Flat (advantages, returns) of a rollout by GAE(λ) from the values stored when it was
+        collected, on rewards times `reward_scale` (A2C and PPO: with λ = 1, A + V is the n-step return)."""
+        advantages = gae(batch.rewards * self.reward_scale, batch.values, batch.next_values,
+                         batch.terminated, batch.dones, self.gamma, self.gae_lambda)
+        return self.tensor(advantages).reshape(-1), self.tensor(advantages + batch.values).reshape(-1)
 
     def tensor(self, x: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(x, dtype=torch.float32, device=self.device)

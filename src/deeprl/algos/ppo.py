@@ -15,7 +15,6 @@ import torch.nn.functional as F
 
 from deeprl.algos.policy import PolicyAgent, explained_variance, flat, normalize
 from deeprl.buffers.rollout import RolloutBatch
-from deeprl.core.returns import gae
 from deeprl.envs import EnvSpec
 
 
@@ -53,10 +52,7 @@ class PPO(PolicyAgent):
     def update(self, batch: RolloutBatch, step: int) -> dict[str, torch.Tensor]:
         self.set_learning_rate(step)
         # ALGO LOGIC: advantages from the critic that acted (its values were stored at collection).
-        advantages = gae(batch.rewards * self.reward_scale, batch.values, batch.next_values,
-                         batch.terminated, batch.dones, self.gamma, self.gae_lambda)
-        returns = self.tensor(advantages + batch.values).reshape(-1)
-        advantages = self.tensor(advantages).reshape(-1)
+        advantages, returns = self.gae_targets(batch)
         old_values = self.tensor(batch.values).reshape(-1)
         obs, actions, old_log_probs = flat(batch.obs), flat(batch.actions), batch.log_probs.reshape(-1)
 
