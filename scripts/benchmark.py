@@ -9,7 +9,7 @@ Workloads:
                 its own tuned settings (deeprl: conf/tuned/dqn_cartpole.yaml; SB3: RL-Zoo's
                 CartPole-v1 DQN hyperparameters), evaluated every 2,500 steps.
                 (b) the same fixed 50k steps with identical hyperparameters (deeprl's tuned ones,
-                without double DQN which SB3 lacks), wall time and steps/s.
+                8 envs included, without double DQN which SB3 lacks), wall time and steps/s.
   dqn-breakout  DQN on Breakout (Nature CNN) on the CPU: steps/s while learning (6k steps, learning
                 starts 1k, train every 4, batch 32), each precision/layout setting, against SB3 on the
                 same settings and against the floor (env steps + forward passes + updates alone).
@@ -85,6 +85,7 @@ def sb3_dqn(seed: int, total_steps: int, hp: dict, eval_every: int) -> dict:
     import torch
     from stable_baselines3 import DQN
     from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.evaluation import evaluate_policy
 
     class TimedEval(BaseCallback):
@@ -110,10 +111,16 @@ def sb3_dqn(seed: int, total_steps: int, hp: dict, eval_every: int) -> dict:
     torch.set_num_threads(1)  # the same as deeprl's CartPole preset, for a like-for-like CPU budget
     lr = hp["learning_rate"]
     schedule = (lambda progress_remaining: lr * progress_remaining) if hp.get("anneal_lr") else lr
-    model = DQN("MlpPolicy", "CartPole-v1", learning_rate=schedule, batch_size=hp["batch_size"],
+    # SB3 counts train_freq in vector steps and runs gradient_steps per round; deeprl counts both
+    # in environment steps summed over envs. The same schedule in SB3's units:
+    n_envs = hp.get("num_envs", 1)
+    train_freq = max(1, hp["train_freq"] // n_envs)
+    gradient_steps = hp["gradient_steps"] * train_freq * n_envs // hp["train_freq"]
+    env = make_vec_env("CartPole-v1", n_envs=n_envs, seed=seed) if n_envs > 1 else "CartPole-v1"
+    model = DQN("MlpPolicy", env, learning_rate=schedule, batch_size=hp["batch_size"],
                 buffer_size=hp["buffer_size"], learning_starts=hp["learning_starts"], gamma=hp["gamma"],
-                target_update_interval=hp["target_update_interval"], train_freq=hp["train_freq"],
-                gradient_steps=hp["gradient_steps"], exploration_fraction=hp["exploration_fraction"],
+                target_update_interval=hp["target_update_interval"], train_freq=train_freq,
+                gradient_steps=gradient_steps, exploration_fraction=hp["exploration_fraction"],
                 exploration_final_eps=hp["exploration_final_eps"],
                 policy_kwargs={"net_arch": hp["net_arch"]}, seed=seed, device="cpu", verbose=0)
     callback = TimedEval()
@@ -161,7 +168,8 @@ def dqn_cartpole(seeds: list[int]) -> list[str]:
                 buffer_size=a.buffer_size, learning_starts=a.learning_starts, gamma=a.gamma,
                 target_update_interval=a.target.every, train_freq=a.train_freq,
                 gradient_steps=a.gradient_steps, exploration_fraction=a.exploration.fraction,
-                exploration_final_eps=a.exploration.end, net_arch=list(cfg.network.hidden_sizes))
+                exploration_final_eps=a.exploration.end, net_arch=list(cfg.network.hidden_sizes),
+                num_envs=cfg.num_envs)
     rows, ours, theirs = [], [], []
     for seed in seeds:
         d = deeprl_run(["algo=dqn", "env=cartpole", f"seed={seed}", f"total_steps={steps}",
@@ -174,7 +182,8 @@ def dqn_cartpole(seeds: list[int]) -> list[str]:
         theirs.append(s["wall_time_s"])
         print(rows[-1], flush=True)
     ratio = statistics.median(ours) / statistics.median(theirs)
-    lines += [f"Fixed {steps} steps, identical hyperparameters (deeprl's preset, double DQN off):",
+    lines += [f"Fixed {steps} steps, identical hyperparameters (deeprl's preset, {cfg.num_envs} envs, "
+              "double DQN off):",
               "", "| seed | deeprl s (steps/s) | SB3 s (steps/s) | deeprl final eval | SB3 final eval |",
               "| --- | --- | --- | --- | --- |", *rows, "",
               f"Median wall time: deeprl {statistics.median(ours):.1f} s, SB3 "

@@ -8,8 +8,9 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from conftest import train_cli
 
-QUICK = ["total_steps=600", "algo.learning_starts=200", "algo.exploration.fraction=0.5", "eval.every=300", "eval.episodes=2",
-         "log.every=100", "checkpoint.every=300"]
+# The CartPole preset steps 8 envs at a time: intervals are multiples of 8 so steps land on them.
+QUICK = ["total_steps=600", "algo.learning_starts=200", "algo.exploration.fraction=0.5", "eval.every=200", "eval.episodes=2",
+         "log.every=100", "checkpoint.every=200"]
 
 EXPECTED_TAGS = {
     "charts/episodic_return", "charts/episodic_length", "charts/SPS", "charts/epsilon",
@@ -38,7 +39,8 @@ def test_run_dir_layout(cli_run):
     _, run_dir = cli_run
     assert (run_dir / ".hydra" / "config.yaml").is_file()
     assert (run_dir / "checkpoints" / "final.pt").is_file()
-    assert (run_dir / "checkpoints" / "step_300.pt").is_file()
+    assert (run_dir / "checkpoints" / "step_200.pt").is_file()
+    assert (run_dir / "checkpoints" / "step_400.pt").is_file()
     assert not list(run_dir.rglob("*.tmp")), "temporary checkpoint files left behind"
 
 
@@ -61,7 +63,7 @@ def test_events_have_the_documented_tags_on_an_env_step_axis(cli_run):
     assert EXPECTED_TAGS <= tags, EXPECTED_TAGS - tags
     steps = [e.step for e in acc.Scalars("charts/episodic_return")]
     assert steps == sorted(steps) and 0 < steps[-1] <= 600
-    assert [e.step for e in acc.Scalars("eval/episodic_return")] == [300, 600]
+    assert [e.step for e in acc.Scalars("eval/episodic_return")] == [200, 400, 600]
     epsilon = [e.value for e in acc.Scalars("charts/epsilon")]
     assert epsilon[0] > epsilon[-1]  # decays
     summary = json.loads((run_dir / "summary.json").read_text())
