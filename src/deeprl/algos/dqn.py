@@ -22,7 +22,7 @@ from deeprl.algos.base import require_discrete
 from deeprl.buffers import Batch
 from deeprl.core.device import resolve_precision
 from deeprl.core.errors import ConfigError
-from deeprl.core.params import flat_backward, flat_parameters
+from deeprl.core.params import flat_parameters, optimizer_step
 from deeprl.core.schedules import linear_schedule
 from deeprl.envs import EnvSpec
 from deeprl.networks import DuelingHead, QHead
@@ -138,14 +138,7 @@ class DQN:
 
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate(step)
-        if self.flat is not None:
-            flat_backward(self.flat, loss, self.max_grad_norm)
-        else:
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if self.max_grad_norm:
-                nn.utils.clip_grad_norm_(self.q.parameters(), self.max_grad_norm)
-        self.optimizer.step()
+        optimizer_step(self.optimizer, loss, self.max_grad_norm, self.q.parameters(), self.flat)
 
         # Refresh the target once per `target_every` environment steps.
         if self.use_target and step // self.target_every > self.target_syncs:

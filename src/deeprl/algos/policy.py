@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from deeprl.core.errors import ConfigError
-from deeprl.core.params import flat_backward, flat_parameters
+from deeprl.core.params import flat_parameters, optimizer_step
 from deeprl.core.returns import gae
 from deeprl.core.schedules import linear_schedule
 from deeprl.envs import EnvSpec
@@ -118,14 +118,8 @@ class PolicyAgent:
 
     def step(self, loss: torch.Tensor, max_grad_norm: float | None) -> None:
         """One optimizer step on `loss`, the global gradient norm clipped to `max_grad_norm`."""
-        if self.params is not None:
-            flat_backward(self.params[0], loss, max_grad_norm)
-        else:
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if max_grad_norm:  # only the parameters this loss reached have gradients
-                nn.utils.clip_grad_norm_(self.net.parameters(), max_grad_norm)
-        self.optimizer.step()
+        flat = self.params[0] if self.params is not None else None
+        optimizer_step(self.optimizer, loss, max_grad_norm, self.net.parameters(), flat)
 
     def gae_targets(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Flat (advantages, returns) of a rollout by GAE(λ) from the values stored when it was

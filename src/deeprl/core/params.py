@@ -34,3 +34,19 @@ def flat_backward(flat: nn.Parameter, loss: torch.Tensor, max_grad_norm: float |
     loss.backward()
     if max_grad_norm:
         grad.mul_(torch.clamp(max_grad_norm / (torch.linalg.vector_norm(grad) + 1e-6), max=1.0))
+
+
+def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, max_grad_norm: float | None,
+                   params, flat: nn.Parameter | None = None) -> None:
+    """One optimizer step on `loss`, the global gradient norm of `params` clipped to
+    `max_grad_norm`. With `flat` (see `flat_parameters`) zero, backward and clip touch that one
+    tensor; otherwise gradients are freed and rebuilt, and only the parameters the loss reached
+    are clipped."""
+    if flat is not None:
+        flat_backward(flat, loss, max_grad_norm)
+    else:
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if max_grad_norm:
+            nn.utils.clip_grad_norm_(params, max_grad_norm)
+    optimizer.step()
