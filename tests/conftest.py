@@ -1,8 +1,12 @@
+import os
+import random
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 from hydra import compose, initialize_config_module
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "src" / "deeprl" / "conf"
@@ -28,6 +32,74 @@ def run_in_process(tmp_path: Path, *overrides: str) -> dict:
     return build(cfg, tmp_path).execute()
 
 
+def final_returns(tmp_path: Path, seeds, *overrides: str, threshold: float, at_least: int) -> dict[int, float]:
+    """Train one run per seed, in order and in-process, and return {seed: final eval return}.
+
+    For a claim about a group of seeds: "at least `at_least` of `seeds` end at >= `threshold`".
+    Stops as soon as the claim is decided either way (enough seeds reached the threshold, or too
+    few are left to reach it), so a claim that holds on the first seeds costs only those runs.
+    """
+    returns: dict[int, float] = {}
+    for i, seed in enumerate(seeds):
+        summary = run_in_process(tmp_path / f"seed{seed}", *overrides, f"seed={seed}")
+        returns[seed] = summary["eval_return_mean"]
+        passed = sum(r >= threshold for r in returns.values())
+        if passed >= at_least or passed + len(seeds) - i - 1 < at_least:
+            break
+    return returns
+
+
+def assert_at_least(returns: dict[int, float], threshold: float, at_least: int) -> None:
+    passed = [seed for seed, r in returns.items() if r >= threshold]
+    assert len(passed) >= at_least, (
+        f"{len(passed)} seed(s) ended at >= {threshold}, {at_least} needed; final returns by seed: "
+        + ", ".join(f"{seed}: {r:.1f}" for seed, r in returns.items()))
+
+
 @pytest.fixture
 def compose_cfg():
     return compose_config
+
+
+@pytest.fixture(autouse=True)
+def restore_global_state():
+    """Leave the process as each test found it, so no test depends on which ran before it.
+
+    Training in-process sets torch's thread count (Run.execute) and seeds torch's and Python's
+    global generators (seed_everything); a test may also touch numpy's global generator, the
+    default dtype, grad mode, the matmul precision, the deterministic flag, environment variables
+    or the working directory. All are saved here and put back afterwards. Not restorable: glibc's
+    malloc thresholds (keep_freed_memory; there is no getter), which change speed, not results.
+    """
+    threads = torch.get_num_threads()
+    torch_rng = torch.get_rng_state()
+    cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    python_rng = random.getstate()
+    numpy_rng = np.random.get_state()
+    dtype = torch.get_default_dtype()
+    grad = torch.is_grad_enabled()
+    matmul = torch.get_float32_matmul_precision()
+    deterministic = (torch.are_deterministic_algorithms_enabled(),
+                     torch.is_deterministic_algorithms_warn_only_enabled())
+    environ = dict(os.environ)
+    cwd = os.getcwd()
+    yield
+    os.chdir(cwd)
+    for key in set(os.environ) | set(environ):
+        if key == "PYTEST_CURRENT_TEST" or os.environ.get(key) == environ.get(key):
+            continue  # pytest's own marker of the running phase changes on its own
+        if key in environ:
+            os.environ[key] = environ[key]
+        else:
+            del os.environ[key]
+    torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
+    torch.set_float32_matmul_precision(matmul)
+    torch.set_grad_enabled(grad)
+    torch.set_default_dtype(dtype)
+    np.random.set_state(numpy_rng)
+    random.setstate(python_rng)
+    if cuda_rng is not None:
+        torch.cuda.set_rng_state_all(cuda_rng)
+    torch.set_rng_state(torch_rng)
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)

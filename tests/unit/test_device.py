@@ -1,9 +1,13 @@
+from pathlib import Path
+
 import pytest
 import torch
 
+from conftest import compose_config
 from deeprl.core.device import (
     cpu_has_native_bf16,
     keep_freed_memory,
+    precision_note,
     resolve_device,
     resolve_precision,
 )
@@ -31,13 +35,95 @@ def test_unknown_device():
         resolve_device("tpu")
 
 
-def test_auto_precision_is_bf16_only_for_convolutions_on_a_cpu_with_native_bf16():
+# The first lines of /proc/cpuinfo on an AVX2-only CPU and on one with AVX-512 BF16 (flags shortened).
+AVX2_CPUINFO = """processor\t: 0
+vendor_id\t: AuthenticAMD
+model name\t: AMD EPYC 7B12
+flags\t\t: fpu sse sse2 ssse3 sse4_1 sse4_2 avx f16c fma avx2 bmi2 adx
+"""
+BF16_CPUINFO = AVX2_CPUINFO.replace("avx2 bmi2", "avx2 avx512f avx512bw avx512_bf16 amx_tile bmi2")
+
+
+@pytest.fixture
+def cpuinfo(tmp_path):
+    def write(text: str) -> Path:
+        path = tmp_path / "cpuinfo"
+        path.write_text(text)
+        return path
+    return write
+
+
+def test_native_bf16_read_from_the_cpu_flags(cpuinfo):
+    assert cpu_has_native_bf16(cpuinfo(AVX2_CPUINFO)) is False
+    assert cpu_has_native_bf16(cpuinfo(BF16_CPUINFO)) is True
+    assert cpu_has_native_bf16(cpuinfo(AVX2_CPUINFO.replace("avx2 bmi2", "avx2 amx_bf16 bmi2"))) is True
+    # A flag that merely contains the name does not count.
+    assert cpu_has_native_bf16(cpuinfo(AVX2_CPUINFO.replace("avx2 bmi2", "avx2 avx512_bf16x"))) is False
+
+
+def test_no_flags_means_no_native_bf16(cpuinfo, tmp_path):
+    assert cpu_has_native_bf16(cpuinfo("processor\t: 0\n")) is False
+    assert cpu_has_native_bf16(tmp_path / "missing") is False
+
+
+def test_this_machine_answers_from_proc_cpuinfo():
+    import os
+    if not os.path.exists("/proc/cpuinfo"):
+        pytest.skip("Linux only")
+    with open("/proc/cpuinfo") as f:
+        flags = " ".join(line for line in f if line.startswith("flags"))
+    assert cpu_has_native_bf16() == any(f in flags.split() for f in ("avx512_bf16", "amx_bf16"))
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_auto_precision_is_bf16_only_for_convolutions_on_a_cpu_with_native_bf16(native):
     cpu = torch.device("cpu")
-    assert resolve_precision("auto", cpu, convolutional=False) == "fp32"
+    assert resolve_precision("auto", cpu, convolutional=False, native_bf16=native) == "fp32"
+    assert resolve_precision("auto", cpu, convolutional=True, native_bf16=native) == ("bf16" if native else "fp32")
+    assert resolve_precision("auto", torch.device("cuda"), convolutional=True, native_bf16=native) == "fp32"
+    assert resolve_precision("bf16", cpu, convolutional=False, native_bf16=native) == "bf16"
+    assert resolve_precision("fp32", cpu, convolutional=True, native_bf16=native) == "fp32"
+
+
+def test_auto_precision_follows_this_cpu():
+    cpu = torch.device("cpu")
     assert resolve_precision("auto", cpu, convolutional=True) == ("bf16" if cpu_has_native_bf16() else "fp32")
-    assert resolve_precision("auto", torch.device("cuda"), convolutional=True) == "fp32"
-    assert resolve_precision("bf16", cpu, convolutional=False) == "bf16"
-    assert resolve_precision("fp32", cpu, convolutional=True) == "fp32"
+
+
+def test_precision_note_only_for_emulated_bf16():
+    cpu = torch.device("cpu")
+    note = precision_note("bf16", cpu, native_bf16=False)
+    assert note is not None and "\n" not in note
+    assert "algo.precision=bf16" in note and "emulated, slower than fp32" in note
+    assert precision_note("bf16", cpu, native_bf16=True) is None
+    assert precision_note("fp32", cpu, native_bf16=False) is None
+    assert precision_note("bf16", torch.device("cuda"), native_bf16=False) is None
+
+
+@pytest.mark.parametrize(("text", "noted"), [(AVX2_CPUINFO, True), (BF16_CPUINFO, False)], ids=["avx2", "avx512_bf16"])
+def test_building_dqn_with_bf16_prints_the_note_once_where_bf16_is_emulated(cpuinfo, monkeypatch, capsys,
+                                                                            tmp_path, text, noted):
+    from deeprl.build import build
+    from deeprl.core import device
+
+    monkeypatch.setattr(device, "CPUINFO", str(cpuinfo(text)))
+    run = build(compose_config("algo=dqn", "env=cartpole", "device=cpu", "algo.precision=bf16"), tmp_path / "run")
+    run.envs.close()
+    notes = [line for line in capsys.readouterr().out.splitlines() if "note:" in line]
+    assert run.agent.precision == "bf16"
+    assert len(notes) == (1 if noted else 0), notes
+    if noted:
+        assert notes[0].startswith("deeprl | note: algo.precision=bf16") and "emulated" in notes[0]
+
+
+def test_building_dqn_in_fp32_prints_no_note(cpuinfo, monkeypatch, capsys, tmp_path):
+    from deeprl.build import build
+    from deeprl.core import device
+
+    monkeypatch.setattr(device, "CPUINFO", str(cpuinfo(AVX2_CPUINFO)))
+    run = build(compose_config("algo=dqn", "env=cartpole", "device=cpu", "algo.precision=fp32"), tmp_path / "run")
+    run.envs.close()
+    assert "note:" not in capsys.readouterr().out
 
 
 def test_keep_freed_memory_takes_effect_on_glibc():

@@ -20,7 +20,7 @@ from torch import nn
 
 from deeprl.algos.base import require_discrete
 from deeprl.buffers import Batch
-from deeprl.core.device import resolve_precision
+from deeprl.core.device import precision_note, resolve_precision
 from deeprl.core.errors import ConfigError
 from deeprl.core.params import flat_parameters, optimizer_step
 from deeprl.core.schedules import linear_schedule
@@ -70,6 +70,9 @@ class DQN:
         torso = instantiate(network, obs_shape=spec.obs_shape)
         convolutional = any(isinstance(m, nn.Conv2d) for m in torso.modules())
         self.precision = resolve_precision(precision, device, convolutional)
+        note = precision_note(self.precision, device)
+        if note:  # one line at build time: bf16 asked for where it only costs time
+            print(note, flush=True)
         self.autocast = autocast_context(self.precision, device)
         self.q = QNetwork(torso, spec.n_actions, dueling, fp32_head=self.precision != "fp32").to(device)
         # Small (non-convolutional) networks keep their parameters in one flat tensor, so zeroing,
@@ -157,13 +160,16 @@ class DQN:
 
     def state_dict(self) -> dict:
         return {"q": self.q.state_dict(), "q_target": self.q_target.state_dict(),
-                "optimizer": self.optimizer.state_dict(), "target_syncs": self.target_syncs}
+                "optimizer": self.optimizer.state_dict(), "target_syncs": self.target_syncs,
+                "eval_rng": self.eval_rng.bit_generator.state}
 
     def load_state_dict(self, state: dict) -> None:
         self.q.load_state_dict(state["q"])
         self.q_target.load_state_dict(state["q_target"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.target_syncs = state["target_syncs"]
+        if "eval_rng" in state:  # absent from checkpoints written before resume existed
+            self.eval_rng.bit_generator.state = state["eval_rng"]
 
 
 def autocast_context(precision: str, device: torch.device):
