@@ -240,7 +240,6 @@ def breakout_floor(overrides: list[str], steps: int) -> tuple[float, float, str]
     import torch
     from hydra import compose, initialize_config_module
 
-    from deeprl.buffers import frame_stack_of, make_replay
     from deeprl.build import build
     from deeprl.core.device import keep_freed_memory
     from deeprl.envs import make_vec_env
@@ -251,10 +250,8 @@ def breakout_floor(overrides: list[str], steps: int) -> tuple[float, float, str]
         run = build(cfg, Path(run_dir))
     torch.set_num_threads(int(cfg.threads))  # as Run.execute does
     keep_freed_memory()
-    agent, envs, spec, algo = run.agent, run.envs, run.spec, cfg.algo
-    buffer = make_replay(algo.buffer_size, spec.obs_shape, spec.obs_dtype, spec.action_shape,
-                         envs.single_action_space.dtype, algo.gamma, run.device,
-                         frame_stack=frame_stack_of(cfg.env, spec.obs_shape, spec.obs_dtype))
+    agent, envs, algo = run.agent, run.envs, cfg.algo
+    buffer = run.loop.buffer  # the run's own replay, as build made it
     rng = np.random.default_rng(0)
     obs, _ = envs.reset(seed=0)
     n_env = 1500

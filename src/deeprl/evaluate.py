@@ -45,10 +45,12 @@ def run(args: argparse.Namespace) -> dict:
     if args.episodes < 1:
         raise ConfigError("--episodes", f"must be >= 1, got {args.episodes}")
     cfg.num_envs = 1
-    built = build(cfg, run_dir)
+    built = build(cfg, run_dir, with_loop=False)
     built.envs.close()
     agent = built.agent
-    agent.load_state_dict(load(checkpoint, map_location=built.device)["agent"])
+    # Read to the CPU (random generator states must stay there) and mapped, so that a replay buffer
+    # saved in the checkpoint is never read; the agent moves its tensors to its own device.
+    agent.load_state_dict(load(checkpoint, map_location="cpu", mmap=True)["agent"])
     seed = args.seed if args.seed is not None else 20_000 + int(cfg.seed)
     returns, lengths = evaluate(agent, cfg.env, args.episodes, seed)
     result = {"checkpoint": str(checkpoint), "env": cfg.env.id, "episodes": args.episodes, "seed": seed,

@@ -10,11 +10,23 @@ from tqdm import tqdm
 
 
 class Logger:
-    def __init__(self, run_dir, total_steps: int, progress: bool = True):
-        self.writer = SummaryWriter(log_dir=str(run_dir))
-        self.bar = tqdm(total=total_steps, unit="step", dynamic_ncols=True, disable=not progress,
-                        smoothing=0.05, mininterval=0.5)
-        self._bar_step = 0
+    """`start_step` > 0 continues a run from that step (resume): TensorBoard drops whatever an
+    earlier piece of the run logged after it (`purge_step`), so the x axis has no duplicate or
+    backward points, and the progress bar starts there."""
+
+    def __init__(self, run_dir, total_steps: int, progress: bool = True, start_step: int = 0):
+        # Points at start_step itself were logged before the checkpoint was taken: keep them.
+        self.writer = SummaryWriter(log_dir=str(run_dir), purge_step=start_step + 1 if start_step else None)
+        self.bar = tqdm(total=total_steps, initial=start_step, unit="step", dynamic_ncols=True,
+                        disable=not progress, smoothing=0.05, mininterval=0.5)
+        self._bar_step = start_step
+
+    def write(self, line: str) -> None:
+        """A console line above the progress bar."""
+        tqdm.write(line)
+
+    def flush(self) -> None:
+        self.writer.flush()
 
     def scalars(self, metrics: dict, step: int, prefix: str = "") -> None:
         for name, value in metrics.items():
@@ -48,14 +60,15 @@ class Logger:
         text = OmegaConf.to_yaml(cfg, resolve=True)
         self.writer.add_text("config", "\n".join("    " + line for line in text.splitlines()), 0)
 
-    def hparams(self, cfg: DictConfig, metrics: dict) -> None:
+    def hparams(self, cfg: DictConfig, metrics: dict, step: int = 0) -> None:
         """Hyperparameters and final metrics in TensorBoard's HParams tab (written into this run)."""
         flat = flatten(OmegaConf.to_container(cfg, resolve=True))
         hp = {k: v if isinstance(v, (numbers.Number, str, bool)) else str(v) for k, v in flat.items()}
         for summary in hparams(hp, metrics):
             self.writer.file_writer.add_summary(summary)
+        # At the run's last step, so that a resumed (extended) run's value replaces it cleanly.
         for name, value in metrics.items():
-            self.writer.add_scalar(name, value, 0)
+            self.writer.add_scalar(name, value, step)
 
     def close(self) -> None:
         self.bar.close()

@@ -1,4 +1,4 @@
-"""The `train` command: compose the config with Hydra, build, run, summarise."""
+"""The `train` command: compose the config with Hydra, build, run, summarise; or resume a run."""
 
 import shutil
 import sys
@@ -8,6 +8,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from deeprl import resume
 from deeprl.build import build
 from deeprl.core.errors import ConfigError
 
@@ -22,18 +23,42 @@ def discard_run_dir(run_dir: Path) -> None:
         parent = parent.parent
 
 
+def fail(error: Exception) -> None:
+    print(f"deeprl: error: {error}", file=sys.stderr)
+    sys.exit(2)
+
+
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
-def main(cfg: DictConfig) -> float:
+def task(cfg: DictConfig) -> float:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    resuming = cfg.get("resume") is not None
     try:
-        run = build(cfg, run_dir)
+        if resuming:
+            cfg, state, _ = resume.resumed_config(cfg, list(HydraConfig.get().overrides.task))
+            run = build(cfg, run_dir, resume_from=state)
+        else:
+            run = build(cfg, run_dir)
     except ConfigError as error:
-        discard_run_dir(run_dir)
-        print(f"deeprl: error: {error}", file=sys.stderr)
-        sys.exit(2)
-    summary = run.execute()
+        if not resuming:  # a resumed run dir holds a run: never remove it
+            discard_run_dir(run_dir)
+        fail(error)
+    try:
+        summary = run.execute()
+    except ConfigError as error:  # found only once running (e.g. a policy that never terminates)
+        if not resuming and not list((run_dir / "checkpoints").glob("*.pt")):
+            discard_run_dir(run_dir)
+        fail(error)
     # Returned for sweepers that optimise an objective (e.g. Hydra's Optuna sweeper).
     return summary["eval_return_mean"]
+
+
+def main() -> None:
+    """Console entry point: a resume request is checked before Hydra creates or touches anything."""
+    try:
+        sys.argv[1:] = resume.hydra_args(sys.argv[1:])
+    except ConfigError as error:
+        fail(error)
+    task()
 
 
 if __name__ == "__main__":

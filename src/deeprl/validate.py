@@ -1,135 +1,415 @@
-"""Range checks on a composed config, before anything is built or written.
+"""Checks on a composed config, before anything is built or written.
 
-Hydra already rejects unknown groups and keys (the config is in struct mode); this catches
-values that are the right type but cannot work. Each failure is a ConfigError naming the key.
+Hydra already rejects unknown groups and keys (the config is in struct mode); this catches values
+that are the right kind of thing but cannot work. One table, RULES, says what every key of conf/
+may hold: a number in a range, one of some choices, true/false, a string, or a list of sizes.
+`validate(cfg)` walks every leaf of the composed config (run-level keys, algo, env, network) and
+checks it against its rule; a number with no rule is an error too, and tests/config walk every
+config in conf/ so that a new numeric key without a range fails the tests. Then a few checks that
+relate keys to each other (batch_size <= buffer_size, ...) and a gridworld's layout.
+Each failure is one ConfigError naming the key and the fix.
+
+What depends on the environment's spaces (algorithm x action space x observation kind x network,
+and the memory a replay needs) is checked by deeprl.checks.check_spec once the spaces are known.
 """
 
-from omegaconf import DictConfig, OmegaConf
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from deeprl.core.errors import ConfigError
 
 
-def _number(cfg, key: str):
-    value = cfg
-    for part in key.split("."):
-        value = value[part]
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(key, f"expected a number, got {value!r}")
-    return value
+def _fmt(x: float) -> str:
+    return f"{x:g}" if isinstance(x, float) else str(x)
 
 
-def _int(cfg, key: str, minimum: int) -> None:
-    value = _number(cfg, key)
-    if int(value) != value or value < minimum:
-        raise ConfigError(key, f"must be an integer >= {minimum}, got {value}; set {key}=<int >= {minimum}>")
+@dataclass(frozen=True)
+class Number:
+    """A number in [low, high] (either end open, or missing = unbounded); `integer` for counts,
+    `nullable` when null is a setting (e.g. max_grad_norm: null = no clipping)."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    integer: bool = False
+    nullable: bool = False
+    # Optional words for the message: what the key means, and the fix (default: "set KEY to RANGE").
+    what: str = ""
+    fix: str = ""
+
+    def describe(self) -> str:
+        kind = "an integer" if self.integer else "a number"
+        if self.low is not None and self.high is not None:
+            text = (f"{kind} in {'(' if self.low_open else '['}{_fmt(self.low)}, "
+                    f"{_fmt(self.high)}{')' if self.high_open else ']'}")
+        elif self.low is not None:
+            text = f"{kind} {'>' if self.low_open else '>='} {_fmt(self.low)}"
+        elif self.high is not None:
+            text = f"{kind} {'<' if self.high_open else '<='} {_fmt(self.high)}"
+        else:
+            text = f"a finite {kind.split()[-1]}"
+        return f"{text} or null" if self.nullable else text
+
+    def check(self, key: str, value) -> None:
+        if value is None and self.nullable:
+            return
+        ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+        fix = self.fix or f"set {key} to {self.describe()}"
+        if ok and self.integer and not isinstance(value, int):
+            # 1e6 is a float to YAML and Hydra; counts are used as ints (array sizes, range()).
+            if float(value).is_integer():
+                try:
+                    self.check(key, int(value))
+                    fix = f"write it as an integer, e.g. {key}={int(value)}"
+                except ConfigError:
+                    pass
+            ok = False
+        if ok and self.low is not None:
+            ok = value > self.low if self.low_open else value >= self.low
+        if ok and self.high is not None:
+            ok = value < self.high if self.high_open else value <= self.high
+        if not ok:
+            what = f"{self.what} and " if self.what else ""
+            raise ConfigError(key, f"{what}must be {self.describe()}, got {value!r}; {fix}")
 
 
-def _positive(cfg, key: str) -> None:
-    value = _number(cfg, key)
-    if not value > 0:
-        raise ConfigError(key, f"must be > 0, got {value}; set {key} to a positive value")
+@dataclass(frozen=True)
+class Choice:
+    options: tuple
+
+    def describe(self) -> str:
+        return "one of " + ", ".join(o if isinstance(o, str) else _yaml(o) for o in self.options)
+
+    def check(self, key: str, value) -> None:
+        # `value in options` alone would take 1 for true and 0 for false.
+        if not any(value == o and type(value) is type(o) for o in self.options):
+            raise ConfigError(key, f"unknown {_yaml(value)}; use {self.describe()}")
 
 
-def _unit(cfg, key: str, low_open=False, high_open=False) -> None:
-    value = _number(cfg, key)
-    ok_low = value > 0 if low_open else value >= 0
-    ok_high = value < 1 if high_open else value <= 1
-    if not (ok_low and ok_high):
-        interval = f"{'(' if low_open else '['}0, 1{')' if high_open else ']'}"
-        raise ConfigError(key, f"must be in {interval}, got {value}")
+@dataclass(frozen=True)
+class Flag:
+    def describe(self) -> str:
+        return "true or false"
+
+    def check(self, key: str, value) -> None:
+        if not isinstance(value, bool):
+            raise ConfigError(key, f"must be true or false, got {_yaml(value)}; set {key}=true or {key}=false")
+
+
+@dataclass(frozen=True)
+class Text:
+    """Any string; what it names is checked where it is used (e.g. env.id by gymnasium)."""
+
+    def describe(self) -> str:
+        return "a string"
+
+    def check(self, key: str, value) -> None:
+        if not isinstance(value, str):
+            raise ConfigError(key, f"must be a string, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """A list of layer widths (integers >= 1); empty is allowed (a linear model)."""
+
+    def describe(self) -> str:
+        return "a list of integers >= 1"
+
+    def check(self, key: str, value) -> None:
+        ok = isinstance(value, (list, tuple)) and all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)
+        if not ok:
+            raise ConfigError(key, f"must be {self.describe()}, got {_yaml(value)}; e.g. {key}=[64,64]")
+
+
+@dataclass(frozen=True)
+class Passthrough:
+    """Handed on unchecked to a library that checks it (env.kwargs to gymnasium.make), or checked by
+    the code that parses it (a gridworld's layout); the whole subtree is covered."""
+
+    def describe(self) -> str:
+        return "checked where it is used"
+
+    def check(self, key: str, value) -> None:
+        pass
+
+
+def _yaml(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+INT0 = Number(0, integer=True)
+INT1 = Number(1, integer=True)
+POSITIVE = Number(0, low_open=True)
+NON_NEGATIVE = Number(0)
+PROBABILITY = Number(0, 1)
+ANY = Number()
+FLAG = Flag()
+TEXT = Text()
+
+# Every key of conf/, by path. `*` stands for one path segment (a cell character, a kwarg name).
+# The one source of truth for ranges and choices: a new key needs a rule here
+# (tests/config/test_ranges.py walks every config in conf/).
+RULES: dict[str, Number | Choice | Flag | Text | Sizes | Passthrough] = {
+    # Run-level keys (conf/config.yaml).
+    "seed": Number(0, 2**32 - 1, integer=True),
+    "device": TEXT,  # auto | cpu | cuda | cuda:N, checked by deeprl.core.device.resolve_device
+    "threads": INT0,
+    "total_steps": INT1,
+    "num_envs": INT1,
+    "eval.every": INT0,
+    "eval.episodes": INT1,
+    "video.every": INT0,
+    "checkpoint.every": INT0,
+    "checkpoint.every_minutes": NON_NEGATIVE,
+    "checkpoint.keep": INT0,
+    "checkpoint.buffer": FLAG,
+    "guard": Choice(("stop", "warn", "off")),
+    "resume": Passthrough(),  # a run dir, checked by deeprl.resume before anything starts
+    "log.every": INT1,
+    "log.progress": FLAG,
+    # Every algorithm.
+    "algo.name": TEXT,
+    "algo.loop": TEXT,
+    "algo.gamma": Number(0, 1, low_open=True, fix="e.g. algo.gamma=0.99"),
+    # Optimisation.
+    "algo.lr": POSITIVE,
+    "algo.actor_lr": POSITIVE,
+    "algo.critic_lr": POSITIVE,
+    "algo.value_lr": POSITIVE,
+    "algo.anneal_lr": FLAG,
+    "algo.adam_eps": POSITIVE,
+    "algo.optim_eps": POSITIVE,
+    "algo.optimizer": Choice(("rmsprop", "adam")),
+    "algo.rms_alpha": Number(0, 1, low_open=True, high_open=True),
+    "algo.max_grad_norm": Number(0, low_open=True, nullable=True),
+    # The DQN family.
+    "algo.loss": Choice(("huber", "mse")),
+    "algo.dueling": FLAG,
+    "algo.double": FLAG,
+    "algo.exploration.start": PROBABILITY,
+    "algo.exploration.end": PROBABILITY,
+    "algo.exploration.fraction": PROBABILITY,
+    "algo.exploration.eval": PROBABILITY,
+    "algo.target.enabled": FLAG,
+    "algo.target.every": INT1,
+    "algo.target.tau": Number(0, 1, low_open=True),
+    "algo.replay": FLAG,
+    "algo.buffer_size": INT1,
+    "algo.batch_size": INT1,
+    "algo.learning_starts": INT0,
+    "algo.n_step": INT1,
+    "algo.prioritized.enabled": FLAG,
+    # alpha = 0 is uniform replay, 1 fully proportional (Schaul et al. 2016).
+    "algo.prioritized.alpha": PROBABILITY,
+    "algo.prioritized.beta_start": PROBABILITY,
+    "algo.prioritized.eps": POSITIVE,
+    "algo.train_freq": INT1,
+    "algo.gradient_steps": INT1,
+    "algo.precision": Choice(("auto", "fp32", "bf16")),
+    "algo.compile": FLAG,
+    # The policy-gradient family.
+    "algo.reward_scale": POSITIVE,
+    "algo.gae_lambda": PROBABILITY,
+    "algo.norm_adv": FLAG,
+    "algo.ent_coef": NON_NEGATIVE,
+    "algo.vf_coef": NON_NEGATIVE,
+    "algo.shared_torso": FLAG,
+    "algo.ortho_init": FLAG,
+    # exp(±20) is as far as a float32 standard deviation stays meaningful (SB3 clamps to [-20, 2]).
+    "algo.init_log_std": Number(-20, 20),
+    "algo.action_bounds": Choice(("clip", "tanh")),
+    "algo.normalize_obs": FLAG,
+    "algo.deterministic_eval": FLAG,
+    "algo.n_steps": INT1,
+    "algo.mode": Choice(("batch", "online")),
+    "algo.target_updates": INT1,
+    "algo.critic_steps": INT1,
+    "algo.n_epochs": INT1,
+    "algo.num_minibatches": INT1,
+    "algo.clip_coef": POSITIVE,
+    "algo.clip_vloss": FLAG,
+    "algo.target_kl": Number(0, low_open=True, nullable=True),
+    "algo.reward_to_go": FLAG,
+    "algo.baseline": Choice(("none", "mean", "value")),
+    "algo.value_steps": INT1,
+    "algo.normalize_returns": FLAG,
+    "algo.batch_steps": INT1,
+    # Planning and tabular.
+    "algo.tol": POSITIVE,
+    "algo.max_sweeps": INT1,
+    "algo.evaluation": Choice(("exact", "iterative")),
+    "algo.eval_sweeps": INT1,
+    "algo.figure_every": INT0,
+    "algo.rule": Choice(("q_learning", "sarsa")),
+    "algo.alpha": Number(0, 1, low_open=True),
+    "algo.alpha_decay": Choice(("constant", "linear", "visits")),
+    "algo.alpha_end": PROBABILITY,
+    "algo.alpha_power": Number(0, 1, low_open=True),
+    "algo.q_init": ANY,
+    "algo.exploration.kind": Choice(("epsilon", "boltzmann")),
+    "algo.exploration.temperature": POSITIVE,
+    "algo.exploration.temperature_end": POSITIVE,
+    "algo.iterations": INT1,
+    "algo.regressor": Choice(("table", "mlp")),
+    "algo.behaviour": Choice(("uniform", "expert")),
+    "algo.behaviour_epsilon": PROBABILITY,
+    "algo.fit_steps": INT1,
+    # Every env.
+    "env.name": TEXT,
+    "env.kind": Choice(("gym", "gridworld", "atari")),
+    "env.id": TEXT,
+    "env.kwargs": Passthrough(),
+    "env.max_episode_steps": Number(1, integer=True, nullable=True),
+    "env.one_hot": FLAG,
+    # Atari.
+    "env.game": TEXT,
+    "env.frame_skip": INT1,
+    "env.noop_max": INT0,
+    "env.repeat_action_probability": Number(0, 1, high_open=True),
+    "env.terminal_on_life_loss": FLAG,
+    "env.clip_rewards": FLAG,
+    "env.screen_size": Number(8, integer=True),
+    "env.grayscale": FLAG,
+    "env.frame_stack": INT1,
+    "env.fire_reset": Choice(("auto", True, False)),
+    "env.full_action_space": FLAG,
+    "env.eval_epsilon": PROBABILITY,
+    "env.max_frames": Number(1, integer=True, nullable=True),
+    # Gridworlds (the layout itself is parsed by deeprl.envs.gridworld.parse_layout).
+    "env.layout": Passthrough(),
+    "env.terminals.*": ANY,
+    "env.rewards.*": ANY,
+    "env.step_reward": ANY,
+    "env.slip": Number(0, 1, what="is the probability of the intended move",
+                       fix="e.g. env.slip=0.8 (or 1.0 for a deterministic world)"),
+    "env.terminal": Choice(("end", "absorbing")),
+    # Networks.
+    "network._target_": TEXT,
+    "network.hidden_sizes": Sizes(),
+    "network.activation": Choice(("relu", "tanh", "elu", "gelu", "silu")),
+    "network.hidden_size": INT1,
+    "network.channels_last": Choice(("auto", True, False)),
+}
+
+# How to set the keys that have no default (`???`).
+EXAMPLES = {"env.id": "env=gym env.id=CartPole-v1", "env.game": "env=atari env.game=Breakout"}
+
+# Paths the walk does not enter: Hydra's own settings.
+SKIP = ("hydra",)
+
+
+def rule_for(key: str):
+    """The rule of a key path, or None. Exact paths win over patterns."""
+    if key in RULES:
+        return RULES[key]
+    for pattern, rule in RULES.items():
+        if "*" in pattern and pattern.count(".") == key.count(".") and fnmatchcase(key, pattern):
+            return rule
+    return None
+
+
+def _keys(node, prefix: str) -> list:
+    return [key for key in node if f"{prefix}{key}" not in SKIP]
+
+
+def _unset(path: str) -> ConfigError:
+    return ConfigError(path, f"has no default and must be given; set it, e.g. {EXAMPLES.get(path, path + '=<value>')}")
+
+
+def _require_set(node, prefix: str = "") -> None:
+    """ConfigError for the first mandatory value (`???`) left unset, before anything resolves it
+    (env.name: ${.game} would otherwise fail on env.game with an interpolation error)."""
+    for key in _keys(node, prefix):
+        path = f"{prefix}{key}"
+        if OmegaConf.is_missing(node, key):
+            raise _unset(path)
+        child = node._get_node(key)
+        if isinstance(child, DictConfig):
+            _require_set(child, f"{path}.")
+
+
+def leaves(node, prefix: str = "") -> Iterator[tuple[str, object]]:
+    """(path, value) of every key to check: a key with a rule (a whole subtree for Passthrough and a
+    list for Sizes), or a leaf without one. Raises ConfigError for a mandatory value left unset."""
+    if not prefix:
+        _require_set(node)
+    for key in _keys(node, prefix):
+        path = f"{prefix}{key}"
+        if OmegaConf.is_missing(node, key):
+            raise _unset(path)
+        try:
+            value = node[key]
+        except OmegaConfBaseException as e:  # e.g. an interpolation to a key that does not exist
+            raise ConfigError(path, f"cannot be resolved ({str(e).strip().splitlines()[0]}); fix or remove "
+                                    "the interpolation") from None
+        if rule_for(path) is None and isinstance(value, DictConfig):
+            yield from leaves(value, f"{path}.")
+        elif rule_for(path) is None and isinstance(value, ListConfig):
+            for i, item in enumerate(value):
+                yield f"{path}[{i}]", item
+        else:
+            yield path, value
+
+
+def _interpolated(cfg: DictConfig, path: str) -> bool:
+    parent, _, key = path.rpartition(".")
+    node = OmegaConf.select(cfg, parent) if parent else cfg
+    return isinstance(node, DictConfig) and "[" not in key and OmegaConf.is_interpolation(node, key)
+
+
+def _plain(value):
+    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+
+
+def uncovered_numbers(cfg: DictConfig) -> list[str]:
+    """Paths of numeric leaves that have no rule in RULES (each needs one)."""
+    return [path for path, value in leaves(cfg) if rule_for(path) is None
+            and isinstance(value, (int, float)) and not isinstance(value, bool)]
+
+
+def check_keys(cfg: DictConfig, prefix: str = "") -> None:
+    """Check every key of `cfg` (a whole config, or a subtree such as cfg.env with prefix "env.")
+    against RULES. A number without a rule is an error: deeprl does not know the key."""
+    _require_set(cfg, prefix)
+    # Interpolated values last: a bad value is reported at the key that was set (env.eval_epsilon),
+    # not at a key that copies it (algo.exploration.eval: ${oc.select:env.eval_epsilon,0.0}).
+    for path, value in sorted(leaves(cfg, prefix), key=lambda item: _interpolated(cfg, item[0][len(prefix):])):
+        rule = rule_for(path)
+        if rule is not None:
+            rule.check(path, _plain(value))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            raise ConfigError(path, "is not a key deeprl knows (no range for it in deeprl.validate.RULES); "
+                                    "remove it, or add its range there if you added the key")
 
 
 def validate(cfg: DictConfig) -> None:
-    _int(cfg, "seed", 0)
-    _int(cfg, "total_steps", 1)
-    _int(cfg, "num_envs", 1)
-    _int(cfg, "threads", 0)
-    _int(cfg, "eval.every", 0)
-    _int(cfg, "eval.episodes", 1)
-    _int(cfg, "checkpoint.every", 0)
-    _int(cfg, "video.every", 0)
-    _int(cfg, "log.every", 1)
-    validate_algo(cfg)
+    """Every key against its rule, then the checks that relate keys to each other."""
+    check_keys(cfg)
+    _check_relations(cfg)
     validate_env(cfg)
 
 
-def _has(cfg, key: str) -> bool:
-    node = cfg
-    for part in key.split("."):
-        if not isinstance(node, DictConfig) or part not in node:
-            return False
-        node = node[part]
-    return True
-
-
-def validate_algo(cfg: DictConfig) -> None:
-    """Checks by key name, so every algorithm's config gets the ones that apply to it."""
+def _check_relations(cfg: DictConfig) -> None:
     algo = cfg.algo
-
-    def has(key):
-        return _has(cfg, f"algo.{key}")
-
-    if has("gamma"):
-        _unit(cfg, "algo.gamma", low_open=True)
-    for key in ("lr", "actor_lr", "critic_lr", "value_lr"):
-        if has(key):
-            _positive(cfg, f"algo.{key}")
-    for key in ("buffer_size", "batch_size", "train_freq", "gradient_steps"):
-        if has(key):
-            _int(cfg, f"algo.{key}", 1)
-    if has("learning_starts"):
-        _int(cfg, "algo.learning_starts", 0)
-    if has("batch_size") and has("buffer_size") and algo.batch_size > algo.buffer_size:
+    if algo.get("replay", True) and "batch_size" in algo and "buffer_size" in algo \
+            and algo.batch_size > algo.buffer_size:
         raise ConfigError(
             "algo.batch_size",
             f"{algo.batch_size} is larger than algo.buffer_size={algo.buffer_size}; "
             "lower the batch size or raise the buffer size",
         )
-    if has("max_grad_norm") and algo.max_grad_norm is not None:
-        _positive(cfg, "algo.max_grad_norm")
-    if has("loss") and algo.loss not in ("huber", "mse"):
-        raise ConfigError("algo.loss", f"unknown loss '{algo.loss}'; use huber or mse")
-    for key in ("exploration.start", "exploration.end", "exploration.fraction", "exploration.eval"):
-        if has(key):
-            _unit(cfg, f"algo.{key}")
-    if has("target.every"):
-        _int(cfg, "algo.target.every", 1)
-    if has("target.tau"):
-        _unit(cfg, "algo.target.tau", low_open=True)
-    _validate_policy_gradient(cfg, has)
-    _validate_tabular(cfg, has)
-
-
-def _validate_policy_gradient(cfg: DictConfig, has) -> None:
-    """Keys of the policy-gradient family (reinforce, actor_critic, a2c, ppo)."""
-    algo = cfg.algo
-    if has("gae_lambda"):
-        _unit(cfg, "algo.gae_lambda")
-    if has("clip_coef"):
-        _positive(cfg, "algo.clip_coef")
-    for key in ("n_steps", "n_epochs", "num_minibatches", "batch_steps", "target_updates", "critic_steps",
-                "value_steps"):
-        if has(key):
-            _int(cfg, f"algo.{key}", 1)
-    for key in ("ent_coef", "vf_coef"):
-        if has(key) and _number(cfg, f"algo.{key}") < 0:
-            raise ConfigError(f"algo.{key}", f"must be >= 0, got {algo[key]}")
-    for key in ("adam_eps", "optim_eps", "reward_scale"):
-        if has(key):
-            _positive(cfg, f"algo.{key}")
-    if has("rms_alpha"):
-        _unit(cfg, "algo.rms_alpha", low_open=True, high_open=True)
-    if has("target_kl") and algo.target_kl is not None:
-        _positive(cfg, "algo.target_kl")
-    if has("init_log_std"):
-        _number(cfg, "algo.init_log_std")
-    # Choice keys whose names other algorithms may use differently: checked for this family only.
-    family = algo.get("name") in ("reinforce", "actor_critic", "a2c", "ppo")
-    for key, choices in (("mode", ("batch", "online")), ("baseline", ("none", "mean", "value")),
-                         ("action_bounds", ("clip", "tanh")), ("optimizer", ("rmsprop", "adam"))):
-        if family and has(key) and algo[key] not in choices:
-            raise ConfigError(f"algo.{key}", f"unknown '{algo[key]}'; use one of {', '.join(choices)}")
-    if has("num_minibatches") and has("n_steps"):
+    if "num_minibatches" in algo and "n_steps" in algo:
         batch = algo.n_steps * cfg.num_envs
         if algo.num_minibatches > batch:
             raise ConfigError("algo.num_minibatches",
@@ -137,52 +417,20 @@ def _validate_policy_gradient(cfg: DictConfig, has) -> None:
                               "would leave some empty; lower it or raise algo.n_steps / num_envs")
 
 
-TABULAR_FAMILY = ("value_iteration", "policy_iteration", "q_learning", "sarsa", "fitted_q_iteration")
-
-
-def _validate_tabular(cfg: DictConfig, has) -> None:
-    """Keys of the planning and tabular family."""
-    algo = cfg.algo
-    if has("tol"):
-        _positive(cfg, "algo.tol")
-    for key in ("max_sweeps", "eval_sweeps", "iterations", "fit_steps"):
-        if has(key):
-            _int(cfg, f"algo.{key}", 1)
-    if has("figure_every"):
-        _int(cfg, "algo.figure_every", 0)
-    if has("alpha"):
-        _unit(cfg, "algo.alpha", low_open=True)
-    for key in ("alpha_end", "behaviour_epsilon"):
-        if has(key):
-            _unit(cfg, f"algo.{key}")
-    if has("alpha_power"):
-        _unit(cfg, "algo.alpha_power", low_open=True)
-    if has("q_init"):
-        _number(cfg, "algo.q_init")
-    for key in ("exploration.temperature", "exploration.temperature_end"):
-        if has(key):
-            _positive(cfg, f"algo.{key}")
-    if algo.get("name") not in TABULAR_FAMILY:
-        return
-    for key, choices in (("rule", ("q_learning", "sarsa")), ("alpha_decay", ("constant", "linear", "visits")),
-                         ("exploration.kind", ("epsilon", "boltzmann")), ("evaluation", ("exact", "iterative")),
-                         ("regressor", ("table", "mlp")), ("behaviour", ("uniform", "expert"))):
-        if has(key) and OmegaConf.select(algo, key) not in choices:
-            raise ConfigError(f"algo.{key}", f"unknown '{OmegaConf.select(algo, key)}'; use one of {', '.join(choices)}")
-
-
 def validate_env(cfg: DictConfig) -> None:
-    """A gridworld's layout and numbers are checked here, before anything is built."""
+    """A gridworld's layout is parsed here, before anything is built; with gamma = 1 a planner also
+    needs every state to reach a terminal (see deeprl.algos.planning.require_finite_values)."""
     env = cfg.env
     if env.get("kind") != "gridworld":
         return
-    from deeprl.envs.gridworld import TERMINAL_MODES, check_slip, gridworld_kwargs, parse_layout
+    from deeprl.buffers.memory import check_fits
+    from deeprl.envs.gridworld import build_model, check_slip, gridworld_kwargs, parse_layout
 
-    check_slip(env.get("slip"))
-    _number(cfg, "env.step_reward")
-    if env.get("terminal") not in TERMINAL_MODES:
-        raise ConfigError("env.terminal", f"unknown mode '{env.get('terminal')}'; use end or absorbing")
-    if env.get("max_episode_steps") is not None:
-        _int(cfg, "env.max_episode_steps", 1)
     kwargs = gridworld_kwargs(env)
-    parse_layout(kwargs["layout"], kwargs["terminals"], kwargs["rewards"])
+    layout = parse_layout(kwargs["layout"], kwargs["terminals"], kwargs["rewards"])
+    n_states = len(layout.cells)
+    # The model is dense: P[s, a, s'] in float64, and a product of the same size to compute R.
+    check_fits(3 * n_states * 4 * n_states * 8, f"the model of a {n_states}-state gridworld", key="env.layout")
+    from deeprl.checks import check_model
+
+    check_model(cfg, build_model(layout, float(kwargs["step_reward"]), check_slip(kwargs["slip"])))

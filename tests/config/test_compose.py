@@ -41,8 +41,10 @@ def test_every_tuned_preset_is_picked_for_its_pair(tuned):
     # Algorithm names may hold underscores (value_iteration_gridworld_4x3): match the longest name.
     algo = max((a for a in ALGO_NAMES if tuned.startswith(f"{a}_")), key=len)
     env = tuned[len(algo) + 1:]
-    plain = compose_config(f"algo={algo}", f"env={env}", "~tuned")
-    preset = compose_config(f"algo={algo}", f"env={env}")
+    # The generic atari config has no game: validation asks for one.
+    game = ["env.game=Pong"] if env == "atari" else []
+    plain = compose_config(f"algo={algo}", f"env={env}", *game, "~tuned")
+    preset = compose_config(f"algo={algo}", f"env={env}", *game)
     assert plain != preset, f"tuned/{tuned}.yaml changes nothing"
     validate(preset)
 

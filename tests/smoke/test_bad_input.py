@@ -50,3 +50,102 @@ def test_unknown_names_and_keys_are_rejected_by_hydra(tmp_path, overrides, expec
     assert expected in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "outputs").exists()
+
+
+WALLED_OFF = 'env.layout=["S.#+"]'  # the goal cannot be reached from S: no terminal for two states
+HUGE = str(10**11)  # transitions or steps that no machine's memory holds
+
+# (overrides, the key the one line must start with), from trying bad inputs as a new user would.
+KEYED = [
+    # A network that cannot take the observations.
+    (["network=nature_cnn"], "network"),
+    (["env=breakout", "network=mlp"], "network"),
+    (["algo=ppo", "network=nature_cnn"], "network"),
+    (["algo=dqn", "env=frozenlake", "env.one_hot=true", "network=nature_cnn"], "network"),
+    (["algo=fitted_q_iteration", "env=taxi", "algo.regressor=mlp", "network=nature_cnn"], "network"),
+    (["algo=ppo", "env=breakout", "env.screen_size=20"], "network"),
+    (["algo=ppo", "env=gym", "env.id=CarRacing-v3"], "network"),
+    (["algo=q_learning", "env=taxi", "env.one_hot=true"], "env.one_hot"),
+    (["algo=dqn", "env=gym", "env.id=Blackjack-v1"], "env.id"),
+    # Out-of-range replay settings.
+    (["algo.n_step=0"], "algo.n_step"),
+    (["algo.n_step=1.5"], "algo.n_step"),
+    (["algo.prioritized.enabled=true", "algo.prioritized.alpha=-1"], "algo.prioritized.alpha"),
+    (["algo.prioritized.enabled=true", "algo.prioritized.beta_start=2"], "algo.prioritized.beta_start"),
+    # Storage too large for memory: every replay, vector observations included, and rollouts.
+    ([f"algo.buffer_size={HUGE}"], "algo.buffer_size"),
+    (["algo=prioritized_dqn", f"algo.buffer_size={HUGE}"], "algo.buffer_size"),
+    (["env=breakout", f"algo.buffer_size={2 * 10**9}"], "algo.buffer_size"),
+    (["algo.replay=false", f"algo.buffer_size={HUGE}", f"algo.batch_size={HUGE}"], "algo.batch_size"),
+    (["algo=ppo", f"algo.n_steps={HUGE}"], "algo.n_steps"),
+    (["algo=reinforce", f"algo.batch_steps={HUGE}"], "algo.batch_steps"),
+    (["algo=fitted_q_iteration", "env=taxi", f"total_steps={HUGE}"], "total_steps"),
+    # gamma = 1 where some state cannot reach a terminal.
+    (["algo=policy_iteration", "env=gridworld", WALLED_OFF, "algo.gamma=1.0"], "algo.gamma"),
+    (["algo=value_iteration", "env=gridworld", WALLED_OFF, "algo.gamma=1.0"], "algo.gamma"),
+    (["algo=fitted_q_iteration", "env=gridworld", WALLED_OFF, "algo.behaviour=expert", "algo.gamma=1.0"],
+     "algo.gamma"),
+    (["algo=policy_iteration", "env=frozenlake", "algo.gamma=1.0", "+env.kwargs.desc=[SF,FF]"], "algo.gamma"),
+    # Other numbers, flags and choices outside their rule.
+    (["algo=ppo", "env=pendulum", "algo.init_log_std=1000"], "algo.init_log_std"),
+    (["env.max_episode_steps=0"], "env.max_episode_steps"),
+    (["env=breakout", "env.max_frames=0"], "env.max_frames"),
+    (["network.hidden_sizes=[0]"], "network.hidden_sizes"),
+    (["network.activation=sigmoid"], "network.activation"),
+    (["env=breakout", "network.hidden_size=0"], "network.hidden_size"),
+    (["env=breakout", "network.channels_last=maybe"], "network.channels_last"),
+    (["seed=99999999999999999999"], "seed"),
+    (["algo.lr=inf"], "algo.lr"),
+    (["algo.double=maybe"], "algo.double"),
+    (["total_steps=1e4"], "total_steps"),
+    (["+algo.foo=1"], "algo.foo"),
+    # Values with no default, and arguments gymnasium rejects.
+    (["env=atari"], "env.game"),
+    (["env=gym"], "env.id"),
+    (["+env.kwargs.foo=1"], "env.kwargs"),
+    (["algo=q_learning", "env=frozenlake", "env.kwargs.map_name=9x9"], "env.kwargs"),
+]
+
+
+def _id(case) -> str:
+    return " ".join(case[0])
+
+
+# Every case is checked where it is caught (build, before anything is written); a sample, one of
+# each kind, also through the `train` command in a subprocess (64 subprocesses would take minutes).
+CLI_SAMPLE = {"network=nature_cnn", "algo.n_step=0", "algo=prioritized_dqn algo.buffer_size=" + HUGE,
+              "algo=ppo algo.n_steps=" + HUGE, "algo=policy_iteration env=gridworld " + WALLED_OFF + " algo.gamma=1.0",
+              "network.hidden_sizes=[0]", "total_steps=1e4", "+algo.foo=1", "env=atari",
+              "algo=q_learning env=frozenlake env.kwargs.map_name=9x9", "algo=dqn env=gym env.id=Blackjack-v1"}
+
+
+@pytest.mark.parametrize(("overrides", "key"), KEYED, ids=[_id(c) for c in KEYED])
+def test_bad_input_is_caught_before_anything_is_written(tmp_path, overrides, key):
+    from conftest import compose_config
+    from deeprl.build import build
+    from deeprl.core.errors import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        run = build(compose_config(*overrides), tmp_path / "run")
+        run.envs.close()
+    message = str(caught.value)
+    assert message.startswith(f"{key}: ") and "\n" not in message, message
+    assert not (tmp_path / "run").exists()
+
+
+SAMPLE = [c for c in KEYED if _id(c) in CLI_SAMPLE]
+
+
+def test_the_cli_sample_covers_each_kind():
+    assert len(SAMPLE) == len(CLI_SAMPLE)
+
+
+@pytest.mark.parametrize(("overrides", "key"), SAMPLE, ids=[_id(c) for c in SAMPLE])
+def test_bad_input_is_one_line_naming_the_key(tmp_path, overrides, key):
+    result = train_cli(*overrides, "log.progress=false", cwd=tmp_path, timeout=180)
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"deeprl: error: {key}: "), result.stderr[-2000:]
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "HYDRA_FULL_ERROR" not in result.stderr
+    assert not (tmp_path / "outputs").exists(), "a half-written run dir was left behind"

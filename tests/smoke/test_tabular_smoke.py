@@ -74,7 +74,7 @@ def test_value_iteration_cli_logs_convergence_and_value_images(value_iteration_c
     (['env.layout=["S.x+"]'], "env.layout: unknown cell 'x' at row 0, column 2"),
     (['env.layout=["S..+", ".#."]'], "env.layout: rows must all have the same length"),
     (['env.layout=["...+"]'], "env.layout: has no start cell; mark one with 'S'"),
-    (["env.slip=1.5"], "env.slip: is the probability of the intended move and must be in [0, 1]"),
+    (["env.slip=1.5"], "env.slip: is the probability of the intended move and must be a number in [0, 1]"),
 ])
 def test_bad_gridworlds_fail_before_the_run_with_one_line(tmp_path, overrides, message):
     result = train_cli("algo=value_iteration", "env=gridworld", *overrides, cwd=tmp_path)

@@ -114,13 +114,15 @@ class FittedQIteration:
         return self.Q.max(axis=1), self.Q.argmax(axis=1)
 
     def state_dict(self) -> dict:
-        state = {"Q": self.Q.copy(), "expert": self.expert}
+        state = {"Q": self.Q.copy(), "expert": self.expert, "eval_rng": self.eval_rng.bit_generator.state}
         if self.regressor == "mlp":
             state.update(net=self.net.state_dict(), optimizer=self.optimizer.state_dict())
         return state
 
     def load_state_dict(self, state: dict) -> None:
         self.Q, self.expert = state["Q"].copy(), state["expert"]
+        if "eval_rng" in state:
+            self.eval_rng.bit_generator.state = state["eval_rng"]
         if self.regressor == "mlp":
             self.net.load_state_dict(state["net"])
             self.optimizer.load_state_dict(state["optimizer"])

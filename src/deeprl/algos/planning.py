@@ -50,6 +50,35 @@ def reaches_terminal(model: TabularModel, policy: np.ndarray | None = None) -> n
         reached |= more
 
 
+def require_finite_values(model: TabularModel, gamma: float, *, every_state: bool) -> None:
+    """With gamma = 1 a value is the undiscounted sum of rewards until a terminal, so a state that
+    can never reach one has no finite value unless it collects nothing. Raises ConfigError naming
+    algo.gamma when that is the case: `every_state` (policy iteration, whose exact evaluation solves
+    a linear system that is then singular) for any such state; otherwise (value iteration) when
+    such a state has a non-zero reward, on which value iteration diverges."""
+    if gamma < 1.0:
+        return
+    stuck = ~reaches_terminal(model)
+    if every_state:
+        bad = stuck
+    else:  # the states that cannot reach a terminal only lead to each other: nonzero R means divergence
+        bad = stuck & (model.R != 0).any(axis=1)
+    if not bad.any():
+        return
+    state = int(np.flatnonzero(bad)[0])
+    where = f"state {state}"
+    if model.grid is not None:
+        cell = np.argwhere(model.grid.states == state)
+        if len(cell):
+            where += f" at row {cell[0][0]}, column {cell[0][1]}"
+    raise ConfigError(
+        "algo.gamma",
+        f"with gamma=1 the value is finite only if every state reaches a terminal, but {int(stuck.sum())} "
+        f"states (e.g. {where}) never do; set algo.gamma below 1 (e.g. algo.gamma=0.99) or give the world "
+        "reachable terminal cells",
+    )
+
+
 def proper_policy(model: TabularModel) -> np.ndarray:
     """A policy that reaches a terminal from every state that can reach one.
 
@@ -133,6 +162,10 @@ class ValueIteration(_Planner):
     def __init__(self, spec: EnvSpec, network, device, rng, total_steps: int, *, gamma: float, tol: float):
         super().__init__(spec, gamma, tol)
 
+    def prepare(self, model: TabularModel) -> None:
+        super().prepare(model)
+        require_finite_values(model, self.gamma, every_state=False)
+
     def sweep(self) -> tuple[dict, bool]:
         # ALGO LOGIC: one synchronous backup of every state from the previous V.
         Q = lookahead(self.model, self.V, self.gamma)
@@ -160,6 +193,7 @@ class PolicyIteration(_Planner):
 
     def prepare(self, model: TabularModel) -> None:
         super().prepare(model)
+        require_finite_values(model, self.gamma, every_state=True)
         self.policy = proper_policy(model)
 
     def sweep(self) -> tuple[dict, bool]:
@@ -183,11 +217,13 @@ class PolicyIteration(_Planner):
         return metrics, changes == 0 and eval_delta < self.tol
 
     def _check_proper(self) -> None:
+        # prepare() made sure every state can reach a terminal; an improvement step can still pick
+        # a policy that never does, where a loop pays more than ending the episode.
         stuck = ~reaches_terminal(self.model, self.policy)
         if stuck.any():
             raise ConfigError(
                 "algo.gamma",
-                f"with gamma=1 the value is finite only if every state reaches a terminal, but "
-                f"{stuck.sum()} states (e.g. state {np.flatnonzero(stuck)[0]}) never do; "
-                "set algo.gamma below 1 or give the world reachable terminal cells",
+                f"with gamma=1 the greedy policy never reaches a terminal from {stuck.sum()} states (e.g. state "
+                f"{np.flatnonzero(stuck)[0]}): looping there pays more than ending the episode, so the values "
+                "are unbounded; set algo.gamma below 1 (e.g. algo.gamma=0.99)",
             )

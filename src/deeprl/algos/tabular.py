@@ -138,8 +138,11 @@ class TabularQ:
         return self.Q.max(axis=1), self.Q.argmax(axis=1)
 
     def state_dict(self) -> dict:
-        return {"Q": self.Q.copy(), "visits": self.visits.copy(), "last_alpha": self.last_alpha}
+        return {"Q": self.Q.copy(), "visits": self.visits.copy(), "last_alpha": self.last_alpha,
+                "eval_rng": self.eval_rng.bit_generator.state}
 
     def load_state_dict(self, state: dict) -> None:
         self.Q, self.visits = state["Q"].copy(), state["visits"].copy()
         self.last_alpha = state["last_alpha"]
+        if "eval_rng" in state:
+            self.eval_rng.bit_generator.state = state["eval_rng"]

@@ -135,6 +135,15 @@ class FrameReplayBuffer(ReplayBuffer):
         self._last_next_ids[:] = next_ids
         self._has_last[:] = True
 
+    # --- checkpoints ------------------------------------------------------------------------
+
+    COUNTERS = ReplayBuffer.COUNTERS + ("_oldest", "frames_written", "_last_next", "_last_next_ids", "_has_last")
+
+    def _arrays(self) -> dict[str, int]:
+        rows = min(self.added, self.capacity)
+        return {"frames": min(self.frames_written, self.frame_capacity), "obs_ptr": rows, "next_ptr": rows,
+                "need_from": rows, "actions": rows, "rewards": rows, "terminated": rows, "truncated": rows}
+
     # --- sampling ---------------------------------------------------------------------------
 
     def _obs(self, idx: np.ndarray) -> np.ndarray:

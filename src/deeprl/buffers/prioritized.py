@@ -52,6 +52,19 @@ class PrioritizedReplay:
         batch = self.buffer._batch(slots)
         return batch._replace(weights=self.buffer._to_device(weights.astype(np.float32)), indices=slots)
 
+    def state_dict(self) -> dict:
+        return {"buffer": self.buffer.state_dict(), "tree": torch.from_numpy(self.tree.tree),
+                "max_priority": self.max_priority}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.buffer.load_state_dict(state["buffer"])
+        self.tree.tree[:] = state["tree"].numpy()
+        self.max_priority = float(state["max_priority"])
+
+    @property
+    def saved_nbytes(self) -> int:
+        return self.buffer.saved_nbytes + self.tree.tree.nbytes
+
     def update_priorities(self, indices, td_errors) -> None:
         if isinstance(td_errors, torch.Tensor):
             td_errors = td_errors.detach().float().cpu().numpy()

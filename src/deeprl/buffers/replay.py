@@ -1,3 +1,4 @@
+import copy
 from typing import NamedTuple
 
 import numpy as np
@@ -150,6 +151,34 @@ class ReplayBuffer:
             open_ &= (self.terminated[j] == 0) & ~self.truncated[j]
         discounts = self.gamma ** steps * (1.0 - self.terminated[last])
         return last, rewards.astype(np.float32), discounts.astype(np.float32)
+
+    # Checkpoints ---------------------------------------------------------------------------
+    # Everything that changes as transitions are added: the filled rows of the arrays (as tensors
+    # sharing the arrays' memory, so saving copies nothing first) and the counters.
+    COUNTERS = ("pos", "size", "added", "num_envs")
+
+    def _arrays(self) -> dict[str, int]:
+        """The stored arrays, each with the number of leading rows that hold data."""
+        rows = min(self.added, self.capacity)
+        return {name: rows for name in ("obs", "next_obs", "actions", "rewards", "terminated", "truncated")}
+
+    def state_dict(self) -> dict:
+        arrays = {name: torch.from_numpy(getattr(self, name)[:rows]) for name, rows in self._arrays().items()}
+        counters = {name: copy.deepcopy(getattr(self, name)) for name in self.COUNTERS}
+        return {"capacity": self.capacity, "arrays": arrays, "counters": counters}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state["capacity"] != self.capacity:
+            raise ValueError(f"replay: the checkpoint holds {state['capacity']} slots, this buffer {self.capacity}")
+        for name, value in state["counters"].items():
+            setattr(self, name, copy.deepcopy(value))
+        for name, tensor in state["arrays"].items():
+            getattr(self, name)[:len(tensor)] = tensor.numpy()
+
+    @property
+    def saved_nbytes(self) -> int:
+        """Bytes the arrays add to a checkpoint now."""
+        return sum(getattr(self, name)[:rows].nbytes for name, rows in self._arrays().items())
 
     def _to_device(self, array: np.ndarray) -> torch.Tensor:
         tensor = torch.from_numpy(np.ascontiguousarray(array))

@@ -121,6 +121,27 @@ class Rollout:
         self._final_obs = {}
         return batch
 
+    def state_dict(self) -> dict:
+        """The steps added since the last `finish` (a rollout in progress), on the CPU."""
+        tensors = {k: v[:self.t].cpu() for k, v in self._tensors.items()} if self._tensors is not None else None
+        return {"t": self.t, "capacity": self.capacity, "tensors": tensors,
+                "arrays": {k: v[:self.t].copy() for k, v in self._arrays.items()},
+                "final_obs": dict(self._final_obs)}
+
+    def load_state_dict(self, state: dict, device: torch.device) -> None:
+        self.t, self.capacity = int(state["t"]), int(state["capacity"])
+        self._final_obs = dict(state["final_obs"])
+        if state["tensors"] is None:
+            self._tensors, self._arrays = None, {}
+            return
+        self._tensors, self._arrays = {}, {}
+        for k, v in state["tensors"].items():
+            self._tensors[k] = torch.zeros((self.capacity, *v.shape[1:]), dtype=v.dtype, device=device)
+            self._tensors[k][:self.t] = v.to(device)
+        for k, v in state["arrays"].items():
+            self._arrays[k] = np.zeros((self.capacity, *v.shape[1:]), dtype=v.dtype)
+            self._arrays[k][:self.t] = v
+
     def _allocate(self, obs: torch.Tensor, actions: torch.Tensor, num_envs: int) -> None:
         T, device = self.capacity, obs.device
         self._tensors = {name: torch.zeros((T, *x.shape), dtype=x.dtype, device=device)

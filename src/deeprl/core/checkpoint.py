@@ -1,8 +1,19 @@
+"""Checkpoint files: atomic writes, reading one back, finding a run's latest readable one.
+
+A run's checkpoints live in `<run dir>/checkpoints/`: `step_N.pt` (periodic, wall-clock and
+signal checkpoints; the newest `checkpoint.keep` are kept) and `final.pt` (the end of the run).
+Each holds the whole run (see deeprl.run.Run.state_dict), so any of them can be resumed from.
+"""
+
 import os
+import re
+import sys
 import tempfile
 from pathlib import Path
 
 import torch
+
+STEP_FILE = re.compile(r"^step_(\d+)\.pt$")
 
 
 def save_atomic(obj, path: str | os.PathLike) -> Path:
@@ -25,6 +36,52 @@ def save_atomic(obj, path: str | os.PathLike) -> Path:
     return path
 
 
-def load(path: str | os.PathLike, map_location="cpu") -> dict:
-    # Checkpoints hold numpy RNG state and plain dicts besides tensors.
-    return torch.load(path, map_location=map_location, weights_only=False)
+def load(path: str | os.PathLike, map_location="cpu", mmap: bool = False) -> dict:
+    """Read a checkpoint. Checkpoints hold numpy RNG state and plain dicts besides tensors.
+
+    `mmap=True` maps tensor storage from the file instead of reading it (a replay buffer of
+    gigabytes is then paged in only as it is copied into place)."""
+    return torch.load(path, map_location=map_location, weights_only=False, mmap=mmap)
+
+
+def step_files(folder: Path) -> list[tuple[int, Path]]:
+    """(step, path) of the `step_N.pt` files in `folder`, oldest first."""
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := STEP_FILE.match(p.name))]
+    return sorted(found)
+
+
+def prune(folder: Path, keep: int) -> None:
+    """Delete all but the newest `keep` step_N.pt files (keep = 0 keeps all)."""
+    if keep > 0:
+        for _, path in step_files(folder)[:-keep]:
+            path.unlink(missing_ok=True)
+
+
+def latest(folder: Path) -> tuple[Path, dict] | None:
+    """The newest checkpoint in `folder` that reads back, with its contents (tensors mapped, not
+    read). Newest = highest step; `final.pt` counts at the step it records. An unreadable file
+    (truncated, corrupt, not a run checkpoint) is skipped with a warning and the next is tried."""
+    candidates = [path for _, path in reversed(step_files(folder))]
+    if (folder / "final.pt").is_file():
+        candidates.insert(0, folder / "final.pt")
+    readable = []
+    for path in candidates:
+        try:
+            state = load(path, mmap=True)
+            if not (isinstance(state, dict) and "loop" in state and "step" in state):
+                raise ValueError("not a resumable run checkpoint (no loop state)")
+        except Exception as error:  # noqa: BLE001 - any failure to read means: try the previous one
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            print(f"deeprl | warning: skipping unreadable checkpoint {path}: {reason[:200]}",
+                  file=sys.stderr, flush=True)
+            continue
+        readable.append((int(state["step"]), path, state))
+        # step files are newest first: once one reads, only final.pt (checked first) could beat it.
+        if path.name != "final.pt":
+            break
+    if not readable:
+        return None
+    _, path, state = max(readable, key=lambda item: (item[0], item[1].name == "final.pt"))
+    return path, state

@@ -172,20 +172,18 @@ def check_atari_cfg(env_cfg) -> None:
     import ale_py
 
     gym.register_envs(ale_py)
+    # ALE prints a two-line banner to stderr when it makes its first env; warnings and errors stay.
+    # (Without this, a config error found once the env exists would not be the only line on stderr.)
+    ale_py.ALEInterface.setLoggerMode(ale_py.LoggerMode.Warning)
     try:
         gym.spec(env_cfg.id)
     except gym.error.Error:
         raise ConfigError("env.game", f"ALE has no game '{env_cfg.game}' (id {env_cfg.id}); use the "
                           "CamelCase name of the ALE id, e.g. env.game=Breakout or env.game=SpaceInvaders") from None
-    for key, minimum in (("frame_skip", 1), ("frame_stack", 1), ("screen_size", 8), ("noop_max", 0)):
-        value = env_cfg[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ConfigError(f"env.{key}", f"must be an integer >= {minimum}, got {value!r}")
-    p = env_cfg.repeat_action_probability
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
-        raise ConfigError("env.repeat_action_probability", f"must be in [0, 1), got {p!r}")
-    if env_cfg.fire_reset not in ("auto", True, False):
-        raise ConfigError("env.fire_reset", f"use auto, true or false, got {env_cfg.fire_reset!r}")
+    # The ranges and choices of the keys (frame_skip, screen_size, fire_reset, ...) are in one table.
+    from deeprl.validate import check_keys
+
+    check_keys(env_cfg, prefix="env.")
 
 
 def atari_thunk(env_cfg, training: bool, render_mode=None):

@@ -38,6 +38,14 @@ class EpisodeTracker:
         return finished
 
 
+    def state_dict(self) -> dict:
+        return {"returns": self.returns.copy(), "lengths": self.lengths.copy()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.returns[:] = state["returns"]
+        self.lengths[:] = state["lengths"]
+
+
 def finished_games(infos: dict) -> list[tuple[int, float, int]]:
     """(env index, return, length) of the info["episode"] entries of one vector step.
 

@@ -3,6 +3,7 @@ from dataclasses import dataclass
 import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode
+from omegaconf import OmegaConf
 
 from deeprl.core.errors import ConfigError
 from deeprl.envs.model import OneHotObservation
@@ -86,13 +87,26 @@ def make_vec_env(env_cfg, num_envs: int, seed: int, *, training: bool = True) ->
     Seeds reach the envs at the first `reset(seed=...)`; the action space is seeded here.
     """
     thunk = _thunk(env_cfg, training)
-    envs = gym.vector.SyncVectorEnv([thunk] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP)
+    try:
+        envs = gym.vector.SyncVectorEnv([thunk] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP)
+    except (TypeError, ValueError, KeyError, gym.error.Error) as e:
+        kwargs = env_cfg.get("kwargs")
+        if isinstance(e, ConfigError) or not kwargs:
+            raise
+        # gymnasium.make hands env.kwargs to the env's constructor, which rejects what it cannot use.
+        detail = (str(e).strip().splitlines() or [""])[0]
+        kwargs = OmegaConf.to_container(kwargs) if OmegaConf.is_config(kwargs) else kwargs
+        raise ConfigError("env.kwargs", f"{env_cfg.id} rejected env.kwargs={kwargs} ({type(e).__name__}: "
+                                        f"{detail}); fix or remove the argument") from None
     envs.action_space.seed(seed)
     return envs
 
 
 def spec_of(envs: gym.vector.VectorEnv, env_id: str) -> EnvSpec:
     obs_space = envs.single_observation_space
+    if not isinstance(obs_space, (gym.spaces.Box, gym.spaces.Discrete)):
+        raise ConfigError("env.id", f"{env_id} observes a {type(obs_space).__name__} space; deeprl's agents take "
+                                    "Box (arrays) or Discrete (a state index) observations, so pick another env")
     return EnvSpec(
         id=env_id,
         obs_shape=tuple(obs_space.shape),

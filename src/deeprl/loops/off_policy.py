@@ -4,13 +4,7 @@ import numpy as np
 
 from deeprl.buffers import PrioritizedReplay, frame_stack_of, make_replay
 from deeprl.core.schedules import linear_schedule
-from deeprl.envs.episodes import EpisodeTracker
-from deeprl.loops.session import Session
-
-# Keys of an algo config that belong to this loop rather than to the agent.
-LOOP_KEYS = ("buffer_size", "batch_size", "learning_starts", "train_freq", "gradient_steps", "replay",
-             "n_step", "prioritized")
-SHARED_KEYS = ("gamma",)
+from deeprl.loops.base import EnvLoop
 
 
 def final_observations(next_obs: np.ndarray, dones: np.ndarray, infos: dict) -> np.ndarray:
@@ -24,53 +18,84 @@ def final_observations(next_obs: np.ndarray, dones: np.ndarray, infos: dict) -> 
     return real
 
 
-def run(agent, envs, session: Session, *, spec, gamma: float, device, seed: int, rng: np.random.Generator,
-        total_steps: int, buffer_size: int, batch_size: int, learning_starts: int, train_freq: int,
-        gradient_steps: int, replay: bool, n_step: int, prioritized) -> None:
-    num_envs = envs.num_envs
+class OffPolicyLoop(EnvLoop):
+    # Keys of an algo config that belong to this loop rather than to the agent.
+    KEYS = ("buffer_size", "batch_size", "learning_starts", "train_freq", "gradient_steps", "replay",
+            "n_step", "prioritized")
+    SHARED_KEYS = ("gamma",)
 
-    def charts(step):
-        return {"charts/epsilon": agent.epsilon(step), "charts/learning_rate": agent.learning_rate(step)}
+    def __init__(self, agent, envs, session, *, spec, gamma: float, device, seed: int,
+                 rng: np.random.Generator, total_steps: int, buffer_size: int, batch_size: int,
+                 learning_starts: int, train_freq: int, gradient_steps: int, replay: bool, n_step: int,
+                 prioritized):
+        super().__init__(agent, envs, session, seed=seed, total_steps=total_steps)
+        self.rng = rng
+        self.batch_size, self.train_freq, self.gradient_steps = batch_size, train_freq, gradient_steps
+        self.replay, self.prioritized = replay, prioritized
+        # Updates begin once the step passes this (moved on when a resume starts from an empty buffer).
+        self.learning_starts = self.configured_learning_starts = learning_starts
+        num_envs = envs.num_envs
+        # Without replay the buffer only holds the newest batch (and any n-step window behind it).
+        capacity = buffer_size if replay else batch_size + (n_step - 1) * num_envs
+        self.buffer = make_replay(capacity, spec.obs_shape, spec.obs_dtype, spec.action_shape,
+                                  envs.single_action_space.dtype, gamma, device, n_step=n_step,
+                                  frame_stack=frame_stack_of(session.env_cfg, spec.obs_shape, spec.obs_dtype),
+                                  prioritized=replay and prioritized["enabled"], alpha=prioritized["alpha"],
+                                  eps=prioritized["eps"])
 
-    # Without replay the buffer only holds the newest batch (and any n-step window behind it).
-    capacity = buffer_size if replay else batch_size + (n_step - 1) * num_envs
-    buffer = make_replay(capacity, spec.obs_shape, spec.obs_dtype, spec.action_shape,
-                         envs.single_action_space.dtype, gamma, device, n_step=n_step,
-                         frame_stack=frame_stack_of(session.env_cfg, spec.obs_shape, spec.obs_dtype),
-                         prioritized=replay and prioritized["enabled"], alpha=prioritized["alpha"],
-                         eps=prioritized["eps"])
+    def charts(self, step: int) -> dict:
+        return {"charts/epsilon": self.agent.epsilon(step), "charts/learning_rate": self.agent.learning_rate(step)}
 
-    def sample(step):
-        if not replay:
-            return buffer.latest(batch_size)
-        if isinstance(buffer, PrioritizedReplay):
+    def sample(self, step: int):
+        if not self.replay:
+            return self.buffer.latest(self.batch_size)
+        if isinstance(self.buffer, PrioritizedReplay):
             # Importance-sampling correction grows to full strength (beta = 1) by the end.
-            beta = linear_schedule(prioritized["beta_start"], 1.0, total_steps, step)
-            return buffer.sample(batch_size, rng, beta=beta)
-        return buffer.sample(batch_size, rng)
+            beta = linear_schedule(self.prioritized["beta_start"], 1.0, self.total_steps, step)
+            return self.buffer.sample(self.batch_size, self.rng, beta=beta)
+        return self.buffer.sample(self.batch_size, self.rng)
 
-    tracker = EpisodeTracker.for_envs(envs)  # full-game scores when the env reports them (Atari)
-    obs, _ = envs.reset(seed=seed)
-    step = 0
-    while step < total_steps:
-        actions = agent.act(obs, step)
-        next_obs, rewards, terminated, truncated, infos = envs.step(actions)
-        dones = terminated | truncated
-        # Only termination cuts the bootstrap; a time-limit truncation still bootstraps from s'.
-        buffer.add(obs, actions, rewards, final_observations(next_obs, dones, infos), terminated, truncated)
-        obs = next_obs
-        prev, step = step, step + num_envs
-        session.episodes(step, tracker.step(rewards, dones, infos))
+    def run(self) -> None:
+        agent, envs, buffer, session = self.agent, self.envs, self.buffer, self.session
+        num_envs = envs.num_envs
+        while self.step < self.total_steps and not session.stopping:
+            obs = self.obs
+            actions = agent.act(obs, self.step)
+            next_obs, rewards, terminated, truncated, infos = envs.step(actions)
+            dones = terminated | truncated
+            # Only termination cuts the bootstrap; a time-limit truncation still bootstraps from s'.
+            buffer.add(obs, actions, rewards, final_observations(next_obs, dones, infos), terminated, truncated)
+            self.obs = next_obs
+            prev = self.step
+            self.step = step = prev + num_envs
+            session.episodes(step, self.tracker.step(rewards, dones, infos))
 
-        if step > learning_starts:
-            # One round of `gradient_steps` updates per `train_freq` env steps passed.
-            rounds = step // train_freq - prev // train_freq
-            for _ in range(rounds * gradient_steps):
-                batch = sample(step)
-                metrics = agent.update(batch, step)
-                td_errors = metrics.pop("td_errors")
-                if batch.indices is not None:
-                    buffer.update_priorities(batch.indices, td_errors)
-            if rounds:
-                session.metrics(step, metrics)
-        session.tick(step, agent, charts)
+            if step > self.learning_starts:
+                # One round of `gradient_steps` updates per `train_freq` env steps passed.
+                rounds = step // self.train_freq - prev // self.train_freq
+                for _ in range(rounds * self.gradient_steps):
+                    batch = self.sample(step)
+                    metrics = agent.update(batch, step)
+                    td_errors = metrics.pop("td_errors")
+                    if batch.indices is not None:
+                        buffer.update_priorities(batch.indices, td_errors)
+                if rounds:
+                    session.metrics(step, metrics)
+            session.tick(step, agent, self.charts)
+
+    def state_dict(self) -> dict:
+        state = super().state_dict()
+        state["learning_starts"] = self.learning_starts
+        state["buffer"] = self.buffer.state_dict() if self.save_buffer else None
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.learning_starts = state["learning_starts"]
+        if state["buffer"] is not None:
+            self.buffer.load_state_dict(state["buffer"])
+        else:
+            # Saved without its replay: refill it for learning_starts steps before updating again.
+            self.learning_starts = self.step + self.configured_learning_starts
+            self.notes.append(f"the replay buffer was not saved (checkpoint.buffer=false): it refills "
+                              f"until step {self.learning_starts} before updates resume")

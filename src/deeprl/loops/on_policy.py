@@ -2,43 +2,40 @@
 hand the rollout to the agent's update, discard it, repeat."""
 
 import numpy as np
-import torch
 
 from deeprl.buffers.rollout import Rollout
-from deeprl.envs.episodes import EpisodeTracker
-from deeprl.loops.session import Session
-
-# Keys of an algo config that belong to this loop rather than to the agent.
-LOOP_KEYS = ("n_steps",)
-SHARED_KEYS = ()
+from deeprl.loops.base import PolicyLoop
 
 
-def run(agent, envs, session: Session, *, spec, device, seed: int, rng: np.random.Generator,
-        total_steps: int, n_steps: int) -> None:
-    num_envs = envs.num_envs
-    # An agent may fix the rollout length (online actor-critic learns from every single step).
-    n_steps = getattr(agent, "rollout_steps", None) or n_steps
+class OnPolicyLoop(PolicyLoop):
+    KEYS = ("n_steps",)
 
-    def charts(step):
-        return {"charts/learning_rate": agent.learning_rate(step)}
+    def __init__(self, agent, envs, session, *, spec, device, seed: int, rng: np.random.Generator,
+                 total_steps: int, n_steps: int):
+        super().__init__(agent, envs, session, device=device, seed=seed, total_steps=total_steps)
+        # An agent may fix the rollout length (online actor-critic learns from every single step).
+        self.n_steps = getattr(agent, "rollout_steps", None) or n_steps
+        self.rollout = Rollout(self.n_steps)
 
-    rollout = Rollout(n_steps)
-    tracker = EpisodeTracker.for_envs(envs)  # full-game scores when the env reports them (Atari)
-    obs, _ = envs.reset(seed=seed)
-    obs = torch.as_tensor(obs, device=device)
-    step = 0
-    while step < total_steps:
-        # The last rollout is cut short if total_steps is not a multiple of n_steps × num_envs.
-        for _ in range(n_steps):
-            env_actions, actions = agent.explore(obs)
+    def run(self) -> None:
+        agent, envs, session, rollout = self.agent, self.envs, self.session, self.rollout
+        while self.step < self.total_steps and not session.stopping:
+            env_actions, actions = agent.explore(self.obs)
             next_obs, rewards, terminated, truncated, infos = envs.step(env_actions)
             # With same-step autoreset, infos["final_obs"] holds s' where an episode just ended.
-            rollout.add(obs, actions, rewards, terminated, truncated, infos)
-            obs = torch.as_tensor(next_obs, device=device)
-            step += num_envs
-            session.episodes(step, tracker.step(rewards, terminated | truncated, infos))
-            session.tick(step, agent, charts)
-            if step >= total_steps:
-                break
-        metrics = agent.update(rollout.finish(obs, agent.log_prob, agent.value), step)
-        session.metrics(step, metrics)
+            rollout.add(self.obs, actions, rewards, terminated, truncated, infos)
+            self.obs = self.observe(next_obs)
+            self.step = step = self.step + envs.num_envs
+            session.episodes(step, self.tracker.step(rewards, terminated | truncated, infos))
+            # The last rollout is cut short if total_steps is not a multiple of n_steps × num_envs.
+            if len(rollout) == self.n_steps or step >= self.total_steps:
+                metrics = agent.update(rollout.finish(self.obs, agent.log_prob, agent.value), step)
+                session.metrics(step, metrics)
+            session.tick(step, agent, self.charts)
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "rollout": self.rollout.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.rollout.load_state_dict(state["rollout"], self.device)

@@ -1,24 +1,40 @@
+import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from deeprl.core.checkpoint import save_atomic
-from deeprl.core.seeding import rng_state
 from deeprl.logging import Logger
 from deeprl.loops.evaluate import evaluate, record_video
 
+GUARDS = ("stop", "warn", "off")
+
+
+class NonFiniteError(RuntimeError):
+    """Training produced a non-finite loss or parameter and `guard=stop` ended the run."""
+
+    def __init__(self, step: int, metric: str):
+        self.step, self.metric = step, metric
+        super().__init__(f"non-finite {metric} at step {step}")
+
 
 class Session:
-    """Run bookkeeping shared by every loop: episode stats, SPS, periodic eval and checkpoints.
+    """Run bookkeeping shared by every loop: episode stats, SPS, periodic eval and checkpoints,
+    the stop request of a signal, and the guard against non-finite numbers.
 
     Loops call `episodes()` with finished episodes, `metrics()` with the agent's update output and
-    `tick()` once per environment step; everything else (what is due when) is decided here.
+    `tick()` once per environment step, and return from `run` when `stopping` is set; everything
+    else (what is due when) is decided here. `save(step, name)` (set by the run) writes a
+    checkpoint of the whole run. The session's own state (what is due next, the evaluation
+    history, the training time so far) is part of every checkpoint.
     """
 
     def __init__(self, *, logger: Logger, run_dir: Path, env_cfg, seed: int, rng: np.random.Generator,
                  total_steps: int, eval_every: int, eval_episodes: int, checkpoint_every: int,
-                 log_every: int, video_every: int = 0):
+                 log_every: int, video_every: int = 0, checkpoint_minutes: float = 0.0,
+                 guard: str = "stop"):
         self.logger = logger
         self.run_dir = Path(run_dir)
         self.env_cfg = env_cfg
@@ -28,14 +44,26 @@ class Session:
         self.eval_every = eval_every
         self.eval_episodes = eval_episodes
         self.checkpoint_every = checkpoint_every
+        self.checkpoint_seconds = 60.0 * checkpoint_minutes
         self.log_every = max(1, log_every)
         self.video_every = video_every
+        self.guard = guard
+        self.save: Callable[[int, str], Path] | None = None
+        self.stop_signal: int | None = None  # set by a signal handler: finish the step, then stop
         self.start = time.perf_counter()
+        self.last_save = self.start
         self.eval_time = 0.0  # excluded from SPS
+        self.time_before = 0.0  # training time of the run's earlier pieces (resume)
         self._last = {"log": 0, "eval": 0, "checkpoint": 0, "video": 0}
         self._recent: list[float] = []
         self.last_eval: tuple[np.ndarray, np.ndarray] | None = None
         self.history: list[dict] = []  # (step, eval mean) for every evaluation
+        self.resumed: list[dict] = []  # one entry per resume: step, whether episodes restarted
+        self.warned: set[str] = set()
+
+    @property
+    def stopping(self) -> bool:
+        return self.stop_signal is not None
 
     def episodes(self, step: int, finished: list[tuple[float, int]]) -> None:
         for ret, length in finished:
@@ -49,9 +77,36 @@ class Session:
         return False
 
     def metrics(self, step: int, metrics: dict, prefix: str = "losses/") -> None:
-        """Log the agent's metrics when a logging interval has passed (avoids a sync per update)."""
-        if self._due("log", self.log_every, step):
+        """Check the agent's update output against the guard, and log it when a logging interval
+        has passed (logging every update would cost a sync each)."""
+        log = self._due("log", self.log_every, step)
+        # On a GPU the check is a sync: there it runs when the metrics are logged (a sync anyway).
+        if log or not any(isinstance(v, torch.Tensor) and v.device.type != "cpu" for v in metrics.values()):
+            self.check_finite(step, metrics, prefix)
+        if log:
             self.logger.scalars(metrics, step, prefix)
+
+    def check_finite(self, step: int, metrics: dict, prefix: str = "losses/") -> None:
+        """`guard=stop` raises NonFiniteError at the first non-finite value, `warn` prints one line
+        per metric, `off` skips the check. Cheap when all is well: one sum, one read."""
+        if self.guard == "off" or not metrics:
+            return
+        total = 0.0
+        for value in metrics.values():
+            total = total + (value.detach().sum() if isinstance(value, torch.Tensor) else value)
+        if math.isfinite(float(total)):  # a sum of finite values may still overflow: then look closer
+            return
+        for name, value in metrics.items():
+            finite = bool(torch.isfinite(value).all()) if isinstance(value, torch.Tensor) else math.isfinite(value)
+            if not finite:
+                self.non_finite(step, f"{prefix}{name}")
+
+    def non_finite(self, step: int, metric: str) -> None:
+        if self.guard == "stop":
+            raise NonFiniteError(step, metric)
+        if self.guard == "warn" and metric not in self.warned:
+            self.warned.add(metric)
+            self.logger.write(f"deeprl | warning: non-finite {metric} at step {step} (guard=warn: training goes on)")
 
     def tick(self, step: int, agent, extra_charts=None) -> None:
         """`extra_charts(step)`: a callable returning more charts, called only when they are logged."""
@@ -64,10 +119,31 @@ class Session:
             self.logger.progress(step, **recent)
         if self._due("eval", self.eval_every, step) and step < self.total_steps:
             self.evaluate(step, agent)
-        if self._due("checkpoint", self.checkpoint_every, step) and step < self.total_steps:
-            self.checkpoint(step, agent, f"step_{step}.pt")
         if self._due("video", self.video_every, step):
             self.video(step, agent)
+        if step < self.total_steps and (self._due("checkpoint", self.checkpoint_every, step) or self._clock_due()):
+            self.checkpoint(step)
+
+    def reached(self, step: int) -> None:
+        """The end of the run: the final evaluation and checkpoint stand for this step's."""
+        self._last.update(eval=step, checkpoint=step)
+
+    def tick_sweep(self, count: int) -> None:
+        """For loops that count sweeps or dataset steps rather than training steps (planners, FQI's
+        collection): only the checkpoint cadence applies."""
+        if self._due("checkpoint", self.checkpoint_every, count) or self._clock_due():
+            self.checkpoint(count)
+
+    def _clock_due(self) -> bool:
+        return self.checkpoint_seconds > 0 and time.perf_counter() - self.last_save >= self.checkpoint_seconds
+
+    def checkpoint(self, step: int, name: str | None = None) -> Path | None:
+        """Write the whole run to checkpoints/<name> (default step_<step>.pt) through `save`."""
+        if self.save is None:
+            return None
+        path = self.save(step, name or f"step_{step}.pt")
+        self.last_save = time.perf_counter()
+        return path
 
     def video(self, step: int, agent) -> list:
         """One greedy episode recorded to <run dir>/videos/step_<N>-episode-0.mp4 (time excluded from SPS)."""
@@ -80,7 +156,8 @@ class Session:
         return step / max(self.train_time(), 1e-9)
 
     def train_time(self) -> float:
-        return time.perf_counter() - self.start - self.eval_time
+        """Seconds spent training (evaluation and videos excluded), over every piece of the run."""
+        return self.time_before + time.perf_counter() - self.start - self.eval_time
 
     def evaluate(self, step: int, agent) -> tuple[np.ndarray, np.ndarray]:
         t0 = time.perf_counter()
@@ -93,6 +170,19 @@ class Session:
                              "eval_return_mean": float(returns.mean())})
         return returns, lengths
 
-    def checkpoint(self, step: int, agent, name: str) -> Path:
-        state = {"agent": agent.state_dict(), "step": step, "rng": rng_state(self.rng)}
-        return save_atomic(state, self.run_dir / "checkpoints" / name)
+    # Checkpoints ---------------------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        return {"last": dict(self._last), "recent": list(self._recent), "history": list(self.history),
+                "train_time": self.train_time(), "resumed": list(self.resumed),
+                "last_eval": self.last_eval}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._last = dict(state["last"])
+        self._recent = list(state["recent"])
+        self.history = list(state["history"])
+        self.resumed = list(state["resumed"])
+        self.last_eval = state["last_eval"]
+        self.time_before = float(state["train_time"])
+        self.start = self.last_save = time.perf_counter()
+        self.eval_time = 0.0

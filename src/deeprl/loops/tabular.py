@@ -1,44 +1,61 @@
 """The tabular learning loop (Q-learning, SARSA): act, step, update the table from each transition.
 
 No replay: every transition updates Q once, as it happens. SARSA's target needs the action the
-policy takes in s', so the next action is chosen before the update.
+policy takes in s', so the next action is chosen before the update (and kept in the loop's state).
 """
 
 import numpy as np
 
 from deeprl.algos.tabular import Transition
-from deeprl.envs.episodes import EpisodeTracker
 from deeprl.envs.model import describe
 from deeprl.loops import report
+from deeprl.loops.base import EnvLoop
 from deeprl.loops.off_policy import final_observations
-from deeprl.loops.session import Session
-
-LOOP_KEYS = ("figure_every",)
 
 
-def run(agent, envs, session: Session, *, spec, device, seed: int, rng: np.random.Generator,
-        total_steps: int, figure_every: int) -> dict:
-    num_envs = envs.num_envs
-    model = describe(envs.envs[0])  # for the report only: learners never read the model
-    tracker = EpisodeTracker(num_envs)
-    obs, _ = envs.reset(seed=seed)
-    actions = agent.act(obs, 0)
-    step = 0
-    while step < total_steps:
-        next_obs, rewards, terminated, truncated, infos = envs.step(actions)
-        dones = terminated | truncated
-        real_next = final_observations(next_obs, dones, infos)
-        prev, step = step, step + num_envs
-        next_actions = agent.act(next_obs, step)
-        # Where an episode just ended, next_obs already starts the next one: SARSA's bootstrap
-        # action must be drawn in the true s' instead (it matters only after a truncation).
-        target_actions = np.where(dones, agent.act(real_next, step), next_actions) if dones.any() else next_actions
-        metrics = agent.update(Transition(obs, actions, rewards, real_next, terminated, target_actions), step)
-        session.metrics(step, metrics)
-        session.episodes(step, tracker.step(rewards, dones))
-        if figure_every and step // figure_every > prev // figure_every and step < total_steps:
-            report.log_figure(session, model, *agent.values(), step, f"{agent.rule}, step {step}")
-        session.tick(step, agent, agent.charts)
-        obs, actions = next_obs, next_actions
-    report.finish(agent, model, session, step, f"{agent.rule}: {step} steps")
-    return {}
+class TabularLoop(EnvLoop):
+    KEYS = ("figure_every",)
+
+    def __init__(self, agent, envs, session, *, spec, device, seed: int, rng: np.random.Generator,
+                 total_steps: int, figure_every: int):
+        super().__init__(agent, envs, session, seed=seed, total_steps=total_steps)
+        self.figure_every = figure_every
+        self.model = describe(envs.envs[0])  # for the report only: learners never read the model
+        self.actions = None
+
+    def start(self) -> None:
+        super().start()
+        self.actions = self.agent.act(self.obs, 0)
+
+    def run(self) -> dict:
+        agent, envs, session = self.agent, self.envs, self.session
+        while self.step < self.total_steps and not session.stopping:
+            obs, actions = self.obs, self.actions
+            next_obs, rewards, terminated, truncated, infos = envs.step(actions)
+            dones = terminated | truncated
+            real_next = final_observations(next_obs, dones, infos)
+            prev = self.step
+            self.step = step = prev + envs.num_envs
+            next_actions = agent.act(next_obs, step)
+            # Where an episode just ended, next_obs already starts the next one: SARSA's bootstrap
+            # action must be drawn in the true s' instead (it matters only after a truncation).
+            target_actions = np.where(dones, agent.act(real_next, step), next_actions) if dones.any() else next_actions
+            metrics = agent.update(Transition(obs, actions, rewards, real_next, terminated, target_actions), step)
+            session.metrics(step, metrics)
+            session.episodes(step, self.tracker.step(rewards, dones))
+            fig = self.figure_every
+            if fig and step // fig > prev // fig and step < self.total_steps:
+                report.log_figure(session, self.model, *agent.values(), step, f"{agent.rule}, step {step}")
+            self.obs, self.actions = next_obs, next_actions
+            session.tick(step, agent, agent.charts)
+        if not session.stopping:
+            report.finish(agent, self.model, session, self.step, f"{agent.rule}: {self.step} steps")
+        return {}
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "actions": np.array(self.actions, copy=True)}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        # After an env restart the next actions are drawn anew for the new first observations.
+        self.actions = state["actions"].copy() if state["envs"] is not None else self.agent.act(self.obs, self.step)

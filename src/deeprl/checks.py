@@ -1,0 +1,276 @@
+"""Checks that need the environment's spaces: run once the EnvSpec is known, before any agent,
+network or buffer is built.
+
+- Structural pairing: algorithm family × action space (discrete, continuous) × observation kind
+  (image stack, vector, state index) × network (nature_cnn takes image stacks, mlp vectors).
+  What each algorithm needs is one table, NEEDS.
+- Memory: the replay, rollout or dataset a run will fill, and a known model's dense arrays, must
+  fit in the available memory (numpy allocates lazily, so a buffer that does not fit would
+  otherwise start fine and be killed hours later).
+- With a single env at hand, what its known model implies (planners need one; gamma = 1 needs
+  every state to reach a terminal).
+
+Every failure is one ConfigError naming the key to change. `check_spec` runs them all; the range
+checks that need no env are deeprl.validate.validate.
+"""
+
+import math
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+from omegaconf import DictConfig
+
+from deeprl.buffers.memory import check_fits
+from deeprl.core.errors import ConfigError
+from deeprl.envs import EnvSpec
+from deeprl.envs.model import TabularModel
+
+IMAGE, VECTOR, STATE_INDEX = "image stacks", "vectors", "a state index"
+DISCRETE, CONTINUOUS = "discrete", "continuous"
+TABULAR_ENVS = "env=gridworld_4x3, maze, gridworld, frozenlake, frozenlake8x8, cliffwalking or taxi"
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What an algorithm (its `algo.name`) needs from the env and the network."""
+
+    actions: tuple[str, ...]
+    observations: tuple[str, ...]
+    # What the network config is applied to: "observations" (a torso on the observations),
+    # "one-hot states" (fitted Q-iteration's regressor=mlp), or None (no network).
+    network: str | None
+    # Plans on the env's known model (P, R).
+    model: bool = False
+
+
+_PG = Needs((DISCRETE, CONTINUOUS), (VECTOR, IMAGE), "observations")
+_TABULAR = Needs((DISCRETE,), (STATE_INDEX,), None)
+NEEDS: dict[str, Needs] = {
+    "dqn": Needs((DISCRETE,), (VECTOR, IMAGE), "observations"),
+    "reinforce": _PG,
+    "actor_critic": _PG,
+    "a2c": _PG,
+    "ppo": _PG,
+    "value_iteration": Needs((DISCRETE,), (STATE_INDEX,), None, model=True),
+    "policy_iteration": Needs((DISCRETE,), (STATE_INDEX,), None, model=True),
+    "q_learning": _TABULAR,
+    "sarsa": _TABULAR,
+    "fitted_q_iteration": Needs((DISCRETE,), (STATE_INDEX,), "one-hot states"),
+}
+
+# network._target_ -> the name of its config (network=<name>) and what it takes.
+NETWORKS = {"deeprl.networks.MLP": ("mlp", VECTOR), "deeprl.networks.NatureCNN": ("nature_cnn", IMAGE)}
+
+
+def observation_kind(spec: EnvSpec) -> str:
+    """A state index (a Discrete observation space), image stacks ((C, H, W) arrays) or vectors
+    (any other array, which an MLP flattens)."""
+    if spec.n_states:
+        return STATE_INDEX
+    return IMAGE if len(spec.obs_shape) == 3 else VECTOR
+
+
+def action_kind(spec: EnvSpec) -> str:
+    if isinstance(spec.action_space, gym.spaces.Discrete):
+        return DISCRETE
+    if isinstance(spec.action_space, gym.spaces.Box):
+        return CONTINUOUS
+    return type(spec.action_space).__name__
+
+
+def check_spec(cfg: DictConfig, spec: EnvSpec, env: gym.Env | None = None, *, memory: bool = True) -> None:
+    """All checks that need the env: pairing, memory and, given one env, its known model.
+
+    Call it after the envs exist and before the agent (and its buffers) is built. `env` is one
+    (unwrappable) env of the run, e.g. `envs.envs[0]`; without it the model checks are skipped.
+    `memory=False` skips the storage check (building an agent to evaluate fills no replay).
+    """
+    check_pairing(cfg, spec)
+    if memory:
+        check_memory(cfg, spec)
+    if env is not None:
+        check_env_model(cfg, spec, env)
+
+
+def check_pairing(cfg: DictConfig, spec: EnvSpec) -> None:
+    """Algorithm × action space × observation kind × network, or a ConfigError naming the key."""
+    name = cfg.algo.get("name")
+    needs = NEEDS.get(name)
+    if needs is None:
+        return  # build.py reports an unknown algorithm
+    actions, observations = action_kind(spec), observation_kind(spec)
+    if observations not in needs.observations:
+        one_hot = "one_hot" in cfg.env
+        if observations == STATE_INDEX:
+            fix = "set env.one_hot=true" if one_hot else "add +env.one_hot=true"
+            raise ConfigError("env.one_hot", f"{name} feeds observations to a network, but {spec.id} observes a "
+                                             f"single state index; {fix}")
+        if one_hot and cfg.env.one_hot:
+            raise ConfigError("env.one_hot", f"{name} is tabular and needs the state index, but env.one_hot=true "
+                                             "turns it into a vector; set env.one_hot=false")
+        raise ConfigError("env", f"{name} is tabular and needs observations that are a discrete state index, "
+                                 f"but {spec.id} observes shape {spec.obs_shape}; use {TABULAR_ENVS}")
+    if actions not in needs.actions:
+        if needs.actions == (DISCRETE,):
+            hint = ("pick an env with discrete actions (e.g. env=cartpole)" if needs.observations != (STATE_INDEX,)
+                    else f"use {TABULAR_ENVS}")
+            alternative = "" if observations == STATE_INDEX or actions != CONTINUOUS else \
+                " or a policy-gradient algorithm (e.g. algo=ppo)"
+            raise ConfigError("algo", f"{name} needs a discrete action space but {spec.id} has "
+                                      f"{type(spec.action_space).__name__} actions; {hint}{alternative}")
+        raise ConfigError("env", f"{name} supports Discrete and Box action spaces; {spec.id} has "
+                                 f"{type(spec.action_space).__name__} actions")
+    if needs.network == "one-hot states" and cfg.algo.get("regressor") != "mlp":
+        return  # the table needs no network
+    if needs.network is not None:
+        _check_network(cfg, spec, name, IMAGE if observations == IMAGE else VECTOR,
+                       spec.obs_shape if needs.network == "observations" else (spec.n_states,), needs.network)
+
+
+def _check_network(cfg: DictConfig, spec: EnvSpec, algo: str, fed: str, shape: tuple, what: str) -> None:
+    target = cfg.network.get("_target_")
+    if target not in NETWORKS:
+        return  # a torso of the user's own: it checks its input itself
+    network, takes = NETWORKS[target]
+    other = "nature_cnn" if network == "mlp" else "mlp"
+    if what == "one-hot states" and takes != VECTOR:
+        raise ConfigError("network", f"{algo} fits its network on one-hot state vectors of size {shape[0]}, "
+                                     f"which {network} cannot take; use network=mlp")
+    if takes != fed:
+        if network == "mlp":
+            raise ConfigError("network", f"mlp takes flat vectors but {spec.id} observes image stacks of shape "
+                                         f"{tuple(shape)}; use network={other}")
+        raise ConfigError("network", f"nature_cnn takes image stacks (channels, height, width) but {spec.id} "
+                                     f"observes vectors of shape {tuple(shape)}; use network={other}")
+    if network == "nature_cnn" and not _cnn_fits(*shape[1:]):
+        raise ConfigError("network", f"nature_cnn needs (channels, height, width) frame stacks of at least 36x36 "
+                                     f"pixels, but {spec.id} observes shape {tuple(shape)}"
+                                     + ("; raise env.screen_size (84 is the DQN setting)"
+                                        if "screen_size" in cfg.env else
+                                        "; deeprl's pixel pipeline is env=atari (84x84 frame stacks)"))
+
+
+def _cnn_fits(height: int, width: int) -> bool:
+    """Whether the Nature CNN's convolutions (8/4, 4/2, 3/1) leave at least one pixel."""
+    def out(size: int) -> int:
+        for kernel, stride in ((8, 4), (4, 2), (3, 1)):
+            if size < kernel:
+                return 0
+            size = (size - kernel) // stride + 1
+        return size
+
+    return out(height) >= 1 and out(width) >= 1
+
+
+# Memory -------------------------------------------------------------------------------------
+
+
+def check_memory(cfg: DictConfig, spec: EnvSpec) -> None:
+    """The storage the run will fill must fit in available memory: every replay (off-policy,
+    image or vector observations), rollout (on-policy, episodic), fitted-Q dataset and dense
+    known model. ConfigError names the key that sets the size."""
+    for nbytes, what, key, per_item in storage(cfg, spec):
+        check_fits(nbytes, what, key=key, per_item=per_item)
+
+
+def storage(cfg: DictConfig, spec: EnvSpec) -> list[tuple[int, str, str, int]]:
+    """(bytes, what, key that sets the size, bytes per unit of that key) of what the run stores."""
+    algo, num_envs = cfg.algo, int(cfg.num_envs)
+    name, loop = algo.get("name"), algo.get("loop")
+    obs = _nbytes(spec.obs_shape, spec.obs_dtype)
+    action = _nbytes(spec.action_shape, spec.action_space.dtype or np.int64)
+    out = []
+    if loop == "off_policy" or "buffer_size" in algo:
+        out.append(_replay(cfg, spec, action))
+    elif loop == "on_policy" or "n_steps" in algo:
+        steps = 1 if algo.get("mode") == "online" else int(algo.n_steps)
+        # obs (and its copy and the next observations when the rollout is finished), the sampled
+        # actions twice, rewards, values, next values and log-probabilities, two flags.
+        per_step = num_envs * (3 * obs + 2 * action + 4 * 4 + 2)
+        out.append((steps * per_step, f"a rollout of {steps:,} steps × {num_envs} envs", "algo.n_steps", per_step))
+    elif loop == "episodic" or "batch_steps" in algo:
+        rows = max(int(algo.batch_steps) // num_envs, 1) * 2
+        per_step = 3 * obs + 2 * action + 4 * 4 + 2
+        out.append((rows * num_envs * per_step, f"a batch of {int(algo.batch_steps):,} steps", "algo.batch_steps",
+                    per_step))
+    if name == "fitted_q_iteration":
+        steps = int(cfg.total_steps)
+        # Per transition: s, s', a (twice), r, terminated; stored per step and once concatenated,
+        # plus numpy's per-array overhead for the per-step arrays.
+        per_step = 2 * (2 * obs + 2 * action + 8 + 1) + math.ceil(6 * 112 / num_envs)
+        out.append((steps * per_step, f"a dataset of {steps:,} transitions", "total_steps", per_step))
+    if spec.n_states and name in NEEDS and NEEDS[name].observations == (STATE_INDEX,):
+        s, a = spec.n_states, spec.n_actions
+        # P[s, a, s'] and same-sized temporaries, in float64.
+        out.append((3 * s * a * s * 8, f"the known model of a {s}-state world", "env", 0))
+    return out
+
+
+def _replay(cfg: DictConfig, spec: EnvSpec, action: int) -> tuple[int, str, str, int]:
+    from deeprl.buffers import FrameReplayBuffer, ReplayBuffer, frame_stack_of
+
+    algo, num_envs = cfg.algo, int(cfg.num_envs)
+    replay = bool(algo.get("replay", True))
+    n_step = int(algo.get("n_step", 1))
+    # Without replay the buffer only holds the newest batch (and any n-step window behind it).
+    capacity = int(algo.buffer_size) if replay else int(algo.batch_size) + (n_step - 1) * num_envs
+    key = "algo.buffer_size" if replay else "algo.batch_size"
+    action_dtype = spec.action_space.dtype or np.int64
+    k = frame_stack_of(cfg.env, spec.obs_shape, spec.obs_dtype)
+    if k:
+        frame_shape = (spec.obs_shape[0] // k, *spec.obs_shape[1:])
+        frame_capacity = capacity + capacity // 32 + 1024
+        if frame_capacity >= 2**31:  # frame pointers are int32
+            raise ConfigError(key, f"a frame replay holds at most {(2**31 - 1025) * 32 // 33:,} transitions, got "
+                                   f"{capacity:,}; lower {key}")
+        nbytes = FrameReplayBuffer.nbytes_for(capacity, frame_capacity, k, frame_shape, spec.obs_dtype,
+                                              spec.action_shape, action_dtype)
+    else:
+        nbytes = ReplayBuffer.nbytes_for(capacity, spec.obs_shape, spec.obs_dtype, spec.action_shape, action_dtype)
+    prioritized = algo.get("prioritized")
+    if replay and prioritized is not None and prioritized.get("enabled"):
+        nbytes += 2 * 8 * (1 << max(0, (capacity - 1).bit_length()))  # the sum tree
+    return (nbytes, f"a replay buffer of {capacity:,} transitions of shape {tuple(spec.obs_shape)}", key,
+            max(nbytes // max(capacity, 1), 1))
+
+
+def _nbytes(shape, dtype) -> int:
+    return int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+
+
+# The known model ----------------------------------------------------------------------------
+
+
+def check_env_model(cfg: DictConfig, spec: EnvSpec, env: gym.Env) -> None:
+    """What the env's known model implies: planners need one, an expert behaviour needs one, and
+    gamma = 1 needs every state to reach a terminal (check_model)."""
+    from deeprl.envs.model import describe, tabular_model
+
+    name = cfg.algo.get("name")
+    needs = NEEDS.get(name)
+    if needs is None or not spec.n_states:
+        return
+    expert = name == "fitted_q_iteration" and cfg.algo.get("behaviour") == "expert"
+    if not (needs.model or expert):
+        return
+    if needs.model:
+        model = tabular_model(env)  # ConfigError("env", ...) when there is none
+    else:
+        model = describe(env)
+        if model is None:
+            raise ConfigError("algo.behaviour", "expert needs an env with a known model; use behaviour=uniform")
+    check_model(cfg, model)
+
+
+def check_model(cfg: DictConfig, model: TabularModel) -> None:
+    """Planning with gamma = 1 on this model must have finite values (see require_finite_values)."""
+    from deeprl.algos.planning import require_finite_values
+
+    name = cfg.algo.get("name")
+    needs = NEEDS.get(name)
+    plans = needs is not None and needs.model
+    expert = name == "fitted_q_iteration" and cfg.algo.get("behaviour") == "expert"  # value iteration first
+    if plans or expert:
+        # Policy iteration solves (I - P_pi) V = R_pi exactly: singular for any state stuck forever.
+        require_finite_values(model, float(cfg.algo.gamma), every_state=name == "policy_iteration")

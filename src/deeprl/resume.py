@@ -1,0 +1,116 @@
+"""`train resume=<run dir>`: continue a run from its latest readable checkpoint.
+
+The run keeps its own config (the one saved in the checkpoint, which is the run's `.hydra/`
+config plus any overrides of earlier resumes). Only keys that do not change what is learned may
+be overridden: `total_steps` (to extend a run, finished or not), `device`, `threads` and `log.*`.
+
+Everything that can be checked is checked before Hydra starts (`hydra_args`), so a bad resume
+writes nothing: Hydra is then pointed at the existing run dir (`hydra.run.dir`) and told not to
+rewrite its `.hydra/` folder.
+"""
+
+from pathlib import Path
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import OverrideParseException
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from deeprl.core.checkpoint import latest
+from deeprl.core.errors import ConfigError
+
+ALLOWED = ("total_steps", "device", "threads", "log")
+ALLOWED_TEXT = "total_steps, device, threads and log.*"
+
+
+def _is_resume(arg: str) -> bool:
+    return arg.startswith(("resume=", "+resume=", "++resume="))
+
+
+def _resume_value(args: list[str]) -> str | None:
+    """The raw value of `resume=`: a run dir, taken as written (a sweep job's dir holds `=` and `,`,
+    which Hydra's grammar would otherwise read as an override or a sweep)."""
+    values = [a.partition("=")[2] for a in args if _is_resume(a)]
+    value = values[-1].strip() if values else None
+    if value and len(value) > 1 and value[0] == value[-1] and value[0] in "'\"":
+        value = value[1:-1]  # already quoted for Hydra
+    return value
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _key_allowed(key: str) -> bool:
+    return key == "resume" or key.split(".")[0] in ALLOWED
+
+
+def _overrides(args: list[str]) -> list:
+    """The command line's overrides other than resume= and hydra's own, parsed by Hydra."""
+    try:
+        parsed = OverridesParser.create().parse_overrides(
+            [a for a in args if not a.startswith("-") and not _is_resume(a)])
+    except OverrideParseException as error:
+        raise ConfigError("overrides", str(error).strip().splitlines()[0]) from None
+    return [o for o in parsed if not o.key_or_group.startswith("hydra")]
+
+
+def find_checkpoint(run_dir: Path) -> tuple[Path, dict]:
+    """The run dir's latest readable checkpoint, or a ConfigError saying why there is none."""
+    if not run_dir.is_dir():
+        raise ConfigError("resume", f"{run_dir} is not a directory; pass the run dir of a `train` run")
+    if (run_dir / "multirun.yaml").is_file():
+        raise ConfigError("resume", f"{run_dir} is a sweep dir; resume each job on its own: "
+                                    f"train resume={run_dir}/<job dir>")
+    if not (run_dir / ".hydra" / "config.yaml").is_file():
+        raise ConfigError("resume", f"{run_dir} has no .hydra/config.yaml; pass the run dir of a `train` run")
+    found = latest(run_dir / "checkpoints")
+    if found is None:
+        raise ConfigError("resume", f"{run_dir} has no readable checkpoint to resume from (checkpoints/ "
+                                    "is empty or unreadable); start a new run instead")
+    return found
+
+
+def hydra_args(args: list[str]) -> list[str]:
+    """Check a resume request given on the command line and return the arguments for Hydra:
+    unchanged without `resume=`, else pointed at the run dir. Raises ConfigError."""
+    value = _resume_value(args)
+    if value is None or value.lower() in ("", "null", "none"):
+        return args
+    if any(a in ("-m", "--multirun") for a in args):
+        raise ConfigError("resume", "resumes one run at a time; drop -m/--multirun and resume each job's run dir")
+    overrides = _overrides(args)
+    for override in overrides:
+        if not _key_allowed(override.key_or_group):
+            raise ConfigError(override.key_or_group, f"cannot be changed when resuming (the run keeps its own "
+                                                     f"config); only {ALLOWED_TEXT} can; drop it")
+    run_dir = Path(value).expanduser()
+    _, state = find_checkpoint(run_dir)
+    config = OmegaConf.create(state["config"])
+    total = next((o.value() for o in overrides if o.key_or_group == "total_steps"), config.total_steps)
+    check_total_steps(total, int(state["step"]))
+    where = _quote(str(run_dir.resolve()))
+    return [*(a for a in args if not _is_resume(a)), f"resume={where}", f"hydra.run.dir={where}",
+            "hydra.output_subdir=null"]
+
+
+def check_total_steps(total, step: int) -> None:
+    if not isinstance(total, int) or isinstance(total, bool) or total <= step:
+        raise ConfigError("total_steps", f"the run is already at step {step}; to go on, resume with "
+                                         f"total_steps=<more than {step}>")
+
+
+def resumed_config(cfg: DictConfig, task_overrides: list[str]) -> tuple[DictConfig, dict, Path]:
+    """(the config to go on with, the checkpoint's contents, its path) for `cfg.resume`: the
+    checkpoint's config with the allowed command-line overrides applied (values as composed)."""
+    run_dir = Path(cfg.resume).expanduser()
+    path, state = find_checkpoint(run_dir)
+    config = OmegaConf.create(state["config"])
+    for override in _overrides(task_overrides):
+        key = override.key_or_group
+        with open_dict(config):
+            OmegaConf.update(config, key, OmegaConf.select(cfg, key), merge=False)
+    with open_dict(config):
+        config.resume = None  # the checkpoint's config describes the run, not how it was started
+    OmegaConf.set_struct(config, True)
+    check_total_steps(config.total_steps, int(state["step"]))
+    return config, state, path

@@ -1,0 +1,216 @@
+"""A built run: start or resume it, stop it cleanly on a signal, save all of it, summarise it.
+
+One checkpoint holds the whole run (`Run.state_dict`): the agent, the loop (step, observations,
+episode tracker, replay or rollout buffer, the envs where they can be saved), the session's
+bookkeeping, every random stream, and the config the run was going by. Resuming from it
+continues as if the run had never stopped.
+"""
+
+import contextlib
+import json
+import os
+import signal
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from deeprl.core.checkpoint import prune, save_atomic
+from deeprl.core.device import keep_freed_memory
+from deeprl.core.seeding import rng_state, set_rng_state
+from deeprl.logging import Logger
+from deeprl.loops.session import NonFiniteError, Session
+
+FORMAT = 1
+SIGNAL_NAMES = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
+
+
+class RunStopped(SystemExit):
+    """The run stopped early (a signal, or the numerical guard); `code` is the process exit code."""
+
+
+@dataclass
+class Run:
+    cfg: DictConfig
+    run_dir: Path
+    device: torch.device
+    rng: np.random.Generator
+    envs: object
+    spec: object
+    agent: object
+    loop: object
+    session: Session
+    saved_config: str  # the config as composed (autos unresolved), YAML, for resume
+    resume_from: dict | None = None  # a checkpoint's contents to continue from
+    notes: list[str] = field(default_factory=list)
+
+    # Whole-run state -----------------------------------------------------------------------
+
+    def state_dict(self, step: int) -> dict:
+        return {"format": FORMAT, "step": step, "config": self.saved_config,
+                "agent": self.agent.state_dict(), "loop": self.loop.state_dict(),
+                "session": self.session.state_dict(), "rng": rng_state(self.rng)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.agent.load_state_dict(state["agent"])
+        self.loop.load_state_dict(state["loop"])
+        self.session.load_state_dict(state["session"])
+        # Last: building the loop and agent above drew from the streams.
+        set_rng_state(self.rng, state["rng"])
+
+    def save(self, step: int, name: str) -> Path:
+        """Checkpoint the whole run to checkpoints/<name>; keeps the newest `checkpoint.keep` step files."""
+        state = self.state_dict(step)
+        bad = non_finite_tensor(state["agent"])
+        if bad is not None:
+            # Never overwrite a good checkpoint with a broken one.
+            self.session.non_finite(step, f"parameter {bad}")
+        buffer = getattr(self.loop, "buffer", None)
+        if buffer is not None and state["loop"].get("buffer") is not None:
+            size = buffer.saved_nbytes
+            if size >= 256 << 20 or self.spec.obs_dtype == np.uint8:
+                self.session.logger.write(f"deeprl | checkpoint at step {step}: writing the replay buffer "
+                                          f"({size / 2**30:.2f} GiB; checkpoint.buffer=false skips it)")
+        folder = self.run_dir / "checkpoints"
+        path = save_atomic(state, folder / name)
+        prune(folder, int(self.cfg.checkpoint.keep))
+        return path
+
+    # Running -------------------------------------------------------------------------------
+
+    def execute(self) -> dict:
+        cfg, run_dir, session = self.cfg, self.run_dir, self.session
+        if cfg.threads > 0:
+            torch.set_num_threads(int(cfg.threads))
+        keep_freed_memory()
+        start_step = int(self.resume_from["step"]) if self.resume_from else 0
+        verb = f"resuming at step {start_step}" if self.resume_from else "run dir"
+        print(f"deeprl | {cfg.algo.name} on {cfg.env.id} | seed {cfg.seed} | device {self.device} | "
+              f"{verb} {run_dir} | view: tensorboard --logdir {run_dir}", flush=True)
+        session.logger = logger = Logger(run_dir, int(cfg.total_steps), progress=bool(cfg.log.progress),
+                                         start_step=start_step)
+        session.save = self.save
+        try:
+            if self.resume_from:
+                self.load_state_dict(self.resume_from)
+                self.resume_from = None  # the mapped checkpoint is no longer needed
+                self.notes = list(self.loop.notes)
+                session.resumed.append({"step": start_step, "notes": self.notes})
+                for note in self.notes:
+                    logger.write(f"deeprl | note: {note}")
+            else:
+                logger.config(cfg)
+                self.loop.start()
+            with stop_on_signals(session):
+                try:
+                    # A loop may return extra summary fields (e.g. a planner's sweeps and convergence).
+                    extra = self.loop.run()
+                    if session.stopping:
+                        self._stop_on_signal()
+                    summary = self._finish(extra)
+                except NonFiniteError as error:
+                    self._stop_non_finite(error)
+        finally:
+            logger.close()
+            self.envs.close()
+        work = (f"{summary['sweeps']} sweeps in {summary['wall_time_s']:.1f} s" if "sweeps" in summary else
+                f"{summary['total_steps']} steps in {summary['wall_time_s']:.1f} s ({summary['sps']:.0f} steps/s)")
+        print(f"deeprl | eval return {summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f} "
+              f"over {summary['eval_episodes']} episodes | {work} | {run_dir}", flush=True)
+        return summary
+
+    def _finish(self, extra: dict | None) -> dict:
+        cfg, session = self.cfg, self.session
+        train_time = session.train_time()
+        steps = int(cfg.total_steps)
+        session.reached(steps)  # a run resumed to go further counts its intervals from here
+        returns, _ = session.evaluate(steps, self.agent)
+        session.checkpoint(steps, "final.pt")
+        summary = {
+            "algo": cfg.algo.name, "env": cfg.env.id, "seed": int(cfg.seed), "device": str(self.device),
+            "total_steps": steps, "wall_time_s": round(train_time, 3),
+            "sps": round(steps / max(train_time, 1e-9), 1),
+            "eval_return_mean": float(returns.mean()), "eval_return_std": float(returns.std()),
+            "eval_episodes": len(returns), "evaluations": session.history, "resumed": session.resumed,
+            **(extra or {}),
+        }
+        write_json_atomic(self.run_dir / "summary.json", summary)
+        session.logger.hparams(cfg, {"hparams/eval_return_mean": summary["eval_return_mean"]}, steps)
+        return summary
+
+    def _stop_on_signal(self) -> None:
+        session = self.session
+        step = self.loop.step
+        path = session.checkpoint(step)
+        session.logger.close()
+        name = SIGNAL_NAMES.get(session.stop_signal, f"signal {session.stop_signal}")
+        print(f"\ndeeprl | stopped by {name} at step {step}; checkpoint {path}\n"
+              f"deeprl | resume with: train resume={self.run_dir.resolve()}", file=sys.stderr, flush=True)
+        raise RunStopped(128 + int(session.stop_signal))
+
+    def _stop_non_finite(self, error: NonFiniteError) -> None:
+        self.session.logger.close()
+        from deeprl.core.checkpoint import step_files
+
+        files = step_files(self.run_dir / "checkpoints")
+        kept = f"the last good checkpoint is {files[-1][1]}" if files else "no checkpoint was written before it"
+        print(f"deeprl: error: guard: non-finite {error.metric} at step {error.step}; training stopped and "
+              f"{kept}; lower the learning rate (or set guard=warn to go on)", file=sys.stderr, flush=True)
+        raise RunStopped(3)
+
+
+@contextlib.contextmanager
+def stop_on_signals(session: Session):
+    """SIGINT (Ctrl-C) and SIGTERM ask the run to stop after the current step; a second one stops
+    at once. Handlers are only installed from the main thread, and restored afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        if session.stop_signal is not None:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        session.stop_signal = signum
+        print(f"\ndeeprl | {SIGNAL_NAMES.get(signum, signum)}: finishing this step and writing a checkpoint "
+              "(send it again to stop at once)", file=sys.stderr, flush=True)
+
+    previous = {sig: signal.signal(sig, handler) for sig in SIGNAL_NAMES}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def non_finite_tensor(tree, prefix: str = "") -> str | None:
+    """The path of the first floating-point tensor in a nested state dict with a NaN or inf."""
+    if isinstance(tree, torch.Tensor):
+        if tree.is_floating_point() and not bool(torch.isfinite(tree).all()):
+            return prefix or "tensor"
+        return None
+    if isinstance(tree, np.ndarray):
+        if np.issubdtype(tree.dtype, np.floating) and not np.isfinite(tree).all():
+            return prefix or "array"
+        return None
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            found = non_finite_tensor(value, f"{prefix}.{key}" if prefix else str(key))
+            if found:
+                return found
+    return None
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
+
+
+def config_yaml(cfg: DictConfig) -> str:
+    return OmegaConf.to_yaml(cfg, resolve=False)

@@ -1,0 +1,184 @@
+"""Runs that survive: Ctrl-C, SIGTERM and kill -9 in a subprocess, then `train resume=`; a
+truncated checkpoint; bad resume requests; the guard against non-finite numbers."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from conftest import train_cli
+
+TRAIN = str(Path(sys.executable).parent / "train")
+# The CartPole DQN preset (8 envs), long enough that a signal always lands mid-run.
+LONG = ["algo=dqn", "env=cartpole", "total_steps=2000000", "log.progress=false", "eval.every=0"]
+
+
+def steps(run_dir: Path, tag: str) -> list[int]:
+    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    acc.Reload()
+    return [e.step for e in acc.Scalars(tag)]
+
+
+def start(cwd: Path, *args: str) -> tuple[subprocess.Popen, Path]:
+    """A training subprocess, once it has started stepping; and its run dir."""
+    proc = subprocess.Popen([TRAIN, *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    banner = proc.stdout.readline()
+    match = re.search(r"run dir (\S+)", banner)
+    assert match, banner + proc.stderr.read()
+    run_dir = Path(match.group(1))
+    deadline = time.monotonic() + 60
+    while not list(run_dir.glob("events.out.tfevents.*")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(2.0)  # some thousands of steps
+    return proc, run_dir
+
+
+def finish_resumed(cwd: Path, run_dir: Path, stopped_at: int) -> dict:
+    result = train_cli(f"resume={run_dir}", f"total_steps={stopped_at + 800}", cwd=cwd)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["total_steps"] == stopped_at + 800
+    # One x axis across both pieces: no duplicate, no backward point.
+    sps = steps(run_dir, "charts/SPS")
+    assert sps == sorted(set(sps)) and sps[-1] == stopped_at + 800
+    returns = steps(run_dir, "charts/episodic_return")
+    assert returns == sorted(returns) and returns[-1] > stopped_at
+    return summary
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
+def test_signal_checkpoints_prints_the_resume_command_and_resume_continues(tmp_path, sig, code):
+    proc, run_dir = start(tmp_path, *LONG)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, err[-2000:]
+    match = re.search(r"stopped by \w+ at step (\d+); checkpoint (\S+)", err)
+    assert match, err
+    stopped_at = int(match.group(1))
+    assert Path(match.group(2)) == run_dir / "checkpoints" / f"step_{stopped_at}.pt"
+    assert Path(match.group(2)).is_file()
+    assert f"resume with: train resume={run_dir}" in err
+    assert "Traceback" not in err
+    assert not (run_dir / "summary.json").exists()
+    summary = finish_resumed(tmp_path, run_dir, stopped_at)
+    assert summary["resumed"] == [{"step": stopped_at, "notes": []}]
+
+
+def test_kill_9_loses_at_most_one_checkpoint_interval(tmp_path):
+    proc, run_dir = start(tmp_path, *LONG, "checkpoint.every=2000")
+    folder = run_dir / "checkpoints"
+    deadline = time.monotonic() + 60
+    while not (folder / "step_4000.pt").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    saved = sorted(int(p.stem.split("_")[1]) for p in folder.glob("step_*.pt"))
+    assert saved and saved[-1] >= 4000
+    assert len(saved) <= 2, "checkpoint.keep=2 keeps two step files"
+    summary = finish_resumed(tmp_path, run_dir, saved[-1])
+    assert summary["resumed"][0]["step"] == saved[-1]
+
+
+def test_a_truncated_latest_checkpoint_is_skipped_with_a_warning(tmp_path):
+    result = train_cli("algo=dqn", "env=cartpole", "total_steps=1200", "algo.learning_starts=200",
+                       "checkpoint.every=400", "checkpoint.keep=0", "log.progress=false", "eval.every=0", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    (run_dir,) = (tmp_path / "outputs" / "dqn" / "cartpole").iterdir()
+    final = run_dir / "checkpoints" / "final.pt"
+    final.write_bytes(final.read_bytes()[: final.stat().st_size // 2])  # a write cut short by a crash
+    resumed = train_cli(f"resume={run_dir}", "total_steps=1600", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"skipping unreadable checkpoint {final}" in resumed.stderr
+    assert "resuming at step 800" in resumed.stdout
+
+
+def _bad_resume_cases(root: Path) -> list[tuple[list[str], str, Path]]:
+    """(arguments, key named in the error, a run dir that must be left as it was)."""
+    finished = train_cli("algo=value_iteration", "env=gridworld_4x3", "log.progress=false", cwd=root)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    (run,) = (root / "outputs" / "value_iteration" / "gridworld_4x3").iterdir()
+    sweep = train_cli("-m", "algo=value_iteration", "env=gridworld_4x3", "seed=1,2", "log.progress=false", cwd=root)
+    assert sweep.returncode == 0, sweep.stderr[-2000:]
+    (sweep_dir,) = (root / "multirun").iterdir()
+    empty = root / "empty_run"
+    (empty / ".hydra").mkdir(parents=True)
+    (empty / ".hydra" / "config.yaml").write_text((run / ".hydra" / "config.yaml").read_text())
+    (empty / "checkpoints").mkdir()
+    (empty / "checkpoints" / "step_100.pt").write_bytes(b"not a checkpoint")
+    return [
+        ([f"resume={run}", "algo.gamma=0.5"], "algo.gamma", run),
+        ([f"resume={run}", "env=cartpole"], "env", run),
+        ([f"resume={run}"], "total_steps", run),
+        ([f"resume={run}", "total_steps=10"], "total_steps", run),
+        (["-m", f"resume={run}"], "resume", run),
+        ([f"resume={sweep_dir}"], "resume", sweep_dir),
+        ([f"resume={empty}"], "resume", empty),
+        ([f"resume={root / 'no_such_dir'}"], "resume", root),
+    ]
+
+
+def test_bad_resume_requests_fail_with_one_line_and_touch_nothing(tmp_path):
+    def snapshot(folder: Path) -> dict:
+        return {p: p.stat().st_mtime_ns for p in folder.rglob("*")}
+
+    for args, key, folder in _bad_resume_cases(tmp_path):
+        before = snapshot(folder)
+        result = train_cli(*args, cwd=tmp_path)
+        lines = [line for line in result.stderr.strip().splitlines() if line.strip() and "warning" not in line]
+        assert result.returncode == 2, (args, result.stderr)
+        assert len(lines) == 1 and lines[0].startswith(f"deeprl: error: {key}"), (args, result.stderr)
+        assert "Traceback" not in result.stderr + result.stdout
+        assert snapshot(folder) == before, f"{args} changed {folder}"
+    assert not (tmp_path / "no_such_dir").exists()
+
+
+def test_guard_stops_on_a_non_finite_loss_and_keeps_the_last_good_checkpoint(tmp_path):
+    result = train_cli("algo=dqn", "env=cartpole", "total_steps=20000", "algo.lr=1e12", "checkpoint.every=1000",
+                       "log.progress=false", "eval.every=0", cwd=tmp_path)
+    assert result.returncode == 3, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    match = re.match(r"deeprl: error: guard: non-finite losses/(\w+) at step (\d+); .* checkpoint is (\S+);", lines[0])
+    assert match, lines[0]
+    step, kept = int(match.group(2)), Path(match.group(3))
+    assert kept.is_file() and int(kept.stem.split("_")[1]) < step
+    (run_dir,) = (tmp_path / "outputs" / "dqn" / "cartpole").iterdir()
+    assert not (run_dir / "checkpoints" / "final.pt").exists() and not (run_dir / "summary.json").exists()
+
+
+def test_guard_warn_goes_on(tmp_path):
+    result = train_cli("algo=dqn", "env=cartpole", "total_steps=3000", "algo.lr=1e12", "guard=warn",
+                       "log.progress=false", "eval.every=0", "eval.episodes=2", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    warnings = [line for line in result.stdout.splitlines() if "non-finite" in line]
+    assert warnings and all("guard=warn" in line for line in warnings)
+    assert len(warnings) == len(set(line.split(" at step")[0] for line in warnings)), "one line per metric"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX signals")
+def test_signal_handlers_are_restored_after_a_run(tmp_path):
+    from conftest import run_in_process
+
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    run_in_process(tmp_path, "algo=value_iteration", "env=gridworld_4x3")
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+
+
+def test_a_second_ctrl_c_stops_at_once(tmp_path):
+    # Evaluations of 4000 episodes every 8 steps: nearly all the time is spent inside one, where the
+    # first Ctrl-C can only ask for a stop at the end of the step; the second must not wait for it.
+    proc, run_dir = start(tmp_path, *LONG, "num_envs=8", "eval.every=8", "eval.episodes=4000")
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGINT, err[-2000:]
+    assert "send it again to stop at once" in err and "stopped by" not in err

@@ -1,0 +1,186 @@
+"""Exact resume: a run stopped at step k and resumed ends exactly as the same run never stopped.
+
+The interrupted runs here are cut the way kill -9 cuts them: only a checkpoint of step k
+survives (copied into a fresh run dir, no event file), and the resumed piece runs from it. Its
+final parameters must equal the uninterrupted run's bit for bit, and its TensorBoard series the
+uninterrupted run's after step k.
+"""
+
+import json
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from conftest import compose_config, train_cli
+from deeprl.build import build
+from deeprl.core.checkpoint import load
+
+# Small, fast variants of each family's CartPole/gridworld settings; k is never a rollout boundary.
+FAMILIES = {
+    "dqn": (["algo=dqn", "env=cartpole", "total_steps=2400", "algo.learning_starts=400",
+             "algo.exploration.fraction=0.5"], 1200),
+    "dqn_prioritized_nstep": (["algo=rainbow_lite", "env=cartpole", "total_steps=2400",
+                               "algo.learning_starts=400"], 1200),
+    "ppo": (["algo=ppo", "env=cartpole", "total_steps=3200"], 1208),
+    "a2c": (["algo=a2c", "env=cartpole", "total_steps=2400"], 1208),
+    "actor_critic_online": (["algo=actor_critic", "env=cartpole", "algo.mode=online", "total_steps=1600"], 808),
+    "reinforce": (["algo=reinforce", "env=cartpole", "total_steps=3000"], 1500),
+    "ppo_pendulum_normalized": (["algo=ppo", "env=pendulum", "algo.normalize_obs=true", "total_steps=2000"], 1000),
+    "q_learning": (["algo=q_learning", "env=frozenlake", "total_steps=3000"], 1500),
+    "sarsa": (["algo=sarsa", "env=cliffwalking", "total_steps=3000"], 1500),
+    "fitted_q_iteration": (["algo=fitted_q_iteration", "env=gridworld_4x3", "total_steps=1000"], 500),
+    "value_iteration": (["algo=value_iteration", "env=gridworld_4x3", "algo.tol=1e-12"], 5),
+    "policy_iteration": (["algo=policy_iteration", "env=frozenlake", "algo.evaluation=iterative",
+                          "algo.eval_sweeps=3", "algo.tol=1e-12"], 3),
+}
+QUIET = ["log.progress=false", "eval.episodes=2", "log.every=100", "device=cpu", "checkpoint.keep=0"]
+
+
+def events(run_dir, tag: str) -> list[tuple[int, float]]:
+    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    acc.Reload()
+    return [(e.step, e.value) for e in acc.Scalars(tag)] if tag in acc.Tags()["scalars"] else []
+
+
+def tensors(tree, prefix=""):
+    """Every tensor of a nested state dict, by path."""
+    if isinstance(tree, torch.Tensor):
+        yield prefix, tree
+    elif isinstance(tree, dict):
+        for key, value in tree.items():
+            yield from tensors(value, f"{prefix}.{key}")
+
+
+def assert_same_agent(a: dict, b: dict) -> None:
+    ta, tb = dict(tensors(a)), dict(tensors(b))
+    assert ta.keys() == tb.keys()
+    for name in ta:
+        assert torch.equal(ta[name], tb[name]), f"{name} differs"
+    for key in ("Q", "V", "policy"):  # tabular agents keep numpy tables
+        if key in a:
+            assert (a[key] == b[key]).all(), key
+
+
+def run(run_dir, overrides):
+    return build(compose_config(*overrides), run_dir).execute()
+
+
+def resume_from(run_dir, checkpoint):
+    """What `train resume=` does, in-process, from one checkpoint alone (kill -9 left nothing else)."""
+    state = load(checkpoint)
+    cfg = OmegaConf.create(state["config"])  # the run's own config travels in its checkpoints
+    OmegaConf.set_struct(cfg, True)
+    return build(cfg, run_dir, resume_from=state).execute()
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_resumed_run_ends_exactly_as_the_uninterrupted_one(tmp_path, family):
+    overrides, k = FAMILIES[family]
+    overrides = [*overrides, *QUIET, f"checkpoint.every={k}", f"eval.every={k}"]
+    whole, cut, plain = tmp_path / "whole", tmp_path / "cut", tmp_path / "plain"
+    summary = run(whole, overrides)
+    # Checkpointing does not perturb a run: one without checkpoints ends the same.
+    run(plain, [*overrides, "checkpoint.every=0", "checkpoint.every_minutes=0"])
+    assert_same_agent(load(whole / "checkpoints/final.pt")["agent"], load(plain / "checkpoints/final.pt")["agent"])
+
+    checkpoint = whole / "checkpoints" / f"step_{k}.pt"
+    assert checkpoint.is_file(), sorted(p.name for p in (whole / "checkpoints").iterdir())
+    resumed = resume_from(cut, checkpoint)
+    assert_same_agent(load(whole / "checkpoints/final.pt")["agent"], load(cut / "checkpoints/final.pt")["agent"])
+    assert resumed["eval_return_mean"] == summary["eval_return_mean"]
+    assert resumed["resumed"] == [{"step": k, "notes": []}]
+    # The evaluation history covers the whole run, the piece before the checkpoint included.
+    assert [e["step"] for e in resumed["evaluations"]] == [e["step"] for e in summary["evaluations"]]
+    if family.endswith("iteration") and family != "fitted_q_iteration":
+        return  # planners log per sweep, not per episode
+    tag = "charts/episodic_return"
+    after = [point for point in events(whole, tag) if point[0] > k]
+    assert after, "no episode ended after the checkpoint: lengthen the run"
+    assert events(cut, tag) == after
+
+
+def test_resume_extends_a_finished_run_and_tensorboard_continues(tmp_path):
+    """`train resume=<dir> total_steps=<more>` in a subprocess: the same run dir goes on from
+    final.pt; no duplicate or backward points on the x axis; summary.json covers both pieces."""
+    first = train_cli("algo=dqn", "env=cartpole", "total_steps=800", "algo.learning_starts=200", *QUIET,
+                      "checkpoint.every=400", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    (run_dir,) = (tmp_path / "outputs" / "dqn" / "cartpole").iterdir()
+    before = json.loads((run_dir / "summary.json").read_text())
+    config = (run_dir / ".hydra" / "config.yaml").read_text()
+    second = train_cli(f"resume={run_dir}", "total_steps=1600", cwd=tmp_path)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert "resuming at step 800" in second.stdout
+    assert (run_dir / ".hydra" / "config.yaml").read_text() == config, "resume rewrote the run's config"
+    assert len(list((tmp_path / "outputs" / "dqn" / "cartpole").iterdir())) == 1, "resume made a new run dir"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["total_steps"] == 1600 and summary["resumed"] == [{"step": 800, "notes": []}]
+    assert summary["wall_time_s"] > before["wall_time_s"]
+    assert [e["step"] for e in summary["evaluations"]] == [800, 1600]
+    sps = [step for step, _ in events(run_dir, "charts/SPS")]
+    assert sps == sorted(set(sps)) and sps[-1] == 1600 and 800 in sps
+    returns = [step for step, _ in events(run_dir, "charts/episodic_return")]
+    assert returns == sorted(returns) and returns[-1] > 800
+
+
+def test_replay_can_be_left_out_of_checkpoints(tmp_path):
+    """checkpoint.buffer=false: smaller files; the resumed run refills the buffer before learning."""
+    overrides = ["algo=dqn", "env=cartpole", "total_steps=1600", "algo.learning_starts=200", *QUIET,
+                 "checkpoint.every=800"]
+    run(tmp_path / "with", overrides)
+    run(tmp_path / "without", [*overrides, "checkpoint.buffer=false"])
+    big = (tmp_path / "with/checkpoints/step_800.pt").stat().st_size
+    small = (tmp_path / "without/checkpoints/step_800.pt").stat().st_size
+    assert big - small >= 800 * 2 * 4 * 4  # at least the observations of 800 transitions
+    state = load(tmp_path / "without/checkpoints/step_800.pt")
+    assert state["loop"]["buffer"] is None
+    resumed = resume_from(tmp_path / "resumed", tmp_path / "without/checkpoints/step_800.pt")
+    note = resumed["resumed"][0]["notes"][0]
+    assert "replay buffer was not saved" in note and "1000" in note
+
+
+def test_atari_resume_restarts_episodes_and_says_so(tmp_path, capsys):
+    """The ALE's state is not saved: a resumed Atari run starts new episodes (from a seed that
+    depends on the step), keeps its pixel replay, and reports the restart on the console and in
+    summary.json."""
+    overrides = ["algo=rainbow_lite", "env=breakout", "total_steps=240", "algo.learning_starts=80",
+                 "algo.buffer_size=1000", "algo.batch_size=8", "eval.every=0", "eval.episodes=1",
+                 "env.max_frames=1200", "log.every=40", "device=cpu", "checkpoint.every=120", *QUIET[:1]]
+    run(tmp_path / "whole", overrides)
+    assert "writing the replay buffer" in capsys.readouterr().out  # pixel replays say what they cost
+    state = load(tmp_path / "whole/checkpoints/step_120.pt")
+    assert state["loop"]["envs"] is None and state["loop"]["buffer"]["buffer"]["counters"]["added"] == 120
+    resumed = resume_from(tmp_path / "cut", tmp_path / "whole/checkpoints/step_120.pt")
+    (note,) = resumed["resumed"][0]["notes"]
+    assert "episodes in progress at step 120 restarted" in note
+    assert note in capsys.readouterr().out
+    assert resumed["total_steps"] == 240
+
+
+def test_a_sweep_job_resumes_on_its_own_run_dir(tmp_path):
+    sweep = train_cli("-m", "algo=dqn", "env=cartpole", "seed=1,2", "total_steps=400", "algo.learning_starts=200",
+                      *QUIET, cwd=tmp_path)
+    assert sweep.returncode == 0, sweep.stderr[-2000:]
+    (sweep_dir,) = (tmp_path / "multirun").iterdir()
+    jobs = sorted(p for p in sweep_dir.iterdir() if p.is_dir() and (p / ".hydra").is_dir())
+    assert len(jobs) == 2
+    result = train_cli(f"resume={jobs[0]}", "total_steps=800", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads((jobs[0] / "summary.json").read_text())
+    assert summary["total_steps"] == 800 and summary["resumed"][0]["step"] == 400
+    assert json.loads((jobs[1] / "summary.json").read_text())["total_steps"] == 400
+    assert sorted(p.name for p in (tmp_path / "multirun").iterdir()) == [sweep_dir.name]
+
+
+def test_wall_clock_checkpoints_and_keep(tmp_path):
+    """checkpoint.every_minutes writes checkpoints by time alone; checkpoint.keep bounds the files."""
+    overrides = ["algo=dqn", "env=cartpole", "total_steps=8000", "algo.learning_starts=400", *QUIET,
+                 "eval.every=0", "checkpoint.every_minutes=0.002"]  # every 0.12 s
+    run(tmp_path / "all", overrides)
+    kept = list((tmp_path / "all" / "checkpoints").glob("step_*.pt"))
+    assert len(kept) >= 2
+    run(tmp_path / "two", [*overrides, "checkpoint.keep=2"])
+    assert len(list((tmp_path / "two" / "checkpoints").glob("step_*.pt"))) <= 2
+    assert (tmp_path / "two" / "checkpoints" / "final.pt").is_file()

@@ -1,0 +1,231 @@
+"""deeprl.checks: algorithm × action space × observation kind × network, the memory of every
+replay and rollout, and what a known model implies, on real configs and real envs."""
+
+import functools
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from conftest import CONF_DIR, compose_config
+from deeprl.algos.planning import PolicyIteration, require_finite_values
+from deeprl.buffers import make_replay
+from deeprl.buffers.rollout import Rollout
+from deeprl.checks import NEEDS, check_memory, check_pairing, check_spec, observation_kind, storage
+from deeprl.core.errors import ConfigError
+from deeprl.envs import EnvSpec, make_vec_env, spec_of
+from deeprl.envs.gridworld import GridWorld
+from deeprl.validate import validate
+
+ALGOS = sorted(p.stem for p in (CONF_DIR / "algo").glob("*.yaml"))
+ENVS = sorted(p.stem for p in (CONF_DIR / "env").glob("*.yaml") if p.stem not in ("gym", "atari"))
+NETWORKS = sorted(p.stem for p in (CONF_DIR / "network").glob("*.yaml"))
+TUNED = sorted(p.stem for p in (CONF_DIR / "tuned").glob("*.yaml"))
+HUGE = 10**12
+
+
+@functools.cache
+def env_and_spec(*overrides: str):
+    cfg = compose_config(*overrides)
+    envs = make_vec_env(cfg.env, 1, seed=0)
+    return envs, spec_of(envs, cfg.env.id)
+
+
+def checked(*overrides: str, env: bool = True):
+    """Compose, validate and check against the real env; returns the ConfigError, or None."""
+    cfg = compose_config(*overrides)
+    validate(cfg)
+    env_overrides = [o for o in overrides if o.startswith(("env", "+env"))]
+    envs, spec = env_and_spec(*env_overrides)
+    try:
+        check_spec(cfg, spec, envs.envs[0] if env else None)
+    except ConfigError as error:
+        return error
+    return None
+
+
+def test_every_algorithm_says_what_it_needs():
+    names = {compose_config(f"algo={algo}").algo.name for algo in ALGOS}
+    assert names <= set(NEEDS), f"add {names - set(NEEDS)} to deeprl.checks.NEEDS"
+
+
+@pytest.mark.parametrize("tuned", TUNED)
+def test_every_tuned_preset_pairs_up(tuned):
+    algo = max((a for a in ALGOS if tuned.startswith(f"{a}_")), key=len)
+    env = tuned[len(algo) + 1:]
+    game = ["env.game=Pong"] if env == "atari" else []  # the generic atari config has no game
+    assert checked(f"algo={algo}", f"env={env}", *game) is None
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_every_env_selects_a_network_that_takes_its_observations(env):
+    """Each env's default network passes, and every pairing the check accepts really runs."""
+    one_hot = ["env.one_hot=true"] if "one_hot" in compose_config(f"env={env}").env else []
+    default = compose_config(f"env={env}", *one_hot).network._target_
+    envs, spec = env_and_spec(f"env={env}", *one_hot)
+    for network in NETWORKS:
+        cfg = compose_config("algo=ppo", f"env={env}", f"network={network}", *one_hot)
+        try:
+            check_pairing(cfg, spec)
+        except ConfigError as error:
+            assert str(error).startswith("network: "), error
+            assert cfg.network._target_ != default, f"env={env} selects a network its observations do not fit"
+            continue
+        obs, _ = envs.reset(seed=0)
+        torso = instantiate(cfg.network, obs_shape=spec.obs_shape)
+        assert torso(torch.as_tensor(obs)).shape == (1, torso.out_dim)
+
+
+@pytest.mark.parametrize(("overrides", "key", "words"), [
+    (["network=nature_cnn"], "network", "use network=mlp"),
+    (["algo=ppo", "network=nature_cnn"], "network", "use network=mlp"),
+    (["env=breakout", "network=mlp"], "network", "use network=nature_cnn"),
+    (["algo=reinforce", "env=breakout", "network=mlp"], "network", "use network=nature_cnn"),
+    (["env=breakout", "env.screen_size=20"], "network", "raise env.screen_size"),
+    (["algo=fitted_q_iteration", "env=taxi", "algo.regressor=mlp", "network=nature_cnn"], "network",
+     "one-hot state vectors"),
+    (["algo=dqn", "env=pendulum"], "algo", "discrete action space"),
+    (["algo=dqn", "env=taxi"], "env.one_hot", "set env.one_hot=true"),
+    (["algo=q_learning", "env=taxi", "env.one_hot=true"], "env.one_hot", "set env.one_hot=false"),
+    (["algo=value_iteration", "env=cartpole"], "env", "discrete state index"),
+    (["algo=q_learning", "env=pendulum"], "env", "discrete state index"),
+])
+def test_mismatches_name_the_key_and_the_fix(overrides, key, words):
+    error = checked(*overrides)
+    assert error is not None and str(error).startswith(f"{key}: ") and words in str(error), error
+
+
+def test_a_table_needs_no_network():
+    assert checked("algo=fitted_q_iteration", "env=taxi", "network=nature_cnn") is None
+    assert checked("algo=q_learning", "env=taxi", "network=nature_cnn") is None
+
+
+def test_observation_kinds():
+    assert observation_kind(env_and_spec("env=cartpole")[1]) == "vectors"
+    assert observation_kind(env_and_spec("env=breakout")[1]) == "image stacks"
+    assert observation_kind(env_and_spec("env=taxi")[1]) == "a state index"
+    assert observation_kind(env_and_spec("env=taxi", "env.one_hot=true")[1]) == "vectors"
+
+
+# Memory ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("overrides", "key"), [
+    ([f"algo.buffer_size={HUGE}"], "algo.buffer_size"),  # vector observations too
+    (["algo=rainbow_lite", f"algo.buffer_size={HUGE}"], "algo.buffer_size"),
+    (["env=breakout", f"algo.buffer_size={2 * 10**9}"], "algo.buffer_size"),  # 15 TB of frames
+    (["algo.replay=false", f"algo.batch_size={HUGE}", f"algo.buffer_size={HUGE}"], "algo.batch_size"),
+    (["algo=ppo", f"algo.n_steps={HUGE}"], "algo.n_steps"),
+    (["algo=a2c", f"algo.n_steps={HUGE}"], "algo.n_steps"),
+    (["algo=actor_critic", f"algo.n_steps={HUGE}"], "algo.n_steps"),
+    (["algo=reinforce", f"algo.batch_steps={HUGE}"], "algo.batch_steps"),
+    (["algo=fitted_q_iteration", "env=taxi", f"total_steps={HUGE}"], "total_steps"),
+])
+def test_storage_that_cannot_fit_names_the_key(overrides, key):
+    error = checked(*overrides, env=False)
+    assert error is not None and str(error).startswith(f"{key}: ") and "GiB" in str(error), error
+    assert f"lower {key}" in str(error)
+
+
+def test_online_actor_critic_stores_one_step_whatever_n_steps_says():
+    assert checked("algo=actor_critic", "algo.mode=online", f"algo.n_steps={HUGE}", env=False) is None
+
+
+@pytest.mark.parametrize("overrides", [
+    ["algo=dqn", "env=cartpole"],
+    ["algo=rainbow_lite", "env=cartpole", "num_envs=2"],
+    ["algo=dqn", "env=breakout"],
+    ["algo=dqn", "env=maze", "env.one_hot=true", "algo.replay=false", "algo.n_step=3"],
+])
+def test_the_replay_estimate_is_the_buffer_the_run_builds(overrides):
+    cfg = compose_config(*overrides, "algo.buffer_size=2000", "algo.batch_size=32")
+    _, spec = env_and_spec(*[o for o in overrides if o.startswith("env")])
+    (nbytes, _, _, _), *_ = storage(cfg, spec)
+    algo = cfg.algo
+    from deeprl.buffers import frame_stack_of
+
+    capacity = algo.buffer_size if algo.replay else algo.batch_size + (algo.n_step - 1) * cfg.num_envs
+    buffer = make_replay(capacity, spec.obs_shape, spec.obs_dtype, spec.action_shape, spec.action_space.dtype,
+                         algo.gamma, torch.device("cpu"), n_step=algo.n_step,
+                         frame_stack=frame_stack_of(cfg.env, spec.obs_shape, spec.obs_dtype),
+                         prioritized=algo.replay and algo.prioritized.enabled)
+    inner = getattr(buffer, "buffer", buffer)
+    arrays = [v for v in vars(inner).values() if isinstance(v, np.ndarray)]
+    if buffer is not inner:
+        arrays.append(buffer.tree.tree)
+    assert nbytes >= sum(a.nbytes for a in arrays)
+    assert nbytes <= 1.01 * sum(a.nbytes for a in arrays) + 64 * inner.capacity
+
+
+def test_the_rollout_estimate_covers_what_a_rollout_allocates():
+    cfg = compose_config("algo=ppo", "env=pendulum", "num_envs=2", "algo.n_steps=16")
+    envs, spec = env_and_spec("env=pendulum")
+    (nbytes, _, key, _), = storage(cfg, spec)
+    assert key == "algo.n_steps"
+    rollout = Rollout(16)
+    obs = torch.zeros((2, *spec.obs_shape))
+    rollout.add(obs, torch.zeros((2, *spec.action_shape)), np.zeros(2), np.zeros(2, bool), np.zeros(2, bool), {})
+    allocated = sum(t.nbytes for t in rollout._tensors.values()) + sum(a.nbytes for a in rollout._arrays.values())
+    assert allocated <= nbytes
+
+
+# The known model ---------------------------------------------------------------------------
+
+
+def closed_world(step_reward=-0.04):
+    """S and its neighbour are walled off from the goal."""
+    return GridWorld(["S.#+"], terminals={"+": 1.0}, step_reward=step_reward, slip=1.0).model
+
+
+def test_gamma_one_needs_every_state_to_reach_a_terminal():
+    with pytest.raises(ConfigError, match=r"^algo\.gamma: with gamma=1 .* 2 states \(e\.g\. state 0 at row 0, "
+                                          r"column 0\) never do; set algo\.gamma below 1"):
+        require_finite_values(closed_world(), 1.0, every_state=True)
+    require_finite_values(closed_world(), 0.99, every_state=True)
+    # Value iteration converges where the stuck states collect nothing; policy iteration's exact
+    # evaluation would still be singular there.
+    require_finite_values(closed_world(step_reward=0.0), 1.0, every_state=False)
+    with pytest.raises(ConfigError, match=r"^algo\.gamma: "):
+        require_finite_values(closed_world(step_reward=0.0), 1.0, every_state=True)
+    with pytest.raises(ConfigError, match=r"^algo\.gamma: "):
+        require_finite_values(closed_world(), 1.0, every_state=False)
+
+
+@pytest.mark.parametrize("algo", ["policy_iteration", "value_iteration"])
+def test_a_gridworld_is_checked_before_anything_is_built(algo):
+    with pytest.raises(ConfigError, match=r"^algo\.gamma: "):
+        validate(compose_config(f"algo={algo}", "env=gridworld", 'env.layout=["S.#+"]', "algo.gamma=1.0"))
+    validate(compose_config(f"algo={algo}", "env=gridworld", 'env.layout=["S.#+"]', "algo.gamma=0.9"))
+
+
+def test_a_toy_text_model_is_checked_with_the_env():
+    error = checked("algo=policy_iteration", "env=frozenlake", "algo.gamma=1.0", "+env.kwargs.desc=[SF,FF]")
+    assert error is not None and str(error).startswith("algo.gamma: ")
+    assert checked("algo=policy_iteration", "env=frozenlake", "algo.gamma=1.0") is None
+    assert checked("algo=policy_iteration", "env=cliffwalking", "algo.gamma=1.0") is None
+    assert checked("algo=value_iteration", "env=taxi", "algo.gamma=1.0") is None
+
+
+def test_check_memory_passes_the_shipped_presets():
+    for overrides in (["algo=ppo", "env=breakout"], ["algo=dqn", "env=cartpole"], ["algo=reinforce", "env=cartpole"]):
+        cfg = compose_config(*overrides)
+        check_memory(cfg, env_and_spec(*overrides[1:])[1])
+
+
+def test_policy_iteration_stops_when_a_loop_pays_more_than_ending():
+    """Every state can reach the terminal, but +0.1 a step forever beats it: no finite values."""
+    model = GridWorld(["S..-"], terminals={"-": -1.0}, step_reward=0.1, slip=1.0).model
+    spec = EnvSpec("loop", (), np.dtype(np.int64), gym.spaces.Discrete(4), model.n_states)
+    agent = PolicyIteration(spec, None, None, None, 0, gamma=1.0, tol=1e-8, evaluation="exact", eval_sweeps=10)
+    agent.prepare(model)  # every state can reach the terminal
+    with pytest.raises(ConfigError, match=r"^algo\.gamma: with gamma=1 the greedy policy never reaches a terminal"):
+        for _ in range(10):
+            agent.sweep()
+
+
+def test_frame_replay_pointers_bound_the_buffer_size():
+    cfg = compose_config("algo=dqn", "env=breakout", f"algo.buffer_size={2**31}")
+    with pytest.raises(ConfigError, match=r"^algo\.buffer_size: a frame replay holds at most 2,082,407,392"):
+        storage(cfg, env_and_spec("env=breakout")[1])
