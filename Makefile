@@ -7,7 +7,7 @@ ARGS   ?=
 # pytest-xdist workers; CI machines have 2 cores.
 WORKERS ?= 2
 
-.PHONY: setup train test test-fast lint tensorboard bench clean
+.PHONY: setup train test test-fast test-random lint tensorboard bench clean
 
 setup: $(STAMP)
 
@@ -27,6 +27,12 @@ test: setup
 # Everything but the learning tests.
 test-fast: setup
 	$(BIN)/python -m pytest -n $(WORKERS) -m "not learning" $(ARGS)
+
+# The whole suite in a random order (pytest-random-order), to catch tests that depend on another's
+# leftovers; SEED=N repeats an order.
+test-random: setup
+	$(BIN)/python -m pytest -n $(WORKERS) -p random_order --random-order-bucket=global \
+		$(if $(SEED),--random-order-seed=$(SEED)) $(ARGS)
 
 lint: setup
 	$(BIN)/ruff check src tests scripts

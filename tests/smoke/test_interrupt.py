@@ -14,6 +14,7 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import train_cli
+from deeprl.core.checkpoint import step_files
 
 TRAIN = str(Path(sys.executable).parent / "train")
 # The CartPole DQN preset (8 envs), long enough that a signal always lands mid-run.
@@ -75,12 +76,12 @@ def test_kill_9_loses_at_most_one_checkpoint_interval(tmp_path):
     proc, run_dir = start(tmp_path, *LONG, "checkpoint.every=2000")
     folder = run_dir / "checkpoints"
     deadline = time.monotonic() + 60
-    while not (folder / "step_4000.pt").exists() and time.monotonic() < deadline:
+    while not any(step >= 4000 for step, _ in step_files(folder)) and time.monotonic() < deadline:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGKILL
-    saved = sorted(int(p.stem.split("_")[1]) for p in folder.glob("step_*.pt"))
+    saved = [step for step, _ in step_files(folder)]
     assert saved and saved[-1] >= 4000
     assert len(saved) <= 2, "checkpoint.keep=2 keeps two step files"
     summary = finish_resumed(tmp_path, run_dir, saved[-1])
@@ -173,12 +174,16 @@ def test_signal_handlers_are_restored_after_a_run(tmp_path):
 
 
 def test_a_second_ctrl_c_stops_at_once(tmp_path):
-    # Evaluations of 4000 episodes every 8 steps: nearly all the time is spent inside one, where the
+    # Evaluations of 30000 episodes every 8 steps: nearly all the time is spent inside one, where the
     # first Ctrl-C can only ask for a stop at the end of the step; the second must not wait for it.
-    proc, run_dir = start(tmp_path, *LONG, "num_envs=8", "eval.every=8", "eval.episodes=4000")
+    proc, run_dir = start(tmp_path, *LONG, "num_envs=8", "eval.every=8", "eval.episodes=30000")
     proc.send_signal(signal.SIGINT)
-    time.sleep(0.3)
+    first = ""
+    while "send it again to stop at once" not in first:  # the first one has been taken in
+        line = proc.stderr.readline()
+        assert line, "the run ended before acknowledging the first Ctrl-C"
+        first += line
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == -signal.SIGINT, err[-2000:]
-    assert "send it again to stop at once" in err and "stopped by" not in err
+    assert proc.returncode == -signal.SIGINT, first + err[-2000:]
+    assert "stopped by" not in err, "the second Ctrl-C waited for the checkpoint"
