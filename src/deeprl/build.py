@@ -25,7 +25,7 @@ from deeprl.loops.on_policy import OnPolicyLoop
 from deeprl.loops.planning import PlanningLoop
 from deeprl.loops.session import Session
 from deeprl.loops.tabular import TabularLoop
-from deeprl.run import Run, config_yaml, write_json_atomic
+from deeprl.run import Run, write_json_atomic
 from deeprl.validate import validate
 
 __all__ = ["ALGOS", "build", "write_json_atomic"]
@@ -53,7 +53,7 @@ def build(cfg: DictConfig, run_dir: Path, resume_from: dict | None = None, with_
     `resume_from`: a checkpoint's contents; the run then continues from it (Run.execute loads it).
     `with_loop=False` builds the agent and envs only (no buffer, no session), for `evaluate`."""
     validate(cfg)
-    saved_config = config_yaml(cfg)
+    saved_config = OmegaConf.to_yaml(cfg, resolve=False)  # before build resolves any `auto`
     device = resolve_device(cfg.device)
     if cfg.algo.name not in ALGOS:
         raise ConfigError("algo.name", f"unknown algorithm '{cfg.algo.name}'; known: {', '.join(ALGOS)}")

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from deeprl.core.checkpoint import prune, save_atomic
+from deeprl.core.checkpoint import prune, save_atomic, step_files
 from deeprl.core.device import keep_freed_memory
 from deeprl.core.seeding import rng_state, set_rng_state
 from deeprl.logging import Logger
@@ -154,8 +154,6 @@ class Run:
 
     def _stop_non_finite(self, error: NonFiniteError) -> None:
         self.session.logger.close()
-        from deeprl.core.checkpoint import step_files
-
         files = step_files(self.run_dir / "checkpoints")
         kept = f"the last good checkpoint is {files[-1][1]}" if files else "no checkpoint was written before it"
         print(f"deeprl: error: guard: non-finite {error.metric} at step {error.step}; training stopped and "
@@ -210,7 +208,3 @@ def write_json_atomic(path: Path, data: dict) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(data, indent=2))
     os.replace(tmp, path)
-
-
-def config_yaml(cfg: DictConfig) -> str:
-    return OmegaConf.to_yaml(cfg, resolve=False)
