@@ -17,6 +17,16 @@ Workloads:
   ppo-cartpole  PPO on CartPole-v1, 100k steps, deeprl's tuned preset in both libraries, one torch
                 thread each: wall time, in two rollout shapes (8 envs x 32 steps = the preset; 1 env x
                 256 steps). Both final policies are evaluated greedily on 10 episodes.
+  ddpg-pendulum, td3-pendulum, sac-pendulum
+                DDPG / TD3 / SAC on Pendulum-v1, 20k steps, deeprl's tuned preset
+                (conf/tuned/<algo>_pendulum.yaml) in both libraries, CPU, one torch thread each:
+                training wall time (evaluation excluded), deeprl/SB3 per seed and its median (target
+                <= 0.5); both final policies evaluated deterministically on the preset's 50 episodes.
+  sac-halfcheetah
+                SAC on HalfCheetah-v5, 50k steps, deeprl's preset (256-256, batch 256, lr 3e-4, 5k
+                random steps first) in both libraries, the same table; plus deeprl's steps/s while
+                learning against the floor of its own update + act calls. Uses the first seed only.
+                (scripts/bench_continuous.py holds these four.)
 Needs the `bench` extra (pip install -e '.[bench]'; `make bench` does it).
 """
 
@@ -31,6 +41,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))  # scripts/ is not a package
+from bench_continuous import ddpg_pendulum, sac_halfcheetah, sac_pendulum, td3_pendulum  # noqa: E402
 
 SOLVED = 475.0
 EVAL_EVERY = 2_500
@@ -442,7 +455,9 @@ def _fmt(t):
     return "not solved" if t is None else f"{t:.1f}"
 
 
-WORKLOADS = {"dqn-cartpole": dqn_cartpole, "dqn-breakout": dqn_breakout, "ppo-cartpole": ppo_cartpole}
+WORKLOADS = {"dqn-cartpole": dqn_cartpole, "dqn-breakout": dqn_breakout, "ppo-cartpole": ppo_cartpole,
+             "ddpg-pendulum": ddpg_pendulum, "td3-pendulum": td3_pendulum, "sac-pendulum": sac_pendulum,
+             "sac-halfcheetah": sac_halfcheetah}
 
 
 def main(argv=None) -> None:

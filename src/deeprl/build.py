@@ -7,11 +7,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from deeprl.algos.a2c import A2C
 from deeprl.algos.actor_critic import ActorCritic
+from deeprl.algos.ddpg import DDPG
 from deeprl.algos.dqn import DQN
 from deeprl.algos.fqi import FittedQIteration
 from deeprl.algos.planning import PolicyIteration, ValueIteration
 from deeprl.algos.ppo import PPO
 from deeprl.algos.reinforce import Reinforce
+from deeprl.algos.sac import SAC
 from deeprl.algos.tabular import TabularQ
 from deeprl.checks import check_spec
 from deeprl.core.device import resolve_device
@@ -44,6 +46,10 @@ ALGOS: dict[str, tuple[type, type]] = {
     "q_learning": (TabularQ, TabularLoop),
     "sarsa": (TabularQ, TabularLoop),
     "fitted_q_iteration": (FittedQIteration, FQILoop),
+    # TD3 is DDPG with its three switches on (conf/algo/td3.yaml).
+    "ddpg": (DDPG, OffPolicyLoop),
+    "td3": (DDPG, OffPolicyLoop),
+    "sac": (SAC, OffPolicyLoop),
 }
 
 

@@ -57,6 +57,10 @@ NEEDS: dict[str, Needs] = {
     "q_learning": _TABULAR,
     "sarsa": _TABULAR,
     "fitted_q_iteration": Needs((DISCRETE,), (STATE_INDEX,), "one-hot states"),
+    # Continuous control: critics Q(s, a) and actors on MLPs of the observation vector.
+    "ddpg": Needs((CONTINUOUS,), (VECTOR,), "observations"),
+    "td3": Needs((CONTINUOUS,), (VECTOR,), "observations"),
+    "sac": Needs((CONTINUOUS,), (VECTOR,), "observations"),
 }
 
 # network._target_ -> the name of its config (network=<name>) and what it takes.
@@ -93,6 +97,17 @@ def check_spec(cfg: DictConfig, spec: EnvSpec, env: gym.Env | None = None, *, me
         check_env_model(cfg, spec, env)
 
 
+def fitting(spec: EnvSpec) -> list[str]:
+    """The algorithms (algo.name) whose needs this env's actions and observations meet."""
+    actions, observations = action_kind(spec), observation_kind(spec)
+    return [name for name, needs in NEEDS.items() if actions in needs.actions and observations in needs.observations]
+
+
+def _fit_hint(spec: EnvSpec) -> str:
+    names = fitting(spec)
+    return f"algorithms that fit {spec.id}: {', '.join(names)}" if names else f"no deeprl algorithm fits {spec.id}"
+
+
 def check_pairing(cfg: DictConfig, spec: EnvSpec) -> None:
     """Algorithm × action space × observation kind × network, or a ConfigError naming the key."""
     name = cfg.algo.get("name")
@@ -100,6 +115,14 @@ def check_pairing(cfg: DictConfig, spec: EnvSpec) -> None:
     if needs is None:
         return  # build.py reports an unknown algorithm
     actions, observations = action_kind(spec), observation_kind(spec)
+    if actions not in needs.actions and STATE_INDEX not in needs.observations and len(needs.actions) == 1:
+        # No observation setting (one_hot) would help: name the algorithms that fit the env instead.
+        raise ConfigError("algo", f"{name} needs a {needs.actions[0]} action space but {spec.id} has "
+                                  f"{type(spec.action_space).__name__} actions; {_fit_hint(spec)}")
+    if observations not in needs.observations and STATE_INDEX not in needs.observations \
+            and observations != STATE_INDEX:
+        raise ConfigError("algo", f"{name} takes observations that are {' or '.join(needs.observations)}, but "
+                                  f"{spec.id} observes {observations} of shape {spec.obs_shape}; {_fit_hint(spec)}")
     if observations not in needs.observations:
         one_hot = "one_hot" in cfg.env
         if observations == STATE_INDEX:
@@ -112,15 +135,16 @@ def check_pairing(cfg: DictConfig, spec: EnvSpec) -> None:
         raise ConfigError("env", f"{name} is tabular and needs observations that are a discrete state index, "
                                  f"but {spec.id} observes shape {spec.obs_shape}; use {TABULAR_ENVS}")
     if actions not in needs.actions:
-        if needs.actions == (DISCRETE,):
-            hint = ("pick an env with discrete actions (e.g. env=cartpole)" if needs.observations != (STATE_INDEX,)
-                    else f"use {TABULAR_ENVS}")
-            alternative = "" if observations == STATE_INDEX or actions != CONTINUOUS else \
-                " or a policy-gradient algorithm (e.g. algo=ppo)"
-            raise ConfigError("algo", f"{name} needs a discrete action space but {spec.id} has "
-                                      f"{type(spec.action_space).__name__} actions; {hint}{alternative}")
-        raise ConfigError("env", f"{name} supports Discrete and Box action spaces; {spec.id} has "
-                                 f"{type(spec.action_space).__name__} actions")
+        space = type(spec.action_space).__name__
+        if needs.actions == (DISCRETE,) and needs.observations == (STATE_INDEX,):
+            raise ConfigError("algo", f"{name} needs a discrete action space but {spec.id} has {space} actions; "
+                                      f"use {TABULAR_ENVS}")
+        raise ConfigError("env", f"{name} supports Discrete and Box action spaces; {spec.id} has {space} actions")
+    if actions == CONTINUOUS and CONTINUOUS in needs.actions and needs.actions == (CONTINUOUS,):
+        space = spec.action_space
+        if not (np.isfinite(space.low).all() and np.isfinite(space.high).all()):
+            raise ConfigError("env", f"{name} scales a tanh-bounded actor to the action bounds, but {spec.id} has "
+                                     f"unbounded actions (low {space.low}, high {space.high}); use algo=ppo")
     if needs.network == "one-hot states" and cfg.algo.get("regressor") != "mlp":
         return  # the table needs no network
     if needs.network is not None:

@@ -218,6 +218,22 @@ RULES: dict[str, Number | Choice | Flag | Text | Sizes | Passthrough] = {
     "algo.gradient_steps": INT1,
     "algo.precision": Choice(("auto", "fp32", "bf16")),
     "algo.compile": FLAG,
+    "algo.random_starts": FLAG,
+    # DDPG, TD3, SAC.
+    "algo.tau": Number(0, 1, low_open=True, fix="e.g. algo.tau=0.005"),
+    "algo.exploration.noise": Choice(("gaussian", "ou")),
+    "algo.exploration.std": NON_NEGATIVE,
+    "algo.exploration.ou_theta": POSITIVE,
+    "algo.exploration.ou_dt": POSITIVE,
+    "algo.twin_critics": FLAG,
+    "algo.target_noise": NON_NEGATIVE,
+    "algo.target_noise_clip": NON_NEGATIVE,
+    "algo.policy_delay": INT1,
+    "algo.target_every": INT1,
+    "algo.entropy.autotune": FLAG,
+    "algo.entropy.alpha": POSITIVE,
+    "algo.entropy.target": Number(nullable=True, fix="e.g. algo.entropy.target=-1 (null = minus the number of "
+                                                    "action dimensions)"),
     # The policy-gradient family.
     "algo.reward_scale": POSITIVE,
     "algo.gae_lambda": PROBABILITY,

@@ -67,6 +67,21 @@ KEYED = [
     (["algo=ppo", "env=gym", "env.id=CarRacing-v3"], "network"),
     (["algo=q_learning", "env=taxi", "env.one_hot=true"], "env.one_hot"),
     (["algo=dqn", "env=gym", "env.id=Blackjack-v1"], "env.id"),
+    # Discrete-action algorithms on continuous envs and the reverse (the line names what fits).
+    (["algo=dqn", "env=pendulum"], "algo"),
+    (["algo=double_dqn", "env=halfcheetah"], "algo"),
+    (["algo=sac", "env=cartpole"], "algo"),
+    (["algo=td3", "env=lunarlander"], "algo"),
+    (["algo=ddpg", "env=breakout"], "algo"),
+    (["algo=sac", "env=frozenlake"], "algo"),
+    (["algo=sac", "env=pendulum", "network=nature_cnn"], "network"),
+    # Continuous-control settings outside their rule.
+    (["algo=sac", "env=pendulum", "algo.tau=0"], "algo.tau"),
+    (["algo=sac", "env=pendulum", "algo.entropy.alpha=0"], "algo.entropy.alpha"),
+    (["algo=td3", "env=pendulum", "algo.policy_delay=0"], "algo.policy_delay"),
+    (["algo=ddpg", "env=pendulum", "algo.exploration.noise=pink"], "algo.exploration.noise"),
+    (["algo=ddpg", "env=pendulum", "algo.target_noise=-1"], "algo.target_noise"),
+    (["algo=sac", "env=pendulum", f"algo.buffer_size={HUGE}"], "algo.buffer_size"),
     # Out-of-range replay settings.
     (["algo.n_step=0"], "algo.n_step"),
     (["algo.n_step=1.5"], "algo.n_step"),
@@ -116,7 +131,8 @@ def _id(case) -> str:
 CLI_SAMPLE = {"network=nature_cnn", "algo.n_step=0", "algo=prioritized_dqn algo.buffer_size=" + HUGE,
               "algo=ppo algo.n_steps=" + HUGE, "algo=policy_iteration env=gridworld " + WALLED_OFF + " algo.gamma=1.0",
               "network.hidden_sizes=[0]", "total_steps=1e4", "+algo.foo=1", "env=atari",
-              "algo=q_learning env=frozenlake env.kwargs.map_name=9x9", "algo=dqn env=gym env.id=Blackjack-v1"}
+              "algo=q_learning env=frozenlake env.kwargs.map_name=9x9", "algo=dqn env=gym env.id=Blackjack-v1",
+              "algo=sac env=cartpole"}
 
 
 @pytest.mark.parametrize(("overrides", "key"), KEYED, ids=[_id(c) for c in KEYED])

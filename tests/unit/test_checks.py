@@ -87,6 +87,15 @@ def test_every_env_selects_a_network_that_takes_its_observations(env):
     (["algo=fitted_q_iteration", "env=taxi", "algo.regressor=mlp", "network=nature_cnn"], "network",
      "one-hot state vectors"),
     (["algo=dqn", "env=pendulum"], "algo", "discrete action space"),
+    (["algo=dqn", "env=pendulum"], "algo", "algorithms that fit Pendulum-v1: reinforce, actor_critic, a2c, ppo, ddpg, "
+                                           "td3, sac"),
+    (["algo=sac", "env=cartpole"], "algo", "sac needs a continuous action space but CartPole-v1 has Discrete actions; "
+                                           "algorithms that fit CartPole-v1: dqn, reinforce"),
+    (["algo=ddpg", "env=breakout"], "algo", "ddpg needs a continuous action space but ALE/Breakout-v5 has Discrete"),
+    (["algo=sac", "env=frozenlake"], "algo", "sac needs a continuous action space"),
+    (["algo=ddpg", "env=gym", "env.id=CarRacing-v3"], "algo",
+     "ddpg takes observations that are vectors, but CarRacing-v3 observes image stacks of shape (96, 96, 3); "
+     "algorithms that fit CarRacing-v3: reinforce, actor_critic, a2c, ppo"),
     (["algo=dqn", "env=taxi"], "env.one_hot", "set env.one_hot=true"),
     (["algo=q_learning", "env=taxi", "env.one_hot=true"], "env.one_hot", "set env.one_hot=false"),
     (["algo=value_iteration", "env=cartpole"], "env", "discrete state index"),

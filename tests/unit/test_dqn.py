@@ -62,7 +62,7 @@ def test_td_target_bootstraps_from_target_network_unless_terminated():
         expected_target = rewards + discounts * agent.q_target(next_obs).max(1).values
         q_before = agent.q(obs).gather(1, actions[:, None]).squeeze(1)
     expected_loss = torch.mean((q_before - expected_target) ** 2)
-    metrics = agent.update(Batch(obs, actions, rewards, next_obs, discounts), step=1)
+    metrics, _ = agent.update(Batch(obs, actions, rewards, next_obs, discounts), step=1)
     assert metrics["td_loss"].item() == pytest.approx(expected_loss.item(), rel=1e-6)
     assert metrics["q_values"].item() == pytest.approx(q_before.mean().item(), rel=1e-6)
 
@@ -117,8 +117,8 @@ def test_double_dqn_target_uses_online_argmax_and_target_evaluation():
         q_before = agent.q(torch.zeros(6, 4))[:, 0]
     batch = Batch(torch.zeros(6, 4), torch.zeros(6, dtype=torch.long), torch.ones(6), next_obs,
                   torch.full((6,), 0.9))
-    metrics = agent.update(batch, step=1)
-    torch.testing.assert_close(metrics["td_errors"], expected - q_before)
+    _, priorities = agent.update(batch, step=1)
+    torch.testing.assert_close(priorities, (expected - q_before).abs())
 
 
 def test_dueling_head_is_value_plus_centred_advantage():
@@ -140,7 +140,7 @@ def test_without_target_network_the_online_network_bootstraps():
         expected = 0.9 * agent.q(next_obs).max(1).values - agent.q(torch.zeros(3, 4))[:, 1]
     batch = Batch(torch.zeros(3, 4), torch.ones(3, dtype=torch.long), torch.zeros(3), next_obs,
                   torch.full((3,), 0.9))
-    torch.testing.assert_close(agent.update(batch, step=1)["td_errors"], expected)
+    torch.testing.assert_close(agent.update(batch, step=1)[1], expected.abs())
 
 
 def test_importance_weights_scale_the_loss():
@@ -149,15 +149,15 @@ def test_importance_weights_scale_the_loss():
     batch = Batch(torch.randn(4, 4), torch.tensor([0, 1, 0, 1]), torch.randn(4), torch.randn(4, 4),
                   torch.full((4,), 0.9))
     weights = torch.tensor([1.0, 0.5, 0.0, 2.0])
-    metrics = agent.update(batch._replace(weights=weights), step=1)
-    torch.testing.assert_close(metrics["td_loss"], (weights * metrics["td_errors"] ** 2).mean())
+    metrics, td_errors = agent.update(batch._replace(weights=weights), step=1)
+    torch.testing.assert_close(metrics["td_loss"], (weights * td_errors ** 2).mean())
 
 
 def test_bf16_precision_keeps_fp32_weights_and_loss():
     agent = make_agent(precision="bf16")
     batch = Batch(torch.randn(8, 4), torch.randint(0, 2, (8,)), torch.randn(8), torch.randn(8, 4),
                   torch.full((8,), 0.9))
-    metrics = agent.update(batch, step=1)
+    metrics, _ = agent.update(batch, step=1)
     assert metrics["td_loss"].dtype == torch.float32
     assert all(p.dtype == torch.float32 for p in agent.q.parameters())
     assert agent.act(np.zeros((2, 4), np.float32), step=10_000, eval_mode=True).shape == (2,)

@@ -22,7 +22,7 @@ from deeprl.algos.base import require_discrete
 from deeprl.buffers import Batch
 from deeprl.core.device import precision_note, resolve_precision
 from deeprl.core.errors import ConfigError
-from deeprl.core.params import flat_parameters, optimizer_step
+from deeprl.core.params import flat_parameters, optimizer_step, polyak_update
 from deeprl.core.schedules import linear_schedule
 from deeprl.envs import EnvSpec
 from deeprl.networks import DuelingHead, QHead
@@ -96,6 +96,9 @@ class DQN:
     def epsilon(self, step: int) -> float:
         return linear_schedule(self.eps_start, self.eps_end, self.eps_decay_steps, step)
 
+    def charts(self, step: int) -> dict:
+        return {"charts/epsilon": self.epsilon(step), "charts/learning_rate": self.learning_rate(step)}
+
     def learning_rate(self, step: int) -> float:
         # Annealing to zero freezes the policy as training ends instead of letting it drift.
         return linear_schedule(self.lr, 0.0, self.total_steps, step) if self.anneal_lr else self.lr
@@ -118,7 +121,8 @@ class DQN:
             greedy = self.q_forward(obs_t).argmax(dim=1).cpu().numpy()
         return np.where(explore, actions, greedy)
 
-    def update(self, batch: Batch, step: int) -> dict[str, torch.Tensor]:
+    def update(self, batch: Batch, step: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """One gradient step: (metrics, |TD error| per sample, the new priorities for prioritized replay)."""
         with self.autocast():
             # ALGO LOGIC: the TD target is a constant; no gradient flows through it.
             with torch.no_grad():
@@ -147,16 +151,14 @@ class DQN:
         if self.use_target and step // self.target_every > self.target_syncs:
             self.target_syncs = step // self.target_every
             self._sync_target()
-        return {"td_loss": loss.detach(), "q_values": q.detach().mean(),
-                "td_errors": (td_target - q).detach()}
+        return {"td_loss": loss.detach(), "q_values": q.detach().mean()}, (td_target - q).detach().abs()
 
     @torch.no_grad()
     def _sync_target(self) -> None:
         if self.tau >= 1.0:
             self.q_target.load_state_dict(self.q.state_dict())
         else:
-            for p_target, p in zip(self.q_target.parameters(), self.q.parameters(), strict=True):
-                p_target.lerp_(p, self.tau)
+            polyak_update(self.q_target.parameters(), self.q.parameters(), self.tau)
 
     def state_dict(self) -> dict:
         return {"q": self.q.state_dict(), "q_target": self.q_target.state_dict(),

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from deeprl.core.actions import ActionScale
 from deeprl.core.errors import ConfigError
 from deeprl.core.params import flat_parameters, optimizer_step
 from deeprl.core.returns import gae
@@ -59,6 +60,7 @@ class PolicyAgent:
                 raise ConfigError("algo.action_bounds", f"tanh squashing needs finite bounds but {spec.id} "
                                                         "has infinite ones; use algo.action_bounds=clip")
             self.squash = action_bounds == "tanh"
+            self.scale = ActionScale(space) if self.squash else None
         self.optimizer: torch.optim.Optimizer  # set by the subclass
         self.params: list[nn.Parameter] | None = None  # one flat parameter, when `flat_adam` made it
 
@@ -92,7 +94,7 @@ class PolicyAgent:
         if self.discrete:
             return a
         if self.squash:
-            a = self.low + (np.tanh(a) + 1.0) * 0.5 * (self.high - self.low)
+            a = self.scale.from_unit(np.tanh(a))
         else:
             a = np.clip(a, self.low, self.high)
         return a.reshape(len(a), *self.action_shape)

@@ -26,6 +26,12 @@ def make_replay(capacity: int, obs_shape, obs_dtype, action_shape, action_dtype,
     return PrioritizedReplay(buffer, alpha=alpha, eps=eps) if prioritized else buffer
 
 
+def storage_dtype(obs_dtype) -> np.dtype:
+    """How a replay stores observations: float64 ones (MuJoCo's) as float32, which is what the
+    networks compute in; any other dtype as it is."""
+    return np.dtype(np.float32) if np.dtype(obs_dtype) == np.float64 else np.dtype(obs_dtype)
+
+
 def frame_stack_of(env_cfg, obs_shape, obs_dtype) -> int:
     """The frame stack size to deduplicate for this env: its `frame_stack` when observations are
     uint8 image stacks, else 0 (no frames to share)."""

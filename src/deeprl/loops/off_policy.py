@@ -1,8 +1,14 @@
-"""The off-policy loop (DQN family): act, step, store in replay, update from replay."""
+"""The off-policy loop: act, step, store in replay, update from replay.
 
+It serves every agent that learns from replay (the DQN family, DDPG, TD3, SAC) and knows none of
+them: the agent acts, learns from a batch and returns `(metrics, priorities)` (the new priority
+of each sampled transition, used when replay is prioritized), and supplies its own charts.
+"""
+
+import gymnasium as gym
 import numpy as np
 
-from deeprl.buffers import PrioritizedReplay, frame_stack_of, make_replay
+from deeprl.buffers import PrioritizedReplay, frame_stack_of, make_replay, storage_dtype
 from deeprl.core.schedules import linear_schedule
 from deeprl.loops.base import EnvLoop
 
@@ -21,30 +27,36 @@ def final_observations(next_obs: np.ndarray, dones: np.ndarray, infos: dict) -> 
 class OffPolicyLoop(EnvLoop):
     # Keys of an algo config that belong to this loop rather than to the agent.
     KEYS = ("buffer_size", "batch_size", "learning_starts", "train_freq", "gradient_steps", "replay",
-            "n_step", "prioritized")
+            "n_step", "prioritized", "random_starts")
     SHARED_KEYS = ("gamma",)
 
     def __init__(self, agent, envs, session, *, spec, gamma: float, device, seed: int,
                  rng: np.random.Generator, total_steps: int, buffer_size: int, batch_size: int,
                  learning_starts: int, train_freq: int, gradient_steps: int, replay: bool, n_step: int,
-                 prioritized):
+                 prioritized, random_starts: bool):
         super().__init__(agent, envs, session, seed=seed, total_steps=total_steps)
         self.rng = rng
         self.batch_size, self.train_freq, self.gradient_steps = batch_size, train_freq, gradient_steps
         self.replay, self.prioritized = replay, prioritized
+        # Uniform random actions before learning starts (DDPG, TD3, SAC); DQN's epsilon does the same.
+        self.random_starts = random_starts
         # Updates begin once the step passes this (moved on when a resume starts from an empty buffer).
         self.learning_starts = self.configured_learning_starts = learning_starts
         num_envs = envs.num_envs
         # Without replay the buffer only holds the newest batch (and any n-step window behind it).
         capacity = buffer_size if replay else batch_size + (n_step - 1) * num_envs
-        self.buffer = make_replay(capacity, spec.obs_shape, spec.obs_dtype, spec.action_shape,
+        self.buffer = make_replay(capacity, spec.obs_shape, storage_dtype(spec.obs_dtype), spec.action_shape,
                                   envs.single_action_space.dtype, gamma, device, n_step=n_step,
                                   frame_stack=frame_stack_of(session.env_cfg, spec.obs_shape, spec.obs_dtype),
                                   prioritized=replay and prioritized["enabled"], alpha=prioritized["alpha"],
                                   eps=prioritized["eps"])
 
-    def charts(self, step: int) -> dict:
-        return {"charts/epsilon": self.agent.epsilon(step), "charts/learning_rate": self.agent.learning_rate(step)}
+    def random_actions(self) -> np.ndarray:
+        """One uniformly random action per env, from the loop's generator (Box: within its bounds)."""
+        space, n = self.envs.single_action_space, self.envs.num_envs
+        if isinstance(space, gym.spaces.Discrete):
+            return space.start + self.rng.integers(0, space.n, size=n)
+        return self.rng.uniform(space.low, space.high, size=(n, *space.shape)).astype(space.dtype)
 
     def sample(self, step: int):
         if not self.replay:
@@ -60,7 +72,10 @@ class OffPolicyLoop(EnvLoop):
         num_envs = envs.num_envs
         while self.step < self.total_steps and not session.stopping:
             obs = self.obs
-            actions = agent.act(obs, self.step)
+            if self.random_starts and self.step < self.configured_learning_starts:
+                actions = self.random_actions()
+            else:
+                actions = agent.act(obs, self.step)
             next_obs, rewards, terminated, truncated, infos = envs.step(actions)
             dones = terminated | truncated
             # Only termination cuts the bootstrap; a time-limit truncation still bootstraps from s'.
@@ -75,13 +90,12 @@ class OffPolicyLoop(EnvLoop):
                 rounds = step // self.train_freq - prev // self.train_freq
                 for _ in range(rounds * self.gradient_steps):
                     batch = self.sample(step)
-                    metrics = agent.update(batch, step)
-                    td_errors = metrics.pop("td_errors")
+                    metrics, priorities = agent.update(batch, step)
                     if batch.indices is not None:
-                        buffer.update_priorities(batch.indices, td_errors)
+                        buffer.update_priorities(batch.indices, priorities)
                 if rounds:
                     session.metrics(step, metrics)
-            session.tick(step, agent, self.charts)
+            session.tick(step, agent, agent.charts)
 
     def state_dict(self) -> dict:
         state = super().state_dict()

@@ -1,0 +1,119 @@
+"""What DDPG, TD3 and SAC share: continuous actions scaled to the env's bounds, Q(s, a) critics
+with a Polyak-averaged target copy, flat parameters and fused Adam, acting, and checkpoints.
+
+Each agent's learning rule (its losses) is in its own file (deeprl.algos.ddpg, deeprl.algos.sac);
+this module holds the plumbing around it. Actors work in [-1, 1]^d and critics take actions
+there: the replay stores env actions, and `unit_actions` maps a batch back.
+"""
+
+import copy
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from deeprl.core.actions import ActionScale
+from deeprl.core.errors import ConfigError
+from deeprl.core.params import flat_parameters, optimizer_step, polyak_update
+from deeprl.envs import EnvSpec
+from deeprl.networks.continuous import Critics
+
+# algo.name values of this family (checks.NEEDS says what each needs).
+CONTINUOUS_ALGOS = ("ddpg", "td3", "sac")
+
+
+def require_continuous(algo: str, spec: EnvSpec) -> None:
+    if spec.discrete or spec.action_space.shape is None:
+        raise ConfigError("algo", f"{algo} needs a continuous (Box) action space but {spec.id} has "
+                                  f"{type(spec.action_space).__name__} actions; pick an env with continuous "
+                                  "actions (e.g. env=pendulum)")
+
+
+class ContinuousAgent:
+    """Builds the critics (`n_critics` Q-networks on an MLP of `network`'s sizes) and their target;
+    subclasses add the actor (`self.actor`, `self.actor_flat`, `self.actor_optimizer`) and their
+    `update` and `policy`."""
+
+    def __init__(self, name: str, spec: EnvSpec, network, device: torch.device, rng: np.random.Generator, *,
+                 n_critics: int, gamma: float, tau: float, critic_lr: float):
+        require_continuous(name, spec)
+        self.device, self.rng, self.gamma, self.tau = device, rng, gamma, tau
+        self.scale = ActionScale(spec.action_space, device)
+        self.action_shape = tuple(spec.action_space.shape)
+        self.action_dim = int(math.prod(self.action_shape))
+        self.obs_dim = int(math.prod(spec.obs_shape))
+        self.critic = Critics(self.obs_dim + self.action_dim, network.hidden_sizes, network.activation,
+                              n_critics).to(device)
+        # The target is a copy that learning never touches; it trails the critics by Polyak averaging.
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        # One flat tensor per network: Adam, zeroing and the Polyak average are one kernel each.
+        self.critic_flat = flat_parameters(self.critic.parameters())
+        self.critic_target_flat = flat_parameters(self.critic_target.parameters()).requires_grad_(False)
+        self.critic_optimizer = torch.optim.Adam([self.critic_flat], lr=critic_lr, fused=True)
+        # Sampling in the update (SAC's actions, TD3's target noise) has its own stream.
+        self.generator = torch.Generator(device=device)
+        self.generator.manual_seed(int(rng.integers(2**62)))
+        self.updates = 0
+        self.actor: nn.Module
+        self.actor_flat: nn.Parameter
+        self.actor_optimizer: torch.optim.Optimizer
+
+    # Acting --------------------------------------------------------------------------------
+
+    def policy(self, obs: torch.Tensor, eval_mode: bool) -> torch.Tensor:
+        """Actions in [-1, 1]^d for a batch of observations (the subclass's exploration)."""
+        raise NotImplementedError
+
+    def act(self, obs: np.ndarray, step: int, eval_mode: bool = False) -> np.ndarray:
+        obs_t = torch.from_numpy(np.asarray(obs))
+        if self.device.type != "cpu":
+            obs_t = obs_t.to(self.device, non_blocking=True)
+        with torch.inference_mode():
+            unit = self.policy(obs_t, eval_mode).cpu().numpy()
+        return self.scale.from_unit(unit).astype(np.float32).reshape(len(unit), *self.action_shape)
+
+    # Learning helpers ----------------------------------------------------------------------
+
+    def unit_actions(self, actions: torch.Tensor) -> torch.Tensor:
+        """Stored env actions, back in [-1, 1]^d where the critics take them."""
+        return self.scale.to_unit(actions.reshape(actions.shape[0], -1))
+
+    def critic_step(self, q: torch.Tensor, td_target: torch.Tensor, weights: torch.Tensor | None):
+        """One Adam step on Σ_i mean_b w_b (Q_i(s_b, a_b) − y_b)² (w = prioritized replay's importance
+        weights, or 1). Returns each critic's loss and, for prioritized replay (weights given), the
+        per-sample |TD error| averaged over the critics (the new priorities); else None."""
+        td = td_target.unsqueeze(0) - q  # [n_critics, batch]
+        elementwise = td.pow(2) if weights is None else weights * td.pow(2)
+        losses = elementwise.mean(dim=1)
+        optimizer_step(self.critic_optimizer, losses.sum(), None, None, self.critic_flat)
+        return losses.detach(), None if weights is None else td.detach().abs().mean(dim=0)
+
+    def critic_metrics(self, losses: torch.Tensor, q: torch.Tensor) -> dict:
+        metrics = {f"qf{i + 1}_loss": losses[i] for i in range(len(losses))}
+        metrics["qf1_values"] = q[0].detach().mean()
+        return metrics
+
+    def actor_step(self, loss: torch.Tensor) -> None:
+        optimizer_step(self.actor_optimizer, loss, None, None, self.actor_flat)
+
+    def update_targets(self) -> None:
+        polyak_update([self.critic_target_flat], [self.critic_flat], self.tau)
+
+    def charts(self, step: int) -> dict:
+        return {"charts/learning_rate": self.critic_optimizer.param_groups[0]["lr"]}
+
+    # Checkpoints ---------------------------------------------------------------------------
+    # Modules and optimizers by attribute name; subclasses list theirs in STATE.
+    STATE = ("critic", "critic_target", "critic_optimizer", "actor", "actor_optimizer")
+
+    def state_dict(self) -> dict:
+        state = {name: getattr(self, name).state_dict() for name in self.STATE}
+        state.update(generator=self.generator.get_state(), updates=self.updates)
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        for name in self.STATE:
+            getattr(self, name).load_state_dict(state[name])
+        self.generator.set_state(state["generator"])
+        self.updates = state["updates"]

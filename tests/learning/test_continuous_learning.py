@@ -1,0 +1,22 @@
+"""DDPG, TD3 and SAC learn Pendulum-v1 at their tuned presets (20k steps) on most seeds.
+
+Claim of every test here: at least 2 of seeds 1, 2, 3 end with a final deterministic evaluation
+(50 episodes, the presets' setting) at or above -250, which leaves a margin below what the
+presets are documented to reach (>= -200 on every seed of 1-5; about -150 typical, see
+docs/continuous.md). The seeds run one after another in-process and stop once the claim is decided.
+"""
+
+import pytest
+
+from conftest import assert_at_least, final_returns
+
+pytestmark = pytest.mark.learning
+
+SEEDS = (1, 2, 3)
+
+
+@pytest.mark.parametrize("algo", ["ddpg", "td3", "sac"])
+def test_reaches_the_pendulum_threshold_on_most_seeds(tmp_path, algo):
+    returns = final_returns(tmp_path, SEEDS, f"algo={algo}", "env=pendulum", "eval.every=0",
+                            threshold=-250, at_least=2)
+    assert_at_least(returns, -250, 2)
