@@ -164,6 +164,21 @@ def test_atari_resume_restarts_episodes_and_says_so(tmp_path, capsys):
     assert resumed["total_steps"] == 240
 
 
+def test_mujoco_resume_restarts_episodes_and_keeps_the_replay(tmp_path, capsys):
+    """MuJoCo envs pickle as a fresh model (EzPickle), so like the ALE they restart their episodes on
+    resume and say so; the replay, the agent and every stream still resume."""
+    overrides = ["algo=sac", "env=hopper", "total_steps=300", "algo.learning_starts=100", "algo.batch_size=16",
+                 "algo.buffer_size=1000", "eval.every=0", "eval.episodes=1", "env.max_episode_steps=50",
+                 "checkpoint.every=150", *QUIET]
+    run(tmp_path / "whole", overrides)
+    state = load(tmp_path / "whole/checkpoints/step_150.pt")
+    assert state["loop"]["envs"] is None and state["loop"]["buffer"]["counters"]["added"] == 150
+    resumed = resume_from(tmp_path / "cut", tmp_path / "whole/checkpoints/step_150.pt")
+    (note,) = resumed["resumed"][0]["notes"]
+    assert "Hopper-v5 envs cannot be saved" in note and "restarted" in note
+    assert resumed["total_steps"] == 300
+
+
 def test_a_sweep_job_resumes_on_its_own_run_dir(tmp_path):
     sweep = train_cli("-m", "algo=dqn", "env=cartpole", "seed=1,2", "total_steps=400", "algo.learning_starts=200",
                       *QUIET, cwd=tmp_path)

@@ -342,3 +342,17 @@ def test_flat_parameters_keep_the_critics_views():
         flat.add_(1.0)
     assert critics.weights[0].data_ptr() >= flat.data_ptr()
     assert torch.equal(torch.cat([p.detach().reshape(-1) for p in critics.parameters()]), flat.detach())
+
+
+def test_detached_critic_views_follow_every_in_place_change():
+    """The actor's loss reads the critics through detached views made once: after an optimizer
+    step, a Polyak average or a load_state_dict they must show the new values."""
+    agent = sac()
+    views = agent.critic.detached()
+    agent.update(batch(seed=1), step=1)  # an Adam step on the critics
+    assert agent.critic.detached() is views
+    assert all(torch.equal(v, p.detach()) for (v, _), p in zip(views, agent.critic.weights, strict=True))
+    other = sac()
+    agent.critic.load_state_dict(other.critic.state_dict())
+    assert all(torch.equal(v, p.detach()) for (v, _), p in zip(views, other.critic.weights, strict=True))
+    assert not any(v.requires_grad for pair in views for v in pair)

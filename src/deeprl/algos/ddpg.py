@@ -74,7 +74,7 @@ class DDPG(ContinuousAgent):
                 noise = (noise * self.target_noise).clamp(-self.target_noise_clip, self.target_noise_clip)
                 next_actions = (next_actions + noise).clamp(-1.0, 1.0)
             # With twin critics, the smaller estimate (TD3's clipped double Q); alone, Q' itself.
-            next_q = self.critic_target(next_obs, next_actions).min(dim=0).values
+            next_q = self.critic_target(next_obs, next_actions).amin(dim=0)
             td_target = batch.rewards + batch.discounts * next_q
         q = self.critic(obs, actions)
         losses, priorities = self.critic_step(q, td_target, batch.weights)
@@ -85,8 +85,8 @@ class DDPG(ContinuousAgent):
             # actor only.
             actor_loss = -self.critic(obs, self.actor(obs), params=self.critic.detached(first=1))[0].mean()
             self.actor_step(actor_loss)
-            self.update_targets()
-            polyak_update([self.actor_target_flat], [self.actor_flat], self.tau)
+            polyak_update([self.critic_target_flat, self.actor_target_flat], [self.critic_flat, self.actor_flat],
+                          self.tau)
             self.actor_metrics = {"actor_loss": actor_loss.detach()}
         return {**self.critic_metrics(losses, q), **self.actor_metrics}, priorities
 

@@ -48,7 +48,7 @@ class SAC(ContinuousAgent):
         # ALGO LOGIC: the soft TD target is a constant; no gradient flows through it.
         with torch.no_grad():
             next_actions, next_log_prob = self.actor.sample(next_obs, self.generator)
-            next_q = self.critic_target(next_obs, next_actions).min(dim=0).values
+            next_q = self.critic_target(next_obs, next_actions).amin(dim=0)
             td_target = batch.rewards + batch.discounts * (next_q - alpha * next_log_prob)
         q = self.critic(obs, actions)
         losses, priorities = self.critic_step(q, td_target, batch.weights)
@@ -56,7 +56,7 @@ class SAC(ContinuousAgent):
         # Actor: reparameterised actions, both critics' minimum; the critics' weights are detached,
         # so this step moves the actor only.
         pi_actions, log_prob = self.actor.sample(obs, self.generator)
-        q_pi = self.critic(obs, pi_actions, params=self.critic.detached()).min(dim=0).values
+        q_pi = self.critic(obs, pi_actions, params=self.critic.detached()).amin(dim=0)
         actor_loss = (alpha * log_prob - q_pi).mean()
         self.actor_step(actor_loss)
         metrics = {**self.critic_metrics(losses, q), "actor_loss": actor_loss.detach(), "alpha": alpha[0]}

@@ -46,6 +46,7 @@ class Critics(nn.Module):
             self.weights.append(nn.Parameter(torch.empty(shape).uniform_(-bound, bound)))
             self.biases.append(nn.Parameter(torch.empty(n, 1, n_out).uniform_(-bound, bound)))
         self._params = tuple(zip(self.weights, self.biases, strict=True))
+        self._detached: dict[int | None, tuple] = {}
 
     def forward(self, obs: torch.Tensor, actions: torch.Tensor, params=None) -> torch.Tensor:
         """Q_i(s, a) for each critic i: shape [n, batch]. `params`: (weight, bias) pairs to use
@@ -59,8 +60,13 @@ class Critics(nn.Module):
 
     def detached(self, first: int | None = None) -> tuple:
         """The parameters without their gradient connection (the actor's loss leaves Q's weights
-        alone); `first=k` keeps only the first k critics (TD3's actor reads Q₁ alone)."""
-        return tuple((w[:first].detach(), b[:first].detach()) for w, b in self._params)
+        alone); `first=k` keeps only the first k critics (TD3's actor reads Q₁ alone).
+
+        Made once and kept: they are views of the parameters, which every update (optimizer step,
+        load_state_dict, Polyak average) changes in place, so they always read the current values."""
+        if first not in self._detached:
+            self._detached[first] = tuple((w[:first].detach(), b[:first].detach()) for w, b in self._params)
+        return self._detached[first]
 
 
 class DeterministicActor(nn.Module):
