@@ -1,5 +1,6 @@
 """Wiring only: a composed config in, ready-to-run objects out. No learning logic here."""
 
+import math
 from pathlib import Path
 
 import torch
@@ -15,8 +16,8 @@ from deeprl.algos.ppo import PPO
 from deeprl.algos.reinforce import Reinforce
 from deeprl.algos.sac import SAC
 from deeprl.algos.tabular import TabularQ
-from deeprl.checks import check_spec
-from deeprl.core.device import resolve_device
+from deeprl.checks import IMAGE, NEEDS, NETWORKS, VECTOR, check_spec
+from deeprl.core.device import auto_device, resolve_device
 from deeprl.core.errors import ConfigError
 from deeprl.core.seeding import seed_everything
 from deeprl.envs import make_vec_env, spec_of
@@ -60,17 +61,20 @@ def build(cfg: DictConfig, run_dir: Path, resume_from: dict | None = None, with_
     `with_loop=False` builds the agent and envs only (no buffer, no session), for `evaluate`."""
     validate(cfg)
     saved_config = OmegaConf.to_yaml(cfg, resolve=False)  # before build resolves any `auto`
-    device = resolve_device(cfg.device)
+    auto = str(cfg.device).strip().lower() == "auto"
+    device, device_why = (None, "") if auto else (resolve_device(cfg.device), "")
     if cfg.algo.name not in ALGOS:
         raise ConfigError("algo.name", f"unknown algorithm '{cfg.algo.name}'; known: {', '.join(ALGOS)}")
     agent_cls, loop_cls = ALGOS[cfg.algo.name]
-    resolve_network_auto(cfg, device)
     rng = seed_everything(int(cfg.seed))
     envs = make_vec_env(cfg.env, int(cfg.num_envs), int(cfg.seed))
     try:
         spec = spec_of(envs, cfg.env.id)
         # Algorithm x spaces x network, storage memory, the known model: before anything is built.
         check_spec(cfg, spec, envs.envs[0], memory=with_loop)
+        if auto:  # by what the run computes: see deeprl.core.device.auto_device
+            device, device_why = auto_device(*network_cost(cfg, spec))
+        resolve_network_auto(cfg, device)
         algo = OmegaConf.to_container(cfg.algo, resolve=True)
         loop_kwargs = {key: algo.pop(key) for key in loop_cls.KEYS}
         loop_kwargs.update({key: algo[key] for key in loop_cls.SHARED_KEYS})
@@ -91,7 +95,32 @@ def build(cfg: DictConfig, run_dir: Path, resume_from: dict | None = None, with_
     except BaseException:
         envs.close()
         raise
-    return Run(cfg, Path(run_dir), device, rng, envs, spec, agent, loop, session, saved_config, resume_from)
+    return Run(cfg, Path(run_dir), device, rng, envs, spec, agent, loop, session, saved_config, resume_from,
+               device_why=device_why)
+
+
+def network_cost(cfg: DictConfig, spec) -> tuple[bool, int]:
+    """(whether the torso is convolutional, multiply-adds of one forward pass of the MLP torso over
+    an update batch), for `device: auto`. No network (tabular, planning): (False, 0)."""
+    needs = NEEDS.get(cfg.algo.name)
+    if needs is None or needs.network is None or (needs.network == "one-hot states"
+                                                   and cfg.algo.get("regressor") != "mlp"):
+        return False, 0
+    if NETWORKS.get(cfg.network.get("_target_"), ("", VECTOR))[1] == IMAGE:
+        return True, 0
+    algo, num_envs = cfg.algo, int(cfg.num_envs)
+    inputs = spec.n_states if needs.network == "one-hot states" else math.prod(spec.obs_shape)
+    sizes = [int(inputs), *(int(h) for h in cfg.network.get("hidden_sizes", []))]
+    per_sample = sum(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=False))
+    if "batch_size" in algo:
+        batch = int(algo.batch_size)
+    elif "num_minibatches" in algo:
+        batch = int(algo.n_steps) * num_envs // int(algo.num_minibatches)
+    elif "n_steps" in algo:
+        batch = int(algo.n_steps) * num_envs
+    else:
+        batch = int(algo.get("batch_steps", num_envs))
+    return False, per_sample * batch
 
 
 def resolve_network_auto(cfg: DictConfig, device: torch.device) -> None:

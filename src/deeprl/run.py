@@ -47,6 +47,7 @@ class Run:
     saved_config: str  # the config as composed (autos unresolved), YAML, for resume
     resume_from: dict | None = None  # a checkpoint's contents to continue from
     notes: list[str] = field(default_factory=list)
+    device_why: str = ""  # how `device: auto` decided, for the start banner
 
     # Whole-run state -----------------------------------------------------------------------
 
@@ -89,7 +90,8 @@ class Run:
         keep_freed_memory()
         start_step = int(self.resume_from["step"]) if self.resume_from else 0
         verb = f"resuming at step {start_step}" if self.resume_from else "run dir"
-        print(f"deeprl | {cfg.algo.name} on {cfg.env.id} | seed {cfg.seed} | device {self.device} | "
+        device = f"{self.device} ({self.device_why})" if self.device_why else str(self.device)
+        print(f"deeprl | {cfg.algo.name} on {cfg.env.id} | seed {cfg.seed} | device {device} | "
               f"{verb} {run_dir} | view: tensorboard --logdir {run_dir}", flush=True)
         session.logger = logger = Logger(run_dir, int(cfg.total_steps), progress=bool(cfg.log.progress),
                                          start_step=start_step)

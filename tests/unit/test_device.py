@@ -5,6 +5,8 @@ import torch
 
 from conftest import compose_config
 from deeprl.core.device import (
+    AUTO_CUDA_MACS,
+    auto_device,
     cpu_has_native_bf16,
     keep_freed_memory,
     precision_note,
@@ -131,3 +133,47 @@ def test_keep_freed_memory_takes_effect_on_glibc():
     if platform.libc_ver()[0] != "glibc":
         pytest.skip("mallopt is glibc's")
     assert keep_freed_memory() is True
+
+
+# `device: auto`, both branches on any machine: the decision takes whether CUDA is there.
+@pytest.mark.parametrize(("convolutional", "macs", "cuda", "expected"), [
+    (True, 0, True, "cuda"),             # Atari's Nature CNN
+    (False, 18_000_000, True, "cuda"),   # 256-256 MuJoCo networks at batch 256
+    (False, 1_100_000, True, "cpu"),     # CartPole / Pendulum MLPs
+    (False, 0, True, "cpu"),             # no network (tabular, planning)
+    (True, 0, False, "cpu"),             # no GPU
+    (False, 18_000_000, False, "cpu"),
+])
+def test_auto_device_by_network(convolutional, macs, cuda, expected):
+    device, why = auto_device(convolutional, macs, cuda_available=cuda)
+    assert device.type == expected and why.startswith("auto: ")
+
+
+@pytest.mark.parametrize(("overrides", "convolutional", "low", "high"), [
+    (["algo=dqn", "env=breakout"], True, 0, 0),
+    (["algo=dqn", "env=cartpole"], False, 500_000, 2_000_000),           # tuned 128-128, batch 64
+    (["algo=sac", "env=pendulum"], False, 500_000, 2_000_000),            # tuned 64-64, batch 256
+    (["algo=sac", "env=halfcheetah"], False, AUTO_CUDA_MACS, 10**9),      # 256-256, batch 256
+    (["algo=ppo", "env=cartpole"], False, 1, AUTO_CUDA_MACS),
+    (["algo=q_learning", "env=frozenlake"], False, 0, 0),
+])
+def test_network_cost_of_real_configs(overrides, convolutional, low, high):
+    from deeprl.build import network_cost
+    from deeprl.envs import make_vec_env, spec_of
+
+    cfg = compose_config(*overrides)
+    envs = make_vec_env(cfg.env, 1, 0)
+    try:
+        conv, macs = network_cost(cfg, spec_of(envs, cfg.env.id))
+    finally:
+        envs.close()
+    assert conv == convolutional and low <= macs <= high
+
+
+def test_auto_resolves_to_the_cpu_for_a_small_mlp_and_says_why(tmp_path):
+    from deeprl.build import build
+
+    run = build(compose_config("algo=dqn", "env=cartpole", "device=auto"), tmp_path)
+    run.envs.close()
+    assert run.device.type == "cpu"  # on a GPU host too: CartPole's MLP stays on the CPU
+    assert run.device_why.startswith("auto: ")

@@ -16,6 +16,7 @@ from torch import nn
 from deeprl.core.actions import ActionScale
 from deeprl.core.errors import ConfigError
 from deeprl.core.params import flat_parameters, optimizer_step, polyak_update
+from deeprl.core.seeding import restore_generator
 from deeprl.envs import EnvSpec
 from deeprl.networks.continuous import Critics
 
@@ -115,5 +116,5 @@ class ContinuousAgent:
     def load_state_dict(self, state: dict) -> None:
         for name in self.STATE:
             getattr(self, name).load_state_dict(state[name])
-        self.generator.set_state(state["generator"])
+        restore_generator(self.generator, state["generator"])  # a CUDA run's state on a CPU, or the reverse
         self.updates = state["updates"]

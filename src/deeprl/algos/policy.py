@@ -19,6 +19,7 @@ from deeprl.core.errors import ConfigError
 from deeprl.core.params import flat_parameters, optimizer_step
 from deeprl.core.returns import gae
 from deeprl.core.schedules import linear_schedule
+from deeprl.core.seeding import restore_generator
 from deeprl.envs import EnvSpec
 from deeprl.networks.policy import build_actor_critic
 
@@ -157,7 +158,7 @@ class PolicyAgent:
     def load_state_dict(self, state: dict) -> None:
         self.net.load_state_dict(state["net"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.generator.set_state(state["generator"])
+        restore_generator(self.generator, state["generator"])  # a CUDA run's state on a CPU, or the reverse
 
 
 def param_groups(*groups: tuple[list, float]) -> list[dict]:

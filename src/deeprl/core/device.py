@@ -30,6 +30,30 @@ def resolve_device(name: str) -> torch.device:
     raise ConfigError("device", f"unknown device '{name}'; use auto, cpu, cuda or cuda:N")
 
 
+# `device: auto` sends an MLP to CUDA from this many multiply-adds per forward pass over one
+# update batch. Below it a GPU step is bound by kernel launches and host syncs, not arithmetic:
+# a CartPole DQN update (1M) or a Pendulum SAC update (64-64 nets, batch 256: 1.1M) costs a few
+# hundred microseconds of CPU arithmetic against ~130 launches and a sync per step on a GPU.
+# 256-256 MuJoCo networks at batch 256 (18M) spend 8.8 ms per SAC update on one CPU thread.
+AUTO_CUDA_MACS = 8_000_000
+
+
+def auto_device(convolutional: bool, update_macs: int, cuda_available: bool | None = None) -> tuple[torch.device, str]:
+    """What `device: auto` means for a run, and why (for the start banner): CUDA when there is one
+    and the network is convolutional or an MLP of at least AUTO_CUDA_MACS multiply-adds per
+    update batch; the CPU otherwise (no GPU, no network, or a small MLP)."""
+    if cuda_available is None:
+        cuda_available = torch.cuda.is_available()
+    if not cuda_available:
+        return torch.device("cpu"), "auto: no CUDA here"
+    if convolutional:
+        return torch.device("cuda"), "auto: a convolutional torso"
+    if update_macs >= AUTO_CUDA_MACS:
+        return torch.device("cuda"), f"auto: {update_macs / 1e6:.0f}M multiply-adds per update batch"
+    what = f"a small network, {update_macs / 1e6:.1f}M multiply-adds per update batch" if update_macs else "no network"
+    return torch.device("cpu"), f"auto: {what}; the CPU is faster than a GPU's launch overhead here"
+
+
 # The file cpu_has_native_bf16 reads unless given another (tests write a cpuinfo for each answer).
 CPUINFO = "/proc/cpuinfo"
 NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})

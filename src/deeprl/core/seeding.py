@@ -1,3 +1,4 @@
+import hashlib
 import random
 
 import numpy as np
@@ -29,3 +30,20 @@ def set_rng_state(rng: np.random.Generator, state: dict) -> None:
     random.setstate(state["python"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def restore_generator(generator: torch.Generator, state: torch.Tensor) -> bool:
+    """Put a saved `generator.get_state()` back, whichever device the checkpoint was written on.
+
+    States are CPU byte tensors on every device, but their layout is the device's: a CPU
+    generator's (Mersenne Twister, 5056 bytes) and a CUDA one's (Philox seed and offset, 16 bytes)
+    do not fit each other. A state from the other kind re-seeds this generator from the saved
+    bytes instead, so a GPU-trained checkpoint loads on a CPU machine (and the reverse) and the
+    stream is still reproducible; returns False then (the caller may say the stream changed).
+    """
+    state = state.detach().to("cpu", torch.uint8)
+    if state.numel() == generator.get_state().numel():
+        generator.set_state(state)
+        return True
+    generator.manual_seed(int.from_bytes(hashlib.sha256(state.numpy().tobytes()).digest()[:8], "little"))
+    return False
