@@ -1,5 +1,7 @@
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from deeprl.buffers import SumTree
 
@@ -63,3 +65,29 @@ def test_bad_input_is_rejected():
         tree.update([0], [-1.0])
     with pytest.raises(ValueError, match="all priorities are zero"):
         tree.sample(2, np.random.default_rng(0))
+
+
+@settings(max_examples=200, deadline=None)
+@given(capacity=st.integers(1, 40),
+       ops=st.lists(st.lists(st.tuples(st.integers(0, 39), st.floats(0, 100, allow_nan=False)), min_size=1,
+                             max_size=8), min_size=1, max_size=12))
+def test_tree_equals_a_rebuild_from_its_leaves_after_any_updates(capacity, ops):
+    """Against the reference: after any sequence of one-slot and batch updates (repeats included),
+    the tree is bit for bit the tree built at once from the leaves a dict of last values holds."""
+    tree, expected = SumTree(capacity), {}
+    for batch in ops:
+        batch = [(slot % capacity, p) for slot, p in batch]
+        slots, priorities = zip(*batch, strict=True)
+        tree.update(list(slots), list(priorities))
+        expected.update(batch)  # the last value of a repeated slot wins
+        assert np.array_equal(tree.tree, rebuilt(tree.leaves, [expected.get(s, 0.0) for s in range(capacity)]))
+
+
+def rebuilt(leaves: int, priorities: list[float]) -> np.ndarray:
+    """The reference: a sum tree built bottom-up node by node in plain Python."""
+    tree = [0.0] * (2 * leaves)
+    for slot, p in enumerate(priorities):
+        tree[leaves + slot] = float(p)
+    for node in range(leaves - 1, 0, -1):
+        tree[node] = tree[2 * node] + tree[2 * node + 1]
+    return np.array(tree)

@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 
 
@@ -26,6 +28,9 @@ class SumTree:
         """Set the priorities (>= 0) of `slots`; for a slot given twice the last value wins."""
         slots = np.asarray(slots, dtype=np.int64).ravel()
         priorities = np.broadcast_to(np.asarray(priorities, dtype=np.float64), slots.shape)
+        if len(slots) == 1:  # one env's new transition: plain integers up the path, no array calls
+            self._update_one(int(slots[0]), float(priorities[0]))
+            return
         if len(slots) == 0:
             return
         if slots.min() < 0 or slots.max() >= self.capacity:
@@ -35,13 +40,26 @@ class SumTree:
         # Keep the last occurrence of each slot.
         unique, last = np.unique(slots[::-1], return_index=True)
         nodes = self.leaves + unique
-        self.tree[nodes] = priorities[::-1][last]
-        nodes = np.unique(nodes // 2)
-        while nodes[0] >= 1:
-            self.tree[nodes] = self.tree[2 * nodes] + self.tree[2 * nodes + 1]
-            if nodes[0] == 1:
-                break
-            nodes = np.unique(nodes // 2)
+        tree = self.tree
+        tree[nodes] = priorities[::-1][last]
+        for _ in range(self.leaves.bit_length() - 1):  # one level up per pass, to the root
+            # Two slots under one parent give that parent twice: it is written twice with the same
+            # sum (its children are final by now), which is cheaper than de-duplicating each level.
+            nodes = nodes >> 1
+            tree[nodes] = tree[2 * nodes] + tree[2 * nodes + 1]
+
+    def _update_one(self, slot: int, priority: float) -> None:
+        if not 0 <= slot < self.capacity:
+            raise IndexError(f"SumTree: slots must be in [0, {self.capacity})")
+        if not (priority >= 0 and math.isfinite(priority)):
+            raise ValueError("SumTree: priorities must be finite and >= 0")
+        tree = self.tree
+        node = self.leaves + slot
+        tree[node] = priority
+        node >>= 1
+        while node:
+            tree[node] = tree[2 * node] + tree[2 * node + 1]
+            node >>= 1
 
     def find(self, values) -> np.ndarray:
         """For each value in [0, total), the slot s with prefix(s) <= value < prefix(s) + p(s).
