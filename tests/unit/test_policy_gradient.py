@@ -228,6 +228,23 @@ def test_ppo_update_returns_the_diagnostics_and_moves_the_policy():
     assert agent.learning_rate(100) == pytest.approx(1e-3 * 0.9)  # annealed linearly
 
 
+def test_ppo_entropy_diagnostic_comes_from_the_update_forward_pass():
+    """The entropy chart is measured in the last epoch's minibatch forward passes (no extra pass
+    over the rollout): with one epoch of one minibatch it is the entropy of the policy that
+    collected the data, over the whole rollout."""
+    agent = make_ppo(gym.spaces.Discrete(2), n_epochs=1, num_minibatches=1)
+    rollout = Rollout(8)
+    rng = np.random.default_rng(1)
+    for _ in range(8):
+        obs = torch.as_tensor(rng.normal(size=(4, 3)), dtype=torch.float32)
+        _, actions = agent.explore(obs)
+        rollout.add(obs, actions, rng.normal(size=4), np.zeros(4, bool), np.zeros(4, bool), {})
+    batch = rollout.finish(torch.zeros(4, 3), agent.log_prob, agent.value)
+    with torch.no_grad():
+        expected = agent.head.entropy(agent.net.policy(batch.obs.reshape(-1, 3))).mean()
+    torch.testing.assert_close(agent.update(batch, step=1)["entropy"], expected)
+
+
 def test_agent_checkpoint_round_trip_restores_acting():
     a = make_ppo(gym.spaces.Box(-1.0, 1.0, (2,)), normalize_obs=True)
     a.net.obs_norm.update(torch.randn(50, 3) * 3 + 1)

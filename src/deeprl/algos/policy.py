@@ -108,11 +108,6 @@ class PolicyAgent:
         return (self.head.log_prob(params, actions), self.head.entropy(params) if entropy else None,
                 values)
 
-    @torch.no_grad()
-    def entropy(self, obs: torch.Tensor) -> torch.Tensor:
-        """Mean policy entropy over a batch of observations (a diagnostic)."""
-        return self.head.entropy(self.net.policy(obs)).mean()
-
     def flat_adam(self, lr: float, eps: float) -> torch.optim.Adam:
         """Adam over one flat copy of every parameter (see `flat_parameters`), fused into one kernel.
         For agents with a single loss over all parameters."""

@@ -26,7 +26,7 @@ def clipped_surrogate(ratio: torch.Tensor, advantages: torch.Tensor, clip_coef: 
     return -torch.min(unclipped, clipped).mean()
 
 
-DIAGNOSTICS = ("policy_loss", "value_loss", "approx_kl", "clipfrac")
+DIAGNOSTICS = ("policy_loss", "value_loss", "approx_kl", "clipfrac", "entropy")
 
 
 class PPO(PolicyAgent):
@@ -69,7 +69,9 @@ class PPO(PolicyAgent):
             order = [slice(None)] if whole else torch.randperm(size, generator=self.generator,
                                                                 device=self.device).split(minibatch)
             for idx in order:
-                log_probs, entropy, values = self.evaluate(obs[idx], actions[idx], entropy=self.ent_coef > 0)
+                # One forward pass gives the log-probabilities, the values and (for the bonus or the
+                # diagnostic) the entropy.
+                log_probs, entropy, values = self.evaluate(obs[idx], actions[idx], entropy=self.ent_coef > 0 or track)
                 log_ratio = log_probs - old_log_probs[idx]
                 ratio = log_ratio.exp()
                 mb_adv = normalize(advantages[idx]) if self.norm_adv and not whole else advantages[idx]
@@ -82,7 +84,7 @@ class PPO(PolicyAgent):
                 else:
                     value_loss = F.mse_loss(values, returns[idx])
                 loss = policy_loss + self.vf_coef * value_loss
-                if entropy is not None:
+                if self.ent_coef > 0:
                     loss = loss - self.ent_coef * entropy.mean()
                 self.step(loss, self.max_grad_norm)
 
@@ -91,14 +93,14 @@ class PPO(PolicyAgent):
                         # KL(π_old || π) estimated by E[(ρ - 1) - log ρ] (low variance, always >= 0).
                         approx_kl = ((ratio - 1.0) - log_ratio).mean()
                         clipfrac = ((ratio - 1.0).abs() > self.clip_coef).float().mean()
-                    for key, value in zip(DIAGNOSTICS, (policy_loss, value_loss, approx_kl, clipfrac), strict=True):
+                    for key, value in zip(DIAGNOSTICS, (policy_loss, value_loss, approx_kl, clipfrac, entropy.mean()),
+                                          strict=True):
                         stats[key].append(value.detach())
             # Early stop once the policy has moved too far from the data's (a sync, so only if asked).
             if self.target_kl is not None and torch.stack(stats["approx_kl"]).mean().item() > self.target_kl:
                 break
 
         metrics = {k: torch.stack(v).mean() for k, v in stats.items()}
-        metrics["entropy"] = self.entropy(obs)
         metrics["explained_variance"] = explained_variance(old_values, returns)
         self.update_obs_stats(obs)
         return metrics
