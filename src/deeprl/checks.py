@@ -140,7 +140,7 @@ def check_pairing(cfg: DictConfig, spec: EnvSpec) -> None:
             raise ConfigError("algo", f"{name} needs a discrete action space but {spec.id} has {space} actions; "
                                       f"use {TABULAR_ENVS}")
         raise ConfigError("env", f"{name} supports Discrete and Box action spaces; {spec.id} has {space} actions")
-    if actions == CONTINUOUS and CONTINUOUS in needs.actions and needs.actions == (CONTINUOUS,):
+    if needs.actions == (CONTINUOUS,):  # a tanh-bounded actor (DDPG, TD3, SAC)
         space = spec.action_space
         if not (np.isfinite(space.low).all() and np.isfinite(space.high).all()):
             raise ConfigError("env", f"{name} scales a tanh-bounded actor to the action bounds, but {spec.id} has "
@@ -232,7 +232,7 @@ def storage(cfg: DictConfig, spec: EnvSpec) -> list[tuple[int, str, str, int]]:
 
 
 def _replay(cfg: DictConfig, spec: EnvSpec, action: int) -> tuple[int, str, str, int]:
-    from deeprl.buffers import FrameReplayBuffer, ReplayBuffer, frame_stack_of
+    from deeprl.buffers import FrameReplayBuffer, ReplayBuffer, frame_stack_of, storage_dtype
 
     algo, num_envs = cfg.algo, int(cfg.num_envs)
     replay = bool(algo.get("replay", True))
@@ -251,7 +251,8 @@ def _replay(cfg: DictConfig, spec: EnvSpec, action: int) -> tuple[int, str, str,
         nbytes = FrameReplayBuffer.nbytes_for(capacity, frame_capacity, k, frame_shape, spec.obs_dtype,
                                               spec.action_shape, action_dtype)
     else:
-        nbytes = ReplayBuffer.nbytes_for(capacity, spec.obs_shape, spec.obs_dtype, spec.action_shape, action_dtype)
+        nbytes = ReplayBuffer.nbytes_for(capacity, spec.obs_shape, storage_dtype(spec.obs_dtype), spec.action_shape,
+                                         action_dtype)
     prioritized = algo.get("prioritized")
     if replay and prioritized is not None and prioritized.get("enabled"):
         nbytes += 2 * 8 * (1 << max(0, (capacity - 1).bit_length()))  # the sum tree

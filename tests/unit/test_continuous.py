@@ -356,3 +356,17 @@ def test_detached_critic_views_follow_every_in_place_change():
     agent.critic.load_state_dict(other.critic.state_dict())
     assert all(torch.equal(v, p.detach()) for (v, _), p in zip(views, other.critic.weights, strict=True))
     assert not any(v.requires_grad for pair in views for v in pair)
+
+
+def test_actor_sample_log_prob_is_the_squashed_gaussian_density():
+    """The actor writes log π from its noise draw (fewer operations); it must equal the density
+    of the change of variables at the sampled pre-squash action (itself checked numerically above)."""
+    torch.manual_seed(0)
+    actor = SquashedGaussianActor(NET, (3,), 2)
+    obs = torch.randn(64, 3)
+    a, log_prob = actor.sample(obs, torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        mean, log_std = actor(obs)
+        u = mean + torch.randn(mean.shape, generator=torch.Generator().manual_seed(5)) * log_std.exp()
+    torch.testing.assert_close(a, torch.tanh(u))
+    torch.testing.assert_close(log_prob.detach(), squashed_log_prob(mean, log_std, u), rtol=1e-5, atol=1e-4)

@@ -18,6 +18,15 @@ class Agent(Protocol):
     def load_state_dict(self, state: dict) -> None: ...
 
 
+def require_continuous(algo: str, spec: EnvSpec) -> None:
+    from deeprl.core.errors import ConfigError
+
+    if spec.discrete or spec.action_space.shape is None:
+        raise ConfigError("algo", f"{algo} needs a continuous (Box) action space but {spec.id} has "
+                                  f"{type(spec.action_space).__name__} actions; pick an env with continuous "
+                                  "actions (e.g. env=pendulum)")
+
+
 def require_discrete(algo: str, spec: EnvSpec) -> None:
     from deeprl.core.errors import ConfigError
 

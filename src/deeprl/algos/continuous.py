@@ -13,22 +13,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from deeprl.algos.base import require_continuous
 from deeprl.core.actions import ActionScale
-from deeprl.core.errors import ConfigError
 from deeprl.core.params import flat_parameters, optimizer_step, polyak_update
 from deeprl.core.seeding import restore_generator
 from deeprl.envs import EnvSpec
 from deeprl.networks.continuous import Critics
-
-# algo.name values of this family (checks.NEEDS says what each needs).
-CONTINUOUS_ALGOS = ("ddpg", "td3", "sac")
-
-
-def require_continuous(algo: str, spec: EnvSpec) -> None:
-    if spec.discrete or spec.action_space.shape is None:
-        raise ConfigError("algo", f"{algo} needs a continuous (Box) action space but {spec.id} has "
-                                  f"{type(spec.action_space).__name__} actions; pick an env with continuous "
-                                  "actions (e.g. env=pendulum)")
 
 
 class ContinuousAgent:
@@ -52,6 +42,8 @@ class ContinuousAgent:
         self.critic_flat = flat_parameters(self.critic.parameters())
         self.critic_target_flat = flat_parameters(self.critic_target.parameters()).requires_grad_(False)
         self.critic_optimizer = torch.optim.Adam([self.critic_flat], lr=critic_lr, fused=True)
+        # (target, online) flat parameters that update_targets averages; DDPG adds its actor's.
+        self.targets = [(self.critic_target_flat, self.critic_flat)]
         # Sampling in the update (SAC's actions, TD3's target noise) has its own stream.
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(int(rng.integers(2**62)))
@@ -99,7 +91,8 @@ class ContinuousAgent:
         optimizer_step(self.actor_optimizer, loss, None, None, self.actor_flat)
 
     def update_targets(self) -> None:
-        polyak_update([self.critic_target_flat], [self.critic_flat], self.tau)
+        targets, sources = zip(*self.targets, strict=True)
+        polyak_update(targets, sources, self.tau)
 
     def charts(self, step: int) -> dict:
         return {"charts/learning_rate": self.critic_optimizer.param_groups[0]["lr"]}

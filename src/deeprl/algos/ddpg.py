@@ -18,7 +18,7 @@ import torch
 
 from deeprl.algos.continuous import ContinuousAgent
 from deeprl.buffers import Batch
-from deeprl.core.params import flat_parameters, polyak_update
+from deeprl.core.params import flat_parameters
 from deeprl.envs import EnvSpec
 from deeprl.networks.continuous import DeterministicActor
 
@@ -42,6 +42,7 @@ class DDPG(ContinuousAgent):
         self.actor_flat = flat_parameters(self.actor.parameters())
         self.actor_target_flat = flat_parameters(self.actor_target.parameters()).requires_grad_(False)
         self.actor_optimizer = torch.optim.Adam([self.actor_flat], lr=actor_lr, fused=True)
+        self.targets.append((self.actor_target_flat, self.actor_flat))
         self.actor_metrics: dict[str, torch.Tensor] = {}
 
     def policy(self, obs: torch.Tensor, eval_mode: bool) -> torch.Tensor:
@@ -85,8 +86,7 @@ class DDPG(ContinuousAgent):
             # actor only.
             actor_loss = -self.critic(obs, self.actor(obs), params=self.critic.detached(first=1))[0].mean()
             self.actor_step(actor_loss)
-            polyak_update([self.critic_target_flat, self.actor_target_flat], [self.critic_flat, self.actor_flat],
-                          self.tau)
+            self.update_targets()
             self.actor_metrics = {"actor_loss": actor_loss.detach()}
         return {**self.critic_metrics(losses, q), **self.actor_metrics}, priorities
 

@@ -16,8 +16,10 @@ def make_replay(capacity: int, obs_shape, obs_dtype, action_shape, action_dtype,
     n_step: n-step returns (per-sample rewards and discounts), with either storage.
     prioritized: proportional prioritized replay around that storage; sample(batch, rng, beta)
     then returns weights and indices, and update_priorities(indices, td_errors) must follow.
+    Observations are stored as `storage_dtype(obs_dtype)`.
     Raises ConfigError("algo.buffer_size", ...) when the buffer cannot fit in available memory.
     """
+    obs_dtype = storage_dtype(obs_dtype)
     args = (capacity, obs_shape, obs_dtype, action_shape, action_dtype, gamma, device, n_step)
     if frame_stack:
         buffer = FrameReplayBuffer(*args, frame_stack=frame_stack)

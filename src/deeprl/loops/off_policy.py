@@ -8,7 +8,7 @@ of each sampled transition, used when replay is prioritized), and supplies its o
 import gymnasium as gym
 import numpy as np
 
-from deeprl.buffers import PrioritizedReplay, frame_stack_of, make_replay, storage_dtype
+from deeprl.buffers import PrioritizedReplay, frame_stack_of, make_replay
 from deeprl.core.schedules import linear_schedule
 from deeprl.loops.base import EnvLoop
 
@@ -45,7 +45,7 @@ class OffPolicyLoop(EnvLoop):
         num_envs = envs.num_envs
         # Without replay the buffer only holds the newest batch (and any n-step window behind it).
         capacity = buffer_size if replay else batch_size + (n_step - 1) * num_envs
-        self.buffer = make_replay(capacity, spec.obs_shape, storage_dtype(spec.obs_dtype), spec.action_shape,
+        self.buffer = make_replay(capacity, spec.obs_shape, spec.obs_dtype, spec.action_shape,
                                   envs.single_action_space.dtype, gamma, device, n_step=n_step,
                                   frame_stack=frame_stack_of(session.env_cfg, spec.obs_shape, spec.obs_dtype),
                                   prioritized=replay and prioritized["enabled"], alpha=prioritized["alpha"],
