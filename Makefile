@@ -15,7 +15,7 @@ setup: $(STAMP)
 # `make bench` works and the benchmark's helpers are tested.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -e '.[dev,bench]'
+	$(BIN)/python -m pip install -e '.[dev,bench,sweep]'
 	touch $(STAMP)
 
 train: setup

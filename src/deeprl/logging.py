@@ -60,9 +60,12 @@ class Logger:
         text = OmegaConf.to_yaml(cfg, resolve=True)
         self.writer.add_text("config", "\n".join("    " + line for line in text.splitlines()), 0)
 
-    def hparams(self, cfg: DictConfig, metrics: dict, step: int = 0) -> None:
-        """Hyperparameters and final metrics in TensorBoard's HParams tab (written into this run)."""
+    def hparams(self, cfg: DictConfig, metrics: dict, step: int = 0, keys: list[str] | None = None) -> None:
+        """Hyperparameters and final metrics in TensorBoard's HParams tab (written into this run):
+        the whole flattened config, or only `keys` (in a sweep, the keys the sweep varies)."""
         flat = flatten(OmegaConf.to_container(cfg, resolve=True))
+        if keys is not None:
+            flat = {k: v for k, v in flat.items() if k in keys or any(k.startswith(p + ".") for p in keys)}
         hp = {k: v if isinstance(v, (numbers.Number, str, bool)) else str(v) for k, v in flat.items()}
         for summary in hparams(hp, metrics):
             self.writer.file_writer.add_summary(summary)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from deeprl.core.checkpoint import prune, save_atomic, step_files
+from deeprl.core.checkpoint import prune, save_atomic, step_files, write_text_atomic
 from deeprl.core.device import keep_freed_memory
 from deeprl.core.seeding import rng_state, set_rng_state
 from deeprl.logging import Logger
@@ -27,6 +27,10 @@ from deeprl.loops.session import NonFiniteError, Session
 
 FORMAT = 1
 SIGNAL_NAMES = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
+# A job scheduler's "save and go" signals (submitit: USR2 before a time limit or on preemption).
+# Handled only when the scheduler has hooked them: the run writes its checkpoint first, then hands
+# the signal to the scheduler's handler, which requeues the job; the requeued job resumes.
+HANDOFF_SIGNALS = {signal.SIGUSR1: "SIGUSR1", signal.SIGUSR2: "SIGUSR2"}
 
 
 class RunStopped(SystemExit):
@@ -48,6 +52,8 @@ class Run:
     resume_from: dict | None = None  # a checkpoint's contents to continue from
     notes: list[str] = field(default_factory=list)
     device_why: str = ""  # how `device: auto` decided, for the start banner
+    hparam_keys: list[str] | None = None  # a sweep's varied keys for the HParams tab (None: all)
+    handoff: dict = field(default_factory=dict)  # signal -> the scheduler's handler to call after saving
 
     # Whole-run state -----------------------------------------------------------------------
 
@@ -107,7 +113,7 @@ class Run:
             else:
                 logger.config(cfg)
                 self.loop.start()
-            with stop_on_signals(session):
+            with stop_on_signals(session) as self.handoff:
                 try:
                     # A loop may return extra summary fields (e.g. a planner's sweeps and convergence).
                     extra = self.loop.run()
@@ -138,10 +144,14 @@ class Run:
             "sps": round(steps / max(train_time, 1e-9), 1),
             "eval_return_mean": float(returns.mean()), "eval_return_std": float(returns.std()),
             "eval_episodes": len(returns), "evaluations": session.history, "resumed": session.resumed,
+            "threads": torch.get_num_threads(),
             **(extra or {}),
         }
         write_json_atomic(self.run_dir / "summary.json", summary)
-        session.logger.hparams(cfg, {"hparams/eval_return_mean": summary["eval_return_mean"]}, steps)
+        evals = [e["eval_return_mean"] for e in session.history] or [summary["eval_return_mean"]]
+        session.logger.hparams(cfg, {"hparams/eval_return_mean": summary["eval_return_mean"],
+                                     "hparams/mean_eval_return": float(np.mean(evals))},
+                               steps, keys=self.hparam_keys)
         return summary
 
     def _stop_on_signal(self) -> None:
@@ -149,26 +159,35 @@ class Run:
         step = self.loop.step
         path = session.checkpoint(step)
         session.logger.close()
-        name = SIGNAL_NAMES.get(session.stop_signal, f"signal {session.stop_signal}")
+        signum = session.stop_signal
+        name = SIGNAL_NAMES.get(signum) or HANDOFF_SIGNALS.get(signum, f"signal {signum}")
         print(f"\ndeeprl | stopped by {name} at step {step}; checkpoint {path}\n"
               f"deeprl | resume with: train resume={self.run_dir.resolve()}", file=sys.stderr, flush=True)
-        raise RunStopped(128 + int(session.stop_signal))
+        scheduler = self.handoff.get(signum)
+        if scheduler is not None:
+            scheduler(signum, None)  # e.g. submitit: requeue this job (it exits the process)
+        raise RunStopped(128 + int(signum))
 
     def _stop_non_finite(self, error: NonFiniteError) -> None:
         self.session.logger.close()
         files = step_files(self.run_dir / "checkpoints")
         kept = f"the last good checkpoint is {files[-1][1]}" if files else "no checkpoint was written before it"
-        print(f"deeprl: error: guard: non-finite {error.metric} at step {error.step}; training stopped and "
-              f"{kept}; lower the learning rate (or set guard=warn to go on)", file=sys.stderr, flush=True)
-        raise RunStopped(3)
+        reason = f"guard: non-finite {error.metric} at step {error.step}"
+        print(f"deeprl: error: {reason}; training stopped and {kept}; lower the learning rate (or set "
+              "guard=warn to go on)", file=sys.stderr, flush=True)
+        stopped = RunStopped(3)
+        stopped.reason = reason
+        raise stopped
 
 
 @contextlib.contextmanager
 def stop_on_signals(session: Session):
     """SIGINT (Ctrl-C) and SIGTERM ask the run to stop after the current step; a second one stops
-    at once. Handlers are only installed from the main thread, and restored afterwards."""
+    at once. So do USR1/USR2 when a job scheduler has hooked them; the context's value maps those
+    to the scheduler's handlers, for the run to call once its checkpoint is written. Handlers are
+    only installed from the main thread, and restored afterwards."""
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield {}
         return
 
     def handler(signum, frame):
@@ -177,12 +196,14 @@ def stop_on_signals(session: Session):
             os.kill(os.getpid(), signum)
             return
         session.stop_signal = signum
-        print(f"\ndeeprl | {SIGNAL_NAMES.get(signum, signum)}: finishing this step and writing a checkpoint "
+        name = SIGNAL_NAMES.get(signum) or HANDOFF_SIGNALS.get(signum, signum)
+        print(f"\ndeeprl | {name}: finishing this step and writing a checkpoint "
               "(send it again to stop at once)", file=sys.stderr, flush=True)
 
-    previous = {sig: signal.signal(sig, handler) for sig in SIGNAL_NAMES}
+    hooked = [sig for sig in HANDOFF_SIGNALS if callable(signal.getsignal(sig))]
+    previous = {sig: signal.signal(sig, handler) for sig in [*SIGNAL_NAMES, *hooked]}
     try:
-        yield
+        yield {sig: previous[sig] for sig in hooked}
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
@@ -207,6 +228,4 @@ def non_finite_tensor(tree, prefix: str = "") -> str | None:
 
 
 def write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(data, indent=2))

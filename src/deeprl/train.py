@@ -6,9 +6,10 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from deeprl import resume
+from deeprl import resume, sweep
 from deeprl.build import build
 from deeprl.core.errors import ConfigError
 
@@ -31,6 +32,8 @@ def fail(error: Exception) -> None:
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def task(cfg: DictConfig) -> float:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    if HydraConfig.get().mode == RunMode.MULTIRUN:
+        return sweep.job(cfg, run_dir)  # never ends the sweep; returns the score a search optimises
     resuming = cfg.get("resume") is not None
     try:
         if resuming:

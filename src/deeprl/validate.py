@@ -176,6 +176,8 @@ RULES: dict[str, Number | Choice | Flag | Text | Sizes | Passthrough] = {
     "checkpoint.buffer": FLAG,
     "guard": Choice(("stop", "warn", "off")),
     "resume": Passthrough(),  # a run dir, checked by deeprl.resume before anything starts
+    "optimize.objective": Choice(("final", "mean_eval")),
+    "optimize.seeds": Number(1, 100, integer=True),
     "log.every": INT1,
     "log.progress": FLAG,
     # Every algorithm.

@@ -1,7 +1,12 @@
 """Compose every config in conf/ for real and build what each combination instantiates."""
 
+import os
+
 import pytest
 import torch
+from hydra import compose, initialize_config_module
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import ChoiceSweep
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
@@ -67,3 +72,49 @@ def test_every_network_instantiates_and_runs(network):
 def test_env_selects_network_and_command_line_overrides_it():
     cfg = compose_config("env=cartpole", "network.hidden_sizes=[8]")
     assert list(cfg.network.hidden_sizes) == [8]
+
+
+SEARCHES = sorted(p.stem for p in (CONF_DIR / "search").glob("*.yaml"))
+LAUNCHERS = sorted(p.stem for p in (CONF_DIR / "hydra" / "launcher").glob("*.yaml"))
+
+
+def compose_with_hydra(*overrides: str):
+    with initialize_config_module("deeprl.conf", version_base="1.3"):
+        return compose("config", overrides=list(overrides), return_hydra_config=True)
+
+
+def test_every_search_and_launcher_preset_is_found():
+    assert {"dqn_cartpole", "ppo_cartpole"} <= set(SEARCHES)
+    assert {"ray_local", "ray_cluster", "slurm_gpu"} <= set(LAUNCHERS)
+
+
+@pytest.mark.parametrize("search", SEARCHES)
+def test_every_search_space_composes_and_each_of_its_values_validates(search):
+    algo = max((a for a in ALGO_NAMES if search.startswith(f"{a}_")), key=len)
+    env = search[len(algo) + 1:]
+    pair = [f"algo={algo}", f"env={env}", f"+search={search}"]
+    cfg = compose_with_hydra(*pair)
+    assert cfg.hydra.sweeper._target_ == "hydra_plugins.deeprl_search.OptunaSweeper"
+    assert cfg.hydra.sweeper.direction == "maximize"
+    assert str(cfg.hydra.sweeper.storage).startswith("sqlite:///")
+    validate(cfg)
+    parser = OverridesParser.create()
+    for key, space in cfg.hydra.sweeper.params.items():
+        assert OmegaConf.select(cfg, key) is not None, f"search/{search}.yaml searches {key}, which is not a key"
+        sweep = parser.parse_overrides([f"{key}={space}"])[0].value()
+        values = list(sweep.list) if isinstance(sweep, ChoiceSweep) else [sweep.start, sweep.end]
+        for value in values:  # every choice, and both ends of every interval, is a valid config
+            validate(compose_config(*pair, f"{key}={value}"))
+
+
+@pytest.mark.parametrize("launcher", LAUNCHERS)
+def test_every_launcher_preset_composes_and_resolves(launcher):
+    cfg = compose_with_hydra(f"hydra/launcher={launcher}")
+    resolved = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
+    assert resolved["_target_"].startswith("hydra_plugins.")
+    if launcher == "ray_local":
+        assert resolved["ray"]["init"]["num_cpus"] == len(os.sched_getaffinity(0))
+    if launcher == "ray_cluster":  # hydra #2893: a set object_store_memory breaks joining a cluster
+        assert resolved["ray"]["init"]["object_store_memory"] is None
+    if launcher == "slurm_gpu":
+        assert resolved["gpus_per_node"] == 1 and resolved["max_num_timeout"] > 0

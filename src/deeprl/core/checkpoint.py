@@ -16,17 +16,18 @@ import torch
 STEP_FILE = re.compile(r"^step_(\d+)\.pt$")
 
 
-def save_atomic(obj, path: str | os.PathLike) -> Path:
-    """torch.save to a temporary file in the same directory, then rename over `path`.
+def save_atomic(obj, path: str | os.PathLike, write=torch.save) -> Path:
+    """Write `obj` (torch.save, or `write(obj, binary file)`) to a temporary file in the same
+    directory, then rename over `path`.
 
-    A crash mid-write leaves the previous checkpoint intact, never a truncated one.
+    A crash mid-write leaves the previous file intact, never a truncated one.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            write(obj, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -34,6 +35,11 @@ def save_atomic(obj, path: str | os.PathLike) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """A text file (summary.json, a table, a preset) written the same all-or-nothing way."""
+    return save_atomic(text.encode(), path, write=lambda data, f: f.write(data))
 
 
 def load(path: str | os.PathLike, map_location="cpu", mmap: bool = False) -> dict:

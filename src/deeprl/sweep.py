@@ -1,0 +1,249 @@
+"""Sweeps (`train -m`): one job of a sweep, and what the sweep reports at its end.
+
+A job of a sweep differs from a single run in three ways:
+- It never ends the sweep. A bad hyperparameter, a crash or the numerical guard fails this job
+  only: one line naming its overrides, the reason in `<job dir>/failed.txt`, NaN as its score
+  (an Optuna search records the trial as failed), and the other jobs go on. At the end,
+  `SweepReport` lists the failed jobs and the sweep exits non-zero. Ctrl-C still stops the sweep.
+- It picks up where it left off. A job dir that already holds a checkpoint (a cluster job that was
+  preempted and requeued, or a sweep started again into the same `hydra.sweep.dir`) resumes from
+  it; a finished one returns its score without training again.
+- It returns a score for a search: `optimize.objective` over `optimize.seeds` seeds.
+
+Torch threads are capped so that the jobs a launcher runs side by side do not share out more
+threads than the machine has cores (`threads_cap`).
+"""
+
+import json
+import math
+import shutil
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import yaml
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from deeprl import usable_cores
+from deeprl.build import build
+from deeprl.core.checkpoint import latest, write_text_atomic
+from deeprl.core.errors import ConfigError
+from deeprl.run import RunStopped, write_json_atomic
+
+TUNED_DIR = Path(__file__).resolve().parent / "conf" / "tuned"
+FAILED = "failed.txt"
+TRIAL = "trial.json"
+GUARD_EXIT = 3  # RunStopped's code when the numerical guard stops a run
+
+
+# Scores -------------------------------------------------------------------------------------
+
+
+def objective(summary: dict, kind: str) -> float:
+    """A finished run's score: its final evaluation, or the mean of all its evaluations."""
+    if kind == "mean_eval" and summary.get("evaluations"):
+        values = [e["eval_return_mean"] for e in summary["evaluations"]]
+        return float(sum(values) / len(values))
+    return float(summary["eval_return_mean"])
+
+
+# Threads ------------------------------------------------------------------------------------
+
+
+def threads_cap(launcher: DictConfig, machine_cores: int) -> int | None:
+    """Torch threads one job may use so that the jobs running at once fit in the cores: cores
+    divided by joblib's parallel jobs, or the CPUs a Ray task or a submitit job is given.
+    None when the launcher runs one job at a time (basic) or is unknown."""
+    target = str(launcher.get("_target_", ""))
+    if "joblib" in target:
+        n_jobs = int(launcher.get("n_jobs", -1))
+        # joblib: -1 is one job per core, -2 all cores but one, ...
+        parallel = max(1, machine_cores + 1 + n_jobs) if n_jobs < 0 else max(1, n_jobs)
+        parallel = min(parallel, machine_cores)
+        return max(1, machine_cores // parallel)
+    if "ray" in target.lower():
+        cpus = OmegaConf.select(launcher, "ray.remote.num_cpus")
+        return max(1, int(cpus)) if cpus else 1
+    if "submitit" in target:
+        cpus = launcher.get("cpus_per_task")
+        return max(1, int(cpus)) if cpus else None
+    return None
+
+
+def cap_threads(cfg: DictConfig, cap: int | None) -> str | None:
+    """Lower `threads` to the cap (0 means torch's default: all cores); a note when it changed."""
+    if cap is None or 0 < int(cfg.threads) <= cap:
+        return None
+    before = "torch's default" if int(cfg.threads) == 0 else str(cfg.threads)
+    with open_dict(cfg):
+        cfg.threads = cap
+    return f"threads {before} -> {cap} so that the parallel jobs fit in {usable_cores()} cores"
+
+
+# One job ------------------------------------------------------------------------------------
+
+
+def job(cfg: DictConfig, job_dir: Path) -> float:
+    """Run one job of a sweep (see the module docstring) and return its score (NaN if it failed)."""
+    hydra_cfg = HydraConfig.get()
+    overrides = " ".join(hydra_cfg.overrides.task)
+    note = cap_threads(cfg, threads_cap(hydra_cfg.launcher, usable_cores()))
+    if note:
+        print(f"deeprl | {note}", flush=True)
+    keys = varied_keys(Path(hydra_cfg.sweep.dir), list(hydra_cfg.overrides.task))
+    (job_dir / FAILED).unlink(missing_ok=True)  # from an earlier attempt at this job
+    try:
+        seeds = int(cfg.optimize.seeds)
+        if seeds == 1:
+            scores = [run_or_resume(cfg, job_dir, keys)]
+        else:
+            scores = []
+            for i in range(seeds):
+                seed_cfg = cfg.copy()
+                with open_dict(seed_cfg):
+                    seed_cfg.seed = int(cfg.seed) + i
+                scores.append(run_or_resume(seed_cfg, seed_dir(job_dir, int(seed_cfg.seed)), keys))
+        score = float(sum(scores) / len(scores))
+    except RunStopped as stop:
+        if stop.code != GUARD_EXIT:
+            raise  # a signal: the user stops the whole sweep
+        return failed(job_dir, overrides, getattr(stop, "reason", "the numerical guard stopped it"))
+    except ConfigError as error:
+        return failed(job_dir, overrides, str(error))
+    except Exception as error:  # a crash in this job must not take the sweep down
+        traceback.print_exc()
+        return failed(job_dir, overrides, f"{type(error).__name__}: {error}")
+    write_json_atomic(job_dir / TRIAL, {"score": score, "objective": str(cfg.optimize.objective),
+                                 "seeds": len(scores), "scores": scores, "overrides": overrides})
+    return score
+
+
+def run_or_resume(cfg: DictConfig, run_dir: Path, hparam_keys: list[str]) -> float:
+    """Train `cfg` in `run_dir`, going on from its checkpoint if it has one; return its score."""
+    kind = str(cfg.optimize.objective)
+    summary_file = run_dir / "summary.json"
+    found = latest(run_dir / "checkpoints")
+    if summary_file.is_file() and found is not None and found[0].name == "final.pt":
+        print(f"deeprl | already finished: {run_dir}", flush=True)
+        return objective(json.loads(summary_file.read_text()), kind)
+    if found is not None:
+        path, state = found
+        print(f"deeprl | going on from {path}", flush=True)
+        saved = OmegaConf.create(state["config"])
+        with open_dict(saved):
+            saved.threads = cfg.threads
+        run = build(saved, run_dir, resume_from=state)
+    else:
+        run = build(cfg, run_dir)
+    run.hparam_keys = hparam_keys
+    return objective(run.execute(), kind)
+
+
+def seed_dir(job_dir: Path, seed: int) -> Path:
+    """`<job dir>/seed_<n>/`, a run dir of its own, with the job's `.hydra/` files for its seed so
+    that `compare` and TensorBoard see an ordinary run."""
+    run_dir = job_dir / f"seed_{seed}"
+    src, dst = job_dir / ".hydra", run_dir / ".hydra"
+    if src.is_dir() and not dst.is_dir():
+        dst.mkdir(parents=True)
+        for name in ("config.yaml", "hydra.yaml"):
+            if (src / name).is_file():
+                shutil.copy2(src / name, dst / name)
+        if (dst / "config.yaml").is_file():
+            config = OmegaConf.load(dst / "config.yaml")
+            config.seed = seed
+            OmegaConf.save(config, dst / "config.yaml")
+        overrides = [o for o in _load_list(src / "overrides.yaml") if not o.startswith("seed=")]
+        (dst / "overrides.yaml").write_text(yaml.safe_dump([*overrides, f"seed={seed}"]))
+    return run_dir
+
+
+def failed(job_dir: Path, overrides: str, reason: str) -> float:
+    line = reason.strip().splitlines()[0] if reason.strip() else "failed"
+    job_dir.mkdir(parents=True, exist_ok=True)
+    (job_dir / FAILED).write_text(line + "\n")
+    print(f"deeprl: error: job {overrides or '(no overrides)'} failed: {line}", file=sys.stderr, flush=True)
+    return math.nan
+
+
+def varied_keys(sweep_dir: Path, job_overrides: list[str]) -> list[str]:
+    """The keys a sweep varies (for TensorBoard's HParams tab): those given as a sweep on the
+    command line (`a=1,2`, `range(...)`, `interval(...)`) and a search's parameters, read from
+    the sweep's multirun.yaml; this job's own override keys when that is not there."""
+    parser = OverridesParser.create()
+    keys: list[str] = []
+    multirun = sweep_dir / "multirun.yaml"
+    if multirun.is_file():
+        saved = OmegaConf.load(multirun)
+        task = list(OmegaConf.select(saved, "hydra.overrides.task") or [])
+        keys = [o.key_or_group for o in parser.parse_overrides(task) if o.is_sweep_override()]
+        params = OmegaConf.select(saved, "hydra.sweeper.params")
+        if params:
+            keys += [str(k) for k in params]
+    else:
+        keys = [o.key_or_group for o in parser.parse_overrides(job_overrides)]
+    keys = [k.lstrip("+~") for k in keys if not k.lstrip("+~").startswith("hydra")]
+    return sorted(set(keys) | {"algo.name", "env.id", "seed"})
+
+
+# The end of a sweep -------------------------------------------------------------------------
+
+
+class SweepReport(Callback):
+    """Registered in conf/config.yaml as a Hydra callback. At the end of a sweep, lists the jobs
+    that failed during it and exits non-zero if any did; after an Optuna search, prints the best
+    parameters and writes them as `best_tuned.yaml`, ready to copy to conf/tuned/<algo>_<env>.yaml."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        self.started = time.time() - 1.0  # file times can be a little coarser than the clock
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        results = sweep_dir / "optimization_results.yaml"
+        if results.is_file():
+            best = OmegaConf.load(results)
+            tuned = write_tuned(sweep_dir, dict(best.best_params), float(best.best_value), config)
+            print(f"deeprl | best value {float(best.best_value):.2f} with {dict(best.best_params)}; "
+                  f"as a preset: {tuned}", flush=True)
+        started = getattr(self, "started", 0.0)
+        failures = [(path.parent, path.read_text().strip()) for path in sorted(sweep_dir.rglob(FAILED))
+                    if path.stat().st_mtime >= started]
+        if failures:
+            jobs = [d for d in job_dirs(sweep_dir) if (d / ".hydra" / "hydra.yaml").stat().st_mtime >= started]
+            print(f"deeprl: error: {len(failures)} of {max(len(jobs), len(failures))} jobs failed:",
+                  file=sys.stderr)
+            for path, reason in failures:
+                print(f"  {path.name}: {reason}", file=sys.stderr)
+            sys.exit(1)
+
+
+def job_dirs(sweep_dir: Path) -> list[Path]:
+    """The sweep's job dirs: dirs with a `.hydra/hydra.yaml`, not counting a job's seed runs."""
+    dirs = sorted(p.parent.parent for p in sweep_dir.rglob(".hydra/hydra.yaml"))
+    return [d for d in dirs if not any(parent in dirs for parent in d.parents)]
+
+
+def write_tuned(sweep_dir: Path, params: dict, value: float, config: DictConfig) -> Path:
+    """The best parameters as a `# @package _global_` preset: the (algo, env) pair's current tuned
+    preset with the best values put in, so that it can replace that preset as it is."""
+    algo = OmegaConf.select(config, "hydra.runtime.choices.algo") or "algo"
+    env = OmegaConf.select(config, "hydra.runtime.choices.env") or "env"
+    current = TUNED_DIR / f"{algo}_{env}.yaml"
+    tree = OmegaConf.load(current) if current.is_file() else OmegaConf.create({})
+    for key, val in params.items():
+        OmegaConf.update(tree, key, val, merge=False, force_add=True)
+    objective_kind = OmegaConf.select(config, "optimize.objective")
+    seeds = OmegaConf.select(config, "optimize.seeds")
+    base = f"conf/tuned/{current.name} with" if current.is_file() else "the defaults with"
+    header = (f"# @package _global_\n# Best of the Optuna search in {sweep_dir}: {objective_kind} = {value:.2f} "
+              f"(mean over {seeds} seed(s), total_steps={OmegaConf.select(config, 'total_steps')}).\n# {base} {', '.join(sorted(params))} from the search.\n"
+              f"# Copy to conf/tuned/{algo}_{env}.yaml to make it the default for algo={algo} env={env}.\n")
+    return write_text_atomic(sweep_dir / "best_tuned.yaml", header + OmegaConf.to_yaml(tree))
+
+
+def _load_list(path: Path) -> list[str]:
+    return list(yaml.safe_load(path.read_text()) or []) if path.is_file() else []

@@ -1,0 +1,39 @@
+"""deeprl's Optuna sweeper (`hydra.sweeper._target_`; Hydra only takes sweepers from the
+`hydra_plugins` package): Hydra's Optuna sweeper, made to continue an interrupted study to its `n_trials` in all.
+
+The plugin's own sweeper runs `n_trials` more trials each time it starts, even on a study it
+loads from storage. This one counts the trials the stored study already finished (complete or
+failed) and runs only the rest; trials left running by an interrupted sweep are marked failed and
+run again with fresh parameters. Run one sweep per study at a time (a second sweeper would count
+the first one's running trials as interrupted).
+"""
+
+from pathlib import Path
+from typing import Any
+
+from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper as HydraOptunaSweeper
+
+
+class OptunaSweeper(HydraOptunaSweeper):
+    def sweep(self, arguments: list[str]) -> Any:
+        import optuna  # here, not at import: Hydra imports every plugin module at each start
+
+        impl = self.sweeper
+        storage = str(impl.storage or "")
+        if storage.startswith("sqlite:///"):  # the sweep dir does not exist yet
+            Path(storage[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        if impl.storage is not None and impl.study_name is not None:
+            study = optuna.create_study(study_name=impl.study_name, storage=impl.storage,
+                                        directions=impl._get_directions(), load_if_exists=True)
+            trials = study.get_trials(deepcopy=False)
+            finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL,
+                        optuna.trial.TrialState.PRUNED)
+            done = sum(t.state in finished for t in trials)
+            stale = [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
+            for trial in stale:  # this study's earlier sweep was stopped while they ran
+                study._storage.set_trial_state(trial._trial_id, optuna.trial.TrialState.FAIL)
+            impl.n_trials = max(0, int(impl.n_trials) - done)
+            print(f"deeprl | study {impl.study_name}: {done} trial(s) done"
+                  + (f", {len(stale)} interrupted (run again)" if stale else "")
+                  + f", {impl.n_trials} to go", flush=True)
+        return super().sweep(arguments)

@@ -1,0 +1,130 @@
+"""The `compare` console script end to end on a real 2 x 2 sweep (two learning rates, two seeds)."""
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from conftest import train_cli
+
+TAG = "eval/episodic_return"
+
+
+def compare_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    exe = Path(sys.executable).parent / "compare"
+    return subprocess.run([str(exe), *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("compare")
+    sweep = train_cli("-m", "hydra/launcher=joblib", "algo=dqn", "env=cartpole",
+                      "algo.lr=1e-3,5e-4", "seed=1,2", "total_steps=600",
+                      "algo.learning_starts=200", "eval.every=200", "eval.episodes=2",
+                      "log.progress=false",
+                      f"hydra.sweep.dir={tmp / 'sweep'}", cwd=tmp)
+    assert sweep.returncode == 0, sweep.stderr[-3000:]
+    result = compare_cli(str(tmp / "sweep"), "--out", str(tmp / "cmp"), cwd=tmp)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result, tmp / "cmp"
+
+
+def test_table_groups_by_learning_rate(compared):
+    result, out = compared
+    assert "| algo.lr=0.001 | 2 |" in result.stdout and "| algo.lr=0.0005 | 2 |" in result.stdout
+    assert "P(algo.lr=" in result.stdout  # two groups: probability of improvement
+    assert (out / "compare.md").read_text().startswith(f"# compare: {TAG}")
+    with open(out / "compare.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted(r["group"] for r in rows) == ["algo.lr=0.0005", "algo.lr=0.001"]
+    assert [int(r["n_seeds"]) for r in rows] == [2, 2]
+    assert all(r["seeds"] == "1 2" and float(r["steps"]) == 600 for r in rows)
+    for r in rows:
+        assert float(r["mean_ci95_low"]) <= float(r["mean"]) <= float(r["mean_ci95_high"])
+    assert not list(out.rglob("*.tmp")), "temporary files left behind"
+
+
+def test_plot_is_a_png(compared):
+    _, out = compared
+    with Image.open(out / "compare.png") as image:
+        assert image.format == "PNG"
+        assert image.size[0] > 0 and image.size[1] > 0
+
+
+def test_aggregate_curves_read_back_from_tensorboard(compared):
+    _, out = compared
+    runs = sorted(p.name for p in (out / "tb").iterdir())
+    assert runs == ["algo.lr=0.0005", "algo.lr=0.001"]
+    for run in runs:
+        acc = EventAccumulator(str(out / "tb" / run), size_guidance={"scalars": 0})
+        acc.Reload()
+        series = {kind: acc.Scalars(f"{TAG}/{kind}") for kind in ("mean", "lower", "upper")}
+        assert [e.step for e in series["mean"]] == [200, 400, 600]
+        for mean, lower, upper in zip(*series.values(), strict=True):
+            assert lower.value <= mean.value <= upper.value
+
+
+def test_empty_dir_is_an_error_and_writes_nothing(tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = compare_cli(str(tmp_path / "empty"), "--out", str(tmp_path / "cmp"), cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith("compare: error:")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert str(tmp_path / "empty") in result.stderr
+    assert not (tmp_path / "cmp").exists()
+
+
+def write_run(run_dir: Path, points: dict[str, list], overrides: list[str]) -> None:
+    """A run dir with event files holding `points` ({tag: [(step, value)]}) and its overrides."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(str(run_dir))
+    for tag, series in points.items():
+        for step, value in series:
+            writer.add_scalar(tag, value, step)
+    writer.close()
+    (run_dir / ".hydra").mkdir()
+    (run_dir / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+
+
+def test_notes_on_failed_jobs_missing_tags_and_truncated_curves(tmp_path, capsys):
+    from deeprl.compare import main
+
+    sweep = tmp_path / "sweep"
+    curve = [(100 * i, float(i)) for i in range(1, 6)]
+    write_run(sweep / "a1", {TAG: curve}, ["algo=ppo", "seed=1"])
+    write_run(sweep / "a2", {TAG: curve[:3]}, ["algo=ppo", "seed=2"])  # stopped early
+    write_run(sweep / "b1", {TAG: [(s, v / 2) for s, v in curve]}, ["algo=a2c", "seed=1"])
+    write_run(sweep / "c1", {"charts/episodic_return": curve}, ["algo=dqn", "seed=1"])
+    (sweep / "d1").mkdir()
+    (sweep / "d1" / "failed.txt").write_text("algo.lr: must be a number > 0, got -1\n")
+    out = tmp_path / "cmp"
+    main([str(sweep), "--out", str(out), "--metric", "iqm", "--smooth", "2", "--reps", "500"])
+    stdout = capsys.readouterr().out
+    notes = [line for line in stdout.splitlines() if line.startswith("compare: ")]
+    assert len(notes) == 3, stdout
+    assert notes[0].startswith("compare: skipped 1 failed job (algo.lr: must be a number > 0")
+    assert notes[1].startswith(f"compare: skipped 1 run without '{TAG}': ")
+    assert notes[2] == ("compare: algo=ppo: runs end at steps 300..500; curves truncated to step "
+                        "300, where the shortest (seed 2) ends")
+    assert "95% CI of IQM" in stdout and "P(algo=ppo > algo=a2c)" in stdout
+    with open(out / "compare.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["group"], r["n_seeds"]) for r in rows] == [("algo=ppo", "2"), ("algo=a2c", "1")]
+    assert "iqm_ci95_low" in rows[0]
+    acc = EventAccumulator(str(out / "tb" / "algo=ppo"), size_guidance={"scalars": 0})
+    acc.Reload()
+    assert [e.step for e in acc.Scalars(f"{TAG}/iqm")] == [100, 200, 300]
+    assert [e.value for e in acc.Scalars(f"{TAG}/iqm")] == [1.0, 1.5, 2.5]  # smoothed over 2 points
+
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(sweep), "--out", str(tmp_path / "cmp2"), "--tag", "losses/nope"])
+    assert exit_info.value.code == 2
+    stderr = capsys.readouterr().err
+    assert stderr.startswith("compare: error: --tag: no run under")
+    assert "charts/episodic_return" in stderr  # the tags that are there
+    assert not (tmp_path / "cmp2").exists()

@@ -1,0 +1,138 @@
+"""Sweeps end to end (`train -m`), each launcher for real: joblib with failing jobs among good ones,
+an Optuna search stopped and continued from its SQLite study, Ray in-process, and submitit's local
+executor with a preempted job that requeues and resumes from its checkpoint."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from conftest import train_cli
+
+QUICK = ["total_steps=1600", "eval.episodes=2", "log.progress=false"]
+
+
+def summaries(sweep_dir: Path) -> dict[str, dict]:
+    return {p.parent.name: json.loads(p.read_text()) for p in sweep_dir.rglob("summary.json")}
+
+
+def test_failed_jobs_are_reported_and_the_others_finish_with_capped_threads(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    # A bad value, a learning rate that trips the numerical guard, and a good one; threads=0 asks
+    # for torch's default (all cores), which the sweep caps to cores / parallel jobs.
+    result = train_cli("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "algo.lr=1e-3,-1,1e12",
+                       "seed=1,2", "threads=0", *QUICK, f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path)
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "deeprl: error: 4 of 6 jobs failed:" in result.stderr
+    failed = {p.parent.name: p.read_text().strip() for p in sweep_dir.rglob("failed.txt")}
+    assert len(failed) == 4
+    assert sum("algo.lr: must be a number > 0" in reason for reason in failed.values()) == 2
+    assert sum(reason.startswith("guard: non-finite") for reason in failed.values()) == 2
+    done = summaries(sweep_dir)
+    assert sorted(done) == [f"algo.lr=0.001,eval.episodes=2,log.progress=False,seed={s},threads=0,total_steps=1600"
+                            for s in (1, 2)]
+    cores = len(os.sched_getaffinity(0))
+    for summary in done.values():
+        assert summary["threads"] * min(2, cores) <= max(cores, 2)
+        assert summary["threads"] == max(1, cores // min(2, cores))
+    # TensorBoard's HParams tab gets the keys the sweep varies, not the whole config.
+    run_dir = next(sweep_dir.glob("algo.lr=0.001*seed=1*"))
+    acc = EventAccumulator(str(run_dir), size_guidance={"tensors": 0})
+    acc.Reload()
+    info = acc.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+    assert b"algo.lr" in info and b"seed" in info and b"algo.gamma" not in info and b"total_steps" not in info
+
+
+def run_search(cwd: Path, n_trials: int) -> subprocess.Popen:
+    exe = Path(sys.executable).parent / "train"
+    args = ["-m", "algo=dqn", "env=cartpole", "+search=dqn_cartpole", f"hydra.sweeper.n_trials={n_trials}",
+            "optimize.seeds=1", "total_steps=8000", "eval.every=4000", "eval.episodes=2",
+            "hydra.sweep.dir=search"]
+    return subprocess.Popen([str(exe), *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def started_trials(sweep_dir: Path) -> int:
+    return sum(1 for d in sweep_dir.glob("*") if d.is_dir() and list(d.glob("events.out.tfevents.*")))
+
+
+def test_an_optuna_search_stopped_midway_continues_to_n_trials(tmp_path):
+    sweep_dir = tmp_path / "search"
+    proc = run_search(tmp_path, 3)
+    deadline = time.time() + 120
+    while started_trials(sweep_dir) < 2 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the search ended before its second trial could be stopped"
+    proc.send_signal(signal.SIGINT)  # Ctrl-C during the second trial
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0, err[-2000:]
+    storage = f"sqlite:///{sweep_dir / 'optuna.db'}"
+    states = [t.state for t in optuna.load_study(study_name="dqn_cartpole", storage=storage).trials]
+    assert states == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING]
+
+    proc = run_search(tmp_path, 3)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-3000:]
+    assert "study dqn_cartpole: 1 trial(s) done, 1 interrupted (run again), 2 to go" in out
+    study = optuna.load_study(study_name="dqn_cartpole", storage=storage)
+    assert [t.state for t in study.trials].count(optuna.trial.TrialState.COMPLETE) == 3
+    best = (sweep_dir / "optimization_results.yaml").read_text()
+    assert "best_params" in best and "algo.lr" in best
+    preset = (sweep_dir / "best_tuned.yaml").read_text()
+    assert preset.startswith("# @package _global_") and f"lr: {study.best_params['algo.lr']}" in preset
+
+
+def test_a_ray_sweep_runs_on_a_local_ray_instance(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    result = train_cli("-m", "hydra/launcher=ray_local", "seed=1,2", "total_steps=600", "eval.episodes=2",
+                       "log.progress=false", f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path, timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    done = summaries(sweep_dir)
+    assert sorted(s["seed"] for s in done.values()) == [1, 2]
+    assert all(s["total_steps"] == 600 and s["threads"] == 1 for s in done.values())
+
+
+def submitit_tasks(sweep_dir: Path) -> list[int]:
+    """Pids of the submitit job processes of this sweep."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if b"submitit.core._submit" in cmd and str(sweep_dir).encode() in cmd:
+            pids.append(int(proc.name))
+    return pids
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the job processes in /proc")
+def test_submitit_jobs_preempted_midway_requeue_and_resume_from_their_checkpoints(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    exe = Path(sys.executable).parent / "train"
+    proc = subprocess.Popen([str(exe), "-m", "hydra/launcher=submitit_local", "seed=1,2", "total_steps=40000",
+                             "eval.every=0", "eval.episodes=2", "log.progress=false",
+                             f"hydra.sweep.dir={sweep_dir}"],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while (len(list(sweep_dir.glob("*/events.out.tfevents.*"))) < 2 and proc.poll() is None
+           and time.time() < deadline):
+        time.sleep(0.05)
+    pids = submitit_tasks(sweep_dir)
+    assert len(pids) == 2 and proc.poll() is None
+    for pid in pids:
+        os.kill(pid, signal.SIGUSR2)  # what SLURM (through submitit) sends before preemption or a time limit
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-3000:]
+    done = summaries(sweep_dir)
+    assert sorted(s["seed"] for s in done.values()) == [1, 2]
+    for summary in done.values():
+        assert summary["total_steps"] == 40000
+        assert len(summary["resumed"]) == 1 and 0 < summary["resumed"][0]["step"] < 40000
+    logs = "".join(p.read_text() for p in sweep_dir.glob(".submitit/*/*_log.err"))
+    assert logs.count("stopped by SIGUSR2") == 2

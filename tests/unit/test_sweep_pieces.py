@@ -1,0 +1,82 @@
+"""Sweep jobs' pieces: thread caps per launcher, scores, the search's preset file, varied keys."""
+
+import math
+
+import pytest
+import yaml
+from omegaconf import OmegaConf
+
+from deeprl import sweep
+
+
+@pytest.mark.parametrize("n_jobs, cores, cap", [(-1, 2, 1), (-1, 16, 1), (2, 2, 1), (1, 4, 4), (2, 8, 4),
+                                                (4, 2, 1), (-2, 8, 1), (-5, 8, 2)])
+def test_joblib_jobs_times_threads_fit_in_the_cores(n_jobs, cores, cap):
+    launcher = OmegaConf.create({"_target_": "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher",
+                                 "n_jobs": n_jobs})
+    assert sweep.threads_cap(launcher, cores) == cap
+    parallel = cores + 1 + n_jobs if n_jobs < 0 else n_jobs  # joblib's meaning of negative n_jobs
+    assert min(parallel, cores) * cap <= cores or cap == 1
+
+
+def test_ray_and_submitit_jobs_use_the_cpus_they_are_given():
+    ray = OmegaConf.create({"_target_": "hydra_plugins.hydra_ray_launcher.ray_launcher.RayLauncher",
+                            "ray": {"init": {}, "remote": {"num_cpus": 3}}})
+    assert sweep.threads_cap(ray, 16) == 3
+    slurm = OmegaConf.create({"_target_": "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher",
+                              "cpus_per_task": 8})
+    assert sweep.threads_cap(slurm, 64) == 8
+    basic = OmegaConf.create({"_target_": "hydra._internal.core_plugins.basic_launcher.BasicLauncher"})
+    assert sweep.threads_cap(basic, 8) is None
+
+
+@pytest.mark.parametrize("threads, cap, after, noted", [(0, 1, 1, True), (4, 2, 2, True), (1, 2, 1, False),
+                                                         (2, None, 2, False)])
+def test_cap_threads(threads, cap, after, noted):
+    cfg = OmegaConf.create({"threads": threads})
+    note = sweep.cap_threads(cfg, cap)
+    assert cfg.threads == after and (note is not None) == noted
+
+
+def test_objective_final_and_mean_eval():
+    summary = {"eval_return_mean": 30.0, "evaluations": [{"eval_return_mean": 10.0}, {"eval_return_mean": 20.0},
+                                                         {"eval_return_mean": 30.0}]}
+    assert sweep.objective(summary, "final") == 30.0
+    assert sweep.objective(summary, "mean_eval") == 20.0
+
+
+def test_varied_keys_come_from_the_sweep_and_the_search(tmp_path):
+    OmegaConf.save(OmegaConf.create({"hydra": {
+        "overrides": {"task": ["algo=dqn", "algo.lr=1e-3,5e-4", "seed=range(1,3)", "total_steps=600"]},
+        "sweeper": {"params": {"algo.batch_size": "choice(32, 64)"}}}}), tmp_path / "multirun.yaml")
+    keys = sweep.varied_keys(tmp_path, ["algo.lr=1e-3", "seed=1", "total_steps=600"])
+    assert keys == ["algo.batch_size", "algo.lr", "algo.name", "env.id", "seed"]
+    # Without a multirun.yaml: the job's own override keys.
+    assert "total_steps" in sweep.varied_keys(tmp_path / "none", ["total_steps=600"])
+
+
+def test_best_parameters_become_a_complete_preset(tmp_path):
+    config = OmegaConf.create({"hydra": {"runtime": {"choices": {"algo": "dqn", "env": "cartpole"}}},
+                               "optimize": {"objective": "mean_eval", "seeds": 2}, "total_steps": 30000})
+    path = sweep.write_tuned(tmp_path, {"algo.lr": 0.004, "algo.target.every": 500}, 321.5, config)
+    text = path.read_text()
+    assert text.startswith("# @package _global_\n") and "mean_eval = 321.50" in text
+    preset = yaml.safe_load(text)
+    current = yaml.safe_load((sweep.TUNED_DIR / "dqn_cartpole.yaml").read_text())
+    assert preset["algo"]["lr"] == 0.004 and preset["algo"]["target"]["every"] == 500
+    # Everything else is the current preset's, so the file can replace it as it is.
+    assert preset["num_envs"] == current["num_envs"] and preset["network"] == current["network"]
+    assert preset["algo"]["double"] == current["algo"]["double"]
+
+
+def test_job_dirs_leave_out_seed_runs(tmp_path):
+    for rel in ("a/.hydra", "a/seed_1/.hydra", "a/seed_2/.hydra", "b/.hydra"):
+        (tmp_path / rel).mkdir(parents=True)
+        (tmp_path / rel / "hydra.yaml").write_text("{}")
+    assert [d.name for d in sweep.job_dirs(tmp_path)] == ["a", "b"]
+
+
+def test_a_failed_job_is_recorded_and_scored_nan(tmp_path, capsys):
+    assert math.isnan(sweep.failed(tmp_path / "job", "algo.lr=-1", "algo.lr: must be > 0\nmore"))
+    assert (tmp_path / "job" / sweep.FAILED).read_text() == "algo.lr: must be > 0\n"
+    assert "job algo.lr=-1 failed: algo.lr: must be > 0" in capsys.readouterr().err
