@@ -12,6 +12,16 @@ from hydra import compose, initialize_config_module
 CONF_DIR = Path(__file__).resolve().parents[1] / "src" / "deeprl" / "conf"
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `cuda` need a GPU: skipped (and said so) on a machine without one."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (run scripts/gpu_check.sh on a GPU machine)")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
+
+
 def compose_config(*overrides: str):
     """Compose the real config tree the way `train` does (no mocks)."""
     with initialize_config_module("deeprl.conf", version_base="1.3"):
@@ -81,9 +91,11 @@ def restore_global_state():
     matmul = torch.get_float32_matmul_precision()
     deterministic = (torch.are_deterministic_algorithms_enabled(),
                      torch.is_deterministic_algorithms_warn_only_enabled())
+    cudnn = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
     environ = dict(os.environ)
     cwd = os.getcwd()
     yield
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = cudnn
     os.chdir(cwd)
     for key in set(os.environ) | set(environ):
         if key == "PYTEST_CURRENT_TEST" or os.environ.get(key) == environ.get(key):

@@ -19,7 +19,7 @@ from deeprl.algos.tabular import TabularQ
 from deeprl.checks import IMAGE, NEEDS, NETWORKS, VECTOR, check_spec
 from deeprl.core.device import auto_device, resolve_device
 from deeprl.core.errors import ConfigError
-from deeprl.core.seeding import seed_everything
+from deeprl.core.seeding import seed_everything, set_deterministic
 from deeprl.envs import make_vec_env, spec_of
 from deeprl.loops.episodic import EpisodicLoop
 from deeprl.loops.fqi import FQILoop
@@ -67,6 +67,7 @@ def build(cfg: DictConfig, run_dir: Path, resume_from: dict | None = None, with_
         raise ConfigError("algo.name", f"unknown algorithm '{cfg.algo.name}'; known: {', '.join(ALGOS)}")
     agent_cls, loop_cls = ALGOS[cfg.algo.name]
     rng = seed_everything(int(cfg.seed))
+    set_deterministic(bool(cfg.get("deterministic", False)))  # an older run's config may lack it
     envs = make_vec_env(cfg.env, int(cfg.num_envs), int(cfg.seed))
     try:
         spec = spec_of(envs, cfg.env.id)

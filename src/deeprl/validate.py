@@ -165,6 +165,7 @@ RULES: dict[str, Number | Choice | Flag | Text | Sizes | Passthrough] = {
     "seed": Number(0, 2**32 - 1, integer=True),
     "device": TEXT,  # auto | cpu | cuda | cuda:N, checked by deeprl.core.device.resolve_device
     "threads": INT0,
+    "deterministic": FLAG,
     "total_steps": INT1,
     "num_envs": INT1,
     "eval.every": INT0,
@@ -269,6 +270,7 @@ RULES: dict[str, Number | Choice | Flag | Text | Sizes | Passthrough] = {
     "algo.evaluation": Choice(("exact", "iterative")),
     "algo.eval_sweeps": INT1,
     "algo.figure_every": INT0,
+    "algo.init_values": Choice(("zero", "cell")),
     "algo.rule": Choice(("q_learning", "sarsa")),
     "algo.alpha": Number(0, 1, low_open=True),
     "algo.alpha_decay": Choice(("constant", "linear", "visits")),
@@ -312,6 +314,8 @@ RULES: dict[str, Number | Choice | Flag | Text | Sizes | Passthrough] = {
     "env.slip": Number(0, 1, what="is the probability of the intended move",
                        fix="e.g. env.slip=0.8 (or 1.0 for a deterministic world)"),
     "env.terminal": Choice(("end", "absorbing")),
+    "env.pay": Choice(("enter", "occupy")),
+    "env.objective": Choice(("reward", "cost")),
     # Networks.
     "network._target_": TEXT,
     "network.hidden_sizes": Sizes(),
@@ -451,4 +455,5 @@ def validate_env(cfg: DictConfig) -> None:
     check_fits(3 * n_states * 4 * n_states * 8, f"the model of a {n_states}-state gridworld", key="env.layout")
     from deeprl.checks import check_model
 
-    check_model(cfg, build_model(layout, float(kwargs["step_reward"]), check_slip(kwargs["slip"])))
+    check_model(cfg, build_model(layout, float(kwargs["step_reward"]), check_slip(kwargs["slip"]),
+                                 pay=kwargs["pay"], terminal=kwargs["terminal"], objective=kwargs["objective"]))

@@ -54,3 +54,47 @@ def test_evaluating_does_not_change_training(tmp_path):
     run_in_process(never, *RUN, "seed=5", "eval.every=0")
     for tag in ("charts/episodic_return", "losses/td_loss"):
         assert curve(often, tag) == curve(never, tag), tag
+
+
+def test_deterministic_true_turns_on_every_switch_and_repeats_the_run(tmp_path):
+    import os
+
+    import torch
+
+    from conftest import compose_config
+    from deeprl.build import build
+
+    os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+    run = build(compose_config(*RUN, "seed=7", "deterministic=true", "log.progress=false"), tmp_path / "a")
+    assert torch.are_deterministic_algorithms_enabled()
+    assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    run.execute()  # every op of a DQN run has a deterministic kernel (an error otherwise)
+    run_in_process(tmp_path / "b", *RUN, "seed=7", "deterministic=true")
+    for tag in ("charts/episodic_return", "losses/td_loss", "eval/episodic_return"):
+        assert curve(tmp_path / "a", tag) == curve(tmp_path / "b", tag), tag
+
+
+def test_deterministic_false_lets_cudnn_autotune(tmp_path):
+    import torch
+
+    from conftest import compose_config
+    from deeprl.build import build
+
+    torch.use_deterministic_algorithms(True)
+    build(compose_config(*RUN, "deterministic=false"), tmp_path / "a", with_loop=False).envs.close()
+    assert not torch.are_deterministic_algorithms_enabled()
+    assert torch.backends.cudnn.benchmark and not torch.backends.cudnn.deterministic
+
+
+def test_deterministic_true_runs_every_algorithm_family(tmp_path):
+    """Policy gradients, continuous control and a convolutional torso have deterministic kernels
+    for every op they use (use_deterministic_algorithms raises on one without)."""
+    for name, overrides in {
+        "ppo": ["algo=ppo", "env=cartpole", "total_steps=512", "eval.episodes=1"],
+        "sac": ["algo=sac", "env=pendulum", "total_steps=300", "algo.learning_starts=200", "eval.episodes=1"],
+        "cnn": ["algo=dqn", "env=breakout", "total_steps=300", "algo.learning_starts=200", "eval.episodes=1",
+                "algo.buffer_size=1000", "env.max_frames=2000"],
+    }.items():
+        summary = run_in_process(tmp_path / name, *overrides, "deterministic=true", "device=cpu", "eval.every=0")
+        assert summary["total_steps"] == int(overrides[2].split("=")[1])

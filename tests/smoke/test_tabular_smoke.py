@@ -6,11 +6,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import compose_config, run_in_process, train_cli
 from deeprl.build import build
+from deeprl.core.checkpoint import load
 from deeprl.core.errors import ConfigError
+from deeprl.loops.planning import recorded
 from deeprl.validate import validate
 
 QUICK_EVAL = ["eval.episodes=3", "log.progress=false"]
@@ -22,9 +25,20 @@ def load_events(run_dir: Path) -> EventAccumulator:
     return acc
 
 
-def read_values(run_dir: Path) -> list[dict]:
-    with open(run_dir / "values.csv") as f:
+def read_values(run_dir: Path, name: str = "values.csv") -> list[dict]:
+    with open(run_dir / name) as f:
         return list(csv.DictReader(f))
+
+
+def read_sweeps(run_dir: Path) -> tuple[list[str], dict[int, dict]]:
+    """values_by_sweep.csv as (header, {sweep: {(row, col) or state: value}})."""
+    with open(run_dir / "values_by_sweep.csv") as f:
+        rows = list(csv.reader(f))
+    header, by_sweep = rows[0], {}
+    for row in rows[1:]:
+        where = (int(row[1]), int(row[2])) if header[1] == "row" else int(row[1])
+        by_sweep.setdefault(int(row[0]), {})[where] = float(row[-1])
+    return header, by_sweep
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +68,18 @@ def test_value_iteration_cli_writes_summary_values_and_policy(value_iteration_cl
     # The console shows the value grid.
     assert "0.812    0.868    0.918        +" in result.stdout
     assert "↑ ← ← ←" in result.stdout
+
+
+def test_value_iteration_cli_writes_the_values_after_every_sweep(value_iteration_cli):
+    _, run_dir = value_iteration_cli
+    summary = json.loads((run_dir / "summary.json").read_text())
+    header, by_sweep = read_sweeps(run_dir)
+    assert header == ["sweep", "row", "col", "value"]
+    assert list(by_sweep) == list(range(summary["sweeps"] + 1))  # sweep 0 = V_0, then every sweep
+    assert all(len(values) == 11 for values in by_sweep.values())  # the 11 open cells, not the wall
+    assert (1, 1) not in by_sweep[0] and set(by_sweep[0].values()) == {0.0}  # V_0 = 0 by default
+    final = {(int(r["row"]), int(r["col"])): float(r["value"]) for r in read_values(run_dir)}
+    assert by_sweep[summary["sweeps"]] == pytest.approx(final, abs=1e-5)
 
 
 def test_value_iteration_cli_logs_convergence_and_value_images(value_iteration_cli):
@@ -124,6 +150,16 @@ def test_planners_run_on_every_world(tmp_path, algo, env, overrides):
     rows = read_values(tmp_path)
     n_states = {"gridworld_4x3": 11, "maze": 43, "frozenlake8x8": 64, "cliffwalking": 48, "taxi": 500}[env]
     assert len(rows) == n_states and all(np.isfinite(float(row["value"])) for row in rows)
+    # values_by_sweep.csv for every world: the cells of a grid (cliff cells have no state), or
+    # every state without one; every sweep for small worlds, a thinned record for Taxi's 500 states.
+    header, by_sweep = read_sweeps(tmp_path)
+    grid_header = ["sweep", "row", "col", "value"]
+    assert header == (["sweep", "state", "value"] if env == "taxi" else grid_header)
+    cells = {"cliffwalking": 38}.get(env, n_states)
+    assert all(len(values) == cells for values in by_sweep.values())
+    every = env != "taxi"  # 500 states x 10001 sweeps is past the record's 1M values
+    kept = {k for k in range(summary["sweeps"] + 1) if recorded(k, every)}
+    assert list(by_sweep) == sorted(kept | {summary["sweeps"]})
     assert (tmp_path / "policy.txt").read_text(encoding="utf-8").strip()
     if env == "cliffwalking":
         assert summary["start_value"] == pytest.approx(-13.0) and summary["eval_return_mean"] == -13.0
@@ -168,3 +204,78 @@ def test_dqn_runs_on_a_one_hot_gridworld(tmp_path):
     summary = run_in_process(tmp_path, "algo=dqn", "env=maze", "env.one_hot=true", "total_steps=300",
                              "algo.learning_starts=100", "eval.every=0", *QUICK_EVAL)
     assert summary["total_steps"] == 300 and summary["eval_return_mean"] >= -200
+
+
+# The course's value-iteration example (env/cost_maze.yaml): costs, minimised, gamma = 0.9, V_0 = C.
+COST_MAZE_V0 = {(0, 0): 0.0, (0, 1): 0.0, (0, 2): 0.0, (0, 3): -1.0,
+                (1, 0): 0.0, (1, 2): 0.0, (1, 3): 1.0,
+                (2, 0): 0.0, (2, 1): 0.0, (2, 2): 0.0, (2, 3): 0.0}
+
+
+@pytest.fixture(scope="module")
+def cost_maze_cli(tmp_path_factory):
+    cwd = tmp_path_factory.mktemp("cost_maze")
+    result = train_cli("algo=value_iteration", "env=cost_maze", *QUICK_EVAL, cwd=cwd)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run_dir,) = (cwd / "outputs" / "value_iteration" / "cost_maze").iterdir()
+    return result, run_dir
+
+
+def test_cost_maze_cli_writes_values_by_sweep_in_costs(cost_maze_cli):
+    result, run_dir = cost_maze_cli
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["converged"] and summary["sweeps"] < 1000
+    header, by_sweep = read_sweeps(run_dir)
+    assert header == ["sweep", "row", "col", "value"]
+    assert list(by_sweep) == list(range(summary["sweeps"] + 1))
+    assert by_sweep[0] == COST_MAZE_V0  # sweep 0: V_0 = each cell's own cost; no wall row
+    assert by_sweep[1][(0, 2)] == pytest.approx(-0.9) and by_sweep[1][(0, 3)] == pytest.approx(-1.9)
+    last = by_sweep[summary["sweeps"]]
+    assert last[(0, 3)] == pytest.approx(-10.0, abs=1e-6)
+    assert last[(1, 3)] == pytest.approx(10.0, abs=1e-6)
+    # values.csv and the console are in costs too: V is the cost-to-go, the policy minimises it.
+    values = {(int(r["row"]), int(r["col"])): r for r in read_values(run_dir)}
+    assert float(values[(2, 0)]["value"]) == pytest.approx(-5.9049, abs=1e-6)
+    assert values[(0, 2)]["action"] == "E"
+    assert values[(0, 3)]["action"] == ""  # G: every action stays
+    assert summary["start_cost"] == pytest.approx(-5.9049, abs=1e-6) == -summary["start_value"]
+    assert "V (cost-to-go; the policy minimises it):" in result.stdout
+    assert "  -7.290   -8.100   -9.000  -10.000" in result.stdout
+    assert "  -6.561        #   -8.100   10.000" in result.stdout
+    policy = (run_dir / "policy.txt").read_text(encoding="utf-8")
+    assert policy == "→ → → G\n↑ # ↑ R\n↑ → ↑ ←\n"
+
+
+def test_cost_maze_values_by_sweep_survive_a_resume(tmp_path):
+    overrides = ["algo=value_iteration", "env=cost_maze", *QUICK_EVAL, "checkpoint.every=5",
+                 "checkpoint.keep=0", "eval.every=0"]
+    build(compose_config(*overrides), tmp_path / "whole").execute()
+    # Resume from sweep 5 as `train resume=` does: the record of sweeps 0-5 is in the checkpoint.
+    state = load(tmp_path / "whole" / "checkpoints" / "step_5.pt")
+    cfg = OmegaConf.create(state["config"])
+    OmegaConf.set_struct(cfg, True)
+    build(cfg, tmp_path / "cut", resume_from=state).execute()
+    whole = (tmp_path / "whole" / "values_by_sweep.csv").read_text()
+    assert (tmp_path / "cut" / "values_by_sweep.csv").read_text() == whole
+
+
+@pytest.mark.learning
+def test_q_learning_finds_the_policy_that_minimises_the_cost_maze_cost(tmp_path):
+    """Exact claim (the greedy policy takes a cost-minimising action in every state, ties allowed),
+    so it must hold on each of seeds 1, 2, 3, with the preset tuned/q_learning_cost_maze.yaml."""
+    from deeprl.envs.gridworld import GridWorld, gridworld_kwargs
+
+    model = GridWorld(**gridworld_kwargs(compose_config("env=cost_maze").env)).model
+    planner = build(compose_config("algo=value_iteration", "env=cost_maze", "algo.tol=1e-12",
+                                   *QUICK_EVAL), tmp_path / "vi")
+    planner.execute()
+    cost_q = model.sign * planner.agent.Q  # the cost of each action: C(s) + gamma V*(s')
+    optimal = cost_q <= cost_q.min(axis=1, keepdims=True) + 1e-6
+    for seed in (1, 2, 3):
+        run = build(compose_config("algo=q_learning", "env=cost_maze", f"seed={seed}",
+                                   "eval.every=0", *QUICK_EVAL), tmp_path / f"q{seed}")
+        run.execute()
+        # The learner maximises -cost: its greedy action minimises the cost.
+        greedy = run.agent.Q.argmax(axis=1)
+        wrong = [int(s) for s in range(model.n_states) if not optimal[s, greedy[s]]]
+        assert not wrong, f"seed {seed}: states {wrong} do not minimise the cost: {cost_q[wrong]}"

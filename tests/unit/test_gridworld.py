@@ -151,3 +151,77 @@ def test_slip_outside_the_unit_interval_is_a_config_error(slip):
 def test_unknown_terminal_mode_is_a_config_error():
     with pytest.raises(ConfigError, match="env.terminal: unknown mode 'exit'"):
         world(terminal="exit")
+
+
+# The course's cost maze: costs per state, G (-1) and R (+1) absorbing and paying every step.
+COST_MAZE = dict(layout=["...G", ".#.R", "S..."], terminals={"G": -1.0, "R": 1.0}, slip=1.0,
+                 terminal="absorbing", pay="occupy", objective="cost")
+
+
+def test_a_cost_world_holds_minus_the_cost_of_the_cell_each_step_starts_in():
+    env = GridWorld(**COST_MAZE)
+    model = env.model
+    green, red, plain = state(env, 0, 3), state(env, 1, 3), state(env, 0, 2)
+    assert model.cost and model.sign == -1.0
+    # occupy + absorbing: G and R keep the agent and keep paying, so nothing is terminal.
+    assert not model.terminal.any()
+    for cell, cost in ((green, -1.0), (red, 1.0), (plain, 0.0)):
+        np.testing.assert_array_equal(model.R[cell], -cost)  # whatever the action; as a reward
+        assert model.cell_values[cell] == -cost
+    for cell in (green, red):
+        np.testing.assert_array_equal(model.P[cell, :, cell], 1.0)
+    assert model.P[plain, E, green] == 1.0 and model.P[plain, N, plain] == 1.0  # the edge stays put
+
+
+def test_a_cost_world_steps_pay_the_cell_they_start_in_and_absorbing_cells_keep_paying():
+    env = GridWorld(**{**COST_MAZE, "step_reward": 0.5})  # with objective: cost, a cost per step
+    env.reset(seed=0)
+    env.state = state(env, 0, 2)
+    # Left a plain cell: only the step's cost.
+    assert env.step(E)[:4] == (state(env, 0, 3), -0.5, False, False)
+    for action in range(4):  # in G: the step's cost plus G's -1, again and again, never terminated
+        assert env.step(action)[:4] == (state(env, 0, 3), pytest.approx(0.5), False, False)
+    env.state = state(env, 1, 3)
+    assert env.step(W)[:3] == (state(env, 1, 3), pytest.approx(-1.5), False)
+
+
+def test_costs_paid_on_entry_are_negated_rewards():
+    costs = GridWorld(["S~G"], terminals={"G": 5.0}, rewards={"~": 2.0}, step_reward=1.0, slip=1.0,
+                      objective="cost")
+    rewards = GridWorld(["S~G"], terminals={"G": -5.0}, rewards={"~": -2.0}, step_reward=-1.0,
+                        slip=1.0)
+    np.testing.assert_array_equal(costs.model.R, rewards.model.R)
+    np.testing.assert_array_equal(costs.model.P, rewards.model.P)
+    assert costs.model.cost and not rewards.model.cost
+    costs.reset(seed=0)
+    assert costs.step(E)[1:3] == (-3.0, False)
+    assert costs.step(E)[1:3] == (-6.0, True)
+
+
+def test_a_per_state_world_with_ending_terminals_pays_nothing_there():
+    # A terminal worth 0 is fine: the episode ends on entering it, nothing more to pay.
+    env = GridWorld(["S.G"], terminals={"G": 0.0}, step_reward=-1.0, slip=1.0, pay="occupy")
+    assert env.model.terminal[state(env, 0, 2)] and (env.model.R[:2] == -1.0).all()
+    env.reset(seed=0)
+    assert env.step(E)[1:3] == (-1.0, False)
+    assert env.step(E)[1:3] == (-1.0, True)
+    # A non-zero one would never be paid: a ConfigError that says what to set instead.
+    with pytest.raises(ConfigError, match="env.terminal: with env.pay=occupy .* 'G' would never"):
+        GridWorld(["S.G"], terminals={"G": 1.0}, slip=1.0, pay="occupy")
+
+
+@pytest.mark.parametrize(("key", "value"), [("pay", "exit"), ("objective", "profit")])
+def test_unknown_pay_and_objective_modes_are_config_errors(key, value):
+    with pytest.raises(ConfigError, match=f"env.{key}: unknown mode '{value}'"):
+        world(**{key: value})
+
+
+def test_the_shipped_cost_maze_is_the_course_example():
+    from conftest import compose_config
+    from deeprl.envs.gridworld import gridworld_kwargs
+
+    env = GridWorld(**gridworld_kwargs(compose_config("env=cost_maze").env))
+    expected = GridWorld(**COST_MAZE)
+    for field in ("P", "R", "terminal", "cell_values"):
+        np.testing.assert_array_equal(getattr(env.model, field), getattr(expected.model, field))
+    assert env.model.cost

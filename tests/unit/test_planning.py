@@ -171,3 +171,138 @@ def test_planner_acts_greedily_on_state_indices_and_round_trips_its_state():
     other.load_state_dict(agent.state_dict())
     np.testing.assert_array_equal(other.policy, agent.policy)
     np.testing.assert_array_equal(other.V, agent.V)
+
+
+# The course's value-iteration example, written out here from its description, independently of
+# deeprl's gridworld: a 4 x 3 grid (row 0 on top) with a wall at (1, 1); the cost of being in a
+# cell, paid each step: 0 on plain cells, -1 on G at (0, 3), +1 on R at (1, 3); G and R absorbing;
+# deterministic N, E, S, W moves that stay put at the wall or the edge; gamma = 0.9;
+# V_0(s) = C(s) and V_k+1(s) = min_a [C(s) + gamma V_k(s')].
+COURSE_COSTS = np.array([[0.0, 0.0, 0.0, -1.0], [0.0, np.nan, 0.0, 1.0], [0.0, 0.0, 0.0, 0.0]])
+COURSE_ABSORBING = {(0, 3), (1, 3)}
+COURSE_SWEEPS = (1, 2, 3, 4, 10, 100, 1000)
+
+
+def course_value_iteration(sweeps, gamma=0.9) -> dict[int, np.ndarray]:
+    """{k: V_k as a (3, 4) array, nan at the wall} for k = 0 and each of `sweeps`."""
+    rows, cols = COURSE_COSTS.shape
+    wall = np.isnan(COURSE_COSTS)
+
+    def successors(r, c):
+        if (r, c) in COURSE_ABSORBING:
+            return [(r, c)]
+        out = []
+        for dr, dc in ((-1, 0), (0, 1), (1, 0), (0, -1)):
+            nr, nc = r + dr, c + dc
+            inside = 0 <= nr < rows and 0 <= nc < cols and not wall[nr, nc]
+            out.append((nr, nc) if inside else (r, c))
+        return out
+
+    V = COURSE_COSTS.copy()
+    values = {0: V.copy()}
+    for k in range(1, max(sweeps) + 1):
+        new = np.full_like(V, np.nan)
+        for r in range(rows):
+            for c in range(cols):
+                if not wall[r, c]:
+                    new[r, c] = COURSE_COSTS[r, c] + gamma * min(V[s] for s in successors(r, c))
+        V = new
+        if k in sweeps:
+            values[k] = V.copy()
+    return values
+
+
+def cost_maze():
+    """The shipped env=cost_maze with the settings its value-iteration preset picks."""
+    from conftest import compose_config
+    from deeprl.envs.gridworld import gridworld_kwargs
+
+    cfg = compose_config("algo=value_iteration", "env=cost_maze")
+    return GridWorld(**gridworld_kwargs(cfg.env)).model, cfg.algo
+
+
+def on_grid(model, V):
+    """V (as the agent holds it) as a (rows, cols) array in the world's convention, nan at walls."""
+    states = model.grid.states
+    return np.where(states >= 0, model.sign * V[states], np.nan)
+
+
+def test_cost_maze_value_iteration_matches_the_course_sweep_by_sweep():
+    model, algo = cost_maze()
+    assert algo.gamma == 0.9 and algo.init_values == "cell"
+    expected = course_value_iteration(COURSE_SWEEPS)
+    agent = ValueIteration(spec_for(model), None, None, None, 0, gamma=algo.gamma, tol=algo.tol,
+                           init_values=algo.init_values)
+    agent.prepare(model)
+    np.testing.assert_allclose(on_grid(model, agent.V), expected[0], atol=1e-12)  # V_0 = C
+    for k in range(1, max(COURSE_SWEEPS) + 1):
+        agent.sweep()
+        if k in COURSE_SWEEPS:
+            np.testing.assert_allclose(on_grid(model, agent.V), expected[k], atol=1e-12,
+                                       err_msg=f"sweep {k}")
+    # Sweep 1 by hand, and the fixed point: G pays -1 forever, -1 / (1 - 0.9); R +1 forever.
+    np.testing.assert_allclose(expected[1], [[0, 0, -0.9, -1.9], [0, np.nan, 0, 1.9], [0, 0, 0, 0]],
+                               atol=1e-12)
+    final = on_grid(model, agent.V)
+    assert final[0, 3] == pytest.approx(-10.0) and final[1, 3] == pytest.approx(10.0)
+    assert final[0, 2] == pytest.approx(-9.0) and final[2, 0] == pytest.approx(-10.0 * 0.9**5)
+
+
+def course_optimal_actions(model, gamma=0.9) -> np.ndarray:
+    """(S, A) bool: the actions minimising the course's cost Q*(s, a) = C(s) + gamma V*(s'), from
+    the independent iteration above (V_1000 is V* to double precision); ties included."""
+    V = course_value_iteration((1000,), gamma)[1000]
+    optimal = np.zeros((model.n_states, model.n_actions), dtype=bool)
+    moves = ((-1, 0), (0, 1), (1, 0), (0, -1))  # N, E, S, W
+    for (r, c), s in np.ndenumerate(model.grid.states):
+        if s < 0:
+            continue
+        q = []
+        for dr, dc in moves:
+            nr, nc = (r, c) if (r, c) in COURSE_ABSORBING else (r + dr, c + dc)
+            if not (0 <= nr < 3 and 0 <= nc < 4) or np.isnan(COURSE_COSTS[nr, nc]):
+                nr, nc = r, c
+            q.append(COURSE_COSTS[r, c] + gamma * V[nr, nc])
+        optimal[s] = np.array(q) <= min(q) + 1e-9
+    return optimal
+
+
+@pytest.mark.parametrize("evaluation", ["exact", "iterative"])
+def test_policy_iteration_finds_the_policy_that_minimises_the_cost_maze_cost(evaluation):
+    model, _ = cost_maze()
+    optimal = course_optimal_actions(model)
+    agent = plan(PolicyIteration, model, 0.9, evaluation=evaluation, eval_sweeps=50)
+    wrong = [int(s) for s in range(model.n_states) if not optimal[s, agent.policy[s]]]
+    assert not wrong, f"states {wrong} take an action that does not minimise the cost"
+    V_star = course_value_iteration((1000,))[1000]
+    np.testing.assert_allclose(on_grid(model, agent.V), V_star, atol=1e-6)
+    # Value iteration's greedy policy minimises it too, from V_0 = C as from V_0 = 0.
+    for init in ("cell", "zero"):
+        vi = plan(ValueIteration, model, 0.9, init_values=init)
+        assert all(optimal[s, vi.policy[s]] for s in range(model.n_states)), init
+
+
+def test_initial_values_are_zero_or_each_cells_own_number():
+    model = four_by_three()
+    for how, expected in (("zero", 0.0), ("cell", model.cell_values)):
+        agent = ValueIteration(spec_for(model), None, None, None, 0, gamma=0.9, tol=1e-8,
+                               init_values=how)
+        agent.prepare(model)
+        np.testing.assert_array_equal(agent.V, expected)
+    assert sorted(model.cell_values[model.terminal]) == [-1.0, 1.0]  # the exits' rewards
+    toy = tabular_model(gym.make("FrozenLake-v1"))
+    agent = ValueIteration(spec_for(toy), None, None, None, 0, gamma=0.9, tol=1e-8,
+                           init_values="cell")
+    with pytest.raises(ConfigError, match="algo.init_values: cell needs a world with a number per"):
+        agent.prepare(toy)
+
+
+def test_the_sweep_record_thins_out_but_keeps_the_textbook_sweeps():
+    from deeprl.loops.planning import recorded
+
+    assert all(recorded(k, every_sweep=True) for k in range(5000))
+    kept = [k for k in range(20_001) if recorded(k, every_sweep=False)]
+    assert set(COURSE_SWEEPS) | {0, 99, 100, 110, 990, 1100, 9900, 10_000, 20_000} <= set(kept)
+    assert 101 not in kept and 1010 not in kept and 10_100 not in kept
+    # 0-99, then every 10th to 990, every 100th to 9900, every 1000th to 20000.
+    assert len(kept) == 100 + 90 + 90 + 11

@@ -6,6 +6,9 @@ episodic worlds in which the policies involved reach a terminal state.
 
 The loop (loops/planning.py) hands the agent the model with `prepare(model)` and calls `sweep()`
 until it reports convergence or `max_sweeps` have run; `act` is then greedy in V.
+
+A cost world's model holds reward = -cost (deeprl.envs.model), so the planners maximise here and
+V is minus the cost-to-go; the reports show the world's own convention.
 """
 
 import numpy as np
@@ -121,6 +124,23 @@ def evaluate_iterative(model: TabularModel, policy: np.ndarray, gamma: float, V:
     return V, max_sweeps, delta
 
 
+INIT_VALUES = ("zero", "cell")
+
+
+def initial_values(model: TabularModel, how: str) -> np.ndarray:
+    """V_0: `zero`, or `cell`: each state's own number (its cell's reward, or -cost in a cost
+    world), as in the textbook value iteration that starts from V_0(s) = C(s)."""
+    if how == "zero":
+        return np.zeros(model.n_states)
+    if how == "cell":
+        if model.cell_values is None:
+            raise ConfigError("algo.init_values",
+                              "cell needs a world with a number per cell (a gridworld: "
+                              "env=gridworld, gridworld_4x3, maze, cost_maze); use zero")
+        return np.array(model.cell_values, dtype=float)
+    raise ConfigError("algo.init_values", f"unknown '{how}'; use {' or '.join(INIT_VALUES)}")
+
+
 class _Planner:
     """What value and policy iteration share: the model, V, Q, the greedy policy, acting."""
 
@@ -159,12 +179,18 @@ class ValueIteration(_Planner):
 
     name = "value_iteration"
 
-    def __init__(self, spec: EnvSpec, network, device, rng, total_steps: int, *, gamma: float, tol: float):
+    def __init__(self, spec: EnvSpec, network, device, rng, total_steps: int, *, gamma: float,
+                 tol: float, init_values: str = "zero"):
         super().__init__(spec, gamma, tol)
+        self.init_values = init_values
 
     def prepare(self, model: TabularModel) -> None:
         super().prepare(model)
         require_finite_values(model, self.gamma, every_state=False)
+        # Sweep 0: V_0, with Q and the policy greedy in it (what a run stopped here would act on).
+        self.V = initial_values(model, self.init_values)
+        self.Q = lookahead(model, self.V, self.gamma)
+        self.policy = greedy(self.Q)
 
     def sweep(self) -> tuple[dict, bool]:
         # ALGO LOGIC: one synchronous backup of every state from the previous V.

@@ -16,6 +16,11 @@ class PrioritizedReplay:
     The sampled batch carries `indices` (slots) and `weights` = (N · P(i))^-β normalised by the
     batch maximum; β is given per call (annealed towards 1 by the caller). After the update, hand
     the TD errors back with `update_priorities(batch.indices, td_errors)`.
+
+    On a GPU the TD errors are not waited for: `update_priorities` starts their copy to the host
+    and returns, and they are applied when the buffer is next used (add, sample, save), by which
+    time the loop's next action has synchronised anyway. The order of effects is the same as
+    applying them at once, so results do not change; only the blocking `.cpu()` per update goes.
     """
 
     def __init__(self, buffer: ReplayBuffer, alpha: float = 0.6, eps: float = 1e-6):
@@ -25,6 +30,7 @@ class PrioritizedReplay:
         self.alpha, self.eps = float(alpha), float(eps)
         self.tree = SumTree(buffer.capacity)
         self.max_priority = 1.0  # of |TD error| + eps, before the exponent
+        self.pending = None  # (slots, TD errors on their way to the host, CUDA event or None)
 
     def __len__(self) -> int:
         return len(self.buffer)
@@ -34,6 +40,7 @@ class PrioritizedReplay:
         return self.buffer.capacity
 
     def add(self, obs, actions, rewards, next_obs, terminated, truncated=None) -> None:
+        self.apply_pending()
         buffer = self.buffer
         oldest, added = buffer.oldest, buffer.added
         buffer.add(obs, actions, rewards, next_obs, terminated, truncated)
@@ -45,18 +52,20 @@ class PrioritizedReplay:
         self.tree.update(new, self.max_priority ** self.alpha)
 
     def sample(self, batch_size: int, rng: np.random.Generator, beta: float = 1.0) -> Batch:
+        self.apply_pending()
         slots = self.tree.sample(batch_size, rng)
         probs = self.tree[slots] / self.tree.total
         weights = (len(self.buffer) * probs) ** -beta
         weights /= weights.max()
-        batch = self.buffer._batch(slots)
-        return batch._replace(weights=self.buffer._to_device(weights.astype(np.float32)), indices=slots)
+        return self.buffer._batch(slots, weights)._replace(indices=slots)
 
     def state_dict(self) -> dict:
+        self.apply_pending()
         return {"buffer": self.buffer.state_dict(), "tree": torch.from_numpy(self.tree.tree),
                 "max_priority": self.max_priority}
 
     def load_state_dict(self, state: dict) -> None:
+        self.pending = None
         self.buffer.load_state_dict(state["buffer"])
         self.tree.tree[:] = state["tree"].numpy()
         self.max_priority = float(state["max_priority"])
@@ -66,8 +75,29 @@ class PrioritizedReplay:
         return self.buffer.saved_nbytes + self.tree.tree.nbytes
 
     def update_priorities(self, indices, td_errors) -> None:
+        """New priorities |TD error| + ε for the sampled slots; a GPU tensor is applied later."""
+        self.apply_pending()
         if isinstance(td_errors, torch.Tensor):
-            td_errors = td_errors.detach().float().cpu().numpy()
+            td_errors = td_errors.detach().float()
+            if td_errors.is_cuda:
+                host = torch.empty(td_errors.shape, dtype=torch.float32, pin_memory=True)
+                host.copy_(td_errors, non_blocking=True)
+                event = torch.cuda.Event()
+                event.record()
+                self.pending = (np.array(indices), host, event)
+                return
+            td_errors = td_errors.numpy()
+        self._apply(indices, td_errors)
+
+    def apply_pending(self) -> None:
+        if self.pending is None:
+            return
+        indices, host, event = self.pending
+        self.pending = None
+        event.synchronize()
+        self._apply(indices, host.numpy())
+
+    def _apply(self, indices, td_errors) -> None:
         priorities = np.abs(np.asarray(td_errors, dtype=np.float64)) + self.eps
         self.max_priority = max(self.max_priority, float(priorities.max()))
         self.tree.update(indices, priorities ** self.alpha)

@@ -5,6 +5,7 @@ import numpy as np
 import torch
 
 from deeprl.buffers.memory import check_fits
+from deeprl.buffers.staging import BatchStaging
 
 
 class Batch(NamedTuple):
@@ -49,6 +50,8 @@ class ReplayBuffer:
         self.gamma = float(gamma)
         self.n_step = int(n_step)
         self.device = device
+        # On a GPU a batch goes over in one copy from a pinned buffer (deeprl.buffers.staging).
+        self.staging = BatchStaging(device) if torch.device(device).type == "cuda" else None
         self.obs_shape, self.obs_dtype = tuple(obs_shape), np.dtype(obs_dtype)
         nbytes = self._nbytes(action_shape, action_dtype)
         check_fits(nbytes, f"a replay buffer of {self.capacity:,} transitions of shape {self.obs_shape}",
@@ -125,11 +128,18 @@ class ReplayBuffer:
         idx = (self.pos - 1 - np.arange(min(batch_size, self.size))) % self.capacity
         return self._batch(idx)
 
-    def _batch(self, idx: np.ndarray) -> Batch:
+    def _batch(self, idx: np.ndarray, weights: np.ndarray | None = None) -> Batch:
+        """The transitions in slots `idx` as tensors on the device (with prioritized replay's
+        importance weights when given)."""
         last, rewards, discounts = self._returns(idx)
-        to = self._to_device
-        return Batch(to(self._obs(idx)), to(self.actions[idx]), to(rewards),
-                     to(self._next_obs(last)), to(discounts))
+        arrays = [self._obs(idx), self.actions[idx], rewards, self._next_obs(last), discounts]
+        if weights is not None:
+            arrays.append(weights.astype(np.float32))
+        if self.staging is not None:
+            tensors = self.staging.send(arrays)
+        else:
+            tensors = [torch.from_numpy(np.ascontiguousarray(a)) for a in arrays]
+        return Batch(*tensors[:5], weights=tensors[5] if weights is not None else None)
 
     def _returns(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(slot whose s' to bootstrap from, n-step reward, discount) for each sampled slot."""
@@ -180,8 +190,3 @@ class ReplayBuffer:
         """Bytes the arrays add to a checkpoint now."""
         return sum(getattr(self, name)[:rows].nbytes for name, rows in self._arrays().items())
 
-    def _to_device(self, array: np.ndarray) -> torch.Tensor:
-        tensor = torch.from_numpy(np.ascontiguousarray(array))
-        if self.device.type == "cuda":
-            return tensor.pin_memory().to(self.device, non_blocking=True)
-        return tensor

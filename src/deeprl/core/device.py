@@ -129,3 +129,13 @@ def keep_freed_memory(mmap_threshold: int = 32 << 20, trim_threshold: int = 1 <<
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     return bool(mallopt(_M_MMAP_THRESHOLD, mmap_threshold)) and bool(mallopt(_M_TRIM_THRESHOLD, trim_threshold))
+
+
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo), for benchmark reports."""
+    try:
+        with open(CPUINFO) as f:
+            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")),
+                        "unknown CPU")
+    except OSError:
+        return "unknown CPU"

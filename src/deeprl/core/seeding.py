@@ -1,4 +1,5 @@
 import hashlib
+import os
 import random
 
 import numpy as np
@@ -10,6 +11,19 @@ def seed_everything(seed: int) -> np.random.Generator:
     random.seed(seed)
     torch.manual_seed(seed)
     return np.random.default_rng(seed)
+
+
+def set_deterministic(on: bool) -> None:
+    """The run-level `deterministic` key. True: only deterministic kernels
+    (`torch.use_deterministic_algorithms`, an error naming the op if one has none), cuDNN's
+    deterministic convolutions without autotuning, and the cuBLAS workspace setting CUDA needs for
+    repeatable matmuls. False: cuDNN autotunes convolutions for the fixed Atari shapes (faster on
+    a GPU, not bit-repeatable there). On the CPU a run repeats bit for bit either way."""
+    if on:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read at each cuBLAS call
+    torch.use_deterministic_algorithms(on)
+    torch.backends.cudnn.deterministic = on
+    torch.backends.cudnn.benchmark = not on
 
 
 def rng_state(rng: np.random.Generator) -> dict:

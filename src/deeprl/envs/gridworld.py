@@ -5,10 +5,20 @@ cell or reward cell, given by `terminals` / `rewards` (e.g. terminals {"+": 1.0,
 Actions 0..3 are N, E, S, W. With `slip` = p the intended move happens with probability p and each
 perpendicular one with (1 - p) / 2; a move into a wall or off the grid stays put.
 
-Every step pays `step_reward` plus the reward of the cell it lands in (terminal or reward cell),
-so a terminal's reward arrives with the step that enters it. On entering a terminal the episode
-ends (`terminal: end`), or the agent stays there collecting nothing more (`terminal: absorbing`,
-the episode then ends only at the time limit); both are the same MDP for the planners.
+When a cell's number is paid (`pay`):
+- `enter` (the default): every step pays `step_reward` plus the number of the cell it lands in, so
+  a terminal's number arrives with the step that enters it. On entering a terminal the episode
+  ends (`terminal: end`), or the agent stays there collecting nothing more (`terminal: absorbing`,
+  the episode then ends only at the time limit); both are the same MDP for the planners.
+- `occupy`: every step pays `step_reward` plus the number of the cell it starts from, i.e. a cell
+  pays for each step the agent spends in it. With `terminal: absorbing` a terminal cell keeps the
+  agent (every action stays) and keeps paying its number every step: it is an ordinary absorbing
+  state of the MDP, not a terminal one (its value is number / (1 - gamma)). With `terminal: end`
+  no step is spent in a terminal, so its number must be 0.
+
+`objective: cost` says every number (`terminals`, `rewards`, `step_reward`) is a cost to minimise.
+The env then returns reward = -cost and the model holds -cost (flagged `cost`), so the planners and
+learners maximise as usual; reports turn values back into costs (deeprl.loops.report).
 """
 
 from collections.abc import Mapping, Sequence
@@ -24,6 +34,8 @@ EMPTY, WALL, START = ".", "#", "S"
 MOVES = ((-1, 0), (0, 1), (1, 0), (0, -1))  # N, E, S, W as (d_row, d_col)
 ACTION_NAMES = ("N", "E", "S", "W")
 TERMINAL_MODES = ("end", "absorbing")
+PAY_MODES = ("enter", "occupy")
+OBJECTIVES = ("reward", "cost")
 
 
 @dataclass(frozen=True)
@@ -33,7 +45,7 @@ class Layout:
     cells: tuple[tuple[int, int], ...]  # (row, col) of each state
     starts: tuple[int, ...]
     terminal: np.ndarray  # (S,) bool
-    reward: np.ndarray  # (S,) reward for landing in the cell
+    reward: np.ndarray  # (S,) the cell's number as written (a reward; a cost if objective: cost)
 
 
 def _rows(layout) -> list[str]:
@@ -93,7 +105,30 @@ def check_slip(slip) -> float:
     return float(slip)
 
 
-def build_model(layout: Layout, step_reward: float, slip: float) -> TabularModel:
+def check_modes(terminal: str = "end", pay: str = "enter", objective: str = "reward") -> None:
+    for key, value, modes in (("terminal", terminal, TERMINAL_MODES), ("pay", pay, PAY_MODES),
+                              ("objective", objective, OBJECTIVES)):
+        if value not in modes:
+            raise ConfigError(f"env.{key}", f"unknown mode '{value}'; use {' or '.join(modes)}")
+
+
+def build_model(layout: Layout, step_reward: float, slip: float, *, pay: str = "enter",
+                terminal: str = "end", objective: str = "reward") -> TabularModel:
+    """The model of a parsed layout; with objective: cost, R holds -cost (see the top)."""
+    check_modes(terminal, pay, objective)
+    sign = -1.0 if objective == "cost" else 1.0
+    # occupy + absorbing: terminal cells keep the agent and keep paying, so they are not terminal.
+    keeps_paying = pay == "occupy" and terminal == "absorbing"
+    ends = np.zeros_like(layout.terminal) if keeps_paying else layout.terminal
+    if pay == "occupy" and ends.any() and (layout.reward[ends] != 0).any():
+        s = int(np.flatnonzero(ends & (layout.reward != 0))[0])
+        char = layout.chars[layout.cells[s]]
+        raise ConfigError(
+            "env.terminal",
+            f"with env.pay=occupy a cell pays for each step spent in it, and with "
+            f"env.terminal=end no step is spent in a terminal, so '{char}' would never pay its "
+            f"{layout.reward[s]:g}; set env.terminal=absorbing (the agent stays there, paying "
+            "every step) or env.pay=enter")
     n_states, n_actions = len(layout.cells), len(MOVES)
     rows, cols = layout.chars.shape
     P = np.zeros((n_states, n_actions, n_states))
@@ -108,12 +143,17 @@ def build_model(layout: Layout, step_reward: float, slip: float) -> TabularModel
                 nr, nc = r + dr, c + dc
                 inside = 0 <= nr < rows and 0 <= nc < cols and layout.states[nr, nc] >= 0
                 P[s, a, layout.states[nr, nc] if inside else s] += prob
-    R = step_reward + P @ layout.reward
-    R[layout.terminal] = 0.0
+    cell = sign * layout.reward
+    if pay == "occupy":  # the cell the step starts from pays, whatever the action
+        R = np.repeat((sign * step_reward + cell)[:, None], n_actions, axis=1)
+    else:  # the cell the step lands in pays
+        R = sign * step_reward + P @ cell
+    R[ends] = 0.0
     initial = np.zeros(n_states)
     initial[list(layout.starts)] = 1.0 / len(layout.starts)
     grid = Grid(layout.chars, layout.states, MOVES)
-    return TabularModel(P, R, layout.terminal.copy(), initial, ACTION_NAMES, grid)
+    return TabularModel(P, R, ends.copy(), initial, ACTION_NAMES, grid, cost=objective == "cost",
+                        cell_values=cell)
 
 
 class GridWorld(gym.Env):
@@ -122,15 +162,20 @@ class GridWorld(gym.Env):
     metadata = {"render_modes": ["ansi"]}
 
     def __init__(self, layout, terminals=None, rewards=None, step_reward: float = 0.0, slip: float = 1.0,
-                 terminal: str = "end", render_mode: str | None = None):
-        if terminal not in TERMINAL_MODES:
-            raise ConfigError("env.terminal", f"unknown mode '{terminal}'; use end or absorbing")
+                 terminal: str = "end", render_mode: str | None = None, pay: str = "enter",
+                 objective: str = "reward"):
+        check_modes(terminal, pay, objective)
         if isinstance(step_reward, bool) or not isinstance(step_reward, (int, float)):
             raise ConfigError("env.step_reward", f"must be a number, got {step_reward!r}")
         self.layout = parse_layout(layout, terminals, rewards)
-        self.model = build_model(self.layout, float(step_reward), check_slip(slip))
+        self.model = build_model(self.layout, float(step_reward), check_slip(slip), pay=pay,
+                                 terminal=terminal, objective=objective)
         self.step_reward = float(step_reward)
         self.absorbing = terminal == "absorbing"
+        self.pay_on_entry = pay == "enter"
+        # What a step pays as a reward (-cost in a cost world): the step's part, each cell's part.
+        self._step_pay = self.model.sign * self.step_reward
+        self._cell_pay = self.model.cell_values
         self.render_mode = render_mode
         self.observation_space = gym.spaces.Discrete(self.model.n_states)
         self.action_space = gym.spaces.Discrete(self.model.n_actions)
@@ -150,14 +195,16 @@ class GridWorld(gym.Env):
 
     def step(self, action):
         s = self.state
-        if self.layout.terminal[s]:  # only reachable in absorbing mode: stay, nothing more to collect
+        if self.model.terminal[s]:  # only in absorbing mode (pay: enter): stay, collect nothing
             return s, 0.0, False, False, {}
         states, cumulative = self._successors[s][int(action)]
         u = self.np_random.random() * cumulative[-1]
         s_next = int(states[np.searchsorted(cumulative, u, side="right")])
         self.state = s_next
-        reward = self.step_reward + float(self.layout.reward[s_next])
-        terminated = bool(self.layout.terminal[s_next]) and not self.absorbing
+        # pay: enter -> the cell landed in pays; occupy -> the cell the step started from (an
+        # absorbing cell then pays again on every step the agent stays in it).
+        reward = self._step_pay + float(self._cell_pay[s_next if self.pay_on_entry else s])
+        terminated = bool(self.model.terminal[s_next]) and not self.absorbing
         return s_next, reward, terminated, False, {}
 
     def render(self):
@@ -176,7 +223,8 @@ def gridworld_kwargs(env_cfg) -> dict:
 
     return dict(layout=plain("layout"), terminals=plain("terminals"), rewards=plain("rewards"),
                 step_reward=plain("step_reward", 0.0), slip=plain("slip", 1.0),
-                terminal=plain("terminal", "end"))
+                terminal=plain("terminal", "end"), pay=plain("pay", "enter"),
+                objective=plain("objective", "reward"))
 
 
 def gridworld_thunk(env_cfg, render_mode=None):

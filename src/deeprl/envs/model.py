@@ -10,6 +10,10 @@ with its `P[s][a] = [(prob, next_state, reward, terminated), ...]` table) into d
 Terminal states are made absorbing with zero reward (P[t, a, t] = 1, R[t, a] = 0), so V(t) = 0
 and the value of a state is the expected sum of rewards until the episode ends. This is the same
 MDP whether an env ends the episode on a terminal or keeps the agent there.
+
+A world that counts costs (a gridworld with `objective: cost`) is held here as reward = -cost, so
+every planner and learner maximises as usual; `cost` says so, and `sign` turns values back into the
+world's own convention (cost-to-go) for what users see.
 """
 
 from dataclasses import dataclass
@@ -42,6 +46,16 @@ class TabularModel:
     initial: np.ndarray  # (S,) start-state distribution
     action_names: tuple[str, ...]
     grid: Grid | None = None
+    # True when the world counts costs: R and values here are -cost (see the module docstring).
+    cost: bool = False
+    # (S,) each state's own number (its cell's reward, or -cost), where the world has one per cell:
+    # the V_0 of value iteration's `init_values: cell`. None for worlds without one (toy text).
+    cell_values: np.ndarray | None = None
+
+    @property
+    def sign(self) -> float:
+        """Values in the world's own convention are sign * V (-1 turns -cost back into cost)."""
+        return -1.0 if self.cost else 1.0
 
     @property
     def n_states(self) -> int:
@@ -62,7 +76,7 @@ def tabular_model(env: gym.Env) -> TabularModel:
     raise ConfigError(
         "env",
         f"{type(base).__name__} has no known model for planning; use env=gridworld_4x3, maze, "
-        "frozenlake, frozenlake8x8, cliffwalking or taxi",
+        "cost_maze, frozenlake, frozenlake8x8, cliffwalking or taxi",
     )
 
 

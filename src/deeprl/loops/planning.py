@@ -3,12 +3,27 @@
 Planners never step the env to learn (evaluation does, by rollouts of the greedy policy); their
 budget is `algo.max_sweeps`, and `total_steps` is ignored. TensorBoard's x axis here is the sweep,
 and so is the loop's `step` (checkpoints every `checkpoint.every` sweeps, resume from a sweep).
+
+The loop keeps V after every sweep (sweep 0 is the planner's V_0) and writes them at the end as
+`values_by_sweep.csv` (report.write_values_by_sweep), so any sweep can be held against a textbook
+table. Kept in memory (and in checkpoints): every sweep while (max_sweeps + 1) x states values
+fit in KEEP_EVERY_SWEEP; past that, sweeps 0-99, then every 10th up to 999, every 100th up to 9999
+and so on (see `recorded`), plus the last one, which is a few hundred rows of states at most.
 """
 
 import numpy as np
 
 from deeprl.envs.model import tabular_model
 from deeprl.loops import report
+
+# Values (sweeps x states) kept for values_by_sweep.csv before the record thins out: 8 MB.
+KEEP_EVERY_SWEEP = 1_000_000
+
+
+def recorded(sweep: int, every_sweep: bool) -> bool:
+    """Whether V after `sweep` is kept: all of them, or two significant digits' worth (0-99, then
+    100, 110, ..., 990, 1000, 1100, ...), which still holds 1, 2, 3, 4, 10, 100, 1000."""
+    return every_sweep or sweep < 100 or sweep % 10 ** (len(str(sweep)) - 2) == 0
 
 
 class PlanningLoop:
@@ -25,6 +40,8 @@ class PlanningLoop:
         self.converged = False
         self.metrics: dict = {}
         self.notes: list[str] = []
+        self.every_sweep = (max_sweeps + 1) * self.model.n_states <= KEEP_EVERY_SWEEP
+        self.history: list[tuple[int, np.ndarray]] = [(0, agent.V.copy())]  # (sweep, V), V_0 first
 
     def start(self) -> None:
         pass
@@ -37,6 +54,8 @@ class PlanningLoop:
             self.step += 1
             sweep = self.step
             self.metrics, self.converged = agent.sweep()
+            if recorded(sweep, self.every_sweep):
+                self.history.append((sweep, agent.V.copy()))
             session.logger.scalars(self.metrics, sweep, "planning/")
             session.logger.progress(sweep)
             if self.figure_every and sweep % self.figure_every == 0 and not self.converged:
@@ -45,17 +64,33 @@ class PlanningLoop:
                 session.tick_sweep(sweep)
         if session.stopping:
             return {}
+        if not self.history or self.history[-1][0] != self.step:
+            self.history.append((self.step, agent.V.copy()))
         delta = self.metrics.get("max_delta", float("nan"))
         status = "converged" if self.converged else "stopped (not converged; raise algo.max_sweeps)"
+        report.write_values_by_sweep(session.run_dir, model, self.history)
         report.finish(agent, model, session, self.step,
                       f"{agent.name}: {status} after {self.step} sweeps, last max |dV| = {delta:.3g}")
         # Planners take no environment steps (evaluation rollouts aside): they sweep the model.
-        return {"sweeps": self.step, "converged": self.converged, "start_value": float(model.initial @ agent.V),
-                "total_steps": 0, "sps": 0.0}
+        # start_value is in the returns' convention (reward = -cost): it compares with eval returns.
+        start_value = float(model.initial @ agent.V)
+        summary = {"sweeps": self.step, "converged": self.converged, "start_value": start_value,
+                   "total_steps": 0, "sps": 0.0}
+        if model.cost:
+            summary["start_cost"] = -start_value
+        return summary
 
     def state_dict(self) -> dict:
-        return {"step": self.step, "converged": self.converged, "metrics": dict(self.metrics)}
+        sweeps = np.array([sweep for sweep, _ in self.history], dtype=np.int64)
+        values = (np.stack([V for _, V in self.history]) if self.history
+                  else np.zeros((0, self.model.n_states)))
+        return {"step": self.step, "converged": self.converged, "metrics": dict(self.metrics),
+                "history_sweeps": sweeps, "history_values": values}
 
     def load_state_dict(self, state: dict) -> None:
         self.step, self.converged = int(state["step"]), bool(state["converged"])
         self.metrics = dict(state["metrics"])
+        # A checkpoint from before values_by_sweep.csv has no record: it starts at the resume.
+        sweeps, values = state.get("history_sweeps", ()), state.get("history_values", ())
+        self.history = [(int(sweep), np.array(V, dtype=float))
+                        for sweep, V in zip(sweeps, values, strict=True)]

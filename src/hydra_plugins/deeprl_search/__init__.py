@@ -11,7 +11,12 @@ the first one's running trials as interrupted).
 from pathlib import Path
 from typing import Any
 
-from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper as HydraOptunaSweeper
+try:
+    from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import (
+        OptunaSweeper as HydraOptunaSweeper,
+    )
+except ImportError:  # without the `sweep` extra there is no search, and no warning at each start
+    HydraOptunaSweeper = object
 
 
 class OptunaSweeper(HydraOptunaSweeper):

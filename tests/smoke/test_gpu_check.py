@@ -1,0 +1,89 @@
+"""scripts/gpu_check.py, the GPU check (docs/gpu.md), end to end on the CPU with tiny workloads."""
+
+import importlib.util
+import re
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "gpu_check.py"
+RATE = re.compile(r"^([\d,]+) (steps|batches)/s$")
+# (workload, setting or its start) in the order of the table.
+ROWS = [
+    ("Breakout env alone", "deeprl wrappers, 1 env, random actions"),
+    ("deeprl DQN", "fp32, NCHW"),
+    ("deeprl DQN", "fp32, channels_last"),
+    ("deeprl DQN", "bf16, NCHW"),
+    ("deeprl DQN", "bf16, channels_last"),
+    ("CleanRL-style DQN loop", "fp32, NCHW, plain torch"),
+    ("deeprl PPO", "8 envs × 8 steps"),
+    ("replay sample(32), frame stack 4", "packed into one buffer"),
+    ("replay sample(32), frame stack 4", "plain arrays"),
+]
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def table_rows(table: str) -> list[list[str]]:
+    lines = [line for line in table.splitlines() if line.startswith("| ")]
+    assert lines[0].startswith("| workload | setting | rate | steps/s while learning |")
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[1:]
+            if not line.startswith("| ---")]
+
+
+def rate(cell: str) -> float:
+    match = RATE.match(cell)
+    assert match, cell
+    return float(match.group(1).replace(",", ""))
+
+
+def test_quick_cpu_run_measures_every_row(tmp_path):
+    out = tmp_path / "gpu_check.md"
+    command = [sys.executable, str(SCRIPT), "--device", "cpu", "--quick", "--out", str(out)]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = result.stdout
+    assert out.read_text() == table  # the same table on stdout and in --out
+    assert table.startswith("Machine: GPU none (CPU run); torch ")
+    rows = table_rows(table)
+    assert [(r[0], r[1][:len(s)]) for r, (_, s) in zip(rows, ROWS, strict=True)] == ROWS
+    for workload, setting, rate_cell, learning, ratio, peak, busy, notes in rows:
+        assert rate(rate_cell) > 0, (workload, setting)
+        assert "failed" not in notes and "skipped" not in notes, notes
+        assert peak == busy == "—"  # no GPU
+        if workload in ("deeprl DQN", "CleanRL-style DQN loop", "deeprl PPO"):
+            assert float(learning.replace(",", "")) > 0, (workload, setting)
+        if workload == "deeprl DQN":
+            assert float(ratio.rstrip("×")) > 0
+            precision, layout = setting.split(", ")
+            assert (f"ran on cpu, precision {precision}, channels_last "
+                    f"{'true' if layout == 'channels_last' else 'false'}") in notes
+    assert "deeprl (fp32, NCHW) / CleanRL-style: **" in table
+
+
+def test_past_the_deadline_every_row_says_skipped_and_the_table_still_comes(tmp_path, capsys):
+    gpu_check = load_script()
+    out = tmp_path / "partial.md"
+    with warnings.catch_warnings():
+        args = ["--device", "cpu", "--quick", "--deadline", "1e-9", "--out", str(out)]
+        assert gpu_check.main(args) == 0
+    rows = table_rows(capsys.readouterr().out)
+    assert len(rows) == len(ROWS)
+    assert all(r[2] == "—" and r[7].startswith("skipped: past --deadline") for r in rows)
+    assert out.read_text().startswith("Machine: ")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks what a machine without CUDA says")
+def test_cuda_without_a_gpu_says_so_and_exits_2(capsys):
+    with warnings.catch_warnings():
+        assert load_script().main(["--device", "cuda"]) == 2
+    assert "torch sees no CUDA device" in capsys.readouterr().err
