@@ -1,12 +1,22 @@
 """The DQN preprocessing on the real ALE Breakout."""
 
+import gymnasium as gym
 import numpy as np
 import pytest
+from PIL import Image
 
 from conftest import compose_config
 from deeprl.core.errors import ConfigError
 from deeprl.envs import make_vec_env, spec_of
-from deeprl.envs.atari import AtariFrames, EpisodicLife, FireReset, rom_name
+from deeprl.envs.atari import (
+    AtariFrames,
+    BoxResize,
+    EpisodicLife,
+    FireReset,
+    StackChannels,
+    atari_thunk,
+    rom_name,
+)
 from deeprl.envs.episodes import EpisodeTracker
 
 
@@ -117,3 +127,122 @@ def test_every_atari_config_builds_its_game():
 
 def test_wrappers_are_importable_building_blocks():
     assert {AtariFrames, EpisodicLife, FireReset}
+
+
+# ---- the preprocessing against a plain reference -----------------------------------------------
+
+def luminance(rgb: np.ndarray) -> np.ndarray:
+    """Grayscale from RGB as the ALE builds its grayscale palette (ColourPalette.cpp)."""
+    return np.round(rgb @ np.array([0.2989, 0.5870, 0.1140])).astype(np.uint8)
+
+
+def pillow_box(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Pillow's BOX resize to (rows, columns)."""
+    return np.asarray(Image.fromarray(image).resize(size[::-1], Image.Resampling.BOX))
+
+
+class ReferenceFrames(gym.Wrapper):
+    """AtariFrames written plainly, as it was before it drove the ALE itself: every frame through
+    env.step() with RGB observations, grayscale from RGB, max of the last two frames, Pillow's resize."""
+
+    def __init__(self, env, grayscale: bool, noop_max: int = 30, frame_skip: int = 4, size: int = 84):
+        super().__init__(env)
+        self.grayscale, self.noop_max, self.frame_skip, self.size = grayscale, noop_max, frame_skip, (size, size)
+        shape = self.size if grayscale else (*self.size, 3)
+        self.observation_space = gym.spaces.Box(0, 255, shape=shape, dtype=np.uint8)
+
+    def _obs(self, a, b):
+        a, b = (luminance(a), luminance(b)) if self.grayscale else (a, b)
+        return pillow_box(np.maximum(a, b), self.size)
+
+    def step(self, action):
+        total, screens = 0.0, []
+        for _ in range(self.frame_skip):
+            obs, reward, terminated, truncated, info = self.env.step(action)
+            total += reward
+            screens.append(obs)
+            if terminated or truncated:  # the last frame alone
+                return self._obs(obs, obs), total, terminated, truncated, info
+        return self._obs(*screens[-2:]), total, terminated, truncated, info
+
+    def reset(self, *, seed=None, options=None):
+        obs, info = self.env.reset(seed=seed, options=options)
+        for _ in range(int(self.env.unwrapped.np_random.integers(1, self.noop_max + 1))):
+            obs, _, terminated, truncated, info = self.env.step(0)
+            if terminated or truncated:
+                obs, info = self.env.reset()
+        return self._obs(obs, obs), info
+
+
+def reference_stack(cfg, training: bool):
+    """The env stack of atari_thunk with ReferenceFrames and gymnasium's own clip and frame stack."""
+    env = gym.make(cfg.id, frameskip=1, repeat_action_probability=cfg.repeat_action_probability)  # RGB
+    env = ReferenceFrames(env, cfg.grayscale, cfg.noop_max, cfg.frame_skip, cfg.screen_size)
+    env = gym.wrappers.RecordEpisodeStatistics(env)
+    if training:
+        env = EpisodicLife(env)
+    env = FireReset(env)
+    if training:
+        env = gym.wrappers.ClipReward(env, -1.0, 1.0)
+    env = gym.wrappers.FrameStackObservation(env, cfg.frame_stack)
+    return env if cfg.grayscale else StackChannels(env)
+
+
+def same_info(a: dict, b: dict) -> bool:
+    keys = ("lives", "episode_frame_number", "frame_number")
+    episode = [{k: d["episode"][k] for k in ("r", "l")} if "episode" in d else None for d in (a, b)]
+    return [a[k] for k in keys] == [b[k] for k in keys] and episode[0] == episode[1]
+
+
+@pytest.mark.parametrize("training, grayscale", [(True, True), (False, True), (True, False)])
+def test_the_env_gives_what_a_plain_rgb_reference_gives(training, grayscale):
+    # Same seed and actions, sticky actions as configured (0.25): the same stacked observations,
+    # rewards, terminations and infos, step for step, across lost lives and a finished game.
+    cfg = breakout(f"env.grayscale={str(grayscale).lower()}")
+    assert cfg.repeat_action_probability == 0.25
+    env, ref = atari_thunk(cfg, training)(), reference_stack(cfg, training)
+    (obs, info), (ref_obs, ref_info) = env.reset(seed=5), ref.reset(seed=5)
+    np.testing.assert_array_equal(obs, ref_obs)
+    assert same_info(info, ref_info)
+    rng = np.random.default_rng(0)
+    lives, lives_lost, games = info["lives"], 0, 0
+    for _ in range(500):
+        action = int(rng.integers(0, 4))
+        obs, reward, terminated, truncated, info = env.step(action)
+        ref_obs, ref_reward, ref_terminated, ref_truncated, ref_info = ref.step(action)
+        np.testing.assert_array_equal(obs, ref_obs)
+        assert (reward, terminated, truncated) == (ref_reward, ref_terminated, ref_truncated)
+        assert same_info(info, ref_info)
+        lives_lost += info["lives"] < lives
+        games += "episode" in info
+        if terminated or truncated:
+            (obs, info), (ref_obs, ref_info) = env.reset(), ref.reset()
+            np.testing.assert_array_equal(obs, ref_obs)
+            assert same_info(info, ref_info)
+        lives = info["lives"]
+    assert obs.shape == ((4, 84, 84) if grayscale else (12, 84, 84))
+    assert lives_lost > 0 and games > 0
+    env.close(), ref.close()
+
+
+def test_the_ale_grayscale_is_the_luminance_of_its_rgb_screen():
+    env = gym.make("ALE/Breakout-v5", frameskip=4)
+    env.reset(seed=0)
+    ale = env.unwrapped.ale
+    for action in [1, 2, 3, 0] * 10:
+        env.step(action)
+        np.testing.assert_array_equal(ale.getScreenGrayscale(), luminance(ale.getScreenRGB()))
+    env.close()
+
+
+@pytest.mark.parametrize("shape, size", [((210, 160), (84, 84)), ((210, 160, 3), (84, 84)),
+                                         ((210, 160), (64, 64)), ((210, 160), (42, 30)),
+                                         ((210, 160), (250, 200)), ((210, 160), (210, 160))])
+def test_box_resize_is_pillows_box_filter(shape, size):
+    resize, rng = BoxResize(shape, size), np.random.default_rng(0)
+    images = list(rng.integers(0, 256, (20, *shape), dtype=np.uint8))
+    images += [np.zeros(shape, np.uint8), np.full(shape, 255, np.uint8)]
+    for image in images:
+        out = resize(image)
+        assert out.dtype == np.uint8 and out.shape == (*size, *shape[2:])
+        np.testing.assert_array_equal(out, pillow_box(image, size))
