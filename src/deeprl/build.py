@@ -28,6 +28,7 @@ from deeprl.loops.on_policy import OnPolicyLoop
 from deeprl.loops.planning import PlanningLoop
 from deeprl.loops.session import Session
 from deeprl.loops.tabular import TabularLoop
+from deeprl.networks import MinAtarCNN
 from deeprl.run import Run, write_json_atomic
 from deeprl.validate import validate
 
@@ -101,18 +102,26 @@ def build(cfg: DictConfig, run_dir: Path, resume_from: dict | None = None, with_
 
 
 def network_cost(cfg: DictConfig, spec) -> tuple[bool, int]:
-    """(whether the torso is convolutional, multiply-adds of one forward pass of the MLP torso over
-    an update batch), for `device: auto`. No network (tabular, planning): (False, 0)."""
+    """(whether the torso is a large convolutional one, multiply-adds of one forward pass of the
+    torso over an update batch), for `device: auto`. No network (tabular, planning): (False, 0).
+
+    MinAtar's torso (one 3x3 convolution on a 10x10 map, 0.2M multiply-adds an observation) is
+    counted like an MLP: at DQN's batch of 32 it is launch-bound on a GPU, as a small MLP is."""
     needs = NEEDS.get(cfg.algo.name)
     if needs is None or needs.network is None or (needs.network == "one-hot states"
                                                    and cfg.algo.get("regressor") != "mlp"):
         return False, 0
-    if NETWORKS.get(cfg.network.get("_target_"), ("", VECTOR))[1] == IMAGE:
+    network = cfg.network
+    minatar = network.get("_target_") == "deeprl.networks.MinAtarCNN" and len(spec.obs_shape) == 3
+    if not minatar and NETWORKS.get(network.get("_target_"), ("", VECTOR))[1] == IMAGE:
         return True, 0
     algo, num_envs = cfg.algo, int(cfg.num_envs)
-    inputs = spec.n_states if needs.network == "one-hot states" else math.prod(spec.obs_shape)
-    sizes = [int(inputs), *(int(h) for h in cfg.network.get("hidden_sizes", []))]
-    per_sample = sum(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=False))
+    if minatar:
+        per_sample = MinAtarCNN.multiply_adds(spec.obs_shape, int(network.channels), int(network.hidden_size))
+    else:
+        inputs = spec.n_states if needs.network == "one-hot states" else math.prod(spec.obs_shape)
+        sizes = [int(inputs), *(int(h) for h in network.get("hidden_sizes", []))]
+        per_sample = sum(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=False))
     if "batch_size" in algo:
         batch = int(algo.batch_size)
     elif "num_minibatches" in algo:

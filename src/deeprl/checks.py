@@ -2,7 +2,8 @@
 network or buffer is built.
 
 - Structural pairing: algorithm family × action space (discrete, continuous) × observation kind
-  (image stack, vector, state index) × network (nature_cnn takes image stacks, mlp vectors).
+  (image stack, vector, state index) × network (nature_cnn and minatar_cnn take image stacks, mlp
+  vectors).
   What each algorithm needs is one table, NEEDS.
 - Memory: the replay, rollout or dataset a run will fill, and a known model's dense arrays, must
   fit in the available memory (numpy allocates lazily, so a buffer that does not fit would
@@ -64,7 +65,8 @@ NEEDS: dict[str, Needs] = {
 }
 
 # network._target_ -> the name of its config (network=<name>) and what it takes.
-NETWORKS = {"deeprl.networks.MLP": ("mlp", VECTOR), "deeprl.networks.NatureCNN": ("nature_cnn", IMAGE)}
+NETWORKS = {"deeprl.networks.MLP": ("mlp", VECTOR), "deeprl.networks.NatureCNN": ("nature_cnn", IMAGE),
+            "deeprl.networks.MinAtarCNN": ("minatar_cnn", IMAGE)}
 
 
 def observation_kind(spec: EnvSpec) -> str:
@@ -157,22 +159,27 @@ def _check_network(cfg: DictConfig, spec: EnvSpec, algo: str, fed: str, shape: t
     if target not in NETWORKS:
         return  # a torso of the user's own: it checks its input itself
     network, takes = NETWORKS[target]
-    other = "nature_cnn" if network == "mlp" else "mlp"
     if what == "one-hot states" and takes != VECTOR:
         raise ConfigError("network", f"{algo} fits its network on one-hot state vectors of size {shape[0]}, "
                                      f"which {network} cannot take; use network=mlp")
     if takes != fed:
         if network == "mlp":
+            # MinAtar's 10x10 maps are too small for the Nature CNN's strides.
+            other = "nature_cnn" if _cnn_fits(*shape[1:]) else "minatar_cnn"
             raise ConfigError("network", f"mlp takes flat vectors but {spec.id} observes image stacks of shape "
                                          f"{tuple(shape)}; use network={other}")
-        raise ConfigError("network", f"nature_cnn takes image stacks (channels, height, width) but {spec.id} "
-                                     f"observes vectors of shape {tuple(shape)}; use network={other}")
+        raise ConfigError("network", f"{network} takes image stacks (channels, height, width) but {spec.id} "
+                                     f"observes vectors of shape {tuple(shape)}; use network=mlp")
     if network == "nature_cnn" and not _cnn_fits(*shape[1:]):
         raise ConfigError("network", f"nature_cnn needs (channels, height, width) frame stacks of at least 36x36 "
                                      f"pixels, but {spec.id} observes shape {tuple(shape)}"
                                      + ("; raise env.screen_size (84 is the DQN setting)"
                                         if "screen_size" in cfg.env else
-                                        "; deeprl's pixel pipeline is env=atari (84x84 frame stacks)"))
+                                        "; deeprl's pixel pipeline is env=atari (84x84 frame stacks); "
+                                        "small maps such as MinAtar's take network=minatar_cnn"))
+    if network == "minatar_cnn" and min(shape[1:]) < 3:
+        raise ConfigError("network", f"minatar_cnn's 3x3 convolution needs maps of at least 3x3, but {spec.id} "
+                                     f"observes shape {tuple(shape)}")
 
 
 def _cnn_fits(height: int, width: int) -> bool:

@@ -287,7 +287,7 @@ RULES: dict[str, Number | Choice | Flag | Text | Sizes | Passthrough] = {
     "algo.fit_steps": INT1,
     # Every env.
     "env.name": TEXT,
-    "env.kind": Choice(("gym", "gridworld", "atari")),
+    "env.kind": Choice(("gym", "gridworld", "atari", "minatar")),
     "env.id": TEXT,
     "env.kwargs": Passthrough(),
     "env.max_episode_steps": Number(1, integer=True, nullable=True),
@@ -306,6 +306,8 @@ RULES: dict[str, Number | Choice | Flag | Text | Sizes | Passthrough] = {
     "env.full_action_space": FLAG,
     "env.eval_epsilon": PROBABILITY,
     "env.max_frames": Number(1, integer=True, nullable=True),
+    # MinAtar (its sticky actions are env.repeat_action_probability).
+    "env.difficulty_ramping": FLAG,
     # Gridworlds (the layout itself is parsed by deeprl.envs.gridworld.parse_layout).
     "env.layout": Passthrough(),
     "env.terminals.*": ANY,
@@ -321,6 +323,7 @@ RULES: dict[str, Number | Choice | Flag | Text | Sizes | Passthrough] = {
     "network.hidden_sizes": Sizes(),
     "network.activation": Choice(("relu", "tanh", "elu", "gelu", "silu")),
     "network.hidden_size": INT1,
+    "network.channels": INT1,
     "network.channels_last": Choice(("auto", True, False)),
 }
 

@@ -59,11 +59,15 @@ def test_command_line_beats_tuned_preset():
     assert cfg.algo.lr == 0.123
 
 
+# Image torsos take (C, H, W) maps, on an env of their kind; the others a vector.
+IMAGE_NETWORKS = {"nature_cnn": ("env=breakout", (4, 84, 84)),
+                  "minatar_cnn": ("env=minatar_breakout", (4, 10, 10))}
+
+
 @pytest.mark.parametrize("network", NETWORK_NAMES)
 def test_every_network_instantiates_and_runs(network):
-    image = network == "nature_cnn"  # image torsos take frame stacks, on an image env
-    cfg = compose_config(f"network={network}", *(["env=breakout"] if image else []))
-    shape = (4, 84, 84) if image else (4,)
+    env, shape = IMAGE_NETWORKS.get(network, (None, (4,)))
+    cfg = compose_config(f"network={network}", *([env] if env else []))
     torso = instantiate(cfg.network, obs_shape=shape)
     out = torso(torch.zeros(3, *shape))
     assert out.shape == (3, torso.out_dim)

@@ -75,7 +75,11 @@ def _thunk(env_cfg, training: bool, render_mode=None):
         from deeprl.envs.atari import atari_thunk
 
         return atari_thunk(env_cfg, training, render_mode)
-    raise ConfigError("env.kind", f"unknown env kind '{kind}'; use gym, gridworld or atari")
+    if kind == "minatar":
+        from deeprl.envs.minatar import minatar_thunk
+
+        return minatar_thunk(env_cfg, render_mode)
+    raise ConfigError("env.kind", f"unknown env kind '{kind}'; use gym, gridworld, atari or minatar")
 
 
 def make_vec_env(env_cfg, num_envs: int, seed: int, *, training: bool = True) -> gym.vector.VectorEnv:

@@ -1,7 +1,8 @@
 """Saving and restoring the state of a run's vector env, for exact resume.
 
-Pure-Python envs (gymnasium's classic control and toy text, deeprl's gridworlds) are captured
-whole, wrappers, time-limit counters and random generators included, by pickling each sub-env.
+Pure-Python envs (gymnasium's classic control and toy text, deeprl's gridworlds, MinAtar) are
+captured whole, wrappers, time-limit counters and random generators included, by pickling each
+sub-env.
 Other envs cannot be captured that way: Box2D worlds and the ALE emulator are native objects
 (LunarLander's pickle re-creates a fresh env from its arguments; the ALE's does not pickle). For
 those `capture` returns None and a resumed run starts new episodes in every env instead, which
@@ -13,8 +14,9 @@ import pickle
 import gymnasium as gym
 from gymnasium.utils import EzPickle
 
-# Modules whose envs keep all their state in plain Python/numpy attributes.
-CAPTURABLE = ("gymnasium.envs.classic_control.", "gymnasium.envs.toy_text.", "deeprl.envs.gridworld")
+# Modules whose envs keep all their state in plain Python/numpy attributes (MinAtar's games too).
+CAPTURABLE = ("gymnasium.envs.classic_control.", "gymnasium.envs.toy_text.", "deeprl.envs.gridworld",
+              "minatar.gym")
 
 
 def capturable(envs: gym.vector.VectorEnv) -> bool:
