@@ -27,6 +27,8 @@ Workloads:
                 random steps first) in both libraries, the same table; plus deeprl's steps/s while
                 learning against the floor of its own update + act calls. Uses the first seed only.
                 (scripts/bench_continuous.py holds these four.)
+  deterministic deeprl alone, CPU: steps/s of three short runs (DQN and PPO CartPole, DQN Breakout)
+                with deterministic=false and true, interleaved, one run each per seed.
 Needs the `bench` extra (pip install -e '.[bench]'; `make bench` does it).
 """
 
@@ -453,9 +455,36 @@ def _fmt(t):
     return "not solved" if t is None else f"{t:.1f}"
 
 
+DETERMINISTIC_RUNS = {
+    "DQN CartPole, tuned preset, 20k steps": ["algo=dqn", "env=cartpole", "total_steps=20000"],
+    "PPO CartPole, tuned preset, 40k steps": ["algo=ppo", "env=cartpole", "total_steps=40000"],
+    "DQN Breakout, 3k steps (learning from 1k)": ["algo=dqn", "env=breakout", "total_steps=3000",
+                                                  "algo.learning_starts=1000", "algo.buffer_size=5000",
+                                                  "env.max_frames=4000", "threads=1"],
+}
+
+
+def deterministic(seeds: list[int]) -> list[str]:
+    """deeprl alone: steps/s with deterministic=false and true, once per seed, in turn (the
+    order alternates from seed to seed, so a drift of the machine does not favour one)."""
+    sps: dict[tuple[str, str], list[float]] = {}
+    for i, seed in enumerate(seeds):
+        for flag in (("false", "true") if i % 2 == 0 else ("true", "false")):  # either order
+            for name, overrides in DETERMINISTIC_RUNS.items():
+                summary = deeprl_run([*overrides, f"deterministic={flag}", f"seed={seed}", "device=cpu",
+                                      "eval.every=0", "eval.episodes=1"])
+                sps.setdefault((name, flag), []).append(summary["sps"])
+    lines = ["### deterministic=false vs true (deeprl, CPU, steps/s per seed)", "",
+             "| workload | deterministic=false | deterministic=true |", "| --- | --- | --- |"]
+    for name in DETERMINISTIC_RUNS:
+        cells = [", ".join(f"{v:.0f}" for v in sps[(name, flag)]) for flag in ("false", "true")]
+        lines.append(f"| {name} | {cells[0]} | {cells[1]} |")
+    return [*lines, ""]
+
+
 WORKLOADS = {"dqn-cartpole": dqn_cartpole, "dqn-breakout": dqn_breakout, "ppo-cartpole": ppo_cartpole,
              "ddpg-pendulum": ddpg_pendulum, "td3-pendulum": td3_pendulum, "sac-pendulum": sac_pendulum,
-             "sac-halfcheetah": sac_halfcheetah}
+             "sac-halfcheetah": sac_halfcheetah, "deterministic": deterministic}
 
 
 def main(argv=None) -> None:
