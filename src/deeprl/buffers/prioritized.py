@@ -31,6 +31,7 @@ class PrioritizedReplay:
         self.tree = SumTree(buffer.capacity)
         self.max_priority = 1.0  # of |TD error| + eps, before the exponent
         self.pending = None  # (slots, TD errors on their way to the host, CUDA event or None)
+        self._host: torch.Tensor | None = None  # pinned host memory the TD errors are copied into
 
     def __len__(self) -> int:
         return len(self.buffer)
@@ -80,7 +81,9 @@ class PrioritizedReplay:
         if isinstance(td_errors, torch.Tensor):
             td_errors = td_errors.detach().float()
             if td_errors.is_cuda:
-                host = torch.empty(td_errors.shape, dtype=torch.float32, pin_memory=True)
+                if self._host is None or self._host.shape != td_errors.shape:  # one pinned buffer, reused
+                    self._host = torch.empty(td_errors.shape, dtype=torch.float32, pin_memory=True)
+                host = self._host  # free again: apply_pending above has read it
                 host.copy_(td_errors, non_blocking=True)
                 event = torch.cuda.Event()
                 event.record()
