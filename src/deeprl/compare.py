@@ -25,7 +25,7 @@ import numpy as np
 import scipy.stats
 from omegaconf import DictConfig, OmegaConf
 
-from deeprl.core.checkpoint import write_text_atomic
+from deeprl.core.checkpoint import save_atomic, write_text_atomic
 from deeprl.core.errors import ConfigError
 from deeprl.runs import TAG, Run, plural, read_runs
 
@@ -297,10 +297,8 @@ def plot(curves: dict[str, tuple], path: Path, tag: str, metric: str, window: in
     else:
         ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, format="png")
+    save_atomic(fig, path, write=lambda figure, f: figure.savefig(f, format="png"))
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def write_tb(curves: dict[str, tuple], tb_dir: Path, tag: str, metric: str) -> dict[str, Path]:
