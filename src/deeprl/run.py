@@ -99,21 +99,25 @@ class Run:
         device = f"{self.device} ({self.device_why})" if self.device_why else str(self.device)
         print(f"deeprl | {cfg.algo.name} on {cfg.env.id} | seed {cfg.seed} | device {device} | "
               f"{verb} {run_dir} | view: tensorboard --logdir {run_dir}", flush=True)
-        session.logger = logger = Logger(run_dir, int(cfg.total_steps), progress=bool(cfg.log.progress),
-                                         start_step=start_step)
-        session.save = self.save
+        logger = None
         try:
-            if self.resume_from:
-                self.load_state_dict(self.resume_from)
-                self.resume_from = None  # the mapped checkpoint is no longer needed
-                self.notes = list(self.loop.notes)
-                session.resumed.append({"step": start_step, "notes": self.notes})
-                for note in self.notes:
-                    logger.write(f"deeprl | note: {note}")
-            else:
-                logger.config(cfg)
-                self.loop.start()
+            # The handlers go in before anything is written: a scheduler's USR1/USR2 that arrives
+            # once the run dir has files must find the run ready to checkpoint, not requeue it
+            # from scratch through the scheduler's own handler.
             with stop_on_signals(session) as self.handoff:
+                session.logger = logger = Logger(run_dir, int(cfg.total_steps), progress=bool(cfg.log.progress),
+                                                 start_step=start_step)
+                session.save = self.save
+                if self.resume_from:
+                    self.load_state_dict(self.resume_from)
+                    self.resume_from = None  # the mapped checkpoint is no longer needed
+                    self.notes = list(self.loop.notes)
+                    session.resumed.append({"step": start_step, "notes": self.notes})
+                    for note in self.notes:
+                        logger.write(f"deeprl | note: {note}")
+                else:
+                    logger.config(cfg)
+                    self.loop.start()
                 try:
                     # A loop may return extra summary fields (e.g. a planner's sweeps and convergence).
                     extra = self.loop.run()
@@ -123,7 +127,8 @@ class Run:
                 except NonFiniteError as error:
                     self._stop_non_finite(error)
         finally:
-            logger.close()
+            if logger is not None:
+                logger.close()
             self.envs.close()
         work = (f"{summary['sweeps']} sweeps in {summary['wall_time_s']:.1f} s" if "sweeps" in summary else
                 f"{summary['total_steps']} steps in {summary['wall_time_s']:.1f} s ({summary['sps']:.0f} steps/s)")

@@ -123,6 +123,7 @@ def test_submitit_jobs_preempted_midway_requeue_and_resume_from_their_checkpoint
     while (len(list(sweep_dir.glob("*/events.out.tfevents.*"))) < 2 and proc.poll() is None
            and time.time() < deadline):
         time.sleep(0.05)
+    time.sleep(1.0)  # let both jobs take some steps, so the stop lands midway and not at step 0
     pids = submitit_tasks(sweep_dir)
     assert len(pids) == 2 and proc.poll() is None
     for pid in pids:
