@@ -7,7 +7,8 @@ Two tables:
   Rows are timed in turn, round after round, so a change of load hits all of them; the ratio is
   the median over rounds of the ratio within a round.
 - `vector`: steps per second (summed over envs) of deeprl's gymnasium wrappers in a SyncVectorEnv
-  against ale-py's C++ AtariVectorEnv with its built-in preprocessing; best of the repeats.
+  and in an AsyncVectorEnv (`env.vectorization=async`: a worker process per env) against ale-py's
+  C++ AtariVectorEnv with its built-in preprocessing; best of the repeats.
 
     .venv/bin/python scripts/atari_env_speed.py [--game Breakout] [--steps 3000] [--repeats 7]
         [--tables step vector] [--envs 1 8]
@@ -159,7 +160,9 @@ def vector_table(game: str, steps: int, repeats: int, env_counts: list[int]) -> 
     print(f"\nVector envs, {steps} random steps, best of {repeats}")
     print(f"{'implementation':<42} {'envs':>4} {'steps/s':>9} {'frames/s':>9}")
     for n in env_counts:
-        rows = [("gymnasium wrappers, SyncVectorEnv", lambda n=n: make_vec_env(atari_cfg(game), n, seed=0))]
+        rows = [("gymnasium wrappers, SyncVectorEnv", lambda n=n: make_vec_env(atari_cfg(game), n, seed=0)),
+                ("gymnasium wrappers, AsyncVectorEnv", lambda n=n: make_vec_env(
+                    OmegaConf.merge(atari_cfg(game), {"vectorization": "async"}), n, seed=0))]
         for t in threads:
             rows.append((f"ale_py AtariVectorEnv, {t} thread(s)", lambda n=n, t=t: AtariVectorEnv(
                 rom_name(game), n, num_threads=t, autoreset_mode=AutoresetMode.SAME_STEP,

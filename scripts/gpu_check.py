@@ -481,6 +481,7 @@ def measure(args, sizes: Sizes, device: torch.device, t_start: float, header: st
         "cleanrl": Row("CleanRL-style DQN loop", "fp32, NCHW, plain torch",
                        notes="written in gpu_check.py; cuDNN deterministic as CleanRL's default"),
         "ppo": Row("deeprl PPO", ppo),
+        "ppo-async": Row("deeprl PPO", f"{ppo}, env.vectorization=async"),
         **{f"replay-{i}": Row(replay, how, unit="batches/s")
            for i, how in enumerate(REPLAY_PATHS[device.type])},
     }
@@ -530,12 +531,14 @@ def measure(args, sizes: Sizes, device: torch.device, t_start: float, header: st
             row.notes = f"{resolved}; torch threads {torch.get_num_threads()}"
         return work
 
-    def do_ppo(row):
-        summary, _, resolved = deeprl_run(["algo=ppo", "env=breakout",
-                                           f"total_steps={sizes.ppo_steps}", *sizes.ppo_extra,
-                                           *common], None)
-        row.rate = row.learning = summary["sps"]
-        row.notes = f"{resolved}; learns from the first rollout"
+    def do_ppo(*overrides):
+        def work(row):
+            summary, _, resolved = deeprl_run(["algo=ppo", "env=breakout",
+                                               f"total_steps={sizes.ppo_steps}", *sizes.ppo_extra,
+                                               *common, *overrides], None)
+            row.rate = row.learning = summary["sps"]
+            row.notes = f"{resolved}; learns from the first rollout"
+        return work
 
     def do_replay(row):
         rates = replay_rates(device, sizes.replay_fill, sizes.replay_batches)
@@ -549,7 +552,8 @@ def measure(args, sizes: Sizes, device: torch.device, t_start: float, header: st
     run("env", do_env)
     run("cleanrl", do_cleanrl)
     run("fp32-nchw", do_dqn(DQN_SETTINGS[0][2]))
-    run("ppo", do_ppo)
+    run("ppo", do_ppo())
+    run("ppo-async", do_ppo("env.vectorization=async"))  # a worker process per env
     run("replay-0", do_replay)
     first, second = rows["replay-0"], rows["replay-1"]  # measured together
     second.busy, second.peak_mib = first.busy, first.peak_mib

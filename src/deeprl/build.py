@@ -67,13 +67,16 @@ def build(cfg: DictConfig, run_dir: Path, resume_from: dict | None = None, with_
     if cfg.algo.name not in ALGOS:
         raise ConfigError("algo.name", f"unknown algorithm '{cfg.algo.name}'; known: {', '.join(ALGOS)}")
     agent_cls, loop_cls = ALGOS[cfg.algo.name]
+    if getattr(loop_cls, "READS_ENV", False) and cfg.env.get("vectorization", "sync") == "async":
+        raise ConfigError("env.vectorization", f"{cfg.algo.name} reads the env itself (its model or states) in "
+                                               "this process; use env.vectorization=sync")
     rng = seed_everything(int(cfg.seed))
     set_deterministic(bool(cfg.get("deterministic", False)))  # an older run's config may lack it
     envs = make_vec_env(cfg.env, int(cfg.num_envs), int(cfg.seed))
     try:
         spec = spec_of(envs, cfg.env.id)
         # Algorithm x spaces x network, storage memory, the known model: before anything is built.
-        check_spec(cfg, spec, envs.envs[0], memory=with_loop)
+        check_spec(cfg, spec, getattr(envs, "envs", [None])[0], memory=with_loop)  # async: no model
         if auto:  # by what the run computes: see deeprl.core.device.auto_device
             device, device_why = auto_device(*network_cost(cfg, spec))
         resolve_network_auto(cfg, device)

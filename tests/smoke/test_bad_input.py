@@ -18,6 +18,8 @@ CASES = [
     (["num_envs=0"], "num_envs"),
     (["algo.exploration.end=2"], "algo.exploration.end"),
     (["algo.loss=l1"], "algo.loss"),
+    (["env=minatar_breakout", "env.vectorization=threads"], "env.vectorization"),
+    (["algo=q_learning", "env=frozenlake", "+env.vectorization=async"], "env.vectorization"),
 ]
 if not torch.cuda.is_available():
     CASES.append((["device=cuda"], "device"))

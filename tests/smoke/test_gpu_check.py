@@ -21,6 +21,7 @@ ROWS = [
     ("deeprl DQN", "bf16, channels_last"),
     ("CleanRL-style DQN loop", "fp32, NCHW, plain torch"),
     ("deeprl PPO", "8 envs × 8 steps"),
+    ("deeprl PPO", "8 envs × 8 steps, env.vectorization=async"),
     ("replay sample(32), frame stack 4", "packed into one buffer"),
     ("replay sample(32), frame stack 4", "plain arrays"),
 ]

@@ -27,9 +27,11 @@ def steps(run_dir: Path, tag: str) -> list[int]:
     return [e.step for e in acc.Scalars(tag)]
 
 
-def start(cwd: Path, *args: str) -> tuple[subprocess.Popen, Path]:
-    """A training subprocess, once it has started stepping; and its run dir."""
-    proc = subprocess.Popen([TRAIN, *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def start(cwd: Path, *args: str, group: bool = False) -> tuple[subprocess.Popen, Path]:
+    """A training subprocess, once it has started stepping; and its run dir. `group`: in a process
+    group of its own, as a terminal's Ctrl-C reaches it (and any env workers)."""
+    proc = subprocess.Popen([TRAIN, *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=group)
     banner = proc.stdout.readline()
     match = re.search(r"run dir (\S+)", banner)
     assert match, banner + proc.stderr.read()
@@ -187,3 +189,18 @@ def test_a_second_ctrl_c_stops_at_once(tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGINT, first + err[-2000:]
     assert "stopped by" not in err, "the second Ctrl-C waited for the checkpoint"
+
+
+def test_ctrl_c_reaching_async_env_workers_still_checkpoints_and_resumes(tmp_path):
+    """With env.vectorization=async the terminal's Ctrl-C reaches every worker process too: they
+    leave it to the run, which finishes its step, saves the envs' states from them and exits."""
+    proc, run_dir = start(tmp_path, "algo=dqn", "env=minatar_breakout", "env.vectorization=async", "num_envs=2",
+                          "total_steps=2000000", "algo.learning_starts=500", "log.progress=false", "eval.every=0",
+                          "eval.episodes=2", group=True)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "Traceback" not in err and "Error" not in err, err[-2000:]
+    stopped_at = int(re.search(r"stopped by SIGINT at step (\d+)", err).group(1))
+    summary = finish_resumed(tmp_path, run_dir, stopped_at)
+    assert summary["resumed"] == [{"step": stopped_at, "notes": []}]  # MinAtar's states came back exactly

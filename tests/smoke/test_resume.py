@@ -24,6 +24,10 @@ FAMILIES = {
     "dqn_prioritized_nstep": (["algo=rainbow_lite", "env=cartpole", "total_steps=2400",
                                "algo.learning_starts=400"], 1200),
     "ppo": (["algo=ppo", "env=cartpole", "total_steps=3200"], 1208),
+    # MinAtar in worker processes: its state is saved from the workers.
+    "dqn_minatar_async_envs": (["algo=dqn", "env=minatar_breakout", "env.vectorization=async", "num_envs=2",
+                                "total_steps=1600", "algo.learning_starts=400", "algo.buffer_size=2000",
+                                "algo.exploration.fraction=0.5"], 800),
     "a2c": (["algo=a2c", "env=cartpole", "total_steps=2400"], 1208),
     "actor_critic_online": (["algo=actor_critic", "env=cartpole", "algo.mode=online", "total_steps=1600"], 808),
     "reinforce": (["algo=reinforce", "env=cartpole", "total_steps=3000"], 1500),

@@ -1,3 +1,5 @@
+import os
+import signal
 from dataclasses import dataclass
 
 import gymnasium as gym
@@ -82,17 +84,31 @@ def _thunk(env_cfg, training: bool, render_mode=None):
     raise ConfigError("env.kind", f"unknown env kind '{kind}'; use gym, gridworld, atari or minatar")
 
 
+VECTORIZATIONS = ("sync", "async")
+
+
 def make_vec_env(env_cfg, num_envs: int, seed: int, *, training: bool = True) -> gym.vector.VectorEnv:
-    """`num_envs` copies of the task in one synchronous vector env.
+    """`num_envs` copies of the task in one vector env: in this process (`env.vectorization: sync`,
+    the default) or one worker process per env (`async`, gymnasium's AsyncVectorEnv).
 
     Autoreset happens in the same step: when an episode ends, `obs` is already the first
     observation of the next episode and the true last observation is in info["final_obs"].
     That keeps every step a valid transition (no dummy reset step to skip).
     Seeds reach the envs at the first `reset(seed=...)`; the action space is seeded here.
+    Both kinds give the same transitions for the same seeds; `async` pays a round trip between
+    processes per step and wins when one env step costs more than that and cores are free
+    (docs/atari.md).
     """
     thunk = _thunk(env_cfg, training)
+    vectorization = str(env_cfg.get("vectorization", "sync"))
+    if vectorization not in VECTORIZATIONS:
+        raise ConfigError("env.vectorization", f"unknown vectorization '{vectorization}'; use sync or async")
     try:
-        envs = gym.vector.SyncVectorEnv([thunk] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP)
+        if vectorization == "async":
+            envs = gym.vector.AsyncVectorEnv([in_worker(thunk)] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP,
+                                             context=WORKER_START)
+        else:
+            envs = gym.vector.SyncVectorEnv([thunk] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP)
     except (TypeError, ValueError, KeyError, gym.error.Error) as e:
         kwargs = env_cfg.get("kwargs")
         if isinstance(e, ConfigError) or not kwargs:
@@ -104,6 +120,30 @@ def make_vec_env(env_cfg, num_envs: int, seed: int, *, training: bool = True) ->
                                         f"{detail}); fix or remove the argument") from None
     envs.action_space.seed(seed)
     return envs
+
+
+# How worker processes start: a fork of this process (fast, shares the imports); see docs/atari.md.
+WORKER_START = "fork"
+# Signals a worker ignores: the run's own handlers (in the main process) stop the run after its
+# step and close the workers; a Ctrl-C reaching the whole process group must not kill them first.
+WORKER_IGNORES = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
+
+
+def in_worker(thunk):
+    """`thunk` for an AsyncVectorEnv worker: the env wrapped so its state can be saved from the main
+    process (deeprl.envs.state.StateCapture), and the run's stop signals ignored in the worker.
+    AsyncVectorEnv also calls it once in this process (for the spaces), where signals stay as set."""
+    from deeprl.envs.state import StateCapture
+
+    creator = os.getpid()
+
+    def worker_thunk():
+        if os.getpid() != creator:
+            for signum in WORKER_IGNORES:
+                signal.signal(signum, signal.SIG_IGN)
+        return StateCapture(thunk())
+
+    return worker_thunk
 
 
 def spec_of(envs: gym.vector.VectorEnv, env_id: str) -> EnvSpec:

@@ -2,7 +2,7 @@
 
 Pure-Python envs (gymnasium's classic control and toy text, deeprl's gridworlds, MinAtar) are
 captured whole, wrappers, time-limit counters and random generators included, by pickling each
-sub-env.
+sub-env (in its worker process when the vector env is async, see StateCapture).
 Other envs cannot be captured that way: Box2D worlds and the ALE emulator are native objects
 (LunarLander's pickle re-creates a fresh env from its arguments; the ALE's does not pickle). For
 those `capture` returns None and a resumed run starts new episodes in every env instead, which
@@ -19,22 +19,47 @@ CAPTURABLE = ("gymnasium.envs.classic_control.", "gymnasium.envs.toy_text.", "de
               "minatar.gym")
 
 
+def _capturable_env(env: gym.Env) -> bool:
+    inner = env.unwrapped
+    return not isinstance(inner, EzPickle) and type(inner).__module__.startswith(CAPTURABLE)
+
+
 def capturable(envs: gym.vector.VectorEnv) -> bool:
+    if isinstance(envs, gym.vector.AsyncVectorEnv):
+        return all(envs.call("capturable"))
     envs_list = getattr(envs, "envs", None)
-    if not envs_list:
-        return False
-    for env in envs_list:
-        inner = env.unwrapped
-        if isinstance(inner, EzPickle) or not type(inner).__module__.startswith(CAPTURABLE):
-            return False
-    return True
+    return bool(envs_list) and all(_capturable_env(env) for env in envs_list)
+
+
+class StateCapture(gym.Wrapper):
+    """The outermost wrapper of each env in an AsyncVectorEnv worker: the main process saves the
+    env's state with `envs.call("saved_state")` and puts states back with
+    `envs.set_attr("pending_state", states)` then `envs.call("load_pending_state")`, one pickled
+    env stack per worker."""
+
+    pending_state: bytes | None = None
+
+    def capturable(self) -> bool:
+        return _capturable_env(self.env)
+
+    def saved_state(self) -> bytes:
+        return pickle.dumps(self.env)
+
+    def load_pending_state(self) -> None:
+        self.env.close()
+        self.env, self.pending_state = pickle.loads(self.pending_state), None
 
 
 def capture(envs: gym.vector.VectorEnv) -> bytes | None:
-    """The sub-envs of a synchronous vector env, pickled, or None where that would not be exact."""
+    """The sub-envs of the vector env, pickled one by one, or None where that would not be exact.
+    The same state restores into either kind of vector env (sync or async)."""
     if not capturable(envs):
         return None
-    return pickle.dumps((envs.envs, envs.action_space))
+    if isinstance(envs, gym.vector.AsyncVectorEnv):
+        states = list(envs.call("saved_state"))
+    else:
+        states = [pickle.dumps(env) for env in envs.envs]
+    return pickle.dumps((states, envs.action_space))
 
 
 def restore(envs: gym.vector.VectorEnv, state: bytes) -> None:
@@ -42,7 +67,13 @@ def restore(envs: gym.vector.VectorEnv, state: bytes) -> None:
     sub_envs, action_space = pickle.loads(state)
     if len(sub_envs) != envs.num_envs:
         raise ValueError(f"checkpoint holds {len(sub_envs)} envs, the run has {envs.num_envs}")
-    for env in envs.envs:
-        env.close()
-    envs.envs = list(sub_envs)
+    # Checkpoints written before envs were pickled one by one hold the env objects themselves.
+    states = [env if isinstance(env, bytes) else pickle.dumps(env) for env in sub_envs]
+    if isinstance(envs, gym.vector.AsyncVectorEnv):
+        envs.set_attr("pending_state", states)
+        envs.call("load_pending_state")
+    else:
+        for env in envs.envs:
+            env.close()
+        envs.envs = [pickle.loads(env) for env in states]
     envs.action_space = action_space

@@ -28,6 +28,8 @@ def recorded(sweep: int, every_sweep: bool) -> bool:
 
 class PlanningLoop:
     KEYS = ("max_sweeps", "figure_every")
+    # Reads envs.envs[0] (its model, its states), so the envs must live in this process.
+    READS_ENV = True
     SHARED_KEYS = ()
 
     def __init__(self, agent, envs, session, *, spec, device, seed: int, rng: np.random.Generator,

@@ -15,6 +15,8 @@ from deeprl.loops.off_policy import final_observations
 
 class TabularLoop(EnvLoop):
     KEYS = ("figure_every",)
+    # Reads envs.envs[0] (its model, its states), so the envs must live in this process.
+    READS_ENV = True
 
     def __init__(self, agent, envs, session, *, spec, device, seed: int, rng: np.random.Generator,
                  total_steps: int, figure_every: int):

@@ -1,0 +1,107 @@
+"""`env.vectorization: sync | async` on real envs: the async vector env (one worker process per
+env) gives the same transitions, autoresets and full-game statistics as the sync one for the same
+seeds, and its state saves and restores across the two kinds."""
+
+import os
+import signal
+import time
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from conftest import compose_config
+from deeprl.envs import make_vec_env
+from deeprl.envs import state as env_state
+from deeprl.envs.episodes import EpisodeTracker
+
+ENVS = {  # env overrides, number of random steps (enough for several episodes to end)
+    "cartpole": (["env=cartpole", "+env.vectorization=sync"], 200),
+    "minatar_breakout": (["env=minatar_breakout"], 300),
+    "breakout": (["env=breakout"], 400),  # life losses, FIRE after reset, full-game stats
+}
+
+
+def vec_env(name: str, vectorization: str, num_envs: int = 3):
+    overrides, _ = ENVS[name]
+    cfg = compose_config(*overrides, f"env.vectorization={vectorization}")
+    return make_vec_env(cfg.env, num_envs, seed=7)
+
+
+def rollout(envs, steps: int, seed: int = 0, reset: bool = True) -> list:
+    """Everything the loops read from `steps` random steps: observations, rewards, dones, the true
+    last observations of finished episodes and the finished games' scores."""
+    rng = np.random.default_rng(seed)
+    record = [envs.reset(seed=7)[0]] if reset else []
+    tracker = EpisodeTracker.for_envs(envs)
+    for _ in range(steps):
+        actions = rng.integers(envs.single_action_space.n, size=envs.num_envs)
+        obs, rewards, terminated, truncated, infos = envs.step(actions)
+        record += [obs, rewards, terminated, truncated]
+        if "final_obs" in infos:
+            record += [infos["_final_obs"], *[o for o in infos["final_obs"] if o is not None]]
+        record += tracker.step_envs(rewards, terminated | truncated, infos)
+    return record
+
+
+def same(a: list, b: list) -> bool:
+    return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+@pytest.mark.parametrize("name", list(ENVS))
+def test_async_gives_the_same_transitions_as_sync(name):
+    _, steps = ENVS[name]
+    sync, asynchronous = vec_env(name, "sync"), vec_env(name, "async")
+    try:
+        assert isinstance(sync, gym.vector.SyncVectorEnv) and isinstance(asynchronous, gym.vector.AsyncVectorEnv)
+        assert asynchronous.metadata.get("full_game_stats") == sync.metadata.get("full_game_stats")
+        a, b = rollout(sync, steps), rollout(asynchronous, steps)
+        assert any(isinstance(x, tuple) for x in a), "no episode ended: lengthen the rollout"
+        assert same(a, b)
+    finally:
+        sync.close(), asynchronous.close()
+
+
+@pytest.mark.parametrize(("first", "then"), [("async", "sync"), ("sync", "async"), ("async", "async")])
+def test_saved_env_state_restores_into_either_kind(first, then):
+    """MinAtar's state is captured in the worker and continues exactly in a fresh vector env of
+    either kind; the random generator of the action space comes back too."""
+    source, target, reference = vec_env("minatar_breakout", first), vec_env("minatar_breakout", then), None
+    try:
+        rollout(source, 50)
+        state = env_state.capture(source)
+        assert state is not None
+        reference = rollout(source, 150, seed=1, reset=False) + [source.action_space.sample()]
+        target.reset(seed=123)  # some other episode, replaced by the restore
+        env_state.restore(target, state)
+        assert same(rollout(target, 150, seed=1, reset=False) + [target.action_space.sample()], reference)
+    finally:
+        source.close(), target.close()
+
+
+def test_ale_state_is_not_captured_from_workers_either():
+    envs = vec_env("breakout", "async", num_envs=2)
+    try:
+        envs.reset(seed=0)
+        assert env_state.capture(envs) is None  # the run restarts its episodes on resume, and says so
+    finally:
+        envs.close()
+
+
+def test_workers_ignore_the_stop_signals_and_exit_with_close():
+    """A Ctrl-C reaches the whole process group: the workers must leave it to the run (which
+    finishes its step, checkpoints and closes them)."""
+    envs = vec_env("minatar_breakout", "async", num_envs=2)
+    try:
+        envs.reset(seed=0)
+        pids = [process.pid for process in envs.processes]
+        for pid in pids:
+            os.kill(pid, signal.SIGINT)
+            os.kill(pid, signal.SIGTERM)
+        time.sleep(0.2)
+        assert all(process.is_alive() for process in envs.processes)
+        envs.step(np.zeros(2, dtype=np.int64))
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # this process keeps its own
+    finally:
+        envs.close()
+    assert not any(process.is_alive() for process in envs.processes)
