@@ -341,17 +341,22 @@ def cleanrl_style_dqn(env_cfg, device: torch.device, total_steps: int, learning_
 
 # How replay_rates delivers a batch, in the order of its rates.
 REPLAY_PATHS = {"cuda": ["packed, one pinned copy (deeprl.buffers.staging)",
-                         "five pageable copies, one per array"],
+                         "five pageable copies, one per array",
+                         "frames on the GPU, gathered there (replay_device)"],
                 "cpu": ["packed into one buffer (the CUDA path; no copy on the CPU)",
-                        "plain arrays (the CPU default)"]}
+                        "plain arrays (the CPU default)",
+                        "frames in a torch tensor, gathered by torch"]}
 
 
 def replay_rates(device: torch.device, fill: int, batches: int) -> list[float]:
     """Batches/s of a frame replay's sample(32) delivered on the device, along REPLAY_PATHS."""
-    from deeprl.buffers import make_replay
+    from deeprl.buffers import FrameReplayBuffer, make_replay
     from deeprl.buffers.staging import BatchStaging
 
     buffer = make_replay(fill, (4, 84, 84), np.uint8, (), np.int64, 0.99, device, frame_stack=4)
+    # The same transitions with the frame ring on the device (algo.replay_device=cuda on a GPU).
+    on_device = FrameReplayBuffer(fill, (4, 84, 84), np.uint8, (), np.int64, 0.99, device, obs_device=device,
+                                  frame_stack=4)
     rng = np.random.default_rng(0)
     pool = rng.integers(0, 256, (257, 84, 84), dtype=np.uint8)  # frames to draw from
 
@@ -362,7 +367,8 @@ def replay_rates(device: torch.device, fill: int, batches: int) -> list[float]:
     for t in range(fill):  # episodes of 500 steps; each stack shifts by one new frame
         next_obs = np.concatenate([obs[:, 1:], pool[rng.integers(0, len(pool))][None, None]], 1)
         ends = np.array([t % 500 == 499])
-        buffer.add(obs, np.array([t % 4]), reward, next_obs, ends, no)
+        for replay in (buffer, on_device):
+            replay.add(obs, np.array([t % 4]), reward, next_obs, ends, no)
         obs = new_stack() if ends[0] else next_obs
 
     def timed(deliver) -> float:
@@ -390,7 +396,10 @@ def replay_rates(device: torch.device, fill: int, batches: int) -> list[float]:
         return [t.to(device) for t in batch[:5]] if device.type == "cuda" else batch
 
     # Each path twice, alternating, best of two: the first timed loop of a process runs colder.
-    paths = [packed, plain]
+    def device_store():
+        return on_device.sample(32, rng)
+
+    paths = [packed, plain, device_store]
     first = [timed(deliver) for deliver in paths]
     return [max(rate, timed(deliver)) for deliver, rate in zip(paths, first, strict=True)]
 
@@ -478,6 +487,7 @@ def measure(args, sizes: Sizes, device: torch.device, t_start: float, header: st
         "env": Row("Breakout env alone", "deeprl wrappers, 1 env, random actions",
                    notes=f"{sizes.env_steps:,} steps"),
         **{key: Row("deeprl DQN", label) for key, label, _ in DQN_SETTINGS},
+        "fp32-host-replay": Row("deeprl DQN", "fp32, NCHW, replay_device=cpu"),
         "cleanrl": Row("CleanRL-style DQN loop", "fp32, NCHW, plain torch",
                        notes="written in gpu_check.py; cuDNN deterministic as CleanRL's default"),
         "ppo": Row("deeprl PPO", ppo),
@@ -555,12 +565,14 @@ def measure(args, sizes: Sizes, device: torch.device, t_start: float, header: st
     run("ppo", do_ppo())
     run("ppo-async", do_ppo("env.vectorization=async"))  # a worker process per env
     run("replay-0", do_replay)
-    first, second = rows["replay-0"], rows["replay-1"]  # measured together
-    second.busy, second.peak_mib = first.busy, first.peak_mib
-    if second.rate is None:  # skipped or failed
-        second.notes = first.notes
+    first = rows["replay-0"]
+    for other in (rows["replay-1"], rows["replay-2"]):  # measured together
+        other.busy, other.peak_mib = first.busy, first.peak_mib
+        if other.rate is None:  # skipped or failed
+            other.notes = first.notes
     for key, _, overrides in DQN_SETTINGS[1:]:
         run(key, do_dqn(overrides))
+    run("fp32-host-replay", do_dqn([*DQN_SETTINGS[0][2], "algo.replay_device=cpu"]))
     return list(rows.values())
 
 

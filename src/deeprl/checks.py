@@ -251,7 +251,7 @@ def _replay(cfg: DictConfig, spec: EnvSpec, action: int) -> tuple[int, str, str,
     k = frame_stack_of(cfg.env, spec.obs_shape, spec.obs_dtype)
     if k:
         frame_shape = (spec.obs_shape[0] // k, *spec.obs_shape[1:])
-        frame_capacity = capacity + capacity // 32 + 1024
+        frame_capacity = FrameReplayBuffer.default_frame_capacity(capacity)
         if frame_capacity >= 2**31:  # frame pointers are int32
             raise ConfigError(key, f"a frame replay holds at most {(2**31 - 1025) * 32 // 33:,} transitions, got "
                                    f"{capacity:,}; lower {key}")

@@ -19,6 +19,8 @@ CASES = [
     (["algo.exploration.end=2"], "algo.exploration.end"),
     (["algo.loss=l1"], "algo.loss"),
     (["env=minatar_breakout", "env.vectorization=threads"], "env.vectorization"),
+    (["algo=dqn", "env=cartpole", "device=cpu", "algo.replay_device=cuda"], "algo.replay_device"),
+    (["algo=sac", "env=pendulum", "algo.replay_device=tpu"], "algo.replay_device"),
     (["algo=q_learning", "env=frozenlake", "+env.vectorization=async"], "env.vectorization"),
 ]
 if not torch.cuda.is_available():

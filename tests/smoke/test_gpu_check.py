@@ -19,11 +19,13 @@ ROWS = [
     ("deeprl DQN", "fp32, channels_last"),
     ("deeprl DQN", "bf16, NCHW"),
     ("deeprl DQN", "bf16, channels_last"),
+    ("deeprl DQN", "fp32, NCHW, replay_device=cpu"),
     ("CleanRL-style DQN loop", "fp32, NCHW, plain torch"),
     ("deeprl PPO", "8 envs × 8 steps"),
     ("deeprl PPO", "8 envs × 8 steps, env.vectorization=async"),
     ("replay sample(32), frame stack 4", "packed into one buffer"),
     ("replay sample(32), frame stack 4", "plain arrays"),
+    ("replay sample(32), frame stack 4", "frames in a torch tensor"),
 ]
 
 
@@ -65,7 +67,7 @@ def test_quick_cpu_run_measures_every_row(tmp_path):
             assert float(learning.replace(",", "")) > 0, (workload, setting)
         if workload == "deeprl DQN":
             assert float(ratio.rstrip("×")) > 0
-            precision, layout = setting.split(", ")
+            precision, layout = setting.split(", ")[:2]
             assert (f"ran on cpu, precision {precision}, channels_last "
                     f"{'true' if layout == 'channels_last' else 'false'}") in notes
     assert "deeprl (fp32, NCHW) / CleanRL-style: **" in table

@@ -22,6 +22,7 @@ extra frame); the 1024 spare frames cover the k + 1 newest calls of up to 100 en
 """
 
 import numpy as np
+import torch
 
 from deeprl.buffers.replay import ReplayBuffer
 
@@ -34,7 +35,7 @@ class FrameReplayBuffer(ReplayBuffer):
     """
 
     def __init__(self, capacity: int, obs_shape, obs_dtype, action_shape, action_dtype,
-                 gamma: float, device, n_step: int = 1, *, frame_stack: int = 4,
+                 gamma: float, device, n_step: int = 1, obs_device=None, *, frame_stack: int = 4,
                  frame_capacity: int | None = None):
         obs_shape = tuple(obs_shape)
         if frame_stack < 1 or len(obs_shape) < 2 or obs_shape[0] % frame_stack:
@@ -42,11 +43,16 @@ class FrameReplayBuffer(ReplayBuffer):
                              "along the first axis")
         self.frame_stack = int(frame_stack)
         self.frame_shape = (obs_shape[0] // frame_stack, *obs_shape[1:])
-        self.frame_capacity = int(frame_capacity or capacity + capacity // 32 + 1024)
+        self.frame_capacity = int(frame_capacity or self.default_frame_capacity(capacity))
         if self.frame_capacity >= 2**31:
             raise ValueError("FrameReplayBuffer: frame_capacity must be < 2**31")
-        super().__init__(capacity, obs_shape, obs_dtype, action_shape, action_dtype, gamma, device, n_step)
+        super().__init__(capacity, obs_shape, obs_dtype, action_shape, action_dtype, gamma, device, n_step,
+                         obs_device)
         self._oldest = 0  # logical id of the oldest transition whose frames are all still stored
+
+    @staticmethod
+    def default_frame_capacity(capacity: int) -> int:
+        return int(capacity) + int(capacity) // 32 + 1024
 
     def _nbytes(self, action_shape, action_dtype) -> int:
         return self.nbytes_for(self.capacity, self.frame_capacity, self.frame_stack, self.frame_shape,
@@ -60,9 +66,13 @@ class FrameReplayBuffer(ReplayBuffer):
         per_transition = 2 * frame_stack * 4 + 8 + action + 4 + 4 + 1  # pointers, need_from, ...
         return int(frame_capacity) * frame + int(capacity) * per_transition
 
+    @property
+    def obs_nbytes(self) -> int:
+        return self.frame_capacity * int(np.prod(self.frame_shape)) * self.obs_dtype.itemsize
+
     def _allocate_obs(self) -> None:
         k = self.frame_stack
-        self.frames = np.zeros((self.frame_capacity, *self.frame_shape), dtype=self.obs_dtype)
+        self.frames = self._rows((self.frame_capacity, *self.frame_shape))
         self.obs_ptr = np.zeros((self.capacity, k), dtype=np.int32)  # physical frame slots
         self.next_ptr = np.zeros((self.capacity, k), dtype=np.int32)
         self.need_from = np.zeros(self.capacity, dtype=np.int64)  # smallest frame id the call needs
@@ -92,7 +102,7 @@ class FrameReplayBuffer(ReplayBuffer):
     def _write(self, frames: np.ndarray) -> np.ndarray:
         """Store frames (m, *frame_shape) in order; returns their ids."""
         ids = self.frames_written + np.arange(len(frames))
-        self.frames[ids % self.frame_capacity] = frames
+        self._put(self.frames, ids % self.frame_capacity, frames)
         self.frames_written += len(frames)
         return ids
 
@@ -147,7 +157,14 @@ class FrameReplayBuffer(ReplayBuffer):
     # --- sampling ---------------------------------------------------------------------------
 
     def _obs(self, idx: np.ndarray) -> np.ndarray:
+        if self.obs_device is not None:
+            return self.obs_ptr[idx]  # gathered on the device
         return self.frames[self.obs_ptr[idx]].reshape(len(idx), *self.obs_shape)
 
     def _next_obs(self, idx: np.ndarray) -> np.ndarray:
+        if self.obs_device is not None:
+            return self.next_ptr[idx]
         return self.frames[self.next_ptr[idx]].reshape(len(idx), *self.obs_shape)
+
+    def _gather_obs(self, keys: torch.Tensor, next_: bool) -> torch.Tensor:
+        return self.frames.index_select(0, keys.reshape(-1)).view(len(keys), *self.obs_shape)

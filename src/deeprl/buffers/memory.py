@@ -31,3 +31,13 @@ def check_fits(nbytes: int, what: str, key: str = "algo.buffer_size", per_item: 
         hint = f" (at most about {int((1 - HEADROOM) * available // per_item):,} fit)"
     raise ConfigError(key, f"{what} needs {nbytes / 2**30:.1f} GiB but only {available / 2**30:.1f} GiB of "
                            f"memory is available; lower {key}{hint} or free memory")
+
+
+def check_fits_cuda(nbytes: int, what: str, device, key: str = "algo.replay_device") -> None:
+    """The part of a buffer placed on a GPU must fit in its free memory (with the same headroom)."""
+    import torch
+
+    free, _ = torch.cuda.mem_get_info(device)
+    if nbytes > (1 - HEADROOM) * free:
+        raise ConfigError(key, f"the observations of {what} need {nbytes / 2**30:.1f} GiB on {device} but only "
+                               f"{free / 2**30:.1f} GiB is free there; set {key}=cpu or lower algo.buffer_size")

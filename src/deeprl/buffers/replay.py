@@ -4,7 +4,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from deeprl.buffers.memory import check_fits
+from deeprl.buffers.memory import check_fits, check_fits_cuda
 from deeprl.buffers.staging import BatchStaging
 
 
@@ -43,7 +43,7 @@ class ReplayBuffer:
     """
 
     def __init__(self, capacity: int, obs_shape, obs_dtype, action_shape, action_dtype,
-                 gamma: float, device: torch.device, n_step: int = 1):
+                 gamma: float, device: torch.device, n_step: int = 1, obs_device: torch.device | None = None):
         if int(n_step) < 1:
             raise ValueError(f"n_step must be >= 1, got {n_step}")
         self.capacity = int(capacity)
@@ -52,10 +52,17 @@ class ReplayBuffer:
         self.device = device
         # On a GPU a batch goes over in one copy from a pinned buffer (deeprl.buffers.staging).
         self.staging = BatchStaging(device) if torch.device(device).type == "cuda" else None
+        # Observations kept on a device (algo.replay_device): written there through a pinned buffer
+        # of their own, sampled with a gather there; the rest of the store stays in numpy.
+        self.obs_device = None if obs_device is None else torch.device(obs_device)
+        self.write_staging = BatchStaging(self.obs_device) if self.obs_device is not None and \
+            self.obs_device.type == "cuda" else None
         self.obs_shape, self.obs_dtype = tuple(obs_shape), np.dtype(obs_dtype)
         nbytes = self._nbytes(action_shape, action_dtype)
-        check_fits(nbytes, f"a replay buffer of {self.capacity:,} transitions of shape {self.obs_shape}",
-                   per_item=nbytes // max(self.capacity, 1))
+        what = f"a replay buffer of {self.capacity:,} transitions of shape {self.obs_shape}"
+        check_fits(nbytes, what, per_item=nbytes // max(self.capacity, 1))
+        if self.obs_device is not None and self.obs_device.type == "cuda":
+            check_fits_cuda(self.obs_nbytes, what, self.obs_device)
         self._allocate_obs()
         self.actions = np.zeros((self.capacity, *action_shape), dtype=action_dtype)
         self.rewards = np.zeros(self.capacity, dtype=np.float32)
@@ -76,9 +83,32 @@ class ReplayBuffer:
     def _nbytes(self, action_shape, action_dtype) -> int:
         return self.nbytes_for(self.capacity, self.obs_shape, self.obs_dtype, action_shape, action_dtype)
 
+    @property
+    def obs_nbytes(self) -> int:
+        """Bytes of the observation store (what algo.replay_device places)."""
+        return 2 * self.capacity * int(np.prod(self.obs_shape)) * self.obs_dtype.itemsize
+
     def _allocate_obs(self) -> None:
-        self.obs = np.zeros((self.capacity, *self.obs_shape), dtype=self.obs_dtype)
-        self.next_obs = np.zeros((self.capacity, *self.obs_shape), dtype=self.obs_dtype)
+        self.obs = self._rows((self.capacity, *self.obs_shape))
+        self.next_obs = self._rows((self.capacity, *self.obs_shape))
+
+    def _rows(self, shape) -> np.ndarray | torch.Tensor:
+        """A zeroed observation store: numpy, or a tensor on `obs_device`."""
+        if self.obs_device is None:
+            return np.zeros(shape, dtype=self.obs_dtype)
+        return torch.zeros(shape, dtype=torch.from_numpy(np.zeros(0, self.obs_dtype)).dtype, device=self.obs_device)
+
+    def _put(self, store, slots: np.ndarray, values) -> None:
+        """store[slots] = values, for either kind of store."""
+        if isinstance(store, np.ndarray):
+            store[slots] = values
+            return
+        arrays = [np.asarray(slots, dtype=np.int64), np.asarray(values, dtype=self.obs_dtype)]
+        if self.write_staging is not None:
+            slots_t, values_t = self.write_staging.send(arrays)
+        else:
+            slots_t, values_t = (torch.from_numpy(np.ascontiguousarray(a)) for a in arrays)
+        store.index_copy_(0, slots_t, values_t)
 
     def __len__(self) -> int:
         return self.size
@@ -106,14 +136,19 @@ class ReplayBuffer:
         self.added += n
 
     def _store_obs(self, idx: np.ndarray, obs, next_obs) -> None:
-        self.obs[idx] = obs
-        self.next_obs[idx] = next_obs
+        self._put(self.obs, idx, obs)
+        self._put(self.next_obs, idx, next_obs)
 
     def _obs(self, idx: np.ndarray) -> np.ndarray:
-        return self.obs[idx]
+        """The observations of slots `idx`; with a device store, what `_gather_obs` takes instead."""
+        return self.obs[idx] if self.obs_device is None else idx
 
     def _next_obs(self, idx: np.ndarray) -> np.ndarray:
-        return self.next_obs[idx]
+        return self.next_obs[idx] if self.obs_device is None else idx
+
+    def _gather_obs(self, keys: torch.Tensor, next_: bool) -> torch.Tensor:
+        """The observations of a batch, gathered on the device from what `_obs` returned."""
+        return (self.next_obs if next_ else self.obs).index_select(0, keys)
 
     def _first_slot(self) -> int:
         # Stored transitions occupy slots first, first + 1, ..., first + size - 1 (mod capacity).
@@ -139,6 +174,8 @@ class ReplayBuffer:
             tensors = self.staging.send(arrays)
         else:
             tensors = [torch.from_numpy(np.ascontiguousarray(a)) for a in arrays]
+        if self.obs_device is not None:
+            tensors[0], tensors[3] = self._gather_obs(tensors[0], False), self._gather_obs(tensors[3], True)
         return Batch(*tensors[:5], weights=tensors[5] if weights is not None else None)
 
     def _returns(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -173,7 +210,7 @@ class ReplayBuffer:
         return {name: rows for name in ("obs", "next_obs", "actions", "rewards", "terminated", "truncated")}
 
     def state_dict(self) -> dict:
-        arrays = {name: torch.from_numpy(getattr(self, name)[:rows]) for name, rows in self._arrays().items()}
+        arrays = {name: self._saved(getattr(self, name)[:rows]) for name, rows in self._arrays().items()}
         counters = {name: copy.deepcopy(getattr(self, name)) for name in self.COUNTERS}
         return {"capacity": self.capacity, "arrays": arrays, "counters": counters}
 
@@ -183,7 +220,17 @@ class ReplayBuffer:
         for name, value in state["counters"].items():
             setattr(self, name, copy.deepcopy(value))
         for name, tensor in state["arrays"].items():
-            getattr(self, name)[:len(tensor)] = tensor.numpy()
+            store = getattr(self, name)
+            if isinstance(store, np.ndarray):
+                store[:len(tensor)] = tensor.numpy()
+            else:  # a store on a device, whichever device the checkpoint was written from
+                store[:len(tensor)].copy_(tensor)
+
+    @staticmethod
+    def _saved(rows) -> torch.Tensor:
+        # numpy rows as a tensor sharing their memory; a device store's rows copied to the host, so a
+        # checkpoint loads the same on a machine with or without that device.
+        return torch.from_numpy(rows) if isinstance(rows, np.ndarray) else rows.cpu()
 
     @property
     def saved_nbytes(self) -> int:

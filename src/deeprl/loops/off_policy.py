@@ -27,13 +27,13 @@ def final_observations(next_obs: np.ndarray, dones: np.ndarray, infos: dict) -> 
 class OffPolicyLoop(EnvLoop):
     # Keys of an algo config that belong to this loop rather than to the agent.
     KEYS = ("buffer_size", "batch_size", "learning_starts", "train_freq", "gradient_steps", "replay",
-            "n_step", "prioritized", "random_starts")
+            "n_step", "prioritized", "random_starts", "replay_device")
     SHARED_KEYS = ("gamma",)
 
     def __init__(self, agent, envs, session, *, spec, gamma: float, device, seed: int,
                  rng: np.random.Generator, total_steps: int, buffer_size: int, batch_size: int,
                  learning_starts: int, train_freq: int, gradient_steps: int, replay: bool, n_step: int,
-                 prioritized, random_starts: bool):
+                 prioritized, random_starts: bool, replay_device: str = "cpu"):
         super().__init__(agent, envs, session, seed=seed, total_steps=total_steps)
         self.rng = rng
         self.batch_size, self.train_freq, self.gradient_steps = batch_size, train_freq, gradient_steps
@@ -49,7 +49,7 @@ class OffPolicyLoop(EnvLoop):
                                   envs.single_action_space.dtype, gamma, device, n_step=n_step,
                                   frame_stack=frame_stack_of(session.env_cfg, spec.obs_shape, spec.obs_dtype),
                                   prioritized=replay and prioritized["enabled"], alpha=prioritized["alpha"],
-                                  eps=prioritized["eps"])
+                                  eps=prioritized["eps"], replay_device=replay_device)
 
     def random_actions(self) -> np.ndarray:
         """One uniformly random action per env, from the loop's generator (Box: within its bounds)."""
