@@ -488,6 +488,7 @@ def measure(args, sizes: Sizes, device: torch.device, t_start: float, header: st
                    notes=f"{sizes.env_steps:,} steps"),
         **{key: Row("deeprl DQN", label) for key, label, _ in DQN_SETTINGS},
         "fp32-host-replay": Row("deeprl DQN", "fp32, NCHW, replay_device=cpu"),
+        **({"fp32-graphs": Row("deeprl DQN", "fp32, NCHW, cuda_graphs=true")} if device.type == "cuda" else {}),
         "cleanrl": Row("CleanRL-style DQN loop", "fp32, NCHW, plain torch",
                        notes="written in gpu_check.py; cuDNN deterministic as CleanRL's default"),
         "ppo": Row("deeprl PPO", ppo),
@@ -573,6 +574,8 @@ def measure(args, sizes: Sizes, device: torch.device, t_start: float, header: st
     for key, _, overrides in DQN_SETTINGS[1:]:
         run(key, do_dqn(overrides))
     run("fp32-host-replay", do_dqn([*DQN_SETTINGS[0][2], "algo.replay_device=cpu"]))
+    if "fp32-graphs" in rows:  # CUDA graphs exist on CUDA only
+        run("fp32-graphs", do_dqn([*DQN_SETTINGS[0][2], "algo.cuda_graphs=true"]))
     return list(rows.values())
 
 

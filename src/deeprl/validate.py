@@ -222,6 +222,7 @@ RULES: dict[str, Number | Choice | Flag | Text | Sizes | Passthrough] = {
     "algo.precision": Choice(("auto", "fp32", "bf16")),
     "algo.replay_device": Choice(("auto", "cpu", "cuda")),
     "algo.compile": FLAG,
+    "algo.cuda_graphs": FLAG,
     "algo.random_starts": FLAG,
     # DDPG, TD3, SAC.
     "algo.tau": Number(0, 1, low_open=True, fix="e.g. algo.tau=0.005"),

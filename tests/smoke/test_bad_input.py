@@ -21,6 +21,7 @@ CASES = [
     (["env=minatar_breakout", "env.vectorization=threads"], "env.vectorization"),
     (["algo=dqn", "env=cartpole", "device=cpu", "algo.replay_device=cuda"], "algo.replay_device"),
     (["algo=sac", "env=pendulum", "algo.replay_device=tpu"], "algo.replay_device"),
+    (["algo=dqn", "env=cartpole", "device=cpu", "algo.cuda_graphs=true"], "algo.cuda_graphs"),
     (["algo=q_learning", "env=frozenlake", "+env.vectorization=async"], "env.vectorization"),
 ]
 if not torch.cuda.is_available():

@@ -211,3 +211,44 @@ def test_flat_backward_clips_like_clip_grad_norm():
     nn.utils.clip_grad_norm_(b.parameters(), 1.0)
     for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
         torch.testing.assert_close(pa.grad, pb.grad)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("prioritized", [False, True])
+def test_on_a_gpu_cuda_graphs_learn_and_act_as_the_eager_agent(prioritized):
+    """algo.cuda_graphs: the recorded update and greedy act give the eager agent's numbers (same
+    kernels, replayed), through warm-up, recording and many replays with a changing learning rate
+    and target syncs; and a loaded optimizer state is recorded again."""
+    from conftest import compose_config
+    from deeprl.buffers import make_replay
+    from deeprl.build import build
+
+    overrides = ["algo=dqn", "env=breakout", "device=cuda", "algo.precision=fp32", "algo.target.every=8",
+                 "network.channels_last=false", "algo.anneal_lr=true", "total_steps=64"]
+    # Both with the graphs' optimizer (capturable fused Adam, a tensor learning rate); one runs eagerly.
+    eager, graphed = (build(compose_config(*overrides, "algo.cuda_graphs=true"), "unused", with_loop=False).agent
+                      for _ in range(2))
+    eager.graphed_learn, eager.cuda_graphs = None, False
+    graphed.q.load_state_dict(eager.q.state_dict())
+    graphed.q_target.load_state_dict(eager.q_target.state_dict())
+    rng = np.random.default_rng(0)
+    replay = make_replay(200, (4, 84, 84), np.uint8, (), np.int64, 0.99, torch.device("cuda"), frame_stack=4,
+                         prioritized=prioritized)
+    obs = rng.integers(0, 255, (1, 4, 84, 84), dtype=np.uint8)
+    for _ in range(120):
+        next_obs = np.concatenate([obs[:, 1:], rng.integers(0, 255, (1, 1, 84, 84), dtype=np.uint8)], 1)
+        replay.add(obs, rng.integers(0, 4, 1), rng.standard_normal(1).astype(np.float32), next_obs,
+                   rng.random(1) < 0.05, np.zeros(1, bool))
+        obs = next_obs
+    for step in range(1, 41):
+        kwargs = {"beta": 0.5} if prioritized else {}
+        batch = replay.sample(32, np.random.default_rng(step), **kwargs)
+        (m1, td1), (m2, td2) = eager.update(batch, step), graphed.update(batch, step)
+        assert torch.equal(m1["td_loss"], m2["td_loss"]) and torch.equal(td1, td2), step
+        probe = rng.integers(0, 255, (4, 4, 84, 84), dtype=np.uint8)
+        assert np.array_equal(eager.act(probe, 10**6, eval_mode=True), graphed.act(probe, 10**6, eval_mode=True))
+    assert graphed.graphed_learn.recorded and graphed.graphed_greedy[(4, 4, 84, 84)].recorded
+    for a, b in zip(eager.q.parameters(), graphed.q.parameters(), strict=True):
+        assert torch.equal(a, b)
+    graphed.load_state_dict(eager.state_dict())
+    assert not graphed.graphed_learn.recorded

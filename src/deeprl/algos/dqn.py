@@ -22,6 +22,7 @@ from deeprl.algos.base import require_discrete
 from deeprl.buffers import Batch
 from deeprl.core.device import precision_note, resolve_precision
 from deeprl.core.errors import ConfigError
+from deeprl.core.graphs import CudaGraphed
 from deeprl.core.params import flat_parameters, optimizer_step, polyak_update
 from deeprl.core.schedules import linear_schedule
 from deeprl.envs import EnvSpec
@@ -50,7 +51,7 @@ class DQN:
     def __init__(self, spec: EnvSpec, network, device: torch.device, rng: np.random.Generator,
                  total_steps: int, *, gamma: float, lr: float, anneal_lr: bool, adam_eps: float,
                  loss: str, max_grad_norm: float | None, double: bool, dueling: bool,
-                 exploration, target, precision: str = "fp32", compile: bool = False):
+                 exploration, target, precision: str = "fp32", compile: bool = False, cuda_graphs: bool = False):
         require_discrete("dqn", spec)
         self.device = device
         self.rng = rng
@@ -89,9 +90,19 @@ class DQN:
             self.q_target.torso.to(torch.bfloat16)
         # The fused kernel does the whole Adam step in one call (4x cheaper for small MLPs on CPU).
         params = self.q.parameters() if self.flat is None else [self.flat]
-        self.optimizer = torch.optim.Adam(params, lr=lr, eps=adam_eps, fused=True)
+        self.cuda_graphs = bool(cuda_graphs)
+        if self.cuda_graphs:
+            check_cuda_graphs(device, self.precision, compile)
+            # Replayed graphs read the learning rate from the device: a tensor, refilled each update.
+            self.optimizer = torch.optim.Adam(params, lr=torch.tensor(float(lr), device=device), eps=adam_eps,
+                                              fused=True, capturable=True)
+        else:
+            self.optimizer = torch.optim.Adam(params, lr=lr, eps=adam_eps, fused=True)
         self.target_syncs = 0
         self.q_forward = torch.compile(self.q) if compile else self.q
+        # algo.cuda_graphs: the update, and greedy acting per batch size, replayed as CUDA graphs.
+        self.graphed_learn = CudaGraphed(self._learn) if self.cuda_graphs else None
+        self.graphed_greedy: dict[tuple, CudaGraphed] = {}
 
     def epsilon(self, step: int) -> float:
         return linear_schedule(self.eps_start, self.eps_end, self.eps_decay_steps, step)
@@ -117,12 +128,40 @@ class DQN:
             obs_t = obs_t.to(self.device, non_blocking=True)
         # Acting stays in fp32 whatever the precision: a forward pass over a few observations gains
         # nothing from bf16, and autocast would re-cast every weight at every step.
-        with torch.inference_mode():
-            greedy = self.q_forward(obs_t).argmax(dim=1).cpu().numpy()
+        if self.cuda_graphs:
+            graphed = self.graphed_greedy.setdefault(tuple(obs_t.shape), CudaGraphed(self._greedy))
+            greedy = graphed(obs_t)[0].cpu().numpy()
+        else:
+            with torch.inference_mode():
+                greedy = self._greedy(obs_t)[0].cpu().numpy()
         return np.where(explore, actions, greedy)
+
+    def _greedy(self, obs: torch.Tensor) -> tuple[torch.Tensor]:
+        with torch.no_grad():
+            return (self.q_forward(obs).argmax(dim=1),)
 
     def update(self, batch: Batch, step: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """One gradient step: (metrics, |TD error| per sample, the new priorities for prioritized replay)."""
+        lr = self.learning_rate(step)
+        for group in self.optimizer.param_groups:
+            if isinstance(group["lr"], torch.Tensor):
+                group["lr"].fill_(lr)
+            else:
+                group["lr"] = lr
+        tensors = (batch.obs, batch.actions, batch.rewards, batch.next_obs, batch.discounts, batch.weights)
+        learn = self.graphed_learn or self._learn
+        loss, q_mean, td_errors = learn(*tensors)
+
+        # Refresh the target once per `target_every` environment steps.
+        if self.use_target and step // self.target_every > self.target_syncs:
+            self.target_syncs = step // self.target_every
+            self._sync_target()
+        return {"td_loss": loss, "q_values": q_mean}, td_errors
+
+    def _learn(self, obs, actions, rewards, next_obs, discounts, weights) -> tuple[torch.Tensor, ...]:
+        """The TD step on one batch: (loss, mean Q, |TD error| per sample). Tensors in, tensors out,
+        no host sync: the same code runs eagerly or recorded in a CUDA graph."""
+        batch = Batch(obs, actions, rewards, next_obs, discounts, weights)
         with self.autocast():
             # ALGO LOGIC: the TD target is a constant; no gradient flows through it.
             with torch.no_grad():
@@ -142,16 +181,8 @@ class DQN:
             elementwise = F.mse_loss(q, td_target, reduction="none")
         # Prioritized replay: importance weights undo the bias of non-uniform sampling.
         loss = elementwise.mean() if batch.weights is None else (batch.weights * elementwise).mean()
-
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.learning_rate(step)
         optimizer_step(self.optimizer, loss, self.max_grad_norm, self.q.parameters(), self.flat)
-
-        # Refresh the target once per `target_every` environment steps.
-        if self.use_target and step // self.target_every > self.target_syncs:
-            self.target_syncs = step // self.target_every
-            self._sync_target()
-        return {"td_loss": loss.detach(), "q_values": q.detach().mean()}, (td_target - q).detach().abs()
+        return loss.detach(), q.detach().mean(), (td_target - q).detach().abs()
 
     @torch.no_grad()
     def _sync_target(self) -> None:
@@ -168,10 +199,21 @@ class DQN:
     def load_state_dict(self, state: dict) -> None:
         self.q.load_state_dict(state["q"])
         self.q_target.load_state_dict(state["q_target"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        self.optimizer.load_state_dict(state["optimizer"])  # new state tensors: graphs record again
+        if self.graphed_learn is not None:
+            self.graphed_learn.reset()
         self.target_syncs = state["target_syncs"]
         if "eval_rng" in state:  # absent from checkpoints written before resume existed
             self.eval_rng.bit_generator.state = state["eval_rng"]
+
+
+def check_cuda_graphs(device: torch.device, precision: str, compile: bool) -> None:
+    if device.type != "cuda":
+        raise ConfigError("algo.cuda_graphs", f"CUDA graphs need the run on a GPU, but it trains on {device}; "
+                                              "set algo.cuda_graphs=false (or device=cuda)")
+    if precision != "fp32" or compile:
+        raise ConfigError("algo.cuda_graphs", "CUDA graphs are recorded from the fp32 eager update; set "
+                                              "algo.precision=fp32 and algo.compile=false, or algo.cuda_graphs=false")
 
 
 def autocast_context(precision: str, device: torch.device):
