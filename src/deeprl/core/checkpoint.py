@@ -5,6 +5,7 @@ signal checkpoints; the newest `checkpoint.keep` are kept) and `final.pt` (the e
 Each holds the whole run (see deeprl.run.Run.state_dict), so any of them can be resumed from.
 """
 
+import functools
 import os
 import re
 import sys
@@ -26,6 +27,8 @@ def save_atomic(obj, path: str | os.PathLike, write=torch.save) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        # mkstemp makes the file private (0600); give it the mode a plain open() would (umask).
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "wb") as f:
             write(obj, f)
             f.flush()
@@ -35,6 +38,21 @@ def save_atomic(obj, path: str | os.PathLike, write=torch.save) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+@functools.cache
+def current_umask() -> int:
+    """The process's umask, read once (setting it to read it is not thread-safe, so not per write)."""
+    try:
+        with open("/proc/self/status") as f:  # Linux: read without changing it
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
