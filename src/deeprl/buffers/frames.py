@@ -61,14 +61,18 @@ class FrameReplayBuffer(ReplayBuffer):
     @staticmethod
     def nbytes_for(capacity, frame_capacity, frame_stack, frame_shape, obs_dtype, action_shape,
                    action_dtype) -> int:
-        frame = int(np.prod(frame_shape)) * np.dtype(obs_dtype).itemsize
         action = int(np.prod(action_shape, dtype=np.int64)) * np.dtype(action_dtype).itemsize
         per_transition = 2 * frame_stack * 4 + 8 + action + 4 + 4 + 1  # pointers, need_from, ...
-        return int(frame_capacity) * frame + int(capacity) * per_transition
+        return FrameReplayBuffer.frames_nbytes(frame_capacity, frame_shape, obs_dtype) + int(capacity) * per_transition
+
+    @staticmethod
+    def frames_nbytes(frame_capacity, frame_shape, obs_dtype) -> int:
+        """Bytes of the frame ring: the observation store, what algo.replay_device places."""
+        return int(frame_capacity) * int(np.prod(frame_shape)) * np.dtype(obs_dtype).itemsize
 
     @property
     def obs_nbytes(self) -> int:
-        return self.frame_capacity * int(np.prod(self.frame_shape)) * self.obs_dtype.itemsize
+        return self.frames_nbytes(self.frame_capacity, self.frame_shape, self.obs_dtype)
 
     def _allocate_obs(self) -> None:
         k = self.frame_stack

@@ -28,10 +28,11 @@ def make_replay(capacity: int, obs_shape, obs_dtype, action_shape, action_dtype,
     """
     obs_dtype = storage_dtype(obs_dtype)
     if frame_stack:
-        frame_bytes = int(np.prod(obs_shape)) // frame_stack * obs_dtype.itemsize
-        obs_bytes = FrameReplayBuffer.default_frame_capacity(capacity) * frame_bytes
+        frame_shape = (obs_shape[0] // frame_stack, *obs_shape[1:])
+        obs_bytes = FrameReplayBuffer.frames_nbytes(FrameReplayBuffer.default_frame_capacity(capacity), frame_shape,
+                                                    obs_dtype)
     else:
-        obs_bytes = 2 * int(capacity) * int(np.prod(obs_shape)) * obs_dtype.itemsize
+        obs_bytes = ReplayBuffer.obs_nbytes_for(capacity, obs_shape, obs_dtype)
     obs_device, note = replay_obs_device(replay_device, torch.device(device), obs_bytes)
     if note:
         print(f"deeprl | {note}", flush=True)

@@ -83,10 +83,14 @@ class ReplayBuffer:
     def _nbytes(self, action_shape, action_dtype) -> int:
         return self.nbytes_for(self.capacity, self.obs_shape, self.obs_dtype, action_shape, action_dtype)
 
+    @staticmethod
+    def obs_nbytes_for(capacity, obs_shape, obs_dtype) -> int:
+        """Bytes of the observation store (obs and next_obs rows): what algo.replay_device places."""
+        return 2 * int(capacity) * int(np.prod(obs_shape)) * np.dtype(obs_dtype).itemsize
+
     @property
     def obs_nbytes(self) -> int:
-        """Bytes of the observation store (what algo.replay_device places)."""
-        return 2 * self.capacity * int(np.prod(self.obs_shape)) * self.obs_dtype.itemsize
+        return self.obs_nbytes_for(self.capacity, self.obs_shape, self.obs_dtype)
 
     def _allocate_obs(self) -> None:
         self.obs = self._rows((self.capacity, *self.obs_shape))
