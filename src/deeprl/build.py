@@ -17,6 +17,7 @@ from deeprl.algos.reinforce import Reinforce
 from deeprl.algos.sac import SAC
 from deeprl.algos.tabular import TabularQ
 from deeprl.checks import IMAGE, NEEDS, NETWORKS, VECTOR, check_spec
+from deeprl.core.checkpoint import check_agent_state
 from deeprl.core.device import auto_device, resolve_device
 from deeprl.core.errors import ConfigError
 from deeprl.core.seeding import seed_everything, set_deterministic
@@ -86,6 +87,8 @@ def build(cfg: DictConfig, run_dir: Path, resume_from: dict | None = None, with_
         algo.pop("name"), algo.pop("loop")
         total_steps = int(cfg.total_steps)
         agent = agent_cls(spec, cfg.network, device, rng, total_steps, **_to_cfg(algo))
+        if resume_from is not None:
+            check_agent_state(agent, resume_from["agent"], "resume")
         if not with_loop:
             return Run(cfg, Path(run_dir), device, rng, envs, spec, agent, None, None, saved_config)
         # The logger joins at the start of execution: building writes nothing.

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
-from deeprl.core.checkpoint import load
+from deeprl.core.checkpoint import check_agent_state, load
 from deeprl.core.errors import ConfigError
 
 
@@ -50,7 +50,9 @@ def run(args: argparse.Namespace) -> dict:
     agent = built.agent
     # Read to the CPU (random generator states must stay there) and mapped, so that a replay buffer
     # saved in the checkpoint is never read; the agent moves its tensors to its own device.
-    agent.load_state_dict(load(checkpoint, map_location="cpu", mmap=True)["agent"])
+    saved = load(checkpoint, map_location="cpu", mmap=True)["agent"]
+    check_agent_state(agent, saved, "checkpoint")
+    agent.load_state_dict(saved)
     seed = args.seed if args.seed is not None else 20_000 + int(cfg.seed)
     returns, lengths = evaluate(agent, cfg.env, args.episodes, seed)
     result = {"checkpoint": str(checkpoint), "env": cfg.env.id, "episodes": args.episodes, "seed": seed,

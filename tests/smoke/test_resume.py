@@ -7,6 +7,9 @@ uninterrupted run's after step k.
 """
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -132,6 +135,31 @@ def test_resume_extends_a_finished_run_and_tensorboard_continues(tmp_path):
     assert sps == sorted(set(sps)) and sps[-1] == 1600 and 800 in sps
     returns = [step for step, _ in events(run_dir, "charts/episodic_return")]
     assert returns == sorted(returns) and returns[-1] > 800
+
+
+def test_a_checkpoint_of_another_network_layout_is_refused_in_one_line(tmp_path):
+    """A checkpoint whose agent networks do not fit this version's (other parameter names or
+    shapes): `train resume=` and `evaluate` each stop with one line naming the network, exit 2,
+    and leave the run dir as it was."""
+    first = train_cli("algo=td3", "env=pendulum", "total_steps=400", "algo.learning_starts=200",
+                      "algo.batch_size=32", *QUIET, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    (run_dir,) = (tmp_path / "outputs" / "td3" / "pendulum").iterdir()
+    final = run_dir / "checkpoints" / "final.pt"
+    state = load(final)
+    # The layout an older version wrote: the actor as a torso of nn.Linear layers plus a head.
+    state["agent"]["actor"] = {"torso.layers.0.weight": torch.zeros(64, 3), "head.weight": torch.zeros(1, 64)}
+    torch.save(state, final)
+    files = {p: p.stat().st_mtime_ns for p in run_dir.rglob("*")}
+    resumed = train_cli(f"resume={run_dir}", "total_steps=800", cwd=tmp_path)
+    exe = Path(sys.executable).parent / "evaluate"
+    evaluated = subprocess.run([str(exe), str(run_dir), "--episodes", "1"], capture_output=True, text=True,
+                               cwd=tmp_path, timeout=120)
+    for result, prefix in ((resumed, "deeprl: error: resume:"), (evaluated, "evaluate: error: checkpoint:")):
+        assert result.returncode == 2, result.stderr[-2000:]
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"{prefix} the checkpoint's 'actor' network"), lines
+    assert {p: p.stat().st_mtime_ns for p in run_dir.rglob("*")} == files
 
 
 def test_replay_can_be_left_out_of_checkpoints(tmp_path):

@@ -17,7 +17,12 @@ from deeprl.core.actions import ActionScale
 from deeprl.core.errors import ConfigError
 from deeprl.core.params import flat_parameters, polyak_update
 from deeprl.envs import EnvSpec
-from deeprl.networks.continuous import Critics, SquashedGaussianActor, squashed_log_prob
+from deeprl.networks.continuous import (
+    Critics,
+    DeterministicActor,
+    SquashedGaussianActor,
+    squashed_log_prob,
+)
 
 NET = OmegaConf.create({"_target_": "deeprl.networks.MLP", "hidden_sizes": [16, 16], "activation": "relu"})
 # Asymmetric bounds on purpose: a map that only scaled (or only shifted) would fail the tests.
@@ -97,11 +102,10 @@ def test_critics_are_independent_networks_evaluated_together():
     x = torch.cat([obs, actions], 1)
     for i in range(2):
         h = x
-        for layer, (w, b) in enumerate(zip(critics.weights, critics.biases, strict=True)):
+        for layer, (w, b) in enumerate(zip(critics.net.weights, critics.net.biases, strict=True)):
+            h = h @ w[i] + b[i]
             if layer < 2:
-                h = torch.relu(h @ w[i] + b[i])
-            else:  # the output layer's weight is stored as a row
-                h = h @ w[i].T + b[i]
+                h = torch.relu(h)
         torch.testing.assert_close(q[i], h.squeeze(-1))
 
 
@@ -188,16 +192,16 @@ def test_td3_target_takes_the_min_of_twin_critics():
     agent = ddpg(twin_critics=True)
     with torch.no_grad():
         # Q'_2 = −Q'_1: which twin is smaller then depends on the sign of Q'_1, input by input.
-        for w, b in zip(agent.critic_target.weights, agent.critic_target.biases, strict=True):
+        for w, b in zip(agent.critic_target.net.weights, agent.critic_target.net.biases, strict=True):
             w[1].copy_(w[0])
             b[1].copy_(b[0])
     b = batch(32)
     with torch.no_grad():
         # Centre Q'_1 on this batch so that its sign varies, then make Q'_2 its negative.
         q1 = agent.critic_target(b.next_obs, agent.actor_target(b.next_obs))[0]
-        agent.critic_target.biases[-1][0].sub_(q1.median())
-        agent.critic_target.weights[-1][1].copy_(-agent.critic_target.weights[-1][0])
-        agent.critic_target.biases[-1][1].copy_(-agent.critic_target.biases[-1][0])
+        agent.critic_target.net.biases[-1][0].sub_(q1.median())
+        agent.critic_target.net.weights[-1][1].copy_(-agent.critic_target.net.weights[-1][0])
+        agent.critic_target.net.biases[-1][1].copy_(-agent.critic_target.net.biases[-1][0])
     with torch.no_grad():
         next_actions = agent.actor_target(b.next_obs)
         q_next = agent.critic_target(b.next_obs, next_actions)
@@ -251,8 +255,10 @@ def test_ddpg_actor_step_ascends_q_and_leaves_the_critic_alone():
         before = agent.critic(b.obs, agent.actor(b.obs))[0].mean()
     critic = copy.deepcopy(agent.critic)
     # Only the actor's step, on the critic as it is: Q(s, μ(s)) goes up, the critic is untouched.
-    loss = -agent.critic(b.obs, agent.actor(b.obs), params=agent.critic.detached())[0].mean()
-    agent.actor_step(loss)
+    mu, cache = agent.actor.evaluate(b.obs)
+    _, grad = agent.q_action_gradient(b.obs, mu, first=1)
+    agent.actor.backward(cache, grad)
+    agent.actor_optimizer.step()
     with torch.no_grad():
         after = agent.critic(b.obs, agent.actor(b.obs))[0].mean()
     assert after > before
@@ -340,22 +346,121 @@ def test_flat_parameters_keep_the_critics_views():
     flat = flat_parameters(critics.parameters())
     with torch.no_grad():
         flat.add_(1.0)
-    assert critics.weights[0].data_ptr() >= flat.data_ptr()
+    assert critics.net.weights[0].data_ptr() >= flat.data_ptr()
     assert torch.equal(torch.cat([p.detach().reshape(-1) for p in critics.parameters()]), flat.detach())
 
 
-def test_detached_critic_views_follow_every_in_place_change():
-    """The actor's loss reads the critics through detached views made once: after an optimizer
-    step, a Polyak average or a load_state_dict they must show the new values."""
+# The critics' gradients, written out, against autograd ----------------------------------------
+
+
+def critics_and_inputs(activation: str, n: int, hidden, seed: int = 0):
+    torch.manual_seed(seed)
+    critics = Critics(3 + 2, hidden, activation, n)
+    flat_parameters(critics.parameters())  # as the agents hold them: .grad views into one tensor
+    g = torch.Generator().manual_seed(seed + 1)
+    # Inputs spread wide enough that relu, elu, gelu and silu all see both of their regimes.
+    return critics, 2 * torch.randn(64, 3, generator=g), torch.rand(64, 2, generator=g) * 2 - 1
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "elu", "gelu", "silu"])
+@pytest.mark.parametrize(("n", "hidden"), [(2, [16, 16]), (1, [16, 16]), (2, [8]), (2, [])])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_critic_backward_is_the_autograd_gradient_of_the_td_loss(activation, n, hidden, weighted):
+    critics, obs, actions = critics_and_inputs(activation, n, hidden)
+    y = torch.randn(64)
+    w = torch.rand(64) if weighted else torch.ones(64)
+    # autograd on the forward pass
+    loss = (w * (critics(obs, actions) - y) ** 2).mean(1).sum()
+    expected = torch.autograd.grad(loss, list(critics.parameters()))
+    # by hand: dL/dQ = 2 w (Q − y) / batch, back through the layers
+    q, cache = critics.evaluate(obs, actions)
+    torch.testing.assert_close(q, critics(obs, actions).detach())
+    for p in critics.parameters():
+        p.grad.fill_(float("nan"))  # every gradient must be written, not added to what was there
+    critics.backward(cache, 2 * w * (q - y) / 64)
+    for p, e in zip(critics.parameters(), expected, strict=True):
+        torch.testing.assert_close(p.grad, e, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "elu", "gelu", "silu"])
+@pytest.mark.parametrize(("first", "hidden", "tied"),
+                         [(None, [16, 16], False), (1, [16, 16], False), (None, [], False), (None, [16, 16], True)])
+def test_action_gradient_is_the_autograd_gradient_of_minus_mean_min_q(activation, first, hidden, tied):
+    """∇ₐ of −mean_b min_i Q_i(s_b, a_b) over all critics (SAC's actor) or Q₁ alone (TD3's);
+    twins that tie everywhere share the gradient, as autograd's amin does."""
+    critics, obs, actions = critics_and_inputs(activation, 2, hidden, seed=3)
+    if tied:
+        with torch.no_grad():
+            for p in critics.parameters():
+                p[1].copy_(p[0])
+    a = actions.clone().requires_grad_()
+    q = critics(obs, a)[:first]
+    (expected,) = torch.autograd.grad(-q.amin(dim=0).mean(), a)
     agent = sac()
-    views = agent.critic.detached()
-    agent.update(batch(seed=1), step=1)  # an Adam step on the critics
-    assert agent.critic.detached() is views
-    assert all(torch.equal(v, p.detach()) for (v, _), p in zip(views, agent.critic.weights, strict=True))
-    other = sac()
-    agent.critic.load_state_dict(other.critic.state_dict())
-    assert all(torch.equal(v, p.detach()) for (v, _), p in zip(views, other.critic.weights, strict=True))
-    assert not any(v.requires_grad for pair in views for v in pair)
+    agent.critic = critics
+    values, grad = agent.q_action_gradient(obs, actions, first)
+    torch.testing.assert_close(values, q.amin(dim=0).detach())
+    torch.testing.assert_close(grad, expected, rtol=1e-5, atol=1e-7)
+    assert all(p.grad is None or not p.grad.isnan().any() for p in critics.parameters())
+
+
+def test_backward_refuses_a_cache_of_some_critics_only():
+    critics, obs, actions = critics_and_inputs("relu", 2, [8])
+    _, cache = critics.evaluate(obs, actions, first=1)
+    with pytest.raises(ValueError, match="all networks"):
+        critics.backward(cache, torch.ones(1, 64))
+
+
+def actor_gradient_of(module: torch.nn.Module, loss: torch.Tensor) -> torch.Tensor:
+    return torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, list(module.parameters()))])
+
+
+def actor_gradient(agent, loss: torch.Tensor) -> torch.Tensor:
+    return actor_gradient_of(agent.actor, loss)
+
+
+@pytest.mark.parametrize("twins", [True, False])
+def test_ddpg_actor_gradient_is_that_of_minus_mean_q1_of_mu(twins):
+    """The deterministic policy gradient (∇ₐQ₁ at a = μ(s), back through the actor by hand) equals
+    autograd's gradient of −mean Q₁(s, μ(s)) in the actor's weights."""
+    agent = ddpg(twin_critics=twins)
+    b = batch(64)
+    expected = actor_gradient(agent, -agent.critic(b.obs, agent.actor(b.obs))[0].mean())
+    mu, cache = agent.actor.evaluate(b.obs)
+    torch.testing.assert_close(mu, agent.actor(b.obs).detach())
+    q, grad = agent.q_action_gradient(b.obs, mu, first=1)
+    agent.actor_flat.grad.fill_(float("nan"))
+    agent.actor.backward(cache, grad)
+    torch.testing.assert_close(agent.actor_flat.grad, expected)
+    assert q.shape == (64,)
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "elu", "gelu", "silu"])
+@pytest.mark.parametrize("hidden", [[16, 16], []])
+def test_deterministic_actor_backward_is_the_autograd_gradient(activation, hidden):
+    torch.manual_seed(0)
+    net = OmegaConf.create({"hidden_sizes": hidden, "activation": activation})
+    actor = DeterministicActor(net, (3,), 2)
+    flat = flat_parameters(actor.parameters())
+    obs, dmu = 2 * torch.randn(32, 3), torch.randn(32, 2)
+    expected = actor_gradient_of(actor, (actor(obs) * dmu).sum())
+    mu, cache = actor.evaluate(obs)
+    actor.backward(cache, dmu)
+    torch.testing.assert_close(flat.grad, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_sac_actor_gradient_is_that_of_its_loss():
+    """mean(α log π(a|s) − min_i Q_i(s, a)) for reparameterised a: the surrogate the agent steps
+    on has the same gradient in the actor's weights."""
+    agent = sac(autotune=False, alpha=0.3)
+    b = batch(64)
+    draw = agent.generator.get_state()
+    a, log_prob = agent.actor.sample(b.obs, agent.generator)
+    expected = actor_gradient(agent, (0.3 * log_prob - agent.critic(b.obs, a).amin(dim=0)).mean())
+    agent.generator.set_state(draw)
+    a, log_prob = agent.actor.sample(b.obs, agent.generator)
+    _, grad = agent.q_action_gradient(b.obs, a.detach())
+    torch.testing.assert_close(actor_gradient(agent, (0.3 * log_prob).mean() + (a * grad).sum()), expected)
 
 
 def test_actor_sample_log_prob_is_the_squashed_gaussian_density():

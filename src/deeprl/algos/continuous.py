@@ -15,7 +15,7 @@ from torch import nn
 
 from deeprl.algos.base import require_continuous
 from deeprl.core.actions import ActionScale
-from deeprl.core.params import flat_parameters, optimizer_step, polyak_update
+from deeprl.core.params import adam_step, flat_parameters, optimizer_step, polyak_update
 from deeprl.core.seeding import restore_generator
 from deeprl.envs import EnvSpec
 from deeprl.networks.continuous import Critics
@@ -55,8 +55,13 @@ class ContinuousAgent:
     # Acting --------------------------------------------------------------------------------
 
     def policy(self, obs: torch.Tensor, eval_mode: bool) -> torch.Tensor:
-        """Actions in [-1, 1]^d for a batch of observations (the subclass's exploration)."""
+        """Actions in [-1, 1]^d for a batch of observations (a stochastic policy's exploration)."""
         raise NotImplementedError
+
+    def explore(self, unit: np.ndarray) -> np.ndarray:
+        """Exploration added to the policy's [-1, 1]^d actions while training (DDPG's noise, in
+        numpy: on one observation a handful of tensor operations cost more than the network)."""
+        return unit
 
     def act(self, obs: np.ndarray, step: int, eval_mode: bool = False) -> np.ndarray:
         obs_t = torch.from_numpy(np.asarray(obs))
@@ -64,6 +69,8 @@ class ContinuousAgent:
             obs_t = obs_t.to(self.device, non_blocking=True)
         with torch.inference_mode():
             unit = self.policy(obs_t, eval_mode).cpu().numpy()
+        if not eval_mode:
+            unit = self.explore(unit)
         return self.scale.from_unit(unit).astype(np.float32).reshape(len(unit), *self.action_shape)
 
     # Learning helpers ----------------------------------------------------------------------
@@ -72,23 +79,43 @@ class ContinuousAgent:
         """Stored env actions, back in [-1, 1]^d where the critics take them."""
         return self.scale.to_unit(actions.reshape(actions.shape[0], -1))
 
-    def critic_step(self, q: torch.Tensor, td_target: torch.Tensor, weights: torch.Tensor | None):
-        """One Adam step on Σ_i mean_b w_b (Q_i(s_b, a_b) − y_b)² (w = prioritized replay's importance
-        weights, or 1). Returns each critic's loss and, for prioritized replay (weights given), the
-        per-sample |TD error| averaged over the critics (the new priorities); else None."""
-        td = td_target.unsqueeze(0) - q  # [n_critics, batch]
-        elementwise = td.pow(2) if weights is None else weights * td.pow(2)
-        losses = elementwise.mean(dim=1)
-        optimizer_step(self.critic_optimizer, losses.sum(), None, None, self.critic_flat)
-        return losses.detach(), None if weights is None else td.detach().abs().mean(dim=0)
+    def critic_step(self, obs: torch.Tensor, actions: torch.Tensor, td_target: torch.Tensor,
+                    weights: torch.Tensor | None):
+        """One Adam step on L = Σ_i mean_b w_b (Q_i(s_b, a_b) − y_b)² (w = prioritized replay's
+        importance weights, or 1). Returns the critics' values Q [n_critics, batch], each critic's
+        loss and, for prioritized replay (weights given), the per-sample |TD error| averaged over
+        the critics (the new priorities); else None."""
+        q, cache = self.critic.evaluate(obs, actions)
+        td = q - td_target.unsqueeze(0)  # [n_critics, batch]
+        weighted = td if weights is None else weights * td
+        losses = (weighted * td).mean(dim=1)
+        # ∂L/∂Q = 2 w (Q − y) / batch, taken back through the critics' layers (Critics.backward).
+        self.critic.backward(cache, weighted * (2.0 / td.shape[1]))
+        adam_step(self.critic_optimizer)
+        return q, losses, None if weights is None else td.abs().mean(dim=0)
 
     def critic_metrics(self, losses: torch.Tensor, q: torch.Tensor) -> dict:
         metrics = {f"qf{i + 1}_loss": losses[i] for i in range(len(losses))}
-        metrics["qf1_values"] = q[0].detach().mean()
+        metrics["qf1_values"] = q[0].mean()
         return metrics
 
     def actor_step(self, loss: torch.Tensor) -> None:
         optimizer_step(self.actor_optimizer, loss, None, None, self.actor_flat)
+
+    def q_action_gradient(self, obs: torch.Tensor, actions: torch.Tensor, first: int | None = None):
+        """(min_i Q_i(s, a) [batch], ∇ₐ of −mean_b min_i Q_i(s_b, a) at `actions` [batch, d]) over
+        the first k critics (all by default; TD3 reads Q₁ alone). The critics' weights take no
+        part: the actor's step moves the actor only."""
+        q, cache = self.critic.evaluate(obs, actions, first)
+        batch = q.shape[1]
+        if len(q) == 1:
+            return q[0], self.critic.action_gradient(cache, torch.full_like(q, -1.0 / batch))
+        # ∂(−mean_b min_i Q_ib)/∂Q: −1/batch on each sample's smallest critic, 0 elsewhere (split
+        # evenly between critics that tie, as autograd's amin does).
+        q_min = q.amin(dim=0)
+        lowest = q == q_min
+        dq = lowest * (-1.0 / batch) / lowest.sum(dim=0)
+        return q_min, self.critic.action_gradient(cache, dq)
 
     def update_targets(self) -> None:
         targets, sources = zip(*self.targets, strict=True)

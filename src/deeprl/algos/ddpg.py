@@ -18,7 +18,7 @@ import torch
 
 from deeprl.algos.continuous import ContinuousAgent
 from deeprl.buffers import Batch
-from deeprl.core.params import flat_parameters
+from deeprl.core.params import adam_step, flat_parameters
 from deeprl.envs import EnvSpec
 from deeprl.networks.continuous import DeterministicActor
 
@@ -46,10 +46,10 @@ class DDPG(ContinuousAgent):
         self.actor_metrics: dict[str, torch.Tensor] = {}
 
     def policy(self, obs: torch.Tensor, eval_mode: bool) -> torch.Tensor:
-        mu = self.actor(obs)
-        if eval_mode:
-            return mu
-        return (mu + torch.from_numpy(self.noise(len(mu))).to(mu.device)).clamp(-1.0, 1.0)
+        return self.actor(obs)
+
+    def explore(self, unit: np.ndarray) -> np.ndarray:
+        return np.clip(unit + self.noise(len(unit)), -1.0, 1.0)
 
     def noise(self, n: int) -> np.ndarray:
         """Exploration noise in [-1, 1]-action units, one row per env."""
@@ -77,17 +77,19 @@ class DDPG(ContinuousAgent):
             # With twin critics, the smaller estimate (TD3's clipped double Q); alone, Q' itself.
             next_q = self.critic_target(next_obs, next_actions).amin(dim=0)
             td_target = batch.rewards + batch.discounts * next_q
-        q = self.critic(obs, actions)
-        losses, priorities = self.critic_step(q, td_target, batch.weights)
+        q, losses, priorities = self.critic_step(obs, actions, td_target, batch.weights)
 
         self.updates += 1
         if self.updates % self.policy_delay == 0:
-            # The actor ascends Q₁(s, μ(s)); the critic's weights are detached, so this step moves the
-            # actor only.
-            actor_loss = -self.critic(obs, self.actor(obs), params=self.critic.detached(first=1))[0].mean()
-            self.actor_step(actor_loss)
+            # The actor ascends Q₁(s, μ(s)) by the deterministic policy gradient: the loss
+            # −mean_b Q₁(s_b, μ(s_b)) has gradient Σ_b ∇ₐL(a = μ(s_b)) · ∂μ(s_b)/∂θ, the critic's
+            # action-gradient carried back through the actor (the critic's weights stay put).
+            mu, cache = self.actor.evaluate(obs)
+            q_mu, grad_mu = self.q_action_gradient(obs, mu, first=1)
+            self.actor.backward(cache, grad_mu)
+            adam_step(self.actor_optimizer)
             self.update_targets()
-            self.actor_metrics = {"actor_loss": actor_loss.detach()}
+            self.actor_metrics = {"actor_loss": -q_mu.mean()}
         return {**self.critic_metrics(losses, q), **self.actor_metrics}, priorities
 
     def charts(self, step: int) -> dict:

@@ -39,7 +39,7 @@ class SAC(ContinuousAgent):
     def policy(self, obs: torch.Tensor, eval_mode: bool) -> torch.Tensor:
         if eval_mode:
             return self.actor.mode(obs)
-        return self.actor.sample(obs, self.generator)[0]
+        return self.actor.sample(obs, self.generator, log_prob=False)
 
     def update(self, batch: Batch, step: int) -> tuple[dict, torch.Tensor | None]:
         obs, next_obs = batch.obs, batch.next_obs
@@ -50,16 +50,16 @@ class SAC(ContinuousAgent):
             next_actions, next_log_prob = self.actor.sample(next_obs, self.generator)
             next_q = self.critic_target(next_obs, next_actions).amin(dim=0)
             td_target = batch.rewards + batch.discounts * (next_q - alpha * next_log_prob)
-        q = self.critic(obs, actions)
-        losses, priorities = self.critic_step(q, td_target, batch.weights)
+        q, losses, priorities = self.critic_step(obs, actions, td_target, batch.weights)
 
-        # Actor: reparameterised actions, both critics' minimum; the critics' weights are detached,
-        # so this step moves the actor only.
+        # Actor: minimise mean(α log π(a|s) − min_i Q_i(s, a)) over reparameterised a. The critics'
+        # part enters through ∇ₐ of −min Q at the sampled actions (the critics' weights stay put),
+        # carried into the actor's weights by the chain rule together with the log π term.
         pi_actions, log_prob = self.actor.sample(obs, self.generator)
-        q_pi = self.critic(obs, pi_actions, params=self.critic.detached()).amin(dim=0)
-        actor_loss = (alpha * log_prob - q_pi).mean()
-        self.actor_step(actor_loss)
-        metrics = {**self.critic_metrics(losses, q), "actor_loss": actor_loss.detach(), "alpha": alpha[0]}
+        q_pi, grad_pi = self.q_action_gradient(obs, pi_actions.detach())
+        self.actor_step((alpha * log_prob).mean() + (pi_actions * grad_pi).sum())
+        actor_loss = (alpha * log_prob.detach() - q_pi).mean()
+        metrics = {**self.critic_metrics(losses, q), "actor_loss": actor_loss, "alpha": alpha[0]}
 
         if self.autotune:
             # alpha_loss = −log α · mean(log π(a|s) + H̄); its gradient in log α is the negated mean,

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import torch
 
+from deeprl.core.errors import ConfigError
+
 STEP_FILE = re.compile(r"^step_(\d+)\.pt$")
 
 
@@ -66,6 +68,21 @@ def load(path: str | os.PathLike, map_location="cpu", mmap: bool = False) -> dic
     `mmap=True` maps tensor storage from the file instead of reading it (a replay buffer of
     gigabytes is then paged in only as it is copied into place)."""
     return torch.load(path, map_location=map_location, weights_only=False, mmap=mmap)
+
+
+def check_agent_state(agent, saved: dict, key: str) -> None:
+    """Raise ConfigError(key) when the networks in a checkpoint's agent state do not fit `agent`
+    (parameter names or shapes differ: written by a deeprl version with another network layout).
+    Checked before anything is loaded or written, so a refused resume leaves the run as it was."""
+    for name, value in agent.state_dict().items():
+        if not (isinstance(value, dict) and value and all(isinstance(v, torch.Tensor) for v in value.values())):
+            continue  # not a module's parameters (an optimizer, a counter, a generator)
+        old = saved.get(name)
+        shapes = {k: tuple(v.shape) for k, v in value.items()}
+        if not isinstance(old, dict) or {k: tuple(getattr(v, "shape", ())) for k, v in old.items()} != shapes:
+            raise ConfigError(key, f"the checkpoint's '{name}' network does not fit this agent's layout (written "
+                                   "by another deeprl version); use that version to resume or evaluate it, "
+                                   "or start a new run")
 
 
 def step_files(folder: Path) -> list[tuple[int, Path]]:
