@@ -88,9 +88,13 @@ def test_actions_stay_within_asymmetric_bounds(make):
         a = agent.act(obs, step=0, eval_mode=eval_mode)
         assert a.shape == (256, 2) and a.dtype == np.float32
         assert (a >= SPACE.low).all() and (a <= SPACE.high).all()
-    # Both ends of each dimension are reachable, so the whole range is used.
-    a = agent.act(obs, step=0)
-    assert a[:, 1].max() > 5.0 and a[:, 1].min() < 0.5
+    # Both ends of each dimension are reached: actors saturated either way (through the mean's
+    # output units, the first d of both actors' networks) act at the bounds.
+    for sign, end in ((1.0, SPACE.high), (-1.0, SPACE.low)):
+        with torch.no_grad():
+            agent.actor.net.biases[-1][..., :2] = sign * 1e4
+        a = agent.act(obs / 100, step=0, eval_mode=True)
+        np.testing.assert_allclose(a, np.broadcast_to(end, a.shape), rtol=1e-6)
 
 
 def test_critics_are_independent_networks_evaluated_together():
@@ -136,8 +140,10 @@ def test_squashed_gaussian_samples_are_reparameterised():
     a, log_prob = actor.sample(torch.randn(5, 3), torch.Generator().manual_seed(0))
     assert a.shape == (5, 2) and log_prob.shape == (5,) and (a.abs() < 1).all()
     (a.sum() + log_prob.sum()).backward()
-    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in actor.mean.parameters())
-    assert actor.log_std.weight.grad.abs().sum() > 0
+    out_w, out_b = actor.net.weights[-1], actor.net.biases[-1]
+    # Both the mean's units (the first d outputs) and the log-std's get a gradient.
+    assert out_w.grad[..., :2].abs().sum() > 0 and out_w.grad[..., 2:].abs().sum() > 0
+    assert out_b.grad[..., :2].abs().sum() > 0 and out_b.grad[..., 2:].abs().sum() > 0
 
 
 # DDPG and TD3 -------------------------------------------------------------------------------
@@ -449,18 +455,36 @@ def test_deterministic_actor_backward_is_the_autograd_gradient(activation, hidde
     torch.testing.assert_close(flat.grad, expected, rtol=1e-5, atol=1e-6)
 
 
-def test_sac_actor_gradient_is_that_of_its_loss():
-    """mean(α log π(a|s) − min_i Q_i(s, a)) for reparameterised a: the surrogate the agent steps
-    on has the same gradient in the actor's weights."""
+@pytest.mark.parametrize("activation", ["relu", "tanh", "silu"])
+@pytest.mark.parametrize("clamped", [False, True])
+def test_sac_actor_gradient_is_that_of_its_loss(activation, clamped):
+    """mean(α log π(a|s) − min_i Q_i(s, a)) for reparameterised a: `rsample` draws what `sample`
+    draws, and `backward` gives autograd's gradient of that loss in the actor's weights (with
+    log-stds pushed past both clamp bounds too, where they get none)."""
+    torch.manual_seed(0)
     agent = sac(autotune=False, alpha=0.3)
+    agent.actor = SquashedGaussianActor(OmegaConf.create({"hidden_sizes": [16, 16], "activation": activation}),
+                                        (3,), 2)
+    flat = flat_parameters(agent.actor.parameters())
     b = batch(64)
+    if clamped:
+        with torch.no_grad():  # log-std units: one far above 2, one far below −20 on some inputs
+            agent.actor.net.weights[-1][0, :, 2:].mul_(200.0)
+            agent.actor.net.biases[-1][0, 0, 2:] = torch.tensor([2.0, -20.0])
     draw = agent.generator.get_state()
     a, log_prob = agent.actor.sample(b.obs, agent.generator)
     expected = actor_gradient(agent, (0.3 * log_prob - agent.critic(b.obs, a).amin(dim=0)).mean())
+    if clamped:
+        raw = agent.actor.net(b.obs)[0, :, 2:]
+        assert (raw > 2).any() and (raw < -20).any() and ((raw > -20) & (raw < 2)).any()
     agent.generator.set_state(draw)
-    a, log_prob = agent.actor.sample(b.obs, agent.generator)
-    _, grad = agent.q_action_gradient(b.obs, a.detach())
-    torch.testing.assert_close(actor_gradient(agent, (0.3 * log_prob).mean() + (a * grad).sum()), expected)
+    a2, log_prob2, cache = agent.actor.rsample(b.obs, agent.generator)
+    torch.testing.assert_close(a2, a.detach())
+    torch.testing.assert_close(log_prob2, log_prob.detach())
+    _, grad = agent.q_action_gradient(b.obs, a2)
+    flat.grad.fill_(float("nan"))
+    agent.actor.backward(cache, grad, torch.tensor([0.3 / 64]))
+    torch.testing.assert_close(flat.grad, expected, rtol=1e-4, atol=1e-6)
 
 
 def test_actor_sample_log_prob_is_the_squashed_gaussian_density():

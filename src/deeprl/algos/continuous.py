@@ -15,7 +15,7 @@ from torch import nn
 
 from deeprl.algos.base import require_continuous
 from deeprl.core.actions import ActionScale
-from deeprl.core.params import adam_step, flat_parameters, optimizer_step, polyak_update
+from deeprl.core.params import adam_step, flat_parameters, polyak_update
 from deeprl.core.seeding import restore_generator
 from deeprl.envs import EnvSpec
 from deeprl.networks.continuous import Critics
@@ -98,9 +98,6 @@ class ContinuousAgent:
         metrics = {f"qf{i + 1}_loss": losses[i] for i in range(len(losses))}
         metrics["qf1_values"] = q[0].mean()
         return metrics
-
-    def actor_step(self, loss: torch.Tensor) -> None:
-        optimizer_step(self.actor_optimizer, loss, None, None, self.actor_flat)
 
     def q_action_gradient(self, obs: torch.Tensor, actions: torch.Tensor, first: int | None = None):
         """(min_i Q_i(s, a) [batch], ∇ₐ of −mean_b min_i Q_i(s_b, a) at `actions` [batch, d]) over

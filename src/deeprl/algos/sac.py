@@ -52,13 +52,14 @@ class SAC(ContinuousAgent):
             td_target = batch.rewards + batch.discounts * (next_q - alpha * next_log_prob)
         q, losses, priorities = self.critic_step(obs, actions, td_target, batch.weights)
 
-        # Actor: minimise mean(α log π(a|s) − min_i Q_i(s, a)) over reparameterised a. The critics'
-        # part enters through ∇ₐ of −min Q at the sampled actions (the critics' weights stay put),
-        # carried into the actor's weights by the chain rule together with the log π term.
-        pi_actions, log_prob = self.actor.sample(obs, self.generator)
-        q_pi, grad_pi = self.q_action_gradient(obs, pi_actions.detach())
-        self.actor_step((alpha * log_prob).mean() + (pi_actions * grad_pi).sum())
-        actor_loss = (alpha * log_prob.detach() - q_pi).mean()
+        # Actor: minimise L = mean_b(α log π(a_b|s_b) − min_i Q_i(s_b, a_b)), a_b reparameterised.
+        # ∂L/∂a comes from the critics (their weights stay put), ∂L/∂log π = α / batch; the actor
+        # takes both back through its sampling and its network.
+        pi_actions, log_prob, cache = self.actor.rsample(obs, self.generator)
+        q_pi, grad_pi = self.q_action_gradient(obs, pi_actions)
+        self.actor.backward(cache, grad_pi, alpha / len(log_prob))
+        adam_step(self.actor_optimizer)
+        actor_loss = (alpha * log_prob - q_pi).mean()
         metrics = {**self.critic_metrics(losses, q), "actor_loss": actor_loss, "alpha": alpha[0]}
 
         if self.autotune:

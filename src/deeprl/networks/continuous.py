@@ -5,7 +5,7 @@
 - `Critics`: n independent Q(s, a) MLPs (one for DDPG, twins for TD3 and SAC) on a StackedMLP.
 - `DeterministicActor`: μ(s) = tanh(MLP(s)) in [-1, 1]^d, on a StackedMLP of one network.
 - `SquashedGaussianActor`: u ~ N(mean(s), std(s)), a = tanh(u), with the log-density of a after
-  the tanh change of variables.
+  the tanh change of variables; on a StackedMLP of one network, its gradient written out too.
 
 Actors output actions in [-1, 1]^d and critics take them there; deeprl.core.actions.ActionScale
 maps them to the env's bounds (and stored env actions back).
@@ -15,7 +15,6 @@ import math
 
 import torch
 import torch.nn.functional as F
-from hydra.utils import instantiate
 from torch import nn
 
 from deeprl.networks.mlp import ACTIVATIONS
@@ -210,17 +209,19 @@ class DeterministicActor(nn.Module):
 
 class SquashedGaussianActor(nn.Module):
     """A Gaussian over pre-squash actions u with state-dependent mean and log-std (clamped to
-    [-20, 2]); the action is tanh(u) ∈ [-1, 1]^d."""
+    [-20, 2]); the action is tanh(u) ∈ [-1, 1]^d. One MLP (`network`'s hidden sizes and
+    activation) outputs both, the mean in its first d units. For learning, `rsample` then
+    `backward` take the gradient through it by hand, like the critics."""
 
     def __init__(self, network, obs_shape, action_dim: int):
         super().__init__()
-        self.torso = instantiate(network, obs_shape=obs_shape)
-        self.mean = nn.Linear(self.torso.out_dim, action_dim)
-        self.log_std = nn.Linear(self.torso.out_dim, action_dim)
+        self.action_dim = action_dim
+        self.net = StackedMLP(int(math.prod(obs_shape)), network.hidden_sizes, network.activation,
+                              2 * action_dim, 1)
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        features = self.torso(obs)
-        return self.mean(features), self.log_std(features).clamp(LOG_STD_MIN, LOG_STD_MAX)
+        mean, log_std = self.net(obs.reshape(obs.shape[0], -1).float())[0].split(self.action_dim, dim=-1)
+        return mean, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
 
     def sample(self, obs: torch.Tensor, generator: torch.Generator | None = None, log_prob: bool = True):
         """(a = tanh(u), log π(a|s)) with u = mean + std · ε drawn by reparameterisation, so
@@ -230,13 +231,44 @@ class SquashedGaussianActor(nn.Module):
         u = mean + noise * log_std.exp()
         if not log_prob:
             return torch.tanh(u)
-        # log N(u; mean, std²) with (u − mean) / std written as the noise it is (the same value and
-        # gradient, in fewer operations), then the tanh correction.
-        log_density = (-0.5 * noise.pow(2) - log_std).sum(-1) - 0.5 * LOG_2PI * mean.shape[-1]
-        return torch.tanh(u), log_density - tanh_log_det(u)
+        return torch.tanh(u), _squashed_log_prob(noise, log_std, u)
+
+    @torch.no_grad()
+    def rsample(self, obs: torch.Tensor, generator: torch.Generator | None = None):
+        """`sample`'s (a, log π(a|s)) and the same draw, without autograd, plus the cache that
+        `backward` takes."""
+        y, inner = self.net.evaluate(obs.reshape(obs.shape[0], -1).float())
+        mean, raw_log_std = y[0].split(self.action_dim, dim=-1)
+        log_std = raw_log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
+        noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        std = log_std.exp()
+        u = mean + noise * std
+        a = torch.tanh(u)
+        return a, _squashed_log_prob(noise, log_std, u), (inner, raw_log_std, noise, std, a)
+
+    @torch.no_grad()
+    def backward(self, cache, grad_actions: torch.Tensor, grad_log_prob: torch.Tensor) -> None:
+        """Each parameter's .grad ← ∂L/∂θ given ∂L/∂a [batch, d] and ∂L/∂log π (broadcast to
+        [batch]) for the outputs of `rsample`, with ε held fixed (reparameterisation).
+
+        With u = mean + σ ε and a = tanh(u): ∂a/∂u = 1 − a²; log π = Σ(−½ε² − log σ) − const
+        − Σ log(1 − tanh² u) has ∂/∂u = 2 tanh(u) = 2a and, through its −log σ term, ∂/∂log σ = −1;
+        ∂u/∂mean = 1, ∂u/∂log σ = σ ε; the clamp passes gradient only inside [−20, 2]."""
+        inner, raw_log_std, noise, std, a = cache
+        g_log_prob = grad_log_prob.unsqueeze(-1)
+        g_u = torch.ops.aten.tanh_backward(grad_actions, a) + g_log_prob * 2.0 * a
+        g_log_std = (g_u * noise * std - g_log_prob) * (raw_log_std >= LOG_STD_MIN) * (raw_log_std <= LOG_STD_MAX)
+        self.net.backward(inner, torch.cat([g_u, g_log_std], dim=-1).unsqueeze(0))
 
     def mode(self, obs: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self(obs)[0])
+
+
+def _squashed_log_prob(noise: torch.Tensor, log_std: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """log π(a|s) for a = tanh(u), u = mean + σ ε: log N(u; mean, σ²) with (u − mean) / σ written as
+    the noise ε it is (the same value and gradient, in fewer operations), then the tanh correction."""
+    log_density = (-0.5 * noise.pow(2) - log_std).sum(-1) - 0.5 * LOG_2PI * noise.shape[-1]
+    return log_density - tanh_log_det(u)
 
 
 def tanh_log_det(u: torch.Tensor) -> torch.Tensor:
