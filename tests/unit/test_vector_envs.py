@@ -91,6 +91,9 @@ def test_ale_state_is_not_captured_from_workers_either():
 def test_workers_ignore_the_stop_signals_and_exit_with_close():
     """A Ctrl-C reaches the whole process group: the workers must leave it to the run (which
     finishes its step, checkpoints and closes them)."""
+    # Python's own handlers in this process, whatever an earlier test in this worker left behind.
+    before = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
+    previous = {signum: signal.signal(signum, handler) for signum, handler in before.items()}
     envs = vec_env("minatar_breakout", "async", num_envs=2)
     try:
         envs.reset(seed=0)
@@ -101,7 +104,9 @@ def test_workers_ignore_the_stop_signals_and_exit_with_close():
         time.sleep(0.2)
         assert all(process.is_alive() for process in envs.processes)
         envs.step(np.zeros(2, dtype=np.int64))
-        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # this process keeps its own
+        assert {signum: signal.getsignal(signum) for signum in before} == before  # this process keeps its own
     finally:
         envs.close()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     assert not any(process.is_alive() for process in envs.processes)
