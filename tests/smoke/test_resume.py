@@ -39,6 +39,12 @@ FAMILIES = {
     "td3": (["algo=td3", "env=pendulum", "total_steps=1200", "algo.learning_starts=300", "algo.batch_size=32"], 701),
     "sac_prioritized_nstep": (["algo=sac", "env=pendulum", "total_steps=1200", "algo.learning_starts=300",
                                "algo.batch_size=32", "algo.prioritized.enabled=true", "algo.n_step=3"], 700),
+    # Native simulators: the ALE's emulator state (sticky actions on) under deeprl's Atari wrappers,
+    # and MuJoCo's MjData; an episode (a full game, at most 300 steps here) ends after step k.
+    "rainbow_lite_breakout": (["algo=rainbow_lite", "env=breakout", "total_steps=600", "algo.learning_starts=80",
+                               "algo.buffer_size=1000", "algo.batch_size=8", "env.max_frames=1200"], 250),
+    "sac_hopper": (["algo=sac", "env=hopper", "total_steps=600", "algo.learning_starts=100", "algo.batch_size=16",
+                    "algo.buffer_size=1000", "env.max_episode_steps=50"], 301),
     "ppo_pendulum_normalized": (["algo=ppo", "env=pendulum", "algo.normalize_obs=true", "total_steps=2000"], 1000),
     "q_learning": (["algo=q_learning", "env=frozenlake", "total_steps=3000"], 1500),
     "sarsa": (["algo=sarsa", "env=cliffwalking", "total_steps=3000"], 1500),
@@ -178,36 +184,26 @@ def test_replay_can_be_left_out_of_checkpoints(tmp_path):
     assert "replay buffer was not saved" in note and "1000" in note
 
 
-def test_atari_resume_restarts_episodes_and_says_so(tmp_path, capsys):
-    """The ALE's state is not saved: a resumed Atari run starts new episodes (from a seed that
-    depends on the step), keeps its pixel replay, and reports the restart on the console and in
-    summary.json."""
-    overrides = ["algo=rainbow_lite", "env=breakout", "total_steps=240", "algo.learning_starts=80",
-                 "algo.buffer_size=1000", "algo.batch_size=8", "eval.every=0", "eval.episodes=1",
-                 "env.max_frames=1200", "log.every=40", "device=cpu", "checkpoint.every=120", *QUIET[:1]]
-    run(tmp_path / "whole", overrides)
-    assert "writing the replay buffer" in capsys.readouterr().out  # pixel replays say what they cost
-    state = load(tmp_path / "whole/checkpoints/step_120.pt")
-    assert state["loop"]["envs"] is None and state["loop"]["buffer"]["buffer"]["counters"]["added"] == 120
-    resumed = resume_from(tmp_path / "cut", tmp_path / "whole/checkpoints/step_120.pt")
-    (note,) = resumed["resumed"][0]["notes"]
-    assert "episodes in progress at step 120 restarted" in note
-    assert note in capsys.readouterr().out
-    assert resumed["total_steps"] == 240
+def test_pixel_replay_checkpoints_say_what_they_cost(tmp_path, capsys):
+    overrides = ["algo=dqn", "env=breakout", "total_steps=160", "algo.learning_starts=80", "algo.buffer_size=1000",
+                 "algo.batch_size=8", "eval.every=0", "env.max_frames=1200", "checkpoint.every=120", *QUIET]
+    run(tmp_path / "run", overrides)
+    assert "writing the replay buffer" in capsys.readouterr().out
 
 
-def test_mujoco_resume_restarts_episodes_and_keeps_the_replay(tmp_path, capsys):
-    """MuJoCo envs pickle as a fresh model (EzPickle), so like the ALE they restart their episodes on
-    resume and say so; the replay, the agent and every stream still resume."""
-    overrides = ["algo=sac", "env=hopper", "total_steps=300", "algo.learning_starts=100", "algo.batch_size=16",
-                 "algo.buffer_size=1000", "eval.every=0", "eval.episodes=1", "env.max_episode_steps=50",
-                 "checkpoint.every=150", *QUIET]
+def test_box2d_resume_restarts_episodes_and_keeps_the_replay(tmp_path, capsys):
+    """Box2D worlds cannot be saved (their pickle re-creates a fresh world): a resumed run starts new
+    episodes (from a seed that depends on the step) and says so on the console and in
+    summary.json; the replay, the agent and every random stream still resume."""
+    overrides = ["algo=sac", "env=lunarlander_continuous", "total_steps=300", "algo.learning_starts=100",
+                 "algo.batch_size=16", "algo.buffer_size=1000", "eval.every=0", "checkpoint.every=150", *QUIET]
     run(tmp_path / "whole", overrides)
     state = load(tmp_path / "whole/checkpoints/step_150.pt")
     assert state["loop"]["envs"] is None and state["loop"]["buffer"]["counters"]["added"] == 150
     resumed = resume_from(tmp_path / "cut", tmp_path / "whole/checkpoints/step_150.pt")
     (note,) = resumed["resumed"][0]["notes"]
-    assert "Hopper-v5 envs cannot be saved" in note and "restarted" in note
+    assert "LunarLander-v3 envs cannot be saved" in note and "episodes in progress at step 150 restarted" in note
+    assert note in capsys.readouterr().out
     assert resumed["total_steps"] == 300
 
 

@@ -1,5 +1,8 @@
 """State round trips behind exact resume: replay buffers (uniform, n-step, frame store,
-prioritized), rollouts, the episode tracker, vector envs; finding a run's latest checkpoint."""
+prioritized), rollouts, the episode tracker, vector envs (pure Python and MuJoCo; the ALE's in
+test_vector_envs.py); finding a run's latest checkpoint."""
+
+import pickle
 
 import gymnasium as gym
 import numpy as np
@@ -7,9 +10,11 @@ import pytest
 import torch
 from gymnasium.vector import AutoresetMode
 
+from conftest import compose_config
 from deeprl.buffers import make_replay
 from deeprl.buffers.rollout import Rollout
 from deeprl.core.checkpoint import latest, load, prune, save_atomic, step_files
+from deeprl.envs import make_vec_env
 from deeprl.envs import state as env_state
 
 CPU = torch.device("cpu")
@@ -97,11 +102,12 @@ def test_rollout_in_progress_round_trip():
             np.testing.assert_array_equal(x, y)
 
 
-def test_classic_control_envs_continue_exactly_after_restore():
-    def envs():
-        return gym.vector.SyncVectorEnv([lambda: gym.make("CartPole-v1")] * 3, autoreset_mode=AutoresetMode.SAME_STEP)
+def cartpoles(n: int) -> gym.vector.SyncVectorEnv:
+    return gym.vector.SyncVectorEnv([lambda: gym.make("CartPole-v1")] * n, autoreset_mode=AutoresetMode.SAME_STEP)
 
-    a, b = envs(), envs()
+
+def test_classic_control_envs_continue_exactly_after_restore():
+    a, b = cartpoles(3), cartpoles(3)
     a.reset(seed=3)
     b.reset(seed=99)
     for _ in range(40):
@@ -115,7 +121,47 @@ def test_classic_control_envs_continue_exactly_after_restore():
             np.testing.assert_array_equal(x, y)
 
 
-def test_native_envs_are_not_captured():
+@pytest.mark.parametrize("name", ["hopper", "walker2d", "halfcheetah", "ant"])
+def test_mujoco_envs_continue_exactly_after_restore(name):
+    """The simulator's state travels with the pickled wrappers (the fresh model EzPickle builds gets
+    the saved MjData and the env's generator), so the envs continue bit for bit through
+    terminations, time limits and the resets after them (whose noise comes from that generator)."""
+    cfg = compose_config(f"env={name}", "env.max_episode_steps=60")
+    a, b = make_vec_env(cfg.env, 2, seed=1), make_vec_env(cfg.env, 2, seed=2)
+    try:
+        a.reset(seed=3)
+        b.reset(seed=99)
+        for _ in range(40):
+            a.step(a.action_space.sample())
+        saved = env_state.capture(a)
+        assert saved is not None
+        env_state.restore(b, saved)
+        ends = 0
+        for _ in range(150):
+            actions = a.action_space.sample()
+            np.testing.assert_array_equal(actions, b.action_space.sample())  # the action space's generator
+            step_a, step_b = a.step(actions), b.step(actions)
+            for x, y in zip(step_a[:4], step_b[:4], strict=True):
+                np.testing.assert_array_equal(x, y)
+            ends += int(np.sum(step_a[2] | step_a[3]))
+        assert ends >= 2, "no episode ended after the restore: lengthen the rollout"
+    finally:
+        a.close(), b.close()
+
+
+def test_envs_saved_by_an_earlier_version_still_restore():
+    """Checkpoints written before native envs were captured hold each env pickled alone."""
+    a, b = cartpoles(2), cartpoles(2)
+    a.reset(seed=3)
+    b.reset(seed=4)
+    env_state.restore(b, pickle.dumps(([pickle.dumps(env) for env in a.envs], a.action_space)))
+    for t in range(100):
+        actions = np.array([t % 2, 1])
+        for x, y in zip(a.step(actions)[:4], b.step(actions)[:4], strict=True):
+            np.testing.assert_array_equal(x, y)
+
+
+def test_box2d_envs_are_not_captured():
     lander = gym.vector.SyncVectorEnv([lambda: gym.make("LunarLander-v3")], autoreset_mode=AutoresetMode.SAME_STEP)
     assert env_state.capture(lander) is None  # its pickle would re-create a fresh world, not this one
 

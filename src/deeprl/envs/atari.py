@@ -111,7 +111,24 @@ class BoxResize:
         return image
 
 
-class AtariFrames(gym.Wrapper):
+class HoldsEmulator:
+    """For wrappers that keep the env's ALEInterface, which does not pickle: they pickle without it
+    and bind again to the unpickled env's own emulator (deeprl.envs.state restores its state)."""
+
+    _handles: tuple[str, ...] = ()
+
+    def _bind(self, ale) -> None:
+        raise NotImplementedError
+
+    def __getstate__(self) -> dict:
+        return {key: value for key, value in self.__dict__.items() if key not in self._handles}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._bind(self.env.unwrapped.ale)
+
+
+class AtariFrames(HoldsEmulator, gym.Wrapper):
     """No-op reset, frame skip with a max over the last two frames, and a resized frame.
 
     The max removes the flicker of sprites drawn on alternate frames. Observations are uint8,
@@ -133,15 +150,20 @@ class AtariFrames(gym.Wrapper):
             raise ValueError("AtariFrames: no-op reset needs action 0 to be NOOP")
         self.noop_max, self.frame_skip, self.grayscale = noop_max, frame_skip, grayscale
         self.size = (screen_size, screen_size)
-        self._ale = base.ale
+        self._bind(base.ale)
         self._actions = list(base._action_set)  # agent action -> ALE action, as AtariEnv.step maps it
         screen = tuple(self._ale.getScreenDims())
         self._frames = np.zeros((2, *screen) if grayscale else (2, *screen, 3), dtype=np.uint8)
         self._max = np.zeros_like(self._frames[0])
-        self._grab = self._ale.getScreenGrayscale if grayscale else self._ale.getScreenRGB
         self._resize = BoxResize(self._max.shape, self.size)
         shape = self.size if grayscale else (*self.size, 3)
         self.observation_space = gym.spaces.Box(0, 255, shape=shape, dtype=np.uint8)
+
+    _handles = ("_ale", "_grab")
+
+    def _bind(self, ale) -> None:
+        self._ale = ale
+        self._grab = ale.getScreenGrayscale if self.grayscale else ale.getScreenRGB
 
     @property
     def ale(self):
@@ -186,7 +208,7 @@ class AtariFrames(gym.Wrapper):
         return self._obs(), self._info() if info is None else info
 
 
-class EpisodicLife(gym.Wrapper):
+class EpisodicLife(HoldsEmulator, gym.Wrapper):
     """A lost life ends the learning episode (terminated=True); the game itself goes on.
 
     reset() after a life loss only takes a no-op step; a real reset happens at game over.
@@ -198,7 +220,12 @@ class EpisodicLife(gym.Wrapper):
         super().__init__(env)
         self.lives = 0
         self.game_over = True
-        self.ale = env.unwrapped.ale  # looked up once: `unwrapped` walks the whole wrapper chain
+        self._bind(env.unwrapped.ale)  # looked up once: `unwrapped` walks the whole wrapper chain
+
+    _handles = ("ale",)
+
+    def _bind(self, ale) -> None:
+        self.ale = ale
 
     def step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)
@@ -245,6 +272,7 @@ class ClipReward(gym.wrappers.ClipReward):
     def __init__(self, env: gym.Env, low: float = -1.0, high: float = 1.0):
         super().__init__(env, low, high)
         self.low, self.high = float(low), float(high)
+        self.func = None  # reward() below clips; gymnasium's lambda here would not pickle (env state)
 
     def reward(self, reward):
         return min(max(float(reward), self.low), self.high)

@@ -1,12 +1,17 @@
 """Saving and restoring the state of a run's vector env, for exact resume.
 
-Pure-Python envs (gymnasium's classic control and toy text, deeprl's gridworlds, MinAtar) are
-captured whole, wrappers, time-limit counters and random generators included, by pickling each
-sub-env (in its worker process when the vector env is async, see StateCapture).
-Other envs cannot be captured that way: Box2D worlds and the ALE emulator are native objects
-(LunarLander's pickle re-creates a fresh env from its arguments; the ALE's does not pickle). For
-those `capture` returns None and a resumed run starts new episodes in every env instead, which
-the run reports on the console and in summary.json.
+Each sub-env is pickled whole, wrappers, time-limit counters and random generators included (in
+its worker process when the vector env is async, see StateCapture), by `dump_env`:
+- Pure-Python envs (gymnasium's classic control and toy text, deeprl's gridworlds, MinAtar) keep
+  all their state in Python/numpy attributes and pickle as they are.
+- MuJoCo and ALE envs pickle through EzPickle, which re-creates a fresh env from the constructor
+  arguments; `dump_env` adds what the fresh one lacks: the simulator's whole MjData (copied into
+  the fresh env's with `mj_copyData`) or the emulator's state with its random generator
+  (`cloneState(include_rng=True)`), and the env's own generator.
+  deeprl's Atari wrappers pickle without their handle on the emulator and take the new env's.
+- Box2D (LunarLander, BipedalWalker, CarRacing) keeps its world in native objects with no state
+  API: `capture` returns None and a resumed run starts new episodes in every env instead, which
+  the run reports on the console and in summary.json.
 """
 
 import pickle
@@ -19,9 +24,60 @@ CAPTURABLE = ("gymnasium.envs.classic_control.", "gymnasium.envs.toy_text.", "de
               "minatar.gym")
 
 
+def _native_kind(inner: gym.Env) -> str | None:
+    """'mujoco' or 'ale' for the natively simulated envs whose state we can read and write, else None."""
+    module = type(inner).__module__
+    if module.startswith("gymnasium.envs.mujoco."):
+        from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
+
+        return "mujoco" if isinstance(inner, MujocoEnv) else None
+    if module.startswith("ale_py."):
+        from ale_py.env import AtariEnv
+
+        return "ale" if isinstance(inner, AtariEnv) else None
+    return None
+
+
 def _capturable_env(env: gym.Env) -> bool:
     inner = env.unwrapped
+    if _native_kind(inner) is not None:
+        return True
     return not isinstance(inner, EzPickle) and type(inner).__module__.startswith(CAPTURABLE)
+
+
+def _native_state(inner: gym.Env):
+    """What EzPickle's fresh env would lack: (kind, simulator or emulator state, the env's generator)."""
+    kind = _native_kind(inner)
+    if kind is None:
+        return None
+    # The whole MjData, not only mj_getState's integration state: some envs read quantities the
+    # last step derived (Ant reads its torso's xpos before stepping, as the previous mj_step left it).
+    sim = inner.data if kind == "mujoco" else inner.ale.cloneState(include_rng=True)
+    return kind, sim, inner._np_random, inner._np_random_seed
+
+
+def _set_native_state(inner: gym.Env, state) -> None:
+    kind, sim, inner._np_random, inner._np_random_seed = state
+    if kind == "mujoco":
+        import mujoco
+
+        mujoco.mj_copyData(inner.data, inner.model, sim)  # into the env's own MjData (its renderer holds it)
+    else:
+        inner.ale.restoreState(sim)
+
+
+def dump_env(env: gym.Env) -> bytes:
+    """One env's whole state: the wrapper stack pickled, plus a native env's own state."""
+    return pickle.dumps((env, _native_state(env.unwrapped)))
+
+
+def load_env(data: bytes) -> gym.Env:
+    loaded = pickle.loads(data)
+    # Checkpoints written before native envs were captured hold the pickled env alone.
+    env, native = loaded if isinstance(loaded, tuple) else (loaded, None)
+    if native is not None:
+        _set_native_state(env.unwrapped, native)
+    return env
 
 
 def capturable(envs: gym.vector.VectorEnv) -> bool:
@@ -43,11 +99,11 @@ class StateCapture(gym.Wrapper):
         return _capturable_env(self.env)
 
     def saved_state(self) -> bytes:
-        return pickle.dumps(self.env)
+        return dump_env(self.env)
 
     def load_pending_state(self) -> None:
         self.env.close()
-        self.env, self.pending_state = pickle.loads(self.pending_state), None
+        self.env, self.pending_state = load_env(self.pending_state), None
 
 
 def capture(envs: gym.vector.VectorEnv) -> bytes | None:
@@ -58,7 +114,7 @@ def capture(envs: gym.vector.VectorEnv) -> bytes | None:
     if isinstance(envs, gym.vector.AsyncVectorEnv):
         states = list(envs.call("saved_state"))
     else:
-        states = [pickle.dumps(env) for env in envs.envs]
+        states = [dump_env(env) for env in envs.envs]
     return pickle.dumps((states, envs.action_space))
 
 
@@ -68,12 +124,12 @@ def restore(envs: gym.vector.VectorEnv, state: bytes) -> None:
     if len(sub_envs) != envs.num_envs:
         raise ValueError(f"checkpoint holds {len(sub_envs)} envs, the run has {envs.num_envs}")
     # Checkpoints written before envs were pickled one by one hold the env objects themselves.
-    states = [env if isinstance(env, bytes) else pickle.dumps(env) for env in sub_envs]
+    states = [env if isinstance(env, bytes) else dump_env(env) for env in sub_envs]
     if isinstance(envs, gym.vector.AsyncVectorEnv):
         envs.set_attr("pending_state", states)
         envs.call("load_pending_state")
     else:
         for env in envs.envs:
             env.close()
-        envs.envs = [pickle.loads(env) for env in states]
+        envs.envs = [load_env(env) for env in states]
     envs.action_space = action_space

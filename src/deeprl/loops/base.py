@@ -54,7 +54,7 @@ class EnvLoop:
             self.obs = self.observe(obs.numpy() if isinstance(obs, torch.Tensor) else obs)
             self.tracker.load_state_dict(state["tracker"])
         else:
-            # The env's state could not be saved (ALE, Box2D): every env starts a new episode, from
+            # The env's state could not be saved (Box2D): every env starts a new episode, from
             # a seed that depends on the step, so the resumed run is still reproducible.
             self.obs = self.observe(self.envs.reset(seed=self.seed + self.step)[0])
             self.notes.append(f"{self.session.env_cfg.id} envs cannot be saved: the episodes in progress "
