@@ -7,6 +7,7 @@ from conftest import compose_config
 from deeprl.core.device import (
     AUTO_CUDA_MACS,
     auto_device,
+    bf16_pays_for_mlp,
     cpu_has_native_bf16,
     keep_freed_memory,
     precision_note,
@@ -78,18 +79,24 @@ def test_this_machine_answers_from_proc_cpuinfo():
 
 
 @pytest.mark.parametrize("native", [False, True])
-def test_auto_precision_is_bf16_only_for_convolutions_on_a_cpu_with_native_bf16(native):
+def test_auto_precision_is_bf16_only_for_large_networks_on_a_cpu_with_native_bf16(native):
     cpu = torch.device("cpu")
-    assert resolve_precision("auto", cpu, convolutional=False, native_bf16=native) == "fp32"
-    assert resolve_precision("auto", cpu, convolutional=True, native_bf16=native) == ("bf16" if native else "fp32")
-    assert resolve_precision("auto", torch.device("cuda"), convolutional=True, native_bf16=native) == "fp32"
-    assert resolve_precision("bf16", cpu, convolutional=False, native_bf16=native) == "bf16"
-    assert resolve_precision("fp32", cpu, convolutional=True, native_bf16=native) == "fp32"
+    assert resolve_precision("auto", cpu, large=False, native_bf16=native) == "fp32"
+    assert resolve_precision("auto", cpu, large=True, native_bf16=native) == ("bf16" if native else "fp32")
+    assert resolve_precision("auto", torch.device("cuda"), large=True, native_bf16=native) == "fp32"
+    assert resolve_precision("bf16", cpu, large=False, native_bf16=native) == "bf16"
+    assert resolve_precision("fp32", cpu, large=True, native_bf16=native) == "fp32"
+
+
+def test_wide_hidden_to_hidden_products_make_an_mlp_large():
+    assert bf16_pays_for_mlp([256, 256]) and bf16_pays_for_mlp([400, 300]) and bf16_pays_for_mlp([128, 128])
+    assert not bf16_pays_for_mlp([64, 64]) and not bf16_pays_for_mlp([256, 64])
+    assert not bf16_pays_for_mlp([256]) and not bf16_pays_for_mlp([])  # no hidden-to-hidden product
 
 
 def test_auto_precision_follows_this_cpu():
     cpu = torch.device("cpu")
-    assert resolve_precision("auto", cpu, convolutional=True) == ("bf16" if cpu_has_native_bf16() else "fp32")
+    assert resolve_precision("auto", cpu, large=True) == ("bf16" if cpu_has_native_bf16() else "fp32")
 
 
 def test_precision_note_only_for_emulated_bf16():

@@ -27,16 +27,16 @@ class DDPG(ContinuousAgent):
     def __init__(self, spec: EnvSpec, network, device: torch.device, rng: np.random.Generator,
                  total_steps: int, *, gamma: float, tau: float, actor_lr: float, critic_lr: float,
                  exploration, twin_critics: bool, policy_delay: int, target_noise: float,
-                 target_noise_clip: float):
+                 target_noise_clip: float, precision: str = "fp32"):
         super().__init__("ddpg", spec, network, device, rng, n_critics=2 if twin_critics else 1, gamma=gamma,
-                         tau=tau, critic_lr=critic_lr)
+                         tau=tau, critic_lr=critic_lr, precision=precision)
         self.policy_delay = policy_delay
         self.target_noise, self.target_noise_clip = target_noise, target_noise_clip
         self.noise_kind, self.noise_std = exploration.noise, float(exploration.std)
         self.ou_theta, self.ou_dt = float(exploration.ou_theta), float(exploration.ou_dt)
         self.ou_state: np.ndarray | None = None  # Ornstein-Uhlenbeck noise carries over between steps
-        self.actor = DeterministicActor(network, spec.obs_shape, self.action_dim).to(device)
-        self.actor_target = DeterministicActor(network, spec.obs_shape, self.action_dim).to(device)
+        self.actor = DeterministicActor(network, spec.obs_shape, self.action_dim, self.low).to(device)
+        self.actor_target = DeterministicActor(network, spec.obs_shape, self.action_dim, self.low).to(device)
         self.actor_target.load_state_dict(self.actor.state_dict())
         self.actor_target.requires_grad_(False)
         self.actor_flat = flat_parameters(self.actor.parameters())
@@ -68,14 +68,14 @@ class DDPG(ContinuousAgent):
         actions = self.unit_actions(batch.actions)
         # ALGO LOGIC: the critic's target is a constant; no gradient flows through it.
         with torch.no_grad():
-            next_actions = self.actor_target(next_obs)
+            next_actions = self.actor_target.evaluate(next_obs)[0]
             if self.target_noise > 0:
                 # TD3's target policy smoothing: Q' is read near μ'(s'), not at one sharp point.
                 noise = torch.randn(next_actions.shape, generator=self.generator, device=next_actions.device)
                 noise = (noise * self.target_noise).clamp(-self.target_noise_clip, self.target_noise_clip)
                 next_actions = (next_actions + noise).clamp(-1.0, 1.0)
             # With twin critics, the smaller estimate (TD3's clipped double Q); alone, Q' itself.
-            next_q = self.critic_target(next_obs, next_actions).amin(dim=0)
+            next_q = self.critic_target.evaluate(next_obs, next_actions)[0].amin(dim=0)
             td_target = batch.rewards + batch.discounts * next_q
         q, losses, priorities = self.critic_step(obs, actions, td_target, batch.weights)
 

@@ -70,7 +70,7 @@ class DQN:
         self.target_every, self.tau = int(target.every), float(target.tau)
         torso = instantiate(network, obs_shape=spec.obs_shape)
         convolutional = any(isinstance(m, nn.Conv2d) for m in torso.modules())
-        self.precision = resolve_precision(precision, device, convolutional)
+        self.precision = resolve_precision(precision, device, large=convolutional)
         note = precision_note(self.precision, device)
         if note:  # one line at build time: bf16 asked for where it only costs time
             print(note, flush=True)

@@ -23,11 +23,11 @@ from deeprl.networks.continuous import SquashedGaussianActor
 class SAC(ContinuousAgent):
     def __init__(self, spec: EnvSpec, network, device: torch.device, rng: np.random.Generator,
                  total_steps: int, *, gamma: float, tau: float, actor_lr: float, critic_lr: float,
-                 entropy, target_every: int):
+                 entropy, target_every: int, precision: str = "fp32"):
         super().__init__("sac", spec, network, device, rng, n_critics=2, gamma=gamma, tau=tau,
-                         critic_lr=critic_lr)
+                         critic_lr=critic_lr, precision=precision)
         self.target_every = target_every
-        self.actor = SquashedGaussianActor(network, spec.obs_shape, self.action_dim).to(device)
+        self.actor = SquashedGaussianActor(network, spec.obs_shape, self.action_dim, self.low).to(device)
         self.actor_flat = flat_parameters(self.actor.parameters())
         self.actor_optimizer = torch.optim.Adam([self.actor_flat], lr=actor_lr, fused=True)
         self.autotune = bool(entropy.autotune)
@@ -47,8 +47,8 @@ class SAC(ContinuousAgent):
         alpha = self.log_alpha.detach().exp()  # this update's temperature, for all three losses
         # ALGO LOGIC: the soft TD target is a constant; no gradient flows through it.
         with torch.no_grad():
-            next_actions, next_log_prob = self.actor.sample(next_obs, self.generator)
-            next_q = self.critic_target(next_obs, next_actions).amin(dim=0)
+            next_actions, next_log_prob, _ = self.actor.rsample(next_obs, self.generator)
+            next_q = self.critic_target.evaluate(next_obs, next_actions)[0].amin(dim=0)
             td_target = batch.rewards + batch.discounts * (next_q - alpha * next_log_prob)
         q, losses, priorities = self.critic_step(obs, actions, td_target, batch.weights)
 

@@ -75,17 +75,30 @@ def cpu_has_native_bf16(cpuinfo: str | os.PathLike | None = None) -> bool:
     return False
 
 
-def resolve_precision(precision: str, device: torch.device, convolutional: bool,
-                      native_bf16: bool | None = None) -> str:
-    """`precision: auto` is bf16 for convolutional networks on a CPU with native bf16 (measured: a
-    Nature-CNN update 1.4x faster than fp32 with channels_last), else fp32: small MLPs gain nothing
-    from bf16, and on a GPU the single-env DQN step is bound by launch overhead, not arithmetic.
-    `native_bf16` defaults to what cpu_has_native_bf16() reads."""
+def resolve_precision(precision: str, device: torch.device, large: bool, native_bf16: bool | None = None) -> str:
+    """`precision: auto` is bf16 on a CPU with native bf16 for networks whose products are `large`
+    enough to pay for the casts, else fp32. Large: a convolutional torso (measured: a Nature-CNN
+    update 1.4x faster than fp32 with channels_last) or an MLP with wide hidden-to-hidden layers
+    (`bf16_pays_for_mlp`). Small MLPs gain little from bf16, and on a GPU the single-env DQN step
+    is bound by launch overhead, not arithmetic. `native_bf16` defaults to what
+    cpu_has_native_bf16() reads."""
     if precision != "auto":
         return precision
-    if device.type != "cpu" or not convolutional:
+    if device.type != "cpu" or not large:
         return "fp32"
     return "bf16" if (cpu_has_native_bf16() if native_bf16 is None else native_bf16) else "fp32"
+
+
+# The narrowest hidden layer, on either side of a hidden-to-hidden product, at which bf16 pays.
+BF16_MIN_HIDDEN = 128
+
+
+def bf16_pays_for_mlp(hidden_sizes) -> bool:
+    """Whether an MLP has a hidden-to-hidden product wide enough for bf16 to pay on a CPU that
+    multiplies bf16 natively. Measured on an AVX-512 BF16 CPU (one thread, batch 256, twin layers,
+    casts included): bf16 takes 0.31 of fp32's time at 256 units, 0.43 at 128, 0.78 at 64."""
+    sizes = [int(h) for h in hidden_sizes]
+    return any(min(a, b) >= BF16_MIN_HIDDEN for a, b in zip(sizes[:-1], sizes[1:], strict=True))
 
 
 def precision_note(precision: str, device: torch.device, native_bf16: bool | None = None) -> str | None:

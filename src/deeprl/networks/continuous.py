@@ -46,9 +46,17 @@ class StackedMLP(nn.Module):
     autograd would run. For networks this small autograd's bookkeeping (a graph node per operation,
     gradient accumulation into each parameter) costs about a quarter of a learning step;
     tests/unit/test_continuous.py checks both against autograd for every activation.
+
+    `low` (e.g. torch.bfloat16): `evaluate`, `backward` and `input_gradient` multiply the
+    hidden-to-hidden layers in that dtype, where nearly all the arithmetic of a wide network is
+    (products accumulate in fp32; inputs, outputs and gradients are rounded to `low`). The first
+    layer (which reads the observation and action as given), the output layer, the biases, the
+    activations, the parameters and their gradients stay fp32, as does `forward` (acting, where a
+    product over a few observations gains nothing from casting every weight).
     """
 
-    def __init__(self, in_dim: int, hidden_sizes, activation: str, out_dim: int, n: int):
+    def __init__(self, in_dim: int, hidden_sizes, activation: str, out_dim: int, n: int,
+                 low: torch.dtype | None = None):
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"network.activation: unknown '{activation}'; use one of {sorted(ACTIVATIONS)}")
@@ -62,9 +70,10 @@ class StackedMLP(nn.Module):
             self.biases.append(nn.Parameter(torch.empty(n, 1, n_out).uniform_(-bound, bound)))
         self._params = tuple(zip(self.weights, self.biases, strict=True))
         self._firsts: dict[int, tuple] = {}
+        self.low = low
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Through autograd, like any module: [batch, in_dim] → [n, batch, out_dim]."""
+        """Through autograd, like any module, in fp32: [batch, in_dim] → [n, batch, out_dim]."""
         *hidden, (weight, bias) = self._params
         x = x.expand(weight.shape[0], *x.shape)  # every network reads the same input (a view, no copy)
         for w, b in hidden:
@@ -79,11 +88,16 @@ class StackedMLP(nn.Module):
         *hidden, (weight, bias) = params
         x = x.expand(weight.shape[0], *x.shape)
         inputs, pre = [x], []  # each layer's input (the last: the output layer's); pre-activations
-        for w, b in hidden:
-            pre.append(torch.baddbmm(b, x, w))
+        lows = [None] * len(params)  # a `low` layer's input and weight in `low`, for the gradients
+        for layer, (w, b) in enumerate(hidden):
+            if layer and self.low is not None:  # a hidden-to-hidden product
+                lows[layer] = (x.to(self.low), w.to(self.low))
+                pre.append(torch.bmm(*lows[layer]).float().add_(b))
+            else:
+                pre.append(torch.baddbmm(b, x, w))
             x = self._act(pre[-1])
             inputs.append(x)
-        return _affine(x, weight, bias), (params, inputs, pre)
+        return _affine(x, weight, bias), (params, inputs, pre, lows)
 
     def _first(self, k: int) -> tuple:
         # Views of the parameters, made once: every update changes the parameters in place.
@@ -96,14 +110,17 @@ class StackedMLP(nn.Module):
         """Set each parameter's .grad to ∂L/∂θ given dy = ∂L/∂output [n, batch, out_dim] for the
         outputs of `evaluate(...)` (all n networks). Written into the existing .grad tensors (views
         of a flat gradient, see deeprl.core.params.flat_parameters), which autograd would add to."""
-        params, inputs, pre = cache
+        params, inputs, pre, lows = cache
         if params is not self._params:
             raise ValueError("StackedMLP.backward: the cache must come from evaluate() of all networks (first=None)")
         g = dy  # ∂L/∂z of the current layer (the output layer has no activation)
         for layer in reversed(range(len(params))):
             weight, bias = params[layer]
             x, grad_w = inputs[layer], _grad_of(weight)
-            if _matrix_vector(weight):
+            g_low = None if lows[layer] is None else g.to(self.low)
+            if g_low is not None:
+                grad_w.copy_(torch.bmm(lows[layer][0].transpose(1, 2), g_low))
+            elif _matrix_vector(weight):
                 torch.sum(x * g, 1, out=grad_w.view(grad_w.shape[:-1]))
             elif layer == 0:  # the input is one matrix all networks read (an expanded view)
                 torch.matmul(x[0].t(), g, out=grad_w)
@@ -111,17 +128,23 @@ class StackedMLP(nn.Module):
                 torch.bmm(x.transpose(1, 2), g, out=grad_w)
             torch.sum(g, 1, keepdim=True, out=_grad_of(bias))
             if layer:
-                g = self._act_grad(_affine_input_grad(g, weight), pre[layer - 1], x)
+                g = self._act_grad(self._input_grad(g, weight, lows[layer], g_low), pre[layer - 1], x)
 
     @torch.no_grad()
     def input_gradient(self, cache, dy: torch.Tensor, last: int) -> torch.Tensor:
         """∂L/∂x for the `last` input columns [batch, last], given dy = ∂L/∂output [k, batch, out]
         for the outputs of `evaluate(...)`, summed over the k networks evaluated."""
-        params, inputs, pre = cache
+        params, inputs, pre, lows = cache
         g = dy
         for layer in reversed(range(1, len(params))):
-            g = self._act_grad(_affine_input_grad(g, params[layer][0]), pre[layer - 1], inputs[layer])
+            g = self._act_grad(self._input_grad(g, params[layer][0], lows[layer]), pre[layer - 1], inputs[layer])
         return _affine_input_grad(g, params[0][0][:, -last:]).sum(0)
+
+    def _input_grad(self, g: torch.Tensor, weight: torch.Tensor, low, g_low=None) -> torch.Tensor:
+        """∂L/∂(layer input) = g Wᵀ, in `low` for a layer evaluated there (`g_low`: g already cast)."""
+        if low is None:
+            return _affine_input_grad(g, weight)
+        return torch.bmm(g.to(self.low) if g_low is None else g_low, low[1].transpose(1, 2)).float()
 
 
 def _matrix_vector(weight: torch.Tensor) -> bool:
@@ -149,9 +172,9 @@ class Critics(nn.Module):
     """`n` Q-networks over the concatenation (observation, action) → [n, batch] values: one
     StackedMLP with a single output unit; `evaluate`, `backward` and `action_gradient` as its own."""
 
-    def __init__(self, in_dim: int, hidden_sizes, activation: str, n: int):
+    def __init__(self, in_dim: int, hidden_sizes, activation: str, n: int, low: torch.dtype | None = None):
         super().__init__()
-        self.net = StackedMLP(in_dim, hidden_sizes, activation, 1, n)
+        self.net = StackedMLP(in_dim, hidden_sizes, activation, 1, n, low)
 
     def forward(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """Q_i(s, a) for each critic i: shape [n, batch]."""
@@ -188,9 +211,10 @@ class DeterministicActor(nn.Module):
     """μ(s) = tanh(MLP(s)) ∈ [-1, 1]^d, on `network`'s hidden sizes and activation; like the
     critics, with its gradient written out (`evaluate`, then `backward`)."""
 
-    def __init__(self, network, obs_shape, action_dim: int):
+    def __init__(self, network, obs_shape, action_dim: int, low: torch.dtype | None = None):
         super().__init__()
-        self.net = StackedMLP(int(math.prod(obs_shape)), network.hidden_sizes, network.activation, action_dim, 1)
+        self.net = StackedMLP(int(math.prod(obs_shape)), network.hidden_sizes, network.activation, action_dim, 1,
+                              low)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.net(obs.reshape(obs.shape[0], -1).float())[0])
@@ -213,11 +237,11 @@ class SquashedGaussianActor(nn.Module):
     activation) outputs both, the mean in its first d units. For learning, `rsample` then
     `backward` take the gradient through it by hand, like the critics."""
 
-    def __init__(self, network, obs_shape, action_dim: int):
+    def __init__(self, network, obs_shape, action_dim: int, low: torch.dtype | None = None):
         super().__init__()
         self.action_dim = action_dim
         self.net = StackedMLP(int(math.prod(obs_shape)), network.hidden_sizes, network.activation,
-                              2 * action_dim, 1)
+                              2 * action_dim, 1, low)
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean, log_std = self.net(obs.reshape(obs.shape[0], -1).float())[0].split(self.action_dim, dim=-1)
