@@ -44,6 +44,16 @@ def deeprl_train(cfg) -> dict:
             "eval_return_mean": summary["eval_return_mean"]}
 
 
+def resolved_precision(cfg) -> str:
+    """What deeprl's `algo.precision` comes to on this CPU for the config's networks."""
+    import torch
+
+    from deeprl.core.device import bf16_pays_for_mlp, resolve_precision
+
+    return resolve_precision(str(cfg.algo.precision), torch.device("cpu"),
+                             large=bf16_pays_for_mlp(cfg.network.hidden_sizes))
+
+
 def sb3_hparams(cfg) -> dict:
     """deeprl's config as keyword arguments of SB3's DDPG / TD3 / SAC (`noise_std` aside: the
     action noise needs the env). Asserts what SB3 cannot reproduce."""
@@ -121,11 +131,13 @@ def compare(algo: str, env: str, seeds: list[int], steps: int, overrides) -> tup
             explore += (f", policy delay {a.policy_delay}, target noise {a.target_noise:g} "
                         f"clipped at {a.target_noise_clip:g}")
     preset = f"conf/tuned/{algo}_{env}.yaml" + (f" + {' '.join(overrides)}" if overrides else "")
+    precision = resolved_precision(cfg)
     lines = [f"## {algo.upper()} on {cfg.env.id} ({steps / 1000:g}k steps, identical hyperparameters)", "",
              f"deeprl's preset `{preset}` in both libraries (γ {a.gamma:g}, τ {a.tau:g}, lr {a.actor_lr:g}, "
              f"batch {a.batch_size}, buffer {a.buffer_size}, {a.learning_starts} uniformly random steps first, "
              f"one update per step, {'-'.join(map(str, hp['policy_kwargs']['net_arch']))} "
-             f"{cfg.network.activation} actor and critics, {explore}), CPU, one torch thread each; "
+             f"{cfg.network.activation} actor and critics, {explore}), CPU, one torch thread each; deeprl's "
+             f"hidden-to-hidden products in {precision} (`algo.precision={a.precision}`), SB3 in fp32; "
              "training wall time, evaluation excluded; final deterministic evaluation over "
              f"{cfg.eval.episodes} episodes.", ""]
     rows, results = [], []

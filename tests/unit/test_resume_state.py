@@ -121,13 +121,19 @@ def test_classic_control_envs_continue_exactly_after_restore():
             np.testing.assert_array_equal(x, y)
 
 
-@pytest.mark.parametrize("name", ["hopper", "walker2d", "halfcheetah", "ant"])
-def test_mujoco_envs_continue_exactly_after_restore(name):
+@pytest.mark.parametrize(("name", "first", "then"), [("hopper", "sync", "sync"), ("walker2d", "sync", "sync"),
+                                                      ("halfcheetah", "sync", "sync"), ("ant", "sync", "sync"),
+                                                      ("hopper", "async", "sync"), ("hopper", "sync", "async")])
+def test_mujoco_envs_continue_exactly_after_restore(name, first, then):
     """The simulator's state travels with the pickled wrappers (the fresh model EzPickle builds gets
     the saved MjData and the env's generator), so the envs continue bit for bit through
-    terminations, time limits and the resets after them (whose noise comes from that generator)."""
-    cfg = compose_config(f"env={name}", "env.max_episode_steps=60")
-    a, b = make_vec_env(cfg.env, 2, seed=1), make_vec_env(cfg.env, 2, seed=2)
+    terminations, time limits and the resets after them (whose noise comes from that generator);
+    saved in worker processes or in this one, restored into either."""
+    def envs(vectorization: str, seed: int):
+        cfg = compose_config(f"env={name}", "env.max_episode_steps=60", f"+env.vectorization={vectorization}")
+        return make_vec_env(cfg.env, 2, seed=seed)
+
+    a, b = envs(first, 1), envs(then, 2)
     try:
         a.reset(seed=3)
         b.reset(seed=99)
