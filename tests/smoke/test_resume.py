@@ -40,9 +40,9 @@ FAMILIES = {
     "sac_prioritized_nstep": (["algo=sac", "env=pendulum", "total_steps=1200", "algo.learning_starts=300",
                                "algo.batch_size=32", "algo.prioritized.enabled=true", "algo.n_step=3"], 700),
     # Native simulators: the ALE's emulator state (sticky actions on) under deeprl's Atari wrappers,
-    # and MuJoCo's MjData; an episode (a full game, at most 300 steps here) ends after step k.
-    "rainbow_lite_breakout": (["algo=rainbow_lite", "env=breakout", "total_steps=600", "algo.learning_starts=80",
-                               "algo.buffer_size=1000", "algo.batch_size=8", "env.max_frames=1200"], 250),
+    # and MuJoCo's MjData; an episode (a full game, at most 150 steps here) ends after step k.
+    "rainbow_lite_breakout": (["algo=rainbow_lite", "env=breakout", "total_steps=400", "algo.learning_starts=80",
+                               "algo.buffer_size=1000", "algo.batch_size=8", "env.max_frames=600"], 170),
     "sac_hopper": (["algo=sac", "env=hopper", "total_steps=600", "algo.learning_starts=100", "algo.batch_size=16",
                     "algo.buffer_size=1000", "env.max_episode_steps=50"], 301),
     "ppo_pendulum_normalized": (["algo=ppo", "env=pendulum", "algo.normalize_obs=true", "total_steps=2000"], 1000),
