@@ -22,16 +22,16 @@ train: setup
 	$(BIN)/train $(ARGS)
 
 test: setup
-	$(BIN)/python -m pytest -n $(WORKERS) --durations=15 $(ARGS)
+	$(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup --durations=15 $(ARGS)
 
 # Everything but the learning tests.
 test-fast: setup
-	$(BIN)/python -m pytest -n $(WORKERS) -m "not learning" $(ARGS)
+	$(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup -m "not learning" $(ARGS)
 
 # The whole suite in a random order (pytest-random-order), to catch tests that depend on another's
 # leftovers; SEED=N repeats an order.
 test-random: setup
-	$(BIN)/python -m pytest -n $(WORKERS) -p random_order --random-order-bucket=global \
+	$(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup -p random_order --random-order-bucket=global \
 		$(if $(SEED),--random-order-seed=$(SEED)) $(ARGS)
 
 lint: setup

@@ -1,3 +1,4 @@
+import functools
 import os
 import random
 import subprocess
@@ -26,6 +27,31 @@ def compose_config(*overrides: str):
     """Compose the real config tree the way `train` does (no mocks)."""
     with initialize_config_module("deeprl.conf", version_base="1.3"):
         return compose("config", overrides=list(overrides))
+
+
+# The generic envs need a value that has no default.
+REQUIRED = {"gym": ["env.id=CartPole-v1"], "atari": ["env.game=Pong"]}
+# Tests that read every_config() share this xdist group (`make test` runs `--dist loadgroup`), so
+# the 550-odd compositions (~50 s) are made once, by one worker, not once per worker and test file.
+EVERY_CONFIG = pytest.mark.xdist_group("every_config")
+
+
+@functools.cache
+def every_config() -> dict[str, object]:
+    """Every algo x env pair (with its tuned preset, if any) and every network, composed for real.
+    Keys "<algo> <env>" and "network=<name>". Callers must not change the configs (copy first)."""
+    algos = sorted(p.stem for p in (CONF_DIR / "algo").glob("*.yaml"))
+    envs = sorted(p.stem for p in (CONF_DIR / "env").glob("*.yaml"))
+    networks = sorted(p.stem for p in (CONF_DIR / "network").glob("*.yaml"))
+    configs = {}
+    with initialize_config_module("deeprl.conf", version_base="1.3"):
+        for algo in algos:
+            for env in envs:
+                overrides = [f"algo={algo}", f"env={env}", *REQUIRED.get(env, [])]
+                configs[f"{algo} {env}"] = compose("config", overrides=overrides)
+        for network in networks:
+            configs[f"network={network}"] = compose("config", overrides=[f"network={network}"])
+    return configs
 
 
 def train_cli(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -10,7 +10,7 @@ from hydra.core.override_parser.types import ChoiceSweep
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from conftest import CONF_DIR, compose_config
+from conftest import CONF_DIR, EVERY_CONFIG, compose_config, every_config
 from deeprl.build import ALGOS
 from deeprl.validate import validate
 
@@ -25,10 +25,11 @@ def test_every_group_has_configs():
     assert ALGO_NAMES and ENV_NAMES and NETWORK_NAMES and TUNED
 
 
+@EVERY_CONFIG
 @pytest.mark.parametrize("algo", ALGO_NAMES)
 @pytest.mark.parametrize("env", ENV_NAMES)
 def test_every_algo_env_pair_composes_and_validates(algo, env):
-    cfg = compose_config(f"algo={algo}", f"env={env}")
+    cfg = every_config()[f"{algo} {env}"]
     assert cfg.algo.name in ALGOS, f"algo/{algo}.yaml names an algorithm build.py does not know"
     assert cfg.env.name == env
     assert "_target_" in cfg.network, "each env must select a default network"

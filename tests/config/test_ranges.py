@@ -8,7 +8,7 @@ import math
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import CONF_DIR, compose_config
+from conftest import EVERY_CONFIG, compose_config, every_config
 from deeprl.core.errors import ConfigError
 from deeprl.validate import (
     RULES,
@@ -24,25 +24,10 @@ from deeprl.validate import (
     validate,
 )
 
-ALGOS = sorted(p.stem for p in (CONF_DIR / "algo").glob("*.yaml"))
-ENVS = sorted(p.stem for p in (CONF_DIR / "env").glob("*.yaml"))
-NETWORKS = sorted(p.stem for p in (CONF_DIR / "network").glob("*.yaml"))
-# The generic envs need a value that has no default.
-REQUIRED = {"gym": ["env.id=CartPole-v1"], "atari": ["env.game=Pong"]}
+# Reading every_config(): the tests of this file run on the worker that composes them.
+pytestmark = EVERY_CONFIG
 # Patterns for keys that no shipped config sets (a gridworld's reward cells come from the command line).
 UNUSED_BY_DEFAULT = {"env.rewards.*"}
-
-
-@functools.cache
-def every_config() -> dict[str, object]:
-    """Every algo x env pair (with its tuned preset, if any) and every network, composed for real."""
-    configs = {}
-    for algo in ALGOS:
-        for env in ENVS:
-            configs[f"{algo} {env}"] = compose_config(f"algo={algo}", f"env={env}", *REQUIRED.get(env, []))
-    for network in NETWORKS:
-        configs[f"network={network}"] = compose_config(f"network={network}")
-    return configs
 
 
 def test_every_numeric_key_in_conf_has_a_range():
