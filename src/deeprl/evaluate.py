@@ -83,8 +83,10 @@ def main(argv=None) -> None:
         print(f"evaluate: error: {error}", file=sys.stderr)
         sys.exit(2)
     returns = np.asarray(result["returns"])
-    print(f"{result['env']}: return {returns.mean():.2f} ± {returns.std():.2f} over {len(returns)} episodes "
-          f"(epsilon {result['epsilon']}) | {result['checkpoint']}")
+    # epsilon only for the agents that act epsilon-greedily (the DQN family, tabular, FQI)
+    epsilon = "" if result["epsilon"] is None else f" (epsilon {result['epsilon']})"
+    print(f"{result['env']}: return {returns.mean():.2f} ± {returns.std():.2f} over {len(returns)} episodes"
+          f"{epsilon} | {result['checkpoint']}")
     for video in result.get("videos", []):
         print(f"video: {video}")
 

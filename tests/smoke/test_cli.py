@@ -1,6 +1,8 @@
 """The `train` console script end to end, in a subprocess, with real envs and real event files."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -88,6 +90,37 @@ def test_console_banner_and_result_line(cli_run):
     banner = [line for line in result.stdout.splitlines() if line.startswith("deeprl |")]
     assert str(run_dir) in banner[0] and "device cpu" in banner[0] and "tensorboard --logdir" in banner[0]
     assert "eval return" in banner[-1]
+
+
+def evaluate_cli(*args: str) -> subprocess.CompletedProcess:
+    exe = Path(sys.executable).parent / "evaluate"
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=300)
+
+
+def test_evaluate_with_epsilon_reports_and_records_it(cli_run):
+    _, run_dir = cli_run
+    result = evaluate_cli(str(run_dir), "--episodes", "3", "--epsilon", "1.0", "--seed", "5")
+    assert result.returncode == 0, result.stderr
+    [line] = result.stdout.splitlines()
+    assert line.startswith("CartPole-v1: return ") and "over 3 episodes (epsilon 1.0) | " in line
+    assert line.endswith(str(run_dir / "checkpoints" / "final.pt"))
+    saved = json.loads((run_dir / "evaluation.json").read_text())
+    assert saved["epsilon"] == 1.0 and saved["seed"] == 5 and len(saved["returns"]) == 3
+    # A random policy: CartPole's uniform-action episodes last about 22 steps, rarely 100.
+    assert max(saved["lengths"]) < 100 and saved["returns"] == saved["lengths"]
+
+
+def test_evaluate_refuses_epsilon_for_an_agent_that_is_not_epsilon_greedy(tmp_path):
+    trained = train_cli("algo=reinforce", "env=cartpole", "total_steps=200", "eval.every=0", "eval.episodes=1",
+                        "log.progress=false", cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    [run_dir] = list((tmp_path / "outputs" / "reinforce" / "cartpole").iterdir())
+    before = (run_dir / "evaluation.json").exists()
+    result = evaluate_cli(str(run_dir), "--epsilon", "0.1")
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("evaluate: error: --epsilon: reinforce does not act epsilon-greedily; "
+                                     "drop --epsilon")
+    assert (run_dir / "evaluation.json").exists() == before
 
 
 def test_cfg_job_prints_composed_config(tmp_path):
