@@ -44,14 +44,19 @@ def deeprl_train(cfg) -> dict:
             "eval_return_mean": summary["eval_return_mean"]}
 
 
-def resolved_precision(cfg) -> str:
-    """What deeprl's `algo.precision` comes to on this CPU for the config's networks."""
+def resolved_products(cfg) -> str:
+    """What deeprl's `algo.precision` and `algo.cpu_gemm` come to on this CPU for the config's
+    networks, in words: "bf16", "fp32 (torch's matmul)" or "fp32 (oneDNN's matmul)"."""
     import torch
 
-    from deeprl.core.device import bf16_pays_for_mlp, resolve_precision
+    from deeprl.core.device import bf16_pays_for_mlp, resolve_cpu_gemm, resolve_precision
 
-    return resolve_precision(str(cfg.algo.precision), torch.device("cpu"),
-                             large=bf16_pays_for_mlp(cfg.network.hidden_sizes))
+    cpu, wide = torch.device("cpu"), bf16_pays_for_mlp(cfg.network.hidden_sizes)
+    precision = resolve_precision(str(cfg.algo.precision), cpu, large=wide)
+    if precision != "fp32":
+        return precision
+    gemm = resolve_cpu_gemm(str(cfg.algo.get("cpu_gemm", "torch")), cpu, precision, large=wide)
+    return f"fp32 ({'oneDNN' if gemm == 'onednn' else 'torch'}'s matmul)"
 
 
 def sb3_hparams(cfg) -> dict:
@@ -131,13 +136,14 @@ def compare(algo: str, env: str, seeds: list[int], steps: int, overrides) -> tup
             explore += (f", policy delay {a.policy_delay}, target noise {a.target_noise:g} "
                         f"clipped at {a.target_noise_clip:g}")
     preset = f"conf/tuned/{algo}_{env}.yaml" + (f" + {' '.join(overrides)}" if overrides else "")
-    precision = resolved_precision(cfg)
+    products = resolved_products(cfg)
     lines = [f"## {algo.upper()} on {cfg.env.id} ({steps / 1000:g}k steps, identical hyperparameters)", "",
              f"deeprl's preset `{preset}` in both libraries (γ {a.gamma:g}, τ {a.tau:g}, lr {a.actor_lr:g}, "
              f"batch {a.batch_size}, buffer {a.buffer_size}, {a.learning_starts} uniformly random steps first, "
              f"one update per step, {'-'.join(map(str, hp['policy_kwargs']['net_arch']))} "
              f"{cfg.network.activation} actor and critics, {explore}), CPU, one torch thread each; deeprl's "
-             f"hidden-to-hidden products in {precision} (`algo.precision={a.precision}`), SB3 in fp32; "
+             f"hidden-to-hidden products in {products} (`algo.precision={a.precision}`, "
+             f"`algo.cpu_gemm={a.get('cpu_gemm', 'torch')}`), SB3 in fp32; "
              "training wall time, evaluation excluded; final deterministic evaluation over "
              f"{cfg.eval.episodes} episodes.", ""]
     rows, results = [], []

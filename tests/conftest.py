@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_module
+from omegaconf import OmegaConf
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "src" / "deeprl" / "conf"
 
@@ -83,6 +84,29 @@ def final_returns(tmp_path: Path, seeds, *overrides: str, threshold: float, at_l
         if passed >= at_least or passed + len(seeds) - i - 1 < at_least:
             break
     return returns
+
+
+def continuous_agent(kind: str, spec, network, **kwargs):
+    """A ddpg, td3 or sac agent on the CPU for unit tests (small learning rates, γ 0.9, τ 0.1,
+    Gaussian noise); `kwargs` adds or replaces constructor arguments (precision, cpu_gemm, ...)."""
+    from deeprl.algos.ddpg import DDPG
+    from deeprl.algos.sac import SAC
+
+    rng, cpu = np.random.default_rng(0), torch.device("cpu")
+    common = dict(gamma=0.9, tau=0.1, actor_lr=1e-3, critic_lr=1e-3, **kwargs)
+    if kind == "sac":
+        return SAC(spec, network, cpu, rng, 100, entropy=OmegaConf.create(
+            {"autotune": True, "alpha": 0.5, "target": None}), target_every=1, **common)
+    return DDPG(spec, network, cpu, rng, 100, twin_critics=kind == "td3", policy_delay=1, target_noise=0.1,
+                target_noise_clip=0.5, exploration=OmegaConf.create(
+                    {"noise": "gaussian", "std": 0.1, "ou_theta": 0.15, "ou_dt": 0.01}), **common)
+
+
+def learned_networks(agent) -> list:
+    """The StackedMLPs a continuous agent learns with: critics, their target, the actor (and its target)."""
+    modules = [agent.critic, agent.critic_target, agent.actor] + (
+        [agent.actor_target] if hasattr(agent, "actor_target") else [])
+    return [m.net for m in modules]
 
 
 def assert_at_least(returns: dict[int, float], threshold: float, at_least: int) -> None:

@@ -220,6 +220,7 @@ RULES: dict[str, Number | Choice | Flag | Text | Sizes | Passthrough] = {
     "algo.train_freq": INT1,
     "algo.gradient_steps": INT1,
     "algo.precision": Choice(("auto", "fp32", "bf16")),
+    "algo.cpu_gemm": Choice(("auto", "torch", "onednn")),
     "algo.replay_device": Choice(("auto", "cpu", "cuda")),
     "algo.compile": FLAG,
     "algo.cuda_graphs": FLAG,

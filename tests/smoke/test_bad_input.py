@@ -22,6 +22,8 @@ CASES = [
     (["algo=dqn", "env=cartpole", "device=cpu", "algo.replay_device=cuda"], "algo.replay_device"),
     (["algo=sac", "env=pendulum", "algo.replay_device=tpu"], "algo.replay_device"),
     (["algo=dqn", "env=cartpole", "device=cpu", "algo.cuda_graphs=true"], "algo.cuda_graphs"),
+    (["algo=sac", "env=pendulum", "algo.precision=bf16", "algo.cpu_gemm=onednn"], "algo.cpu_gemm"),
+    (["algo=td3", "env=pendulum", "algo.cpu_gemm=mkl"], "algo.cpu_gemm"),
     (["algo=q_learning", "env=frozenlake", "+env.vectorization=async"], "env.vectorization"),
 ]
 if not torch.cuda.is_available():

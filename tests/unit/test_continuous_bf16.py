@@ -12,8 +12,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from deeprl.algos.ddpg import DDPG
-from deeprl.algos.sac import SAC
+from conftest import continuous_agent, learned_networks
 from deeprl.buffers import Batch
 from deeprl.core.params import flat_parameters
 from deeprl.envs import EnvSpec
@@ -104,19 +103,7 @@ NARROW = OmegaConf.create({"hidden_sizes": [64, 64], "activation": "relu"})
 
 
 def agent(kind: str, network, precision: str):
-    rng = np.random.default_rng(0)
-    common = dict(gamma=0.9, tau=0.1, actor_lr=1e-3, critic_lr=1e-3, precision=precision)
-    if kind == "sac":
-        return SAC(SPEC, network, CPU, rng, 100, entropy=OmegaConf.create(
-            {"autotune": True, "alpha": 0.5, "target": None}), target_every=1, **common)
-    return DDPG(SPEC, network, CPU, rng, 100, twin_critics=kind == "td3", policy_delay=1, target_noise=0.1,
-                target_noise_clip=0.5, exploration=OmegaConf.create(
-                    {"noise": "gaussian", "std": 0.1, "ou_theta": 0.15, "ou_dt": 0.01}), **common)
-
-
-def learned_networks(a) -> list[StackedMLP]:
-    modules = [a.critic, a.critic_target, a.actor] + ([a.actor_target] if hasattr(a, "actor_target") else [])
-    return [m.net for m in modules]
+    return continuous_agent(kind, SPEC, network, precision=precision)
 
 
 @pytest.mark.parametrize("kind", ["ddpg", "td3", "sac"])

@@ -15,7 +15,12 @@ from torch import nn
 
 from deeprl.algos.base import require_continuous
 from deeprl.core.actions import ActionScale
-from deeprl.core.device import bf16_pays_for_mlp, precision_note, resolve_precision
+from deeprl.core.device import (
+    bf16_pays_for_mlp,
+    precision_note,
+    resolve_cpu_gemm,
+    resolve_precision,
+)
 from deeprl.core.params import adam_step, flat_parameters, polyak_update
 from deeprl.core.seeding import restore_generator
 from deeprl.envs import EnvSpec
@@ -28,21 +33,24 @@ class ContinuousAgent:
     `update` and `policy`."""
 
     def __init__(self, name: str, spec: EnvSpec, network, device: torch.device, rng: np.random.Generator, *,
-                 n_critics: int, gamma: float, tau: float, critic_lr: float, precision: str):
+                 n_critics: int, gamma: float, tau: float, critic_lr: float, precision: str, cpu_gemm: str):
         require_continuous(name, spec)
         self.device, self.rng, self.gamma, self.tau = device, rng, gamma, tau
         # bf16 for the hidden-to-hidden products of learning (see StackedMLP), where they pay.
-        self.precision = resolve_precision(precision, device, large=bf16_pays_for_mlp(network.hidden_sizes))
+        wide = bf16_pays_for_mlp(network.hidden_sizes)
+        self.precision = resolve_precision(precision, device, large=wide)
         note = precision_note(self.precision, device)
         if note:  # one line at build time: bf16 asked for where it only costs time
             print(note, flush=True)
         self.low = torch.bfloat16 if self.precision == "bf16" else None
+        # Which library multiplies the fp32 hidden-to-hidden products of learning on a CPU (StackedMLP).
+        self.gemm = resolve_cpu_gemm(cpu_gemm, device, self.precision, large=wide)
         self.scale = ActionScale(spec.action_space, device)
         self.action_shape = tuple(spec.action_space.shape)
         self.action_dim = int(math.prod(self.action_shape))
         self.obs_dim = int(math.prod(spec.obs_shape))
         self.critic = Critics(self.obs_dim + self.action_dim, network.hidden_sizes, network.activation,
-                              n_critics, self.low).to(device)
+                              n_critics, self.low, self.gemm).to(device)
         # The target is a copy that learning never touches; it trails the critics by Polyak averaging.
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         # One flat tensor per network: Adam, zeroing and the Polyak average are one kernel each.

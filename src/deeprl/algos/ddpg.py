@@ -27,16 +27,16 @@ class DDPG(ContinuousAgent):
     def __init__(self, spec: EnvSpec, network, device: torch.device, rng: np.random.Generator,
                  total_steps: int, *, gamma: float, tau: float, actor_lr: float, critic_lr: float,
                  exploration, twin_critics: bool, policy_delay: int, target_noise: float,
-                 target_noise_clip: float, precision: str = "fp32"):
+                 target_noise_clip: float, precision: str = "fp32", cpu_gemm: str = "torch"):
         super().__init__("ddpg", spec, network, device, rng, n_critics=2 if twin_critics else 1, gamma=gamma,
-                         tau=tau, critic_lr=critic_lr, precision=precision)
+                         tau=tau, critic_lr=critic_lr, precision=precision, cpu_gemm=cpu_gemm)
         self.policy_delay = policy_delay
         self.target_noise, self.target_noise_clip = target_noise, target_noise_clip
         self.noise_kind, self.noise_std = exploration.noise, float(exploration.std)
         self.ou_theta, self.ou_dt = float(exploration.ou_theta), float(exploration.ou_dt)
         self.ou_state: np.ndarray | None = None  # Ornstein-Uhlenbeck noise carries over between steps
-        self.actor = DeterministicActor(network, spec.obs_shape, self.action_dim, self.low).to(device)
-        self.actor_target = DeterministicActor(network, spec.obs_shape, self.action_dim, self.low).to(device)
+        self.actor = DeterministicActor(network, spec.obs_shape, self.action_dim, self.low, self.gemm).to(device)
+        self.actor_target = DeterministicActor(network, spec.obs_shape, self.action_dim, self.low, self.gemm).to(device)
         self.actor_target.load_state_dict(self.actor.state_dict())
         self.actor_target.requires_grad_(False)
         self.actor_flat = flat_parameters(self.actor.parameters())

@@ -23,11 +23,11 @@ from deeprl.networks.continuous import SquashedGaussianActor
 class SAC(ContinuousAgent):
     def __init__(self, spec: EnvSpec, network, device: torch.device, rng: np.random.Generator,
                  total_steps: int, *, gamma: float, tau: float, actor_lr: float, critic_lr: float,
-                 entropy, target_every: int, precision: str = "fp32"):
+                 entropy, target_every: int, precision: str = "fp32", cpu_gemm: str = "torch"):
         super().__init__("sac", spec, network, device, rng, n_critics=2, gamma=gamma, tau=tau,
-                         critic_lr=critic_lr, precision=precision)
+                         critic_lr=critic_lr, precision=precision, cpu_gemm=cpu_gemm)
         self.target_every = target_every
-        self.actor = SquashedGaussianActor(network, spec.obs_shape, self.action_dim, self.low).to(device)
+        self.actor = SquashedGaussianActor(network, spec.obs_shape, self.action_dim, self.low, self.gemm).to(device)
         self.actor_flat = flat_parameters(self.actor.parameters())
         self.actor_optimizer = torch.optim.Adam([self.actor_flat], lr=actor_lr, fused=True)
         self.autotune = bool(entropy.autotune)

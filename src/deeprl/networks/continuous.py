@@ -53,10 +53,15 @@ class StackedMLP(nn.Module):
     layer (which reads the observation and action as given), the output layer, the biases, the
     activations, the parameters and their gradients stay fp32, as does `forward` (acting, where a
     product over a few observations gains nothing from casting every weight).
+
+    `gemm="onednn"`: the same hidden-to-hidden products of learning, kept in fp32, go to oneDNN's
+    matmul (one call per network) instead of torch's batched matmul (MKL's sgemm on x86 builds),
+    for CPUs where MKL leaves speed behind (deeprl.core.device.onednn_pays). Same arithmetic,
+    different kernels: results agree to float rounding, not bit for bit.
     """
 
     def __init__(self, in_dim: int, hidden_sizes, activation: str, out_dim: int, n: int,
-                 low: torch.dtype | None = None):
+                 low: torch.dtype | None = None, gemm: str = "torch"):
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"network.activation: unknown '{activation}'; use one of {sorted(ACTIVATIONS)}")
@@ -71,6 +76,9 @@ class StackedMLP(nn.Module):
         self._params = tuple(zip(self.weights, self.biases, strict=True))
         self._firsts: dict[int, tuple] = {}
         self.low = low
+        if gemm not in ("torch", "onednn"):
+            raise ValueError(f"StackedMLP: gemm must be torch or onednn, got {gemm!r}")
+        self.onednn = gemm == "onednn" and low is None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Through autograd, like any module, in fp32: [batch, in_dim] → [n, batch, out_dim]."""
@@ -93,6 +101,8 @@ class StackedMLP(nn.Module):
             if layer and self.low is not None:  # a hidden-to-hidden product
                 lows[layer] = (x.to(self.low), w.to(self.low))
                 pre.append(torch.bmm(*lows[layer]).float().add_(b))
+            elif layer and self.onednn:
+                pre.append(torch.stack([_onednn(x[i], w[i].t(), b[i, 0]) for i in range(w.shape[0])]))
             else:
                 pre.append(torch.baddbmm(b, x, w))
             x = self._act(pre[-1])
@@ -120,6 +130,9 @@ class StackedMLP(nn.Module):
             g_low = None if lows[layer] is None else g.to(self.low)
             if g_low is not None:
                 grad_w.copy_(torch.bmm(lows[layer][0].transpose(1, 2), g_low))
+            elif self._onednn_layer(layer, params):
+                for i in range(weight.shape[0]):  # xᵀ g, as oneDNN's x Wᵀ with x ← gᵀ and W ← xᵀ
+                    grad_w[i].copy_(_onednn(x[i].t(), g[i].t()))
             elif _matrix_vector(weight):
                 torch.sum(x * g, 1, out=grad_w.view(grad_w.shape[:-1]))
             elif layer == 0:  # the input is one matrix all networks read (an expanded view)
@@ -128,7 +141,8 @@ class StackedMLP(nn.Module):
                 torch.bmm(x.transpose(1, 2), g, out=grad_w)
             torch.sum(g, 1, keepdim=True, out=_grad_of(bias))
             if layer:
-                g = self._act_grad(self._input_grad(g, weight, lows[layer], g_low), pre[layer - 1], x)
+                g = self._act_grad(self._input_grad(g, weight, lows[layer], g_low, self._onednn_layer(layer, params)),
+                                   pre[layer - 1], x)
 
     @torch.no_grad()
     def input_gradient(self, cache, dy: torch.Tensor, last: int) -> torch.Tensor:
@@ -137,14 +151,28 @@ class StackedMLP(nn.Module):
         params, inputs, pre, lows = cache
         g = dy
         for layer in reversed(range(1, len(params))):
-            g = self._act_grad(self._input_grad(g, params[layer][0], lows[layer]), pre[layer - 1], inputs[layer])
+            g = self._act_grad(self._input_grad(g, params[layer][0], lows[layer], None,
+                                                self._onednn_layer(layer, params)), pre[layer - 1], inputs[layer])
         return _affine_input_grad(g, params[0][0][:, -last:]).sum(0)
 
-    def _input_grad(self, g: torch.Tensor, weight: torch.Tensor, low, g_low=None) -> torch.Tensor:
-        """∂L/∂(layer input) = g Wᵀ, in `low` for a layer evaluated there (`g_low`: g already cast)."""
+    def _onednn_layer(self, layer: int, params) -> bool:
+        """Whether `layer` is a hidden-to-hidden product that oneDNN multiplies."""
+        return self.onednn and 0 < layer < len(params) - 1
+
+    def _input_grad(self, g: torch.Tensor, weight: torch.Tensor, low, g_low=None, onednn=False) -> torch.Tensor:
+        """∂L/∂(layer input) = g Wᵀ, in `low` for a layer evaluated there (`g_low`: g already cast),
+        by oneDNN for a layer it multiplies."""
+        if onednn:
+            return torch.stack([_onednn(g[i], weight[i]) for i in range(weight.shape[0])])
         if low is None:
             return _affine_input_grad(g, weight)
         return torch.bmm(g.to(self.low) if g_low is None else g_low, low[1].transpose(1, 2)).float()
+
+
+def _onednn(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """x Wᵀ + b by oneDNN's fp32 matmul on dense CPU tensors (the op torch's own compiler emits for
+    CPU linear layers); x [batch, in], W [out, in] (any strides), b [out] or None."""
+    return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
 
 
 def _matrix_vector(weight: torch.Tensor) -> bool:
@@ -172,9 +200,10 @@ class Critics(nn.Module):
     """`n` Q-networks over the concatenation (observation, action) → [n, batch] values: one
     StackedMLP with a single output unit; `evaluate`, `backward` and `action_gradient` as its own."""
 
-    def __init__(self, in_dim: int, hidden_sizes, activation: str, n: int, low: torch.dtype | None = None):
+    def __init__(self, in_dim: int, hidden_sizes, activation: str, n: int, low: torch.dtype | None = None,
+                 gemm: str = "torch"):
         super().__init__()
-        self.net = StackedMLP(in_dim, hidden_sizes, activation, 1, n, low)
+        self.net = StackedMLP(in_dim, hidden_sizes, activation, 1, n, low, gemm)
 
     def forward(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """Q_i(s, a) for each critic i: shape [n, batch]."""
@@ -211,10 +240,10 @@ class DeterministicActor(nn.Module):
     """μ(s) = tanh(MLP(s)) ∈ [-1, 1]^d, on `network`'s hidden sizes and activation; like the
     critics, with its gradient written out (`evaluate`, then `backward`)."""
 
-    def __init__(self, network, obs_shape, action_dim: int, low: torch.dtype | None = None):
+    def __init__(self, network, obs_shape, action_dim: int, low: torch.dtype | None = None, gemm: str = "torch"):
         super().__init__()
         self.net = StackedMLP(int(math.prod(obs_shape)), network.hidden_sizes, network.activation, action_dim, 1,
-                              low)
+                              low, gemm)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.net(obs.reshape(obs.shape[0], -1).float())[0])
@@ -237,11 +266,11 @@ class SquashedGaussianActor(nn.Module):
     activation) outputs both, the mean in its first d units. For learning, `rsample` then
     `backward` take the gradient through it by hand, like the critics."""
 
-    def __init__(self, network, obs_shape, action_dim: int, low: torch.dtype | None = None):
+    def __init__(self, network, obs_shape, action_dim: int, low: torch.dtype | None = None, gemm: str = "torch"):
         super().__init__()
         self.action_dim = action_dim
         self.net = StackedMLP(int(math.prod(obs_shape)), network.hidden_sizes, network.activation,
-                              2 * action_dim, 1, low)
+                              2 * action_dim, 1, low, gemm)
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean, log_std = self.net(obs.reshape(obs.shape[0], -1).float())[0].split(self.action_dim, dim=-1)
