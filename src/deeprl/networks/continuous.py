@@ -102,7 +102,7 @@ class StackedMLP(nn.Module):
                 lows[layer] = (x.to(self.low), w.to(self.low))
                 pre.append(torch.bmm(*lows[layer]).float().add_(b))
             elif layer and self.onednn:
-                pre.append(torch.stack([_onednn(x[i], w[i].t(), b[i, 0]) for i in range(w.shape[0])]))
+                pre.append(_onednn_each(x, w.transpose(1, 2), b))
             else:
                 pre.append(torch.baddbmm(b, x, w))
             x = self._act(pre[-1])
@@ -163,7 +163,7 @@ class StackedMLP(nn.Module):
         """∂L/∂(layer input) = g Wᵀ, in `low` for a layer evaluated there (`g_low`: g already cast),
         by oneDNN for a layer it multiplies."""
         if onednn:
-            return torch.stack([_onednn(g[i], weight[i]) for i in range(weight.shape[0])])
+            return _onednn_each(g, weight)
         if low is None:
             return _affine_input_grad(g, weight)
         return torch.bmm(g.to(self.low) if g_low is None else g_low, low[1].transpose(1, 2)).float()
@@ -173,6 +173,13 @@ def _onednn(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = N
     """x Wᵀ + b by oneDNN's fp32 matmul on dense CPU tensors (the op torch's own compiler emits for
     CPU linear layers); x [batch, in], W [out, in] (any strides), b [out] or None."""
     return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
+
+
+def _onednn_each(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """`_onednn` for each network: x [n, batch, in], W [n, out, in], b [n, 1, out] or None →
+    [n, batch, out] (a single network's without a copy)."""
+    products = [_onednn(x[i], weight[i], None if bias is None else bias[i, 0]) for i in range(weight.shape[0])]
+    return products[0].unsqueeze(0) if len(products) == 1 else torch.stack(products)
 
 
 def _matrix_vector(weight: torch.Tensor) -> bool:
