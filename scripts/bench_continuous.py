@@ -55,7 +55,7 @@ def resolved_products(cfg) -> str:
     precision = resolve_precision(str(cfg.algo.precision), cpu, large=wide)
     if precision != "fp32":
         return precision
-    gemm = resolve_cpu_gemm(str(cfg.algo.get("cpu_gemm", "torch")), cpu, precision, large=wide)
+    gemm = resolve_cpu_gemm(str(cfg.algo.cpu_gemm), cpu, precision, large=wide)
     return f"fp32 ({'oneDNN' if gemm == 'onednn' else 'torch'}'s matmul)"
 
 
@@ -143,7 +143,7 @@ def compare(algo: str, env: str, seeds: list[int], steps: int, overrides) -> tup
              f"one update per step, {'-'.join(map(str, hp['policy_kwargs']['net_arch']))} "
              f"{cfg.network.activation} actor and critics, {explore}), CPU, one torch thread each; deeprl's "
              f"hidden-to-hidden products in {products} (`algo.precision={a.precision}`, "
-             f"`algo.cpu_gemm={a.get('cpu_gemm', 'torch')}`), SB3 in fp32; "
+             f"`algo.cpu_gemm={a.cpu_gemm}`), SB3 in fp32; "
              "training wall time, evaluation excluded; final deterministic evaluation over "
              f"{cfg.eval.episodes} episodes.", ""]
     rows, results = [], []

@@ -101,7 +101,7 @@ class StackedMLP(nn.Module):
             if layer and self.low is not None:  # a hidden-to-hidden product
                 lows[layer] = (x.to(self.low), w.to(self.low))
                 pre.append(torch.bmm(*lows[layer]).float().add_(b))
-            elif layer and self.onednn:
+            elif self._onednn_layer(layer, params):
                 pre.append(_onednn_each(x, w.transpose(1, 2), b))
             else:
                 pre.append(torch.baddbmm(b, x, w))
@@ -141,8 +141,8 @@ class StackedMLP(nn.Module):
                 torch.bmm(x.transpose(1, 2), g, out=grad_w)
             torch.sum(g, 1, keepdim=True, out=_grad_of(bias))
             if layer:
-                g = self._act_grad(self._input_grad(g, weight, lows[layer], g_low, self._onednn_layer(layer, params)),
-                                   pre[layer - 1], x)
+                onednn = self._onednn_layer(layer, params)
+                g = self._act_grad(self._input_grad(g, weight, lows[layer], g_low, onednn), pre[layer - 1], x)
 
     @torch.no_grad()
     def input_gradient(self, cache, dy: torch.Tensor, last: int) -> torch.Tensor:
@@ -151,8 +151,9 @@ class StackedMLP(nn.Module):
         params, inputs, pre, lows = cache
         g = dy
         for layer in reversed(range(1, len(params))):
-            g = self._act_grad(self._input_grad(g, params[layer][0], lows[layer], None,
-                                                self._onednn_layer(layer, params)), pre[layer - 1], inputs[layer])
+            onednn = self._onednn_layer(layer, params)
+            g = self._act_grad(self._input_grad(g, params[layer][0], lows[layer], onednn=onednn),
+                               pre[layer - 1], inputs[layer])
         return _affine_input_grad(g, params[0][0][:, -last:]).sum(0)
 
     def _onednn_layer(self, layer: int, params) -> bool:
