@@ -17,7 +17,7 @@ from deeprl.algos.reinforce import Reinforce
 from deeprl.algos.sac import SAC
 from deeprl.algos.tabular import TabularQ
 from deeprl.checks import IMAGE, NEEDS, NETWORKS, VECTOR, check_spec
-from deeprl.core.checkpoint import check_agent_state
+from deeprl.core.checkpoint import check_agent_state, write_json_atomic
 from deeprl.core.device import auto_device, resolve_device
 from deeprl.core.errors import ConfigError
 from deeprl.core.seeding import seed_everything, set_deterministic
@@ -30,7 +30,7 @@ from deeprl.loops.planning import PlanningLoop
 from deeprl.loops.session import Session
 from deeprl.loops.tabular import TabularLoop
 from deeprl.networks import MinAtarCNN
-from deeprl.run import Run, write_json_atomic
+from deeprl.run import Run
 from deeprl.validate import validate
 
 __all__ = ["ALGOS", "build", "write_json_atomic"]

@@ -7,7 +7,6 @@ continues as if the run had never stopped.
 """
 
 import contextlib
-import json
 import os
 import signal
 import sys
@@ -19,7 +18,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from deeprl.core.checkpoint import prune, save_atomic, step_files, write_text_atomic
+from deeprl.core.checkpoint import prune, save_atomic, step_files, write_json_atomic
 from deeprl.core.device import keep_freed_memory
 from deeprl.core.seeding import rng_state, set_rng_state
 from deeprl.logging import Logger
@@ -230,7 +229,3 @@ def non_finite_tensor(tree, prefix: str = "") -> str | None:
             if found:
                 return found
     return None
-
-
-def write_json_atomic(path: Path, data: dict) -> None:
-    write_text_atomic(path, json.dumps(data, indent=2))

@@ -29,10 +29,8 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from deeprl import usable_cores
-from deeprl.build import build
-from deeprl.core.checkpoint import latest, write_text_atomic
+from deeprl.core.checkpoint import latest, write_json_atomic, write_text_atomic
 from deeprl.core.errors import ConfigError
-from deeprl.run import RunStopped, write_json_atomic
 
 TUNED_DIR = Path(__file__).resolve().parent / "conf" / "tuned"
 FAILED = "failed.txt"
@@ -89,6 +87,8 @@ def cap_threads(cfg: DictConfig, cap: int | None) -> str | None:
 
 def job(cfg: DictConfig, job_dir: Path) -> float:
     """Run one job of a sweep (see the module docstring) and return its score (NaN if it failed)."""
+    from deeprl.run import RunStopped  # here: Hydra imports this module (SweepReport) for every run
+
     hydra_cfg = HydraConfig.get()
     overrides = " ".join(hydra_cfg.overrides.task)
     note = cap_threads(cfg, threads_cap(hydra_cfg.launcher, usable_cores()))
@@ -124,6 +124,8 @@ def job(cfg: DictConfig, job_dir: Path) -> float:
 
 def run_or_resume(cfg: DictConfig, run_dir: Path, hparam_keys: list[str]) -> float:
     """Train `cfg` in `run_dir`, going on from its checkpoint if it has one; return its score."""
+    from deeprl.build import build
+
     kind = str(cfg.optimize.objective)
     summary_file = run_dir / "summary.json"
     found = latest(run_dir / "checkpoints")

@@ -10,8 +10,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from deeprl import resume, sweep
-from deeprl.build import build
 from deeprl.core.errors import ConfigError
+from deeprl.validate import validate
 
 
 def discard_run_dir(run_dir: Path) -> None:
@@ -36,6 +36,10 @@ def task(cfg: DictConfig) -> float:
         return sweep.job(cfg, run_dir)  # never ends the sweep; returns the score a search optimises
     resuming = cfg.get("resume") is not None
     try:
+        if not resuming:
+            validate(cfg)  # before torch and the envs are imported: a bad key is refused in about a second
+        from deeprl.build import build
+
         if resuming:
             cfg, state, _ = resume.resumed_config(cfg, list(HydraConfig.get().overrides.task))
             run = build(cfg, run_dir, resume_from=state)

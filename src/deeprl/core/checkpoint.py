@@ -6,25 +6,28 @@ Each holds the whole run (see deeprl.run.Run.state_dict), so any of them can be 
 """
 
 import functools
+import json
 import os
 import re
 import sys
 import tempfile
 from pathlib import Path
 
-import torch
-
 from deeprl.core.errors import ConfigError
 
 STEP_FILE = re.compile(r"^step_(\d+)\.pt$")
 
 
-def save_atomic(obj, path: str | os.PathLike, write=torch.save) -> Path:
+def save_atomic(obj, path: str | os.PathLike, write=None) -> Path:
     """Write `obj` (torch.save, or `write(obj, binary file)`) to a temporary file in the same
     directory, then rename over `path`.
 
     A crash mid-write leaves the previous file intact, never a truncated one.
     """
+    if write is None:
+        import torch  # here, not at the top: `train`'s bad-input path reads this module without torch
+
+        write = torch.save
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -62,11 +65,17 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     return save_atomic(text.encode(), path, write=lambda data, f: f.write(data))
 
 
+def write_json_atomic(path: str | os.PathLike, data: dict) -> Path:
+    return write_text_atomic(path, json.dumps(data, indent=2))
+
+
 def load(path: str | os.PathLike, map_location="cpu", mmap: bool = False) -> dict:
     """Read a checkpoint. Checkpoints hold numpy RNG state and plain dicts besides tensors.
 
     `mmap=True` maps tensor storage from the file instead of reading it (a replay buffer of
     gigabytes is then paged in only as it is copied into place)."""
+    import torch
+
     return torch.load(path, map_location=map_location, weights_only=False, mmap=mmap)
 
 
@@ -74,6 +83,8 @@ def check_agent_state(agent, saved: dict, key: str) -> None:
     """Raise ConfigError(key) when the networks in a checkpoint's agent state do not fit `agent`
     (parameter names or shapes differ: written by a deeprl version with another network layout).
     Checked before anything is loaded or written, so a refused resume leaves the run as it was."""
+    import torch
+
     for name, value in agent.state_dict().items():
         if not (isinstance(value, dict) and value and all(isinstance(v, torch.Tensor) for v in value.values())):
             continue  # not a module's parameters (an optimizer, a counter, a generator)
