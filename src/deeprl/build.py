@@ -17,7 +17,7 @@ from deeprl.algos.reinforce import Reinforce
 from deeprl.algos.sac import SAC
 from deeprl.algos.tabular import TabularQ
 from deeprl.checks import IMAGE, NEEDS, NETWORKS, VECTOR, check_spec
-from deeprl.core.checkpoint import check_agent_state, write_json_atomic
+from deeprl.core.checkpoint import check_agent_state
 from deeprl.core.device import auto_device, resolve_device
 from deeprl.core.errors import ConfigError
 from deeprl.core.seeding import seed_everything, set_deterministic
@@ -33,7 +33,7 @@ from deeprl.networks import MinAtarCNN
 from deeprl.run import Run
 from deeprl.validate import validate
 
-__all__ = ["ALGOS", "build", "write_json_atomic"]
+__all__ = ["ALGOS", "build"]
 
 # algo.name -> (agent class, loop class). A loop's KEYS are the algo config keys it consumes,
 # SHARED_KEYS those both it and the agent receive (e.g. gamma); every other key of the algo

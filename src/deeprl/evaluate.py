@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
-from deeprl.core.checkpoint import check_agent_state, load
+from deeprl.core.checkpoint import check_agent_state, load, write_json_atomic
 from deeprl.core.errors import ConfigError
 
 
@@ -33,7 +33,7 @@ def locate(path: Path) -> tuple[Path, Path]:
 
 
 def run(args: argparse.Namespace) -> dict:
-    from deeprl.build import build, write_json_atomic
+    from deeprl.build import build
     from deeprl.loops.evaluate import evaluate, record_video
 
     run_dir, checkpoint = locate(Path(args.path))
