@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from deeprl.core.checkpoint import latest
 from deeprl.core.errors import ConfigError
+from deeprl.core.hydra_errors import from_hydra
 
 ALLOWED = ("total_steps", "device", "threads", "log")
 ALLOWED_TEXT = "total_steps, device, threads and log.*"
@@ -50,7 +51,7 @@ def _overrides(args: list[str]) -> list:
         parsed = OverridesParser.create().parse_overrides(
             [a for a in args if not a.startswith("-") and not _is_resume(a)])
     except OverrideParseException as error:
-        raise ConfigError("overrides", str(error).strip().splitlines()[0]) from None
+        raise from_hydra(error) from None
     return [o for o in parsed if not o.key_or_group.startswith("hydra")]
 
 

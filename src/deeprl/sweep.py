@@ -200,8 +200,11 @@ class SweepReport(Callback):
     that failed during it and exits non-zero if any did; after an Optuna search, prints the best
     parameters and writes them as `best_tuned.yaml`, ready to copy to conf/tuned/<algo>_<env>.yaml."""
 
+    sweep_dir: Path | None = None  # this process's sweep, once Hydra has composed its config
+
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         self.started = time.time() - 1.0  # file times can be a little coarser than the clock
+        SweepReport.sweep_dir = Path(config.hydra.sweep.dir)
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)

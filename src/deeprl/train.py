@@ -1,17 +1,35 @@
 """The `train` command: compose the config with Hydra, build, run, summarise; or resume a run."""
 
+import os
 import shutil
 import sys
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from deeprl import resume, sweep
 from deeprl.core.errors import ConfigError
+from deeprl.core.hydra_errors import from_hydra, removed_key
 from deeprl.validate import validate
+
+# Hydra reports an error in composing the config (a mistyped key, an unknown config name) over
+# several lines and exits 1. With HYDRA_FULL_ERROR set it raises the error instead (Hydra reads the
+# variable when the error happens), so main() sets it, words a composition error as one line, and
+# task() clears it again once the config has composed: an error in the run itself is then reported
+# as Hydra always does. A user who sets HYDRA_FULL_ERROR gets Hydra's full traceback, as documented.
+FULL_ERROR = "HYDRA_FULL_ERROR"
+_raise_composition_errors = False
+
+
+def _report_as_hydra_does() -> None:
+    global _raise_composition_errors
+    if _raise_composition_errors:
+        os.environ.pop(FULL_ERROR, None)
+        _raise_composition_errors = False
 
 
 def discard_run_dir(run_dir: Path) -> None:
@@ -24,6 +42,14 @@ def discard_run_dir(run_dir: Path) -> None:
         parent = parent.parent
 
 
+def discard_unstarted_sweep() -> None:
+    """Hydra writes a sweep dir's multirun.yaml before it composes the jobs' configs: when one of
+    them does not compose, no job has run and the dir holds nothing else. Remove it."""
+    sweep_dir = sweep.SweepReport.sweep_dir
+    if sweep_dir is not None and sweep_dir.is_dir() and {p.name for p in sweep_dir.iterdir()} <= {"multirun.yaml"}:
+        discard_run_dir(sweep_dir)
+
+
 def fail(error: Exception) -> None:
     print(f"deeprl: error: {error}", file=sys.stderr)
     sys.exit(2)
@@ -31,6 +57,7 @@ def fail(error: Exception) -> None:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def task(cfg: DictConfig) -> float:
+    _report_as_hydra_does()
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     if HydraConfig.get().mode == RunMode.MULTIRUN:
         return sweep.job(cfg, run_dir)  # never ends the sweep; returns the score a search optimises
@@ -45,7 +72,11 @@ def task(cfg: DictConfig) -> float:
             run = build(cfg, run_dir, resume_from=state)
         else:
             run = build(cfg, run_dir)
-    except ConfigError as error:
+    except (ConfigError, AttributeError, KeyError, TypeError) as caught:
+        # Besides a ConfigError: a key the run needs that `~key` removed. Anything else is a bug: raised.
+        error = caught if isinstance(caught, ConfigError) else removed_key(caught, HydraConfig.get().overrides.task)
+        if error is None:
+            raise
         if not resuming:  # a resumed run dir holds a run: never remove it
             discard_run_dir(run_dir)
         fail(error)
@@ -65,7 +96,19 @@ def main() -> None:
         sys.argv[1:] = resume.hydra_args(sys.argv[1:])
     except ConfigError as error:
         fail(error)
-    task()
+    global _raise_composition_errors
+    _raise_composition_errors = FULL_ERROR not in os.environ
+    if _raise_composition_errors:
+        os.environ[FULL_ERROR] = "1"
+    try:
+        task()
+    except HydraException as error:
+        if not _raise_composition_errors:
+            raise  # the user's own HYDRA_FULL_ERROR: the whole traceback, as asked
+        discard_unstarted_sweep()
+        fail(from_hydra(error))
+    finally:
+        _report_as_hydra_does()
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """Bad input: a non-zero exit, one line naming the key and the fix, and no run dir left behind."""
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -44,22 +46,55 @@ def test_bad_value_fails_with_one_line_and_leaves_nothing(tmp_path, overrides, k
     assert not (tmp_path / "outputs").exists(), "a half-written run dir was left behind"
 
 
-@pytest.mark.parametrize(
-    ("overrides", "expected"),
-    [
-        (["algo=nosuchalgo"], "nosuchalgo"),
-        (["env=nosuchenv"], "nosuchenv"),
-        (["network=nosuchnet"], "nosuchnet"),
-        (["algo.lrr=0.1"], "lrr"),
-        (["total_stepz=10"], "total_stepz"),
-    ],
-)
-def test_unknown_names_and_keys_are_rejected_by_hydra(tmp_path, overrides, expected):
+# What Hydra cannot compose (a mistyped key or config name, an override it cannot parse, a key the
+# run needs removed with ~), and the one line each gets: the key, then the fix.
+HYDRA_CASES = [
+    (["algo=nosuchalgo"], "algo: there is no algo config named 'nosuchalgo'; choose one of: a2c, "),
+    (["algo=dqnn"], "algo: there is no algo config named 'dqnn'; did you mean algo=dqn? The choices: "),
+    (["env=minatar_breakot"], "env: there is no env config named 'minatar_breakot'; did you mean env=minatar_breakout?"),
+    (["network=nosuchnet"], "network: there is no network config named 'nosuchnet'; choose one of: minatar_cnn, mlp, "),
+    (["hydra/launcher=jobib"], "hydra/launcher: there is no hydra/launcher config named 'jobib'; did you mean "
+                               "hydra/launcher=joblib?"),
+    (["algo.lrr=0.1"], "algo.lrr: no such key; did you mean algo.lr?"),
+    (["total_stepz=10"], "total_stepz: no such key; did you mean total_steps?"),
+    (["algo.exploraton.end=0.1"], "algo.exploraton: no such key; did you mean algo.exploration?"),
+    (["env=frozenlake", "env.kwargs.is_slipery=false"], "env.kwargs.is_slipery: no such key; did you mean "
+                                                        "env.kwargs.is_slippery?"),
+    (["env.kwargs.zzz=1"], "env.kwargs.zzz: no such key; `train --cfg job` prints every key (to add a key deeprl "
+                           "passes on, such as an env.kwargs entry, write +env.kwargs.zzz=1)"),
+    (["algo.lr=[1,"], "algo.lr: cannot read the override algo.lr=[1,: "),
+    (["--cfg", "job", "algo.gama=0.9"], "algo.gama: no such key; did you mean algo.gamma?"),
+    (["-m", "algo=dqn,dqnn"], "algo: there is no algo config named 'dqnn'; did you mean algo=dqn?"),
+    (["-m", "seed=1,2", "algo.lrr=3"], "algo.lrr: no such key; did you mean algo.lr?"),
+    (["~algo.lr"], "algo.lr: the run needs it and ~algo.lr removed it; drop ~algo.lr"),
+    (["~algo.batch_size"], "algo.batch_size: the run needs it and ~algo.batch_size removed it; drop "),
+    (["~seed"], "seed: the run needs it and ~seed removed it; drop ~seed"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "expected"), HYDRA_CASES, ids=[" ".join(c[0]) for c in HYDRA_CASES])
+def test_what_hydra_cannot_compose_is_one_line_naming_the_key(tmp_path, overrides, expected):
     result = train_cli(*overrides, cwd=tmp_path, timeout=120)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.startswith(f"deeprl: error: {expected}"), result.stderr[-2000:]
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "HYDRA_FULL_ERROR" not in result.stderr and not result.stdout
+    assert not (tmp_path / "outputs").exists() and not (tmp_path / "multirun").exists(), "a run or sweep dir was left"
+
+
+def test_a_user_who_sets_hydra_full_error_gets_hydras_traceback(tmp_path):
+    exe = Path(sys.executable).parent / "train"
+    result = subprocess.run([str(exe), "algo.lrr=0.1"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "HYDRA_FULL_ERROR": "1"})
     assert result.returncode != 0
-    assert expected in result.stderr
-    assert "Traceback" not in result.stderr
-    assert not (tmp_path / "outputs").exists()
+    assert "Traceback" in result.stderr and "ConfigCompositionException" in result.stderr
+    assert "deeprl: error:" not in result.stderr
+
+
+def test_an_accepted_tilde_still_runs(tmp_path):
+    """~ that removes what the run can do without (here the tuned preset) is not refused."""
+    result = train_cli("~tuned", "total_steps=500", "eval.episodes=1", "log.progress=false", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
 
 
 WALLED_OFF = 'env.layout=["S.#+"]'  # the goal cannot be reached from S: no terminal for two states

@@ -1,0 +1,85 @@
+"""Hydra's composition errors (a mistyped key, an unknown config name, an override it cannot
+parse) as one ConfigError naming the key, with the nearest valid name when there is one.
+
+Hydra prints these over several lines and exits 1; `train` words them the way it words every other
+bad input (`deeprl: error: <key>: <what is wrong>; <the fix>`, exit 2)."""
+
+import difflib
+import re
+
+from hydra.errors import MissingConfigException, OverrideParseException
+from omegaconf import DictConfig
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError
+
+from deeprl.core.errors import ConfigError
+
+LIST_KEYS = "`train --cfg job` prints every key"
+GRAMMAR = "https://hydra.cc/docs/advanced/override_grammar/basic/"
+
+
+def _nearest(word: str, choices) -> str | None:
+    close = difflib.get_close_matches(word, [str(c) for c in choices], n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def _one_line(text: str) -> str:
+    return " ".join(line.strip() for line in str(text).strip().splitlines() if line.strip())
+
+
+def _missing_config(error: MissingConfigException) -> ConfigError | None:
+    if not error.options or not error.missing_cfg_file or "/" not in error.missing_cfg_file:
+        return None
+    group, _, name = error.missing_cfg_file.rpartition("/")
+    options = sorted(error.options)
+    near = _nearest(name, options)
+    fix = f"did you mean {group}={near}? The choices: " if near else "choose one of: "
+    return ConfigError(group, f"there is no {group} config named '{name}'; {fix}{', '.join(options)}")
+
+
+def _unknown_key(error: Exception) -> ConfigError | None:
+    cause = error.__cause__
+    if not isinstance(cause, (ConfigAttributeError, ConfigKeyError)) or not getattr(cause, "full_key", None):
+        return None
+    path = str(cause.full_key)
+    parent, _, key = path.rpartition(".")
+    node = cause.parent_node
+    near = _nearest(key, node.keys()) if isinstance(node, DictConfig) else None
+    if near is not None:
+        return ConfigError(path, f"no such key; did you mean {f'{parent}.' if parent else ''}{near}?")
+    append = re.search(r"use (\+\S+)", str(error))
+    add = f" (to add a key deeprl passes on, such as an env.kwargs entry, write {append.group(1)})" if append else ""
+    return ConfigError(path, f"no such key; {LIST_KEYS}{add}")
+
+
+def from_hydra(error: Exception) -> ConfigError:
+    """One line for an error Hydra raised while composing the config from the command line."""
+    if isinstance(error, MissingConfigException):
+        found = _missing_config(error)
+        if found is not None:
+            return found
+    if isinstance(error, OverrideParseException) and error.override:
+        key = re.split(r"[=\s]", error.override.lstrip("~+"), maxsplit=1)[0] or "overrides"
+        reason = str(error.message).strip().splitlines()[0]
+        return ConfigError(key, f"cannot read the override {error.override}: {reason}; see {GRAMMAR}")
+    found = _unknown_key(error)
+    if found is not None:
+        return found
+    return ConfigError("overrides", _one_line(error))
+
+
+def removed_key(error: Exception, overrides) -> ConfigError | None:
+    """The key a run needs and `~key` on the command line removed, when `error` is the run
+    missing it (a config lookup, or an algorithm built without a required argument); else None."""
+    removed = [o[1:].partition("=")[0] for o in overrides if o.startswith("~")]
+    if isinstance(error, (ConfigAttributeError, ConfigKeyError)):
+        names = [str(error.full_key)] if error.full_key else []
+    elif isinstance(error, KeyError):
+        names = [str(error.args[0])] if error.args else []
+    elif isinstance(error, TypeError) and "required" in str(error):  # f() missing 1 required ... 'lr'
+        names = re.findall(r"'(\w+)'", str(error).partition("required")[2])
+    else:
+        names = []
+    for key in removed:
+        if any(name == key or key.endswith(f".{name}") or name.startswith(f"{key}.") for name in names):
+            return ConfigError(key, f"the run needs it and ~{key} removed it; drop ~{key}")
+    return None
