@@ -31,6 +31,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from deeprl import usable_cores
 from deeprl.core.checkpoint import latest, write_json_atomic, write_text_atomic
 from deeprl.core.errors import ConfigError
+from deeprl.core.hydra_errors import config_composed
 
 TUNED_DIR = Path(__file__).resolve().parent / "conf" / "tuned"
 FAILED = "failed.txt"
@@ -205,6 +206,7 @@ class SweepReport(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         self.started = time.time() - 1.0  # file times can be a little coarser than the clock
         SweepReport.sweep_dir = Path(config.hydra.sweep.dir)
+        config_composed(run=False)
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)

@@ -1,35 +1,18 @@
 """The `train` command: compose the config with Hydra, build, run, summarise; or resume a run."""
 
-import os
 import shutil
 import sys
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import HydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from deeprl import resume, sweep
+from deeprl.core import hydra_errors
 from deeprl.core.errors import ConfigError
-from deeprl.core.hydra_errors import from_hydra, removed_key
 from deeprl.validate import validate
-
-# Hydra reports an error in composing the config (a mistyped key, an unknown config name) over
-# several lines and exits 1. With HYDRA_FULL_ERROR set it raises the error instead (Hydra reads the
-# variable when the error happens), so main() sets it, words a composition error as one line, and
-# task() clears it again once the config has composed: an error in the run itself is then reported
-# as Hydra always does. A user who sets HYDRA_FULL_ERROR gets Hydra's full traceback, as documented.
-FULL_ERROR = "HYDRA_FULL_ERROR"
-_raise_composition_errors = False
-
-
-def _report_as_hydra_does() -> None:
-    global _raise_composition_errors
-    if _raise_composition_errors:
-        os.environ.pop(FULL_ERROR, None)
-        _raise_composition_errors = False
 
 
 def discard_run_dir(run_dir: Path) -> None:
@@ -57,7 +40,7 @@ def fail(error: Exception) -> None:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def task(cfg: DictConfig) -> float:
-    _report_as_hydra_does()
+    hydra_errors.config_composed(run=True)  # what fails from here on, Hydra reports its own way
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     if HydraConfig.get().mode == RunMode.MULTIRUN:
         return sweep.job(cfg, run_dir)  # never ends the sweep; returns the score a search optimises
@@ -74,7 +57,8 @@ def task(cfg: DictConfig) -> float:
             run = build(cfg, run_dir)
     except (ConfigError, AttributeError, KeyError, TypeError) as caught:
         # Besides a ConfigError: a key the run needs that `~key` removed. Anything else is a bug: raised.
-        error = caught if isinstance(caught, ConfigError) else removed_key(caught, HydraConfig.get().overrides.task)
+        overrides = HydraConfig.get().overrides.task
+        error = caught if isinstance(caught, ConfigError) else hydra_errors.removed_key(caught, overrides)
         if error is None:
             raise
         if not resuming:  # a resumed run dir holds a run: never remove it
@@ -96,19 +80,16 @@ def main() -> None:
         sys.argv[1:] = resume.hydra_args(sys.argv[1:])
     except ConfigError as error:
         fail(error)
-    global _raise_composition_errors
-    _raise_composition_errors = FULL_ERROR not in os.environ
-    if _raise_composition_errors:
-        os.environ[FULL_ERROR] = "1"
+    ours = hydra_errors.begin_composing()  # Hydra raises what it cannot compose: worded here as one line
     try:
         task()
-    except HydraException as error:
-        if not _raise_composition_errors:
-            raise  # the user's own HYDRA_FULL_ERROR: the whole traceback, as asked
+    except Exception as error:
+        if not ours or not hydra_errors.is_input_error(error):
+            raise
         discard_unstarted_sweep()
-        fail(from_hydra(error))
+        fail(hydra_errors.from_hydra(error))
     finally:
-        _report_as_hydra_does()
+        hydra_errors.config_composed(run=True)
 
 
 if __name__ == "__main__":

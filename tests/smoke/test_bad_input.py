@@ -69,6 +69,7 @@ HYDRA_CASES = [
     (["~algo.lr"], "algo.lr: the run needs it and ~algo.lr removed it; drop ~algo.lr"),
     (["~algo.batch_size"], "algo.batch_size: the run needs it and ~algo.batch_size removed it; drop "),
     (["~seed"], "seed: the run needs it and ~seed removed it; drop ~seed"),
+    (["-m", "seed=1,2", "--cfg", "job"], "command line: Only one of --run, --multirun, --cfg"),
 ]
 
 

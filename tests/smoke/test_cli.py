@@ -130,6 +130,27 @@ def test_cfg_job_prints_composed_config(tmp_path):
     assert not (tmp_path / "outputs").exists()
 
 
+def test_help_starts_with_commands_that_compose(tmp_path):
+    """`train --help` opens with example commands, then Hydra's groups and config; each example
+    (its first value where it sweeps) composes and validates."""
+    from conftest import compose_config
+    from deeprl.validate import validate
+
+    result = train_cli("--help", cwd=tmp_path)
+    assert result.returncode == 0 and result.stdout.startswith("train: train a deep RL agent (deeprl).")
+    assert "== Configuration groups ==" in result.stdout and "\nalgo: a2c, actor_critic," in result.stdout
+    assert result.stdout.rstrip().endswith("More: README.md, docs/.")
+    header = result.stdout.split("== Configuration groups ==")[0]
+    examples = [line.split("  ")[1].split() for line in header.splitlines() if line.startswith("  train ")]
+    assert len(examples) >= 5, result.stdout[:2000]
+    for example in examples:
+        if any("<" in arg for arg in example):  # a placeholder (resume=<run dir>)
+            continue
+        overrides = [arg.split(",")[0] for arg in example[1:] if arg != "-m"]
+        validate(compose_config(*overrides))
+    assert not (tmp_path / "outputs").exists()
+
+
 def test_multirun_writes_one_dir_per_override(tmp_path):
     result = train_cli("-m", "seed=1,2", "total_steps=300", "algo.learning_starts=100",
                        "eval.every=0", "eval.episodes=1", "log.progress=false", cwd=tmp_path)

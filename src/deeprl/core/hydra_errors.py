@@ -2,12 +2,17 @@
 parse) as one ConfigError naming the key, with the nearest valid name when there is one.
 
 Hydra prints these over several lines and exits 1; `train` words them the way it words every other
-bad input (`deeprl: error: <key>: <what is wrong>; <the fix>`, exit 2)."""
+bad input (`deeprl: error: <key>: <what is wrong>; <the fix>`, exit 2). With HYDRA_FULL_ERROR set,
+Hydra raises the error instead (it reads the variable when the error happens): `train` sets it from
+the start (`begin_composing`) until the config has composed (`config_composed`), so an error in the
+run itself is reported as Hydra always does. A user's own HYDRA_FULL_ERROR is left alone: their
+traceback, as Hydra documents."""
 
 import difflib
+import os
 import re
 
-from hydra.errors import MissingConfigException, OverrideParseException
+from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
@@ -15,6 +20,35 @@ from deeprl.core.errors import ConfigError
 
 LIST_KEYS = "`train --cfg job` prints every key"
 GRAMMAR = "https://hydra.cc/docs/advanced/override_grammar/basic/"
+
+
+FULL_ERROR = "HYDRA_FULL_ERROR"
+_state = {"composing": False, "set_full_error": False}
+
+
+def begin_composing() -> bool:
+    """Before Hydra starts: ask it to raise what it cannot compose. False when the user set
+    HYDRA_FULL_ERROR themselves (then Hydra's traceback is what they asked for)."""
+    if FULL_ERROR in os.environ:
+        return False
+    os.environ[FULL_ERROR] = "1"
+    _state.update(composing=True, set_full_error=True)
+    return True
+
+
+def config_composed(run: bool) -> None:
+    """The command line has composed. `run`: a run or a sweep's job starts, and what fails from here
+    on is the run's own. A sweep starting (run=False) has its jobs' configs still to compose: Hydra
+    keeps raising those (each a HydraException), the rest is the sweep's own."""
+    _state["composing"] = False
+    if run and _state["set_full_error"]:
+        os.environ.pop(FULL_ERROR, None)
+        _state["set_full_error"] = False
+
+
+def is_input_error(error: Exception) -> bool:
+    """Whether `error`, raised out of Hydra while `train` asked it to raise, is the command line's."""
+    return _state["composing"] or isinstance(error, HydraException)
 
 
 def _nearest(word: str, choices) -> str | None:
@@ -64,7 +98,7 @@ def from_hydra(error: Exception) -> ConfigError:
     found = _unknown_key(error)
     if found is not None:
         return found
-    return ConfigError("overrides", _one_line(error))
+    return ConfigError("overrides" if isinstance(error, HydraException) else "command line", _one_line(error))
 
 
 def removed_key(error: Exception, overrides) -> ConfigError | None:
