@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 
 from deeprl.core.checkpoint import check_agent_state, load, write_json_atomic
 from deeprl.core.errors import ConfigError
+from deeprl.runs import plural
 
 
 def locate(path: Path) -> tuple[Path, Path]:
@@ -85,7 +86,7 @@ def main(argv=None) -> None:
     returns = np.asarray(result["returns"])
     # epsilon only for the agents that act epsilon-greedily (the DQN family, tabular, FQI)
     epsilon = "" if result["epsilon"] is None else f" (epsilon {result['epsilon']})"
-    print(f"{result['env']}: return {returns.mean():.2f} ± {returns.std():.2f} over {len(returns)} episodes"
+    print(f"{result['env']}: return {returns.mean():.2f} ± {returns.std():.2f} over {plural(len(returns), 'episode')}"
           f"{epsilon} | {result['checkpoint']}")
     for video in result.get("videos", []):
         print(f"video: {video}")

@@ -23,6 +23,7 @@ from deeprl.core.device import keep_freed_memory
 from deeprl.core.seeding import rng_state, set_rng_state
 from deeprl.logging import Logger
 from deeprl.loops.session import NonFiniteError, Session
+from deeprl.runs import plural
 
 FORMAT = 1
 SIGNAL_NAMES = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
@@ -132,7 +133,7 @@ class Run:
         work = (f"{summary['sweeps']} sweeps in {summary['wall_time_s']:.1f} s" if "sweeps" in summary else
                 f"{summary['total_steps']} steps in {summary['wall_time_s']:.1f} s ({summary['sps']:.0f} steps/s)")
         print(f"deeprl | eval return {summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f} "
-              f"over {summary['eval_episodes']} episodes | {work} | {run_dir}", flush=True)
+              f"over {plural(summary['eval_episodes'], 'episode')} | {work} | {run_dir}", flush=True)
         return summary
 
     def _finish(self, extra: dict | None) -> dict:

@@ -96,6 +96,7 @@ def test_an_accepted_tilde_still_runs(tmp_path):
     """~ that removes what the run can do without (here the tuned preset) is not refused."""
     result = train_cli("~tuned", "total_steps=500", "eval.episodes=1", "log.progress=false", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
+    assert " over 1 episode | 500 steps in " in result.stdout
 
 
 WALLED_OFF = 'env.layout=["S.#+"]'  # the goal cannot be reached from S: no terminal for two states
