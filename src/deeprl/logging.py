@@ -1,12 +1,20 @@
 """TensorBoard events in the run dir, and the console progress bar."""
 
 import numbers
+import sys
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
 from tqdm import tqdm
+
+
+def progress_interval(stream) -> float:
+    """Seconds between progress-bar updates: twice a second on a terminal; once a minute into a
+    file or pipe (a cluster job's log), where each update is written out and none is overwritten."""
+    isatty = getattr(stream, "isatty", None)
+    return 0.5 if isatty is not None and isatty() else 60.0
 
 
 class Logger:
@@ -18,7 +26,7 @@ class Logger:
         # Points at start_step itself were logged before the checkpoint was taken: keep them.
         self.writer = SummaryWriter(log_dir=str(run_dir), purge_step=start_step + 1 if start_step else None)
         self.bar = tqdm(total=total_steps, initial=start_step, unit="step", dynamic_ncols=True,
-                        disable=not progress, smoothing=0.05, mininterval=0.5)
+                        disable=not progress, smoothing=0.05, mininterval=progress_interval(sys.stderr))
         self._bar_step = start_step
 
     def write(self, line: str) -> None:
