@@ -20,8 +20,7 @@ from deeprl.core.errors import ConfigError
 
 LIST_KEYS = "`train --cfg job` prints every key"
 GRAMMAR = "https://hydra.cc/docs/advanced/override_grammar/basic/"
-
-
+NO_SUCH_KEY = (ConfigAttributeError, ConfigKeyError)  # OmegaConf's two, neither a subclass of the other
 FULL_ERROR = "HYDRA_FULL_ERROR"
 _state = {"composing": False, "set_full_error": False}
 
@@ -72,7 +71,7 @@ def _missing_config(error: MissingConfigException) -> ConfigError | None:
 
 def _unknown_key(error: Exception) -> ConfigError | None:
     cause = error.__cause__
-    if not isinstance(cause, (ConfigAttributeError, ConfigKeyError)) or not getattr(cause, "full_key", None):
+    if not isinstance(cause, NO_SUCH_KEY) or not getattr(cause, "full_key", None):
         return None
     path = str(cause.full_key)
     parent, _, key = path.rpartition(".")
@@ -105,7 +104,7 @@ def removed_key(error: Exception, overrides) -> ConfigError | None:
     """The key a run needs and `~key` on the command line removed, when `error` is the run
     missing it (a config lookup, or an algorithm built without a required argument); else None."""
     removed = [o[1:].partition("=")[0] for o in overrides if o.startswith("~")]
-    if isinstance(error, (ConfigAttributeError, ConfigKeyError)):
+    if isinstance(error, NO_SUCH_KEY):
         names = [str(error.full_key)] if error.full_key else []
     elif isinstance(error, KeyError):
         names = [str(error.args[0])] if error.args else []
