@@ -9,6 +9,8 @@ from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
 from tqdm import tqdm
 
+from deeprl.core.console import say
+
 
 def progress_interval(stream) -> float:
     """Seconds between progress-bar updates: twice a second on a terminal; once a minute into a
@@ -20,18 +22,20 @@ def progress_interval(stream) -> float:
 class Logger:
     """`start_step` > 0 continues a run from that step (resume): TensorBoard drops whatever an
     earlier piece of the run logged after it (`purge_step`), so the x axis has no duplicate or
-    backward points, and the progress bar starts there."""
+    backward points, and the progress bar starts there. `desc` names the run on its progress bar
+    (a sweep's parallel jobs share the console)."""
 
-    def __init__(self, run_dir, total_steps: int, progress: bool = True, start_step: int = 0):
+    def __init__(self, run_dir, total_steps: int, progress: bool = True, start_step: int = 0,
+                 desc: str | None = None):
         # Points at start_step itself were logged before the checkpoint was taken: keep them.
         self.writer = SummaryWriter(log_dir=str(run_dir), purge_step=start_step + 1 if start_step else None)
-        self.bar = tqdm(total=total_steps, initial=start_step, unit="step", dynamic_ncols=True,
+        self.bar = tqdm(total=total_steps, initial=start_step, unit="step", dynamic_ncols=True, desc=desc,
                         disable=not progress, smoothing=0.05, mininterval=progress_interval(sys.stderr))
         self._bar_step = start_step
 
     def write(self, line: str) -> None:
         """A console line above the progress bar."""
-        tqdm.write(line)
+        say(line, above_bar=True)
 
     def flush(self) -> None:
         self.writer.flush()

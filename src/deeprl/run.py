@@ -9,7 +9,6 @@ continues as if the run had never stopped.
 import contextlib
 import os
 import signal
-import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ import torch
 from omegaconf import DictConfig
 
 from deeprl.core.checkpoint import prune, save_atomic, step_files, write_json_atomic
+from deeprl.core.console import say
 from deeprl.core.device import keep_freed_memory
 from deeprl.core.seeding import rng_state, set_rng_state
 from deeprl.logging import Logger
@@ -53,6 +53,7 @@ class Run:
     notes: list[str] = field(default_factory=list)
     device_why: str = ""  # how `device: auto` decided, for the start banner
     hparam_keys: list[str] | None = None  # a sweep's varied keys for the HParams tab (None: all)
+    label: str = ""  # the progress bar's name for the run (a sweep job: its number, as Hydra lists it)
     handoff: dict = field(default_factory=dict)  # signal -> the scheduler's handler to call after saving
 
     # Whole-run state -----------------------------------------------------------------------
@@ -97,8 +98,8 @@ class Run:
         start_step = int(self.resume_from["step"]) if self.resume_from else 0
         verb = f"resuming at step {start_step}" if self.resume_from else "run dir"
         device = f"{self.device} ({self.device_why})" if self.device_why else str(self.device)
-        print(f"deeprl | {cfg.algo.name} on {cfg.env.id} | seed {cfg.seed} | device {device} | "
-              f"{verb} {run_dir} | view: tensorboard --logdir {run_dir}", flush=True)
+        say(f"deeprl | {cfg.algo.name} on {cfg.env.id} | seed {cfg.seed} | device {device} | "
+            f"{verb} {run_dir} | view: tensorboard --logdir {run_dir}")
         logger = None
         try:
             # The handlers go in before anything is written: a scheduler's USR1/USR2 that arrives
@@ -106,7 +107,7 @@ class Run:
             # from scratch through the scheduler's own handler.
             with stop_on_signals(session) as self.handoff:
                 session.logger = logger = Logger(run_dir, int(cfg.total_steps), progress=bool(cfg.log.progress),
-                                                 start_step=start_step)
+                                                 start_step=start_step, desc=self.label or None)
                 session.save = self.save
                 if self.resume_from:
                     self.load_state_dict(self.resume_from)
@@ -132,8 +133,8 @@ class Run:
             self.envs.close()
         work = (f"{summary['sweeps']} sweeps in {summary['wall_time_s']:.1f} s" if "sweeps" in summary else
                 f"{summary['total_steps']} steps in {summary['wall_time_s']:.1f} s ({summary['sps']:.0f} steps/s)")
-        print(f"deeprl | eval return {summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f} "
-              f"over {plural(summary['eval_episodes'], 'episode')} | {work} | {run_dir}", flush=True)
+        say(f"deeprl | eval return {summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f} "
+            f"over {plural(summary['eval_episodes'], 'episode')} | {work} | {run_dir}")
         return summary
 
     def _finish(self, extra: dict | None) -> dict:
@@ -166,8 +167,8 @@ class Run:
         session.logger.close()
         signum = session.stop_signal
         name = SIGNAL_NAMES.get(signum) or HANDOFF_SIGNALS.get(signum, f"signal {signum}")
-        print(f"\ndeeprl | stopped by {name} at step {step}; checkpoint {path}\n"
-              f"deeprl | resume with: train resume={self.run_dir.resolve()}", file=sys.stderr, flush=True)
+        say(f"\ndeeprl | stopped by {name} at step {step}; checkpoint {path}\n"
+            f"deeprl | resume with: train resume={self.run_dir.resolve()}", err=True)
         scheduler = self.handoff.get(signum)
         if scheduler is not None:
             scheduler(signum, None)  # e.g. submitit: requeue this job (it exits the process)
@@ -178,8 +179,8 @@ class Run:
         files = step_files(self.run_dir / "checkpoints")
         kept = f"the last good checkpoint is {files[-1][1]}" if files else "no checkpoint was written before it"
         reason = f"guard: non-finite {error.metric} at step {error.step}"
-        print(f"deeprl: error: {reason}; training stopped and {kept}; lower the learning rate (or set "
-              "guard=warn to go on)", file=sys.stderr, flush=True)
+        say(f"deeprl: error: {reason}; training stopped and {kept}; lower the learning rate (or set "
+            "guard=warn to go on)", err=True)
         stopped = RunStopped(3)
         stopped.reason = reason
         raise stopped
@@ -202,8 +203,8 @@ def stop_on_signals(session: Session):
             return
         session.stop_signal = signum
         name = SIGNAL_NAMES.get(signum) or HANDOFF_SIGNALS.get(signum, signum)
-        print(f"\ndeeprl | {name}: finishing this step and writing a checkpoint "
-              "(send it again to stop at once)", file=sys.stderr, flush=True)
+        say(f"\ndeeprl | {name}: finishing this step and writing a checkpoint "
+            "(send it again to stop at once)", err=True)
 
     hooked = [sig for sig in HANDOFF_SIGNALS if callable(signal.getsignal(sig))]
     previous = {sig: signal.signal(sig, handler) for sig in [*SIGNAL_NAMES, *hooked]}

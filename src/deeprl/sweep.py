@@ -30,6 +30,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from deeprl import usable_cores
 from deeprl.core.checkpoint import latest, write_json_atomic, write_text_atomic
+from deeprl.core.console import say
 from deeprl.core.errors import ConfigError
 from deeprl.core.hydra_errors import config_composed
 
@@ -94,20 +95,22 @@ def job(cfg: DictConfig, job_dir: Path) -> float:
     overrides = " ".join(hydra_cfg.overrides.task)
     note = cap_threads(cfg, threads_cap(hydra_cfg.launcher, usable_cores()))
     if note:
-        print(f"deeprl | {note}", flush=True)
+        say(f"deeprl | {note}")
     keys = varied_keys(Path(hydra_cfg.sweep.dir), list(hydra_cfg.overrides.task))
+    label = f"#{hydra_cfg.job.num}"  # on the progress bar: Hydra's number for the job in its launch list
     (job_dir / FAILED).unlink(missing_ok=True)  # from an earlier attempt at this job
     try:
         seeds = int(cfg.optimize.seeds)
         if seeds == 1:
-            scores = [run_or_resume(cfg, job_dir, keys)]
+            scores = [run_or_resume(cfg, job_dir, keys, label)]
         else:
             scores = []
             for i in range(seeds):
                 seed_cfg = cfg.copy()
                 with open_dict(seed_cfg):
                     seed_cfg.seed = int(cfg.seed) + i
-                scores.append(run_or_resume(seed_cfg, seed_dir(job_dir, int(seed_cfg.seed)), keys))
+                scores.append(run_or_resume(seed_cfg, seed_dir(job_dir, int(seed_cfg.seed)), keys,
+                                            f"{label} seed {seed_cfg.seed}"))
         score = float(sum(scores) / len(scores))
     except RunStopped as stop:
         if stop.code != GUARD_EXIT:
@@ -123,26 +126,27 @@ def job(cfg: DictConfig, job_dir: Path) -> float:
     return score
 
 
-def run_or_resume(cfg: DictConfig, run_dir: Path, hparam_keys: list[str]) -> float:
-    """Train `cfg` in `run_dir`, going on from its checkpoint if it has one; return its score."""
+def run_or_resume(cfg: DictConfig, run_dir: Path, hparam_keys: list[str], label: str = "") -> float:
+    """Train `cfg` in `run_dir`, going on from its checkpoint if it has one; return its score.
+    `label` names the job on its progress bar."""
     from deeprl.build import build
 
     kind = str(cfg.optimize.objective)
     summary_file = run_dir / "summary.json"
     found = latest(run_dir / "checkpoints")
     if summary_file.is_file() and found is not None and found[0].name == "final.pt":
-        print(f"deeprl | already finished: {run_dir}", flush=True)
+        say(f"deeprl | already finished: {run_dir}")
         return objective(json.loads(summary_file.read_text()), kind)
     if found is not None:
         path, state = found
-        print(f"deeprl | going on from {path}", flush=True)
+        say(f"deeprl | going on from {path}")
         saved = OmegaConf.create(state["config"])
         with open_dict(saved):
             saved.threads = cfg.threads
         run = build(saved, run_dir, resume_from=state)
     else:
         run = build(cfg, run_dir)
-    run.hparam_keys = hparam_keys
+    run.hparam_keys, run.label = hparam_keys, label
     return objective(run.execute(), kind)
 
 
@@ -169,7 +173,7 @@ def failed(job_dir: Path, overrides: str, reason: str) -> float:
     line = reason.strip().splitlines()[0] if reason.strip() else "failed"
     job_dir.mkdir(parents=True, exist_ok=True)
     (job_dir / FAILED).write_text(line + "\n")
-    print(f"deeprl: error: job {overrides or '(no overrides)'} failed: {line}", file=sys.stderr, flush=True)
+    say(f"deeprl: error: job {overrides or '(no overrides)'} failed: {line}", err=True)
     return math.nan
 
 

@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 
 from deeprl import resume, sweep
 from deeprl.core import hydra_errors
+from deeprl.core.console import say
 from deeprl.core.errors import ConfigError
 from deeprl.validate import validate
 
@@ -33,8 +34,9 @@ def discard_unstarted_sweep() -> None:
         discard_run_dir(sweep_dir)
 
 
-def fail(error: Exception) -> None:
-    print(f"deeprl: error: {error}", file=sys.stderr)
+def fail(error: Exception, log_it: bool = False) -> None:
+    """One line and exit 2; logged to the run's train.log only for a run that started (`log_it`)."""
+    say(f"deeprl: error: {error}", err=True, log_it=log_it)
     sys.exit(2)
 
 
@@ -69,7 +71,7 @@ def task(cfg: DictConfig) -> float:
     except ConfigError as error:  # found only once running (e.g. a policy that never terminates)
         if not resuming and not list((run_dir / "checkpoints").glob("*.pt")):
             discard_run_dir(run_dir)
-        fail(error)
+        fail(error, log_it=True)
     # Returned for sweepers that optimise an objective (e.g. Hydra's Optuna sweeper).
     return summary["eval_return_mean"]
 

@@ -90,6 +90,9 @@ def test_console_banner_and_result_line(cli_run):
     banner = [line for line in result.stdout.splitlines() if line.startswith("deeprl |")]
     assert str(run_dir) in banner[0] and "device cpu" in banner[0] and "tensorboard --logdir" in banner[0]
     assert "eval return" in banner[-1]
+    # The same lines, stamped, in Hydra's log of the run (deeprl.core.console).
+    log = (run_dir / "train.log").read_text().splitlines()
+    assert [line.split("[deeprl][INFO] - ", 1)[1] for line in log] == [b.removeprefix("deeprl | ") for b in banner]
 
 
 def evaluate_cli(*args: str) -> subprocess.CompletedProcess:

@@ -72,6 +72,12 @@ def test_signal_checkpoints_prints_the_resume_command_and_resume_continues(tmp_p
     assert not (run_dir / "summary.json").exists()
     summary = finish_resumed(tmp_path, run_dir, stopped_at)
     assert summary["resumed"] == [{"step": stopped_at, "notes": []}]
+    # The run's log keeps both pieces: the stop, then the resumed piece to its result.
+    log = (run_dir / "train.log").read_text()
+    order = [f"stopped by {signal.Signals(sig).name} at step {stopped_at}", f"resume with: train resume={run_dir}",
+             f"resuming at step {stopped_at}", "eval return"]
+    assert all(part in log for part in order), log
+    assert [log.index(part) for part in order] == sorted(log.index(part) for part in order), log
 
 
 def test_kill_9_loses_at_most_one_checkpoint_interval(tmp_path):

@@ -48,6 +48,19 @@ def test_failed_jobs_are_reported_and_the_others_finish_with_capped_threads(tmp_
     acc.Reload()
     info = acc.PluginTagToContent("hparams")["_hparams_/session_start_info"]
     assert b"algo.lr" in info and b"seed" in info and b"algo.gamma" not in info and b"total_steps" not in info
+    # Each job's log holds its own lines: the banner and result of a good job, the reason of a failed one.
+    for job_dir in sweep_dir.iterdir():
+        if job_dir.is_dir():
+            log = (job_dir / "train.log").read_text()
+            if job_dir.name in done:
+                assert f"[deeprl][INFO] - dqn on CartPole-v1 | seed {done[job_dir.name]['seed']}" in log
+                assert "[deeprl][INFO] - eval return" in log and str(job_dir) in log
+            else:
+                assert "[deeprl][ERROR] - job " in log and failed[job_dir.name] in log
+    # The jobs ran side by side, and each console line is whole: one deeprl line per line.
+    lines = (result.stdout + result.stderr).splitlines()
+    assert all(line.count("deeprl |") + line.count("deeprl:") <= 1 for line in lines), lines
+    assert sum(line.startswith("deeprl | dqn on CartPole-v1") for line in lines) == 4  # -1 never starts
 
 
 def run_search(cwd: Path, n_trials: int) -> subprocess.Popen:

@@ -15,6 +15,7 @@ from torch import nn
 
 from deeprl.algos.base import require_continuous
 from deeprl.core.actions import ActionScale
+from deeprl.core.console import say
 from deeprl.core.device import (
     bf16_pays_for_mlp,
     precision_note,
@@ -41,7 +42,7 @@ class ContinuousAgent:
         self.precision = resolve_precision(precision, device, large=wide)
         note = precision_note(self.precision, device)
         if note:  # one line at build time: bf16 asked for where it only costs time
-            print(note, flush=True)
+            say(note)
         self.low = torch.bfloat16 if self.precision == "bf16" else None
         # Which library multiplies the fp32 hidden-to-hidden products of learning on a CPU (StackedMLP).
         self.gemm = resolve_cpu_gemm(cpu_gemm, device, self.precision, large=wide)

@@ -20,6 +20,7 @@ from torch import nn
 
 from deeprl.algos.base import require_discrete
 from deeprl.buffers import Batch
+from deeprl.core.console import say
 from deeprl.core.device import precision_note, resolve_precision
 from deeprl.core.errors import ConfigError
 from deeprl.core.graphs import CudaGraphed
@@ -73,7 +74,7 @@ class DQN:
         self.precision = resolve_precision(precision, device, large=convolutional)
         note = precision_note(self.precision, device)
         if note:  # one line at build time: bf16 asked for where it only costs time
-            print(note, flush=True)
+            say(note)
         self.autocast = autocast_context(self.precision, device)
         self.q = QNetwork(torso, spec.n_actions, dueling, fp32_head=self.precision != "fp32").to(device)
         # Small (non-convolutional) networks keep their parameters in one flat tensor, so zeroing,

@@ -4,6 +4,7 @@ import torch
 from deeprl.buffers.frames import FrameReplayBuffer
 from deeprl.buffers.prioritized import PrioritizedReplay
 from deeprl.buffers.replay import ReplayBuffer
+from deeprl.core.console import say
 from deeprl.core.errors import ConfigError
 
 # replay_device=auto puts the observations on the GPU when they take at most this share of its
@@ -35,7 +36,7 @@ def make_replay(capacity: int, obs_shape, obs_dtype, action_shape, action_dtype,
         obs_bytes = ReplayBuffer.obs_nbytes_for(capacity, obs_shape, obs_dtype)
     obs_device, note = replay_obs_device(replay_device, torch.device(device), obs_bytes)
     if note:
-        print(f"deeprl | {note}", flush=True)
+        say(f"deeprl | {note}")
     args = (capacity, obs_shape, obs_dtype, action_shape, action_dtype, gamma, device, n_step, obs_device)
     if frame_stack:
         buffer = FrameReplayBuffer(*args, frame_stack=frame_stack)

@@ -9,10 +9,10 @@ import functools
 import json
 import os
 import re
-import sys
 import tempfile
 from pathlib import Path
 
+from deeprl.core.console import say
 from deeprl.core.errors import ConfigError
 
 STEP_FILE = re.compile(r"^step_(\d+)\.pt$")
@@ -126,8 +126,7 @@ def latest(folder: Path) -> tuple[Path, dict] | None:
                 raise ValueError("not a resumable run checkpoint (no loop state)")
         except Exception as error:  # noqa: BLE001 - any failure to read means: try the previous one
             reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            print(f"deeprl | warning: skipping unreadable checkpoint {path}: {reason[:200]}",
-                  file=sys.stderr, flush=True)
+            say(f"deeprl | warning: skipping unreadable checkpoint {path}: {reason[:200]}", err=True)
             continue
         readable.append((int(state["step"]), path, state))
         # step files are newest first: once one reads, only final.pt (checked first) could beat it.

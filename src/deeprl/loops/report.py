@@ -15,9 +15,9 @@ import io
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from deeprl.core.checkpoint import write_text_atomic
+from deeprl.core.console import say
 from deeprl.envs.model import TabularModel
 
 FIGURE_TAG = "planning/values"
@@ -198,4 +198,4 @@ def finish(agent, model: TabularModel | None, session, step: int, headline: str)
     lines.append(f"values -> {run_dir / 'values.csv'}, policy -> {run_dir / 'policy.txt'}")
     if (run_dir / "values_by_sweep.csv").is_file():  # planners write it just before
         lines.append(f"values after each sweep -> {run_dir / 'values_by_sweep.csv'}")
-    tqdm.write("\n".join(lines))  # above the progress bar, not through it
+    say("\n".join(lines), above_bar=True)
