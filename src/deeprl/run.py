@@ -203,8 +203,10 @@ def stop_on_signals(session: Session):
             return
         session.stop_signal = signum
         name = SIGNAL_NAMES.get(signum) or HANDOFF_SIGNALS.get(signum, signum)
+        # Not logged from a signal handler (it could interrupt a write to the same log file); the
+        # run logs its stop once the checkpoint is written.
         say(f"\ndeeprl | {name}: finishing this step and writing a checkpoint "
-            "(send it again to stop at once)", err=True)
+            "(send it again to stop at once)", err=True, log_it=False)
 
     hooked = [sig for sig in HANDOFF_SIGNALS if callable(signal.getsignal(sig))]
     previous = {sig: signal.signal(sig, handler) for sig in [*SIGNAL_NAMES, *hooked]}
