@@ -3,6 +3,7 @@ same line in the run's log through the `deeprl` logger, and above a live progres
 
 import io
 import logging
+import logging.handlers
 import sys
 
 import pytest
@@ -34,23 +35,14 @@ def test_a_line_and_its_newline_go_out_in_one_write(monkeypatch, err, above_bar)
     assert other.getvalue() == ""
 
 
-class Records(logging.Handler):
-    def __init__(self):
-        super().__init__()
-        self.records = []
-
-    def emit(self, record):
-        self.records.append(record)
-
-
 @pytest.fixture
 def deeprl_log():
     """What the `deeprl` logger passes to its handlers (Hydra's job logging adds the file handler)."""
-    log, handler = logging.getLogger("deeprl"), Records()
+    log, handler = logging.getLogger("deeprl"), logging.handlers.BufferingHandler(capacity=100)
     level = log.level
     log.addHandler(handler)
     log.setLevel(logging.INFO)
-    yield handler.records
+    yield handler.buffer
     log.removeHandler(handler)
     log.setLevel(level)
 
@@ -72,13 +64,13 @@ def test_the_line_is_logged_at_its_level_without_the_console_prefix(deeprl_log, 
 def test_outside_hydra_the_line_is_only_printed(capsys):
     """No handler of the root logger (Hydra's console, in a sweep's main process) copies it."""
     root = logging.getLogger()
-    handler = Records()
+    handler = logging.handlers.BufferingHandler(capacity=100)
     root.addHandler(handler)
     try:
         say("deeprl: error: x: y", err=True)
     finally:
         root.removeHandler(handler)
-    assert handler.records == [] and capsys.readouterr().err == "deeprl: error: x: y\n"
+    assert handler.buffer == [] and capsys.readouterr().err == "deeprl: error: x: y\n"
 
 
 def test_a_line_above_a_live_bar_leaves_the_bar_whole(tmp_path, monkeypatch):
