@@ -55,10 +55,10 @@ def every_config() -> dict[str, object]:
     return configs
 
 
-def train_cli(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run the installed `train` console script in a subprocess."""
+def train_cli(*args: str, cwd: Path, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run the installed `train` console script in a subprocess (`env`: its environment variables)."""
     exe = Path(sys.executable).parent / "train"
-    return subprocess.run([str(exe), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([str(exe), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def run_in_process(tmp_path: Path, *overrides: str) -> dict:

@@ -22,6 +22,7 @@ from deeprl.core.device import auto_device, resolve_device
 from deeprl.core.errors import ConfigError
 from deeprl.core.seeding import seed_everything, set_deterministic
 from deeprl.envs import make_vec_env, spec_of
+from deeprl.envs.render import render_env
 from deeprl.loops.episodic import EpisodicLoop
 from deeprl.loops.fqi import FQILoop
 from deeprl.loops.off_policy import OffPolicyLoop
@@ -91,6 +92,8 @@ def build(cfg: DictConfig, run_dir: Path, resume_from: dict | None = None, with_
             check_agent_state(agent, resume_from["agent"], "resume")
         if not with_loop:
             return Run(cfg, Path(run_dir), device, rng, envs, spec, agent, None, None, saved_config)
+        if int(cfg.video.every) > 0:  # a machine that cannot draw frames is told now, not at the first video
+            render_env(cfg.env, "video.every", "set video.every=0").close()
         # The logger joins at the start of execution: building writes nothing.
         session = Session(logger=None, run_dir=run_dir, env_cfg=cfg.env, seed=int(cfg.seed), rng=rng,
                           total_steps=total_steps, eval_every=int(cfg.eval.every),

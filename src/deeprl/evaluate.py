@@ -3,7 +3,9 @@
     evaluate outputs/dqn/breakout/2026-11-21_12-00-00                  # final.pt, 10 episodes
     evaluate outputs/.../checkpoints/step_500000.pt --episodes 30 --epsilon 0.05 --video
 
-Results go to <run dir>/evaluation.json (and videos to <run dir>/videos/ with --video).
+Results go to the run dir: evaluation.json for final.pt, evaluation-<name>.json for another
+checkpoint (e.g. evaluation-step_500000.json), so evaluating one checkpoint never overwrites another's
+result; with --video, mp4s to videos/evaluate-<name>-episode-<i>.mp4.
 """
 
 import argparse
@@ -16,6 +18,8 @@ from omegaconf import OmegaConf
 from deeprl.core.checkpoint import check_agent_state, load, write_json_atomic
 from deeprl.core.errors import ConfigError
 from deeprl.runs import plural
+
+VIDEO_REFUSED = ("--video", "run without --video")  # the key and the fix when frames cannot be drawn
 
 
 def locate(path: Path) -> tuple[Path, Path]:
@@ -45,9 +49,15 @@ def run(args: argparse.Namespace) -> dict:
         cfg.algo.exploration.eval = args.epsilon
     if args.episodes < 1:
         raise ConfigError("--episodes", f"must be >= 1, got {args.episodes}")
+    if args.video and args.video_episodes < 1:
+        raise ConfigError("--video-episodes", f"must be >= 1, got {args.video_episodes}")
     cfg.num_envs = 1
     built = build(cfg, run_dir, with_loop=False)
     built.envs.close()
+    if args.video:  # before the evaluation episodes: a machine that cannot draw frames is told first
+        from deeprl.envs.render import render_env
+
+        render_env(cfg.env, *VIDEO_REFUSED).close()
     agent = built.agent
     # Read to the CPU (random generator states must stay there) and mapped, so that a replay buffer
     # saved in the checkpoint is never read; the agent moves its tensors to its own device.
@@ -61,22 +71,30 @@ def run(args: argparse.Namespace) -> dict:
               "return_mean": float(returns.mean()), "return_std": float(returns.std()),
               "returns": returns.tolist(), "lengths": lengths.tolist()}
     if args.video:
-        videos = record_video(agent, cfg.env, args.video_episodes, seed, run_dir / "videos", "evaluate")
+        videos = record_video(agent, cfg.env, args.video_episodes, seed, run_dir / "videos",
+                              f"evaluate-{checkpoint.stem}", *VIDEO_REFUSED)
         result["videos"] = [str(v) for v in videos]
-    write_json_atomic(run_dir / "evaluation.json", result)
+    write_json_atomic(run_dir / result_name(checkpoint), result)
     return result
+
+
+def result_name(checkpoint: Path) -> str:
+    """evaluation.json for a run's final checkpoint, evaluation-<name>.json for any other."""
+    return "evaluation.json" if checkpoint.name == "final.pt" else f"evaluation-{checkpoint.stem}.json"
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="evaluate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("path", help="a run dir (uses checkpoints/final.pt) or a checkpoint file")
-    parser.add_argument("--episodes", type=int, default=10)
+    parser.add_argument("--episodes", type=int, default=10, help="episodes to play, in parallel (default: 10)")
     parser.add_argument("--epsilon", type=float, default=None,
                         help="exploration during evaluation (default: the run's, 0.05 for Atari, else 0)")
-    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=None,
+                        help="episode i is reset with seed + i (default: 20000 + the run's seed)")
     parser.add_argument("--video", action="store_true", help="also record mp4s of full episodes")
-    parser.add_argument("--video-episodes", type=int, default=1)
+    parser.add_argument("--video-episodes", type=int, default=1,
+                        help="episodes to record with --video, one after another (default: 1)")
     args = parser.parse_args(argv)
     try:
         result = run(args)

@@ -225,3 +225,25 @@ def test_the_shipped_cost_maze_is_the_course_example():
     for field in ("P", "R", "terminal", "cell_values"):
         np.testing.assert_array_equal(getattr(env.model, field), getattr(expected.model, field))
     assert env.model.cost
+
+
+def test_rgb_frames_draw_walls_exits_and_the_agent():
+    from deeprl.envs.gridworld import AGENT_RGB, BAD_RGB, CELL_PIXELS, EMPTY_RGB, GOOD_RGB, WALL_RGB
+
+    env = world(slip=1.0, render_mode="rgb_array", layout=["...+", ".#.-", "S.r."], rewards={"r": 0.5})
+    env.reset(seed=0)
+    frame = env.render()
+    assert frame.shape == (3 * CELL_PIXELS, 4 * CELL_PIXELS, 3) and frame.dtype == np.uint8
+
+    def centre(row, col):
+        return tuple(int(v) for v in frame[row * CELL_PIXELS + CELL_PIXELS // 2, col * CELL_PIXELS + CELL_PIXELS // 2])
+
+    assert centre(2, 0) == AGENT_RGB  # the start
+    assert centre(1, 1) == WALL_RGB and centre(0, 0) == EMPTY_RGB
+    assert centre(0, 3) == GOOD_RGB and centre(1, 3) == BAD_RGB  # exits at full strength
+    half = centre(2, 2)  # a reward cell worth half the largest number: a lighter green
+    assert half not in (EMPTY_RGB, GOOD_RGB) and half[1] > half[0] and half[1] > half[2]
+    env.step(E)
+    frame = env.render()
+    assert centre(2, 1) == AGENT_RGB and centre(2, 0) == EMPTY_RGB
+    assert isinstance(world(render_mode="ansi").render(), str)

@@ -36,6 +36,9 @@ ACTION_NAMES = ("N", "E", "S", "W")
 TERMINAL_MODES = ("end", "absorbing")
 PAY_MODES = ("enter", "occupy")
 OBJECTIVES = ("reward", "cost")
+CELL_PIXELS = 32
+EMPTY_RGB, WALL_RGB, LINE_RGB = (235, 235, 235), (70, 70, 70), (160, 160, 160)
+GOOD_RGB, BAD_RGB, AGENT_RGB = (40, 170, 60), (210, 50, 40), (40, 90, 220)
 
 
 @dataclass(frozen=True)
@@ -159,7 +162,9 @@ def build_model(layout: Layout, step_reward: float, slip: float, *, pay: str = "
 class GridWorld(gym.Env):
     """A gridworld with a known model; observations are the state index (row-major over open cells)."""
 
-    metadata = {"render_modes": ["ansi"]}
+    # rgb_array: a frame for videos, CELL_PIXELS per cell (a multiple of 16, as video encoders like);
+    # four moves a second, slow enough to follow.
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
 
     def __init__(self, layout, terminals=None, rewards=None, step_reward: float = 0.0, slip: float = 1.0,
                  terminal: str = "end", render_mode: str | None = None, pay: str = "enter",
@@ -208,9 +213,31 @@ class GridWorld(gym.Env):
         return s_next, reward, terminated, False, {}
 
     def render(self):
+        if self.render_mode == "rgb_array":
+            return self._frame()
         chars = self.layout.chars.copy()
         chars[self.layout.cells[self.state]] = "@"
         return "\n".join("".join(row) for row in chars)
+
+    def _frame(self) -> np.ndarray:
+        """The grid as an RGB image: walls dark, cells that pay tinted green (a reward) or red (a
+        cost or a penalty) by size, terminals full strength, the agent a blue disc."""
+        chars = self.layout.chars
+        colors = np.full((*chars.shape, 3), EMPTY_RGB, dtype=np.float64)
+        colors[chars == WALL] = WALL_RGB
+        pay = np.asarray(self._cell_pay, dtype=np.float64)
+        largest = np.abs(pay).max(initial=0.0)
+        for s, (r, c) in enumerate(self.layout.cells):
+            if pay[s] != 0:
+                strength = 1.0 if self.layout.terminal[s] else 0.25 + 0.5 * abs(pay[s]) / largest
+                colors[r, c] += strength * (np.asarray(GOOD_RGB if pay[s] > 0 else BAD_RGB) - colors[r, c])
+        frame = colors.round().astype(np.uint8).repeat(CELL_PIXELS, axis=0).repeat(CELL_PIXELS, axis=1)
+        frame[::CELL_PIXELS] = frame[:, ::CELL_PIXELS] = LINE_RGB
+        r, c = self.layout.cells[self.state]
+        y, x = np.ogrid[:CELL_PIXELS, :CELL_PIXELS]
+        disc = (y - CELL_PIXELS / 2 + 0.5) ** 2 + (x - CELL_PIXELS / 2 + 0.5) ** 2 <= (0.3 * CELL_PIXELS) ** 2
+        frame[r * CELL_PIXELS:(r + 1) * CELL_PIXELS, c * CELL_PIXELS:(c + 1) * CELL_PIXELS][disc] = AGENT_RGB
+        return frame
 
 
 def gridworld_kwargs(env_cfg) -> dict:

@@ -54,7 +54,13 @@ def _gym_thunk(env_cfg, render_mode=None):
     if render_mode is not None:
         kwargs["render_mode"] = render_mode
 
+    mujoco = str(gym.spec(env_cfg.id).entry_point).startswith("gymnasium.envs.mujoco")
+
     def thunk():
+        if mujoco:  # in the process that makes the env: async workers too
+            from deeprl.envs import mujoco_warnings
+
+            mujoco_warnings.route()
         env = gym.make(env_cfg.id, **kwargs)
         # Toy-text envs (FrozenLake, Taxi, ...) observe a state index; networks need a vector.
         return OneHotObservation(env) if env_cfg.get("one_hot") else env

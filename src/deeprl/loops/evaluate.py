@@ -30,26 +30,27 @@ def evaluate(agent, env_cfg, episodes: int, seed: int) -> tuple[np.ndarray, np.n
         envs.close()
 
 
-def record_video(agent, env_cfg, episodes: int, seed: int, folder, name_prefix: str = "eval") -> list:
-    """Play `episodes` greedy episodes one after another and save each as an mp4 in `folder`.
+def record_video(agent, env_cfg, episodes: int, seed: int, folder, name_prefix: str = "eval",
+                 key: str = "video.every", fix: str = "set video.every=0") -> list:
+    """Play `episodes` greedy episodes one after another and save each as
+    `folder/<name_prefix>-episode-<i>.mp4` (i from 0; a file of that name is replaced).
 
     Uses gymnasium's RecordVideo on the evaluation env (full games for Atari: no life-loss resets).
-    Returns the paths of the videos written.
+    Returns the paths of the videos written. A machine that cannot render raises ConfigError(`key`).
     """
+    import warnings
     from pathlib import Path
 
     from gymnasium.wrappers import RecordVideo
 
-    from deeprl.core.errors import ConfigError
-    from deeprl.envs.make import _thunk
+    from deeprl.envs.render import render_env
 
-    env = _thunk(env_cfg, training=False, render_mode="rgb_array")()
-    if env.render_mode != "rgb_array":
-        env.close()
-        raise ConfigError("video", f"{env_cfg.id} cannot render frames (rgb_array); run without video")
+    env = render_env(env_cfg, key, fix)
     folder = Path(folder)
-    env = RecordVideo(env, str(folder), episode_trigger=lambda _: True, name_prefix=name_prefix,
-                      disable_logger=True)
+    with warnings.catch_warnings():  # a shared videos/ folder is expected: names tell the videos apart
+        warnings.filterwarnings("ignore", message=".*Overwriting existing videos")
+        env = RecordVideo(env, str(folder), episode_trigger=lambda _: True, name_prefix=name_prefix,
+                          disable_logger=True)
     try:
         for episode in range(episodes):
             obs, _ = env.reset(seed=seed + episode)
@@ -60,4 +61,4 @@ def record_video(agent, env_cfg, episodes: int, seed: int, folder, name_prefix: 
                 done = terminated or truncated
     finally:
         env.close()
-    return sorted(folder.glob(f"{name_prefix}*.mp4"))
+    return [folder / f"{name_prefix}-episode-{episode}.mp4" for episode in range(episodes)]

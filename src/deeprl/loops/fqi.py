@@ -63,6 +63,7 @@ class FQILoop(EnvLoop):
         status = "converged" if self.converged else "stopped (not converged; raise algo.iterations)"
         report.finish(agent, self.model, session, self.iteration, f"fitted_q_iteration: {len(data.obs)} transitions, "
                                                                   f"{status} after {self.iteration} iterations")
+        session.final_video(self.step, agent)
         return {"iterations": self.iteration, "converged": self.converged, "dataset_size": len(data.obs)}
 
     def state_dict(self) -> dict:

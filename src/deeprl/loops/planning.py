@@ -73,6 +73,7 @@ class PlanningLoop:
         report.write_values_by_sweep(session.run_dir, model, self.history)
         report.finish(agent, model, session, self.step,
                       f"{agent.name}: {status} after {self.step} sweeps, last max |dV| = {delta:.3g}")
+        session.final_video(self.step, agent)
         # Planners take no environment steps (evaluation rollouts aside): they sweep the model.
         # start_value is in the returns' convention (reward = -cost): it compares with eval returns.
         start_value = float(model.initial @ agent.V)

@@ -149,12 +149,19 @@ class Session:
         self.last_save = time.perf_counter()
         return path
 
-    def video(self, step: int, agent) -> list:
-        """One greedy episode recorded to <run dir>/videos/step_<N>-episode-0.mp4 (time excluded from SPS)."""
+    def video(self, step: int, agent, name: str | None = None) -> list:
+        """One greedy episode recorded to <run dir>/videos/<name>-episode-0.mp4, by default
+        step_<N>-episode-0.mp4 (time excluded from SPS)."""
         t0 = time.perf_counter()
-        videos = record_video(agent, self.env_cfg, 1, self.eval_seed, self.run_dir / "videos", f"step_{step}")
+        videos = record_video(agent, self.env_cfg, 1, self.eval_seed, self.run_dir / "videos", name or f"step_{step}")
         self.eval_time += time.perf_counter() - t0
         return videos
+
+    def final_video(self, step: int, agent) -> None:
+        """For the loops that learn from sweeps or iterations rather than env steps (planners, FQI),
+        where `video.every` steps never come round: the final greedy policy, as videos/final-episode-0.mp4."""
+        if self.video_every > 0:
+            self.video(step, agent, name="final")
 
     def sps(self, step: int) -> float:
         return step / max(self.train_time(), 1e-9)

@@ -1,0 +1,151 @@
+"""Videos: `video.every` while training, `evaluate --video`, on a machine without a display.
+
+Every run here has DISPLAY, WAYLAND_DISPLAY, XDG_RUNTIME_DIR and the renderers' own variables
+removed, as on a cluster node or in CI; the mp4s are read back and their frames counted."""
+
+import ctypes.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import imageio.v3 as iio
+import pytest
+
+from conftest import train_cli
+
+HEADLESS = {key: value for key, value in os.environ.items()
+            if key not in {"DISPLAY", "WAYLAND_DISPLAY", "XDG_RUNTIME_DIR", "SDL_VIDEODRIVER", "MUJOCO_GL",
+                           "PYOPENGL_PLATFORM"}}
+# Noise the renderers print when left to themselves on such a machine (SDL, gymnasium's RecordVideo).
+NOISE = ("XDG_RUNTIME_DIR", "Overwriting existing videos", "Exception ignored", "Traceback")
+CARTPOLE = ["algo=ppo", "env=cartpole", "total_steps=6000", "eval.every=0", "eval.episodes=2", "log.progress=false"]
+
+
+def frames(path: Path):
+    """The decoded frames of an mp4: (frames, height, width, 3) uint8."""
+    return iio.imread(path)
+
+
+def evaluate_cli(*args: str) -> subprocess.CompletedProcess:
+    exe = Path(sys.executable).parent / "evaluate"
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=300, env=HEADLESS)
+
+
+def assert_quiet(result: subprocess.CompletedProcess) -> None:
+    for noise in NOISE:
+        assert noise not in result.stderr + result.stdout, result.stderr[-3000:]
+
+
+@pytest.fixture(scope="module")
+def cartpole_run(tmp_path_factory):
+    cwd = tmp_path_factory.mktemp("video")
+    result = train_cli(*CARTPOLE, "video.every=2000", "checkpoint.every=2000", cwd=cwd, env=HEADLESS)
+    assert result.returncode == 0, result.stderr[-3000:]
+    [run_dir] = list((cwd / "outputs" / "ppo" / "cartpole").iterdir())
+    return result, run_dir
+
+
+def test_training_records_one_episode_per_interval_without_renderer_noise(cartpole_run):
+    result, run_dir = cartpole_run
+    assert_quiet(result)
+    videos = sorted(p.name for p in (run_dir / "videos").iterdir())
+    assert videos == ["step_2000-episode-0.mp4", "step_4000-episode-0.mp4", "step_6000-episode-0.mp4"]
+    for video in videos:
+        clip = frames(run_dir / "videos" / video)
+        # CartPole's shortest episode is 8 steps: the reset frame and one per step; 600x400 frames.
+        assert clip.shape[0] >= 9 and clip.shape[1:] == (400, 600, 3)
+
+
+def test_evaluate_names_results_and_videos_by_checkpoint(cartpole_run):
+    _, run_dir = cartpole_run
+    final = evaluate_cli(str(run_dir), "--episodes", "2", "--video", "--video-episodes", "2")
+    assert final.returncode == 0, final.stderr[-3000:]
+    assert_quiet(final)
+    videos = run_dir / "videos"
+    assert final.stdout.splitlines()[1:] == [f"video: {videos / f'evaluate-final-episode-{i}.mp4'}" for i in (0, 1)]
+    step = evaluate_cli(str(run_dir / "checkpoints" / "step_2000.pt"), "--episodes", "3", "--video")
+    assert step.returncode == 0, step.stderr[-3000:]
+    assert_quiet(step)
+    # Only the video this command wrote is reported; the final checkpoint's result is kept.
+    assert step.stdout.splitlines()[1:] == [f"video: {videos / 'evaluate-step_2000-episode-0.mp4'}"]
+    kept = json.loads((run_dir / "evaluation.json").read_text())
+    other = json.loads((run_dir / "evaluation-step_2000.json").read_text())
+    assert kept["checkpoint"].endswith("final.pt") and kept["episodes"] == 2 and len(kept["videos"]) == 2
+    assert other["checkpoint"].endswith("step_2000.pt") and other["episodes"] == 3
+    assert other["videos"] == [str(videos / "evaluate-step_2000-episode-0.mp4")]
+    for name in ("evaluate-final-episode-0.mp4", "evaluate-final-episode-1.mp4", "evaluate-step_2000-episode-0.mp4"):
+        assert frames(videos / name).shape[0] >= 9
+
+
+def test_evaluate_refuses_no_video_episodes(cartpole_run):
+    _, run_dir = cartpole_run
+    before = {p.name: p.stat().st_mtime_ns for p in run_dir.rglob("*")}
+    result = evaluate_cli(str(run_dir), "--video", "--video-episodes", "0")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "evaluate: error: --video-episodes: must be >= 1, got 0"
+    assert {p.name: p.stat().st_mtime_ns for p in run_dir.rglob("*")} == before
+
+
+def test_a_planner_records_its_final_policy(tmp_path):
+    """Planners learn from sweeps, not env steps: one video of the final greedy policy, drawn by
+    the gridworld's own rgb_array frames (3 x 4 cells of 32 pixels)."""
+    result = train_cli("algo=value_iteration", "env=gridworld_4x3", "video.every=1", "log.progress=false",
+                       cwd=tmp_path, env=HEADLESS)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert_quiet(result)
+    [run_dir] = list((tmp_path / "outputs" / "value_iteration" / "gridworld_4x3").iterdir())
+    assert sorted(p.name for p in (run_dir / "videos").iterdir()) == ["final-episode-0.mp4"]
+    clip = frames(run_dir / "videos" / "final-episode-0.mp4")
+    # The optimal policy needs at least 5 moves from the start to the +1 exit.
+    assert clip.shape[0] >= 6 and clip.shape[1:] == (96, 128, 3)
+
+
+SAC_CHEETAH = ["algo=sac", "env=halfcheetah", "total_steps=200", "algo.learning_starts=100", "eval.episodes=1",
+               "env.max_episode_steps=20", "log.progress=false"]
+
+
+def test_mujoco_renders_offscreen_or_says_what_to_install(tmp_path):
+    """Without a display MuJoCo renders through EGL where libEGL is installed; elsewhere the run is
+    refused at the start, in one line naming MUJOCO_GL and the libraries."""
+    result = train_cli(*SAC_CHEETAH, "video.every=200", cwd=tmp_path, env=HEADLESS)
+    assert_quiet(result)
+    if ctypes.util.find_library("EGL"):
+        assert result.returncode == 0, result.stderr[-3000:]
+        [run_dir] = list((tmp_path / "outputs" / "sac" / "halfcheetah").iterdir())
+        assert frames(run_dir / "videos" / "step_200-episode-0.mp4").shape[0] == 21  # reset + 20 steps
+    else:
+        assert result.returncode == 2
+        [line] = result.stderr.strip().splitlines()
+        assert line.startswith("deeprl: error: video.every: HalfCheetah-v5 cannot render a frame here (")
+        assert "MUJOCO_GL=egl" in line and "set video.every=0" in line
+
+
+def test_a_machine_that_cannot_render_is_refused_before_the_run_starts(tmp_path):
+    """EGL asked for while PyOpenGL is held to another platform: MuJoCo's EGL backend cannot load,
+    on any machine. One line with the fix, exit 2, no run dir left, no traceback from gymnasium's
+    half-built viewer."""
+    env = {**HEADLESS, "MUJOCO_GL": "egl", "PYOPENGL_PLATFORM": "osmesa"}
+    result = train_cli(*SAC_CHEETAH, "video.every=200", cwd=tmp_path, env=env)
+    assert result.returncode == 2
+    assert_quiet(result)
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("deeprl: error: video.every: HalfCheetah-v5 cannot render a frame here (ImportError: ")
+    assert line.endswith("MUJOCO_GL=osmesa (libosmesa6): install one, or set video.every=0")
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_evaluate_is_refused_before_its_episodes_when_frames_cannot_be_drawn(tmp_path):
+    trained = train_cli(*SAC_CHEETAH, cwd=tmp_path, env=HEADLESS)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    [run_dir] = list((tmp_path / "outputs" / "sac" / "halfcheetah").iterdir())
+    env = {**HEADLESS, "MUJOCO_GL": "egl", "PYOPENGL_PLATFORM": "osmesa"}
+    exe = Path(sys.executable).parent / "evaluate"
+    result = subprocess.run([str(exe), str(run_dir), "--video"], capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 2
+    assert_quiet(result)
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("evaluate: error: --video: HalfCheetah-v5 cannot render a frame here (ImportError: ")
+    assert line.endswith("install one, or run without --video")
+    assert not (run_dir / "evaluation.json").exists() and not (run_dir / "videos").exists()
