@@ -24,8 +24,11 @@ CARTPOLE = ["algo=ppo", "env=cartpole", "total_steps=6000", "eval.every=0", "eva
 
 
 def frames(path: Path):
-    """The decoded frames of an mp4: (frames, height, width, 3) uint8."""
-    return iio.imread(path)
+    """The decoded frames of an mp4: (frames, height, width, 3) uint8, checked to show a scene
+    (a blank or one-colour video, as a renderer without a context can give, fails)."""
+    clip = iio.imread(path)
+    assert clip.std() > 10, f"{path.name}: blank frames"
+    return clip
 
 
 def evaluate_cli(*args: str) -> subprocess.CompletedProcess:
