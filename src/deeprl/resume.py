@@ -2,7 +2,8 @@
 
 The run keeps its own config (the one saved in the checkpoint, which is the run's `.hydra/`
 config plus any overrides of earlier resumes). Only keys that do not change what is learned may
-be overridden: `total_steps` (to extend a run, finished or not), `device`, `threads` and `log.*`.
+be overridden: `total_steps` (to extend a run, finished or not), `device`, `threads`, `log.*` and
+`video.*` (a video leaves every random stream as it was: deeprl.loops.evaluate.random_streams_kept).
 
 Everything that can be checked is checked before Hydra starts (`hydra_args`), so a bad resume
 writes nothing: Hydra is then pointed at the existing run dir (`hydra.run.dir`) and told not to
@@ -19,8 +20,8 @@ from deeprl.core.checkpoint import latest
 from deeprl.core.errors import ConfigError
 from deeprl.core.hydra_errors import from_hydra
 
-ALLOWED = ("total_steps", "device", "threads", "log")
-ALLOWED_TEXT = "total_steps, device, threads and log.*"
+ALLOWED = ("total_steps", "device", "threads", "log", "video")
+ALLOWED_TEXT = "total_steps, device, threads, log.* and video.*"
 
 
 def _is_resume(arg: str) -> bool:

@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import run_in_process
@@ -98,3 +99,43 @@ def test_deterministic_true_runs_every_algorithm_family(tmp_path):
     }.items():
         summary = run_in_process(tmp_path / name, *overrides, "deterministic=true", "device=cpu", "eval.every=0")
         assert summary["total_steps"] == int(overrides[2].split("=")[1])
+
+
+@pytest.mark.parametrize("algo", [
+    # DQN's evaluation acts from its own stream (epsilon 0.5 here): a video drawing from it would
+    # shift every evaluation after it.
+    ["algo=dqn", "algo.learning_starts=300", "algo.exploration.eval=0.5"],
+    # A policy that samples when evaluated draws from its training generator: a video drawing from
+    # it would change the training that follows.
+    ["algo=ppo", "algo.deterministic_eval=false"],
+], ids=["dqn", "ppo_sampling"])
+def test_recording_videos_changes_nothing_that_follows(tmp_path, algo):
+    from deeprl.core.checkpoint import load
+
+    runs = {every: tmp_path / f"video_{every}" for every in (0, 500)}
+    summaries = {every: run_in_process(run_dir, *RUN[:1], *RUN[2:], *algo, "seed=2", f"video.every={every}")
+                 for every, run_dir in runs.items()}
+    assert len(list((runs[500] / "videos").glob("step_*-episode-0.mp4"))) == 3  # steps 500, 1000, 1500
+    tags = ["charts/episodic_return", "eval/episodic_return"]
+    for tag in tags:
+        assert curve(runs[0], tag) == curve(runs[500], tag), tag
+    assert summaries[0]["eval_return_mean"] == summaries[500]["eval_return_mean"]
+    # Networks, optimisers and every random stream, the one the videos acted from included.
+    a, b = (load(run_dir / "checkpoints" / "final.pt")["agent"] for run_dir in runs.values())
+    assert equal_trees(a, b)
+
+
+def equal_trees(a, b) -> bool:
+    """Exact equality of two nested states (dicts, lists, tensors, arrays, plain values)."""
+    import numpy as np
+    import torch
+
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and torch.equal(a, b)
+    if isinstance(a, np.ndarray):
+        return np.array_equal(a, b)
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(equal_trees(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(map(equal_trees, a, b))
+    return a == b

@@ -1,4 +1,8 @@
+import contextlib
+import copy
+
 import numpy as np
+import torch
 
 from deeprl.envs import make_vec_env
 from deeprl.envs.episodes import EpisodeTracker
@@ -36,7 +40,9 @@ def record_video(agent, env_cfg, episodes: int, seed: int, folder, name_prefix: 
     `folder/<name_prefix>-episode-<i>.mp4` (i from 0; a file of that name is replaced).
 
     Uses gymnasium's RecordVideo on the evaluation env (full games for Atari: no life-loss resets).
-    Returns the paths of the videos written. A machine that cannot render raises ConfigError(`key`).
+    The agent's random streams are left as they were (`random_streams_kept`), so recording a video
+    changes nothing that is learned or evaluated after it. Returns the paths of the videos written.
+    A machine that cannot render raises ConfigError(`key`).
     """
     import warnings
     from pathlib import Path
@@ -52,13 +58,35 @@ def record_video(agent, env_cfg, episodes: int, seed: int, folder, name_prefix: 
         env = RecordVideo(env, str(folder), episode_trigger=lambda _: True, name_prefix=name_prefix,
                           disable_logger=True)
     try:
-        for episode in range(episodes):
-            obs, _ = env.reset(seed=seed + episode)
-            done = False
-            while not done:
-                action = agent.act(np.asarray(obs)[None], step=0, eval_mode=True)[0]
-                obs, _, terminated, truncated, _ = env.step(action)
-                done = terminated or truncated
+        with random_streams_kept(agent):
+            for episode in range(episodes):
+                obs, _ = env.reset(seed=seed + episode)
+                done = False
+                while not done:
+                    action = agent.act(np.asarray(obs)[None], step=0, eval_mode=True)[0]
+                    obs, _, terminated, truncated, _ = env.step(action)
+                    done = terminated or truncated
     finally:
         env.close()
     return [folder / f"{name_prefix}-episode-{episode}.mp4" for episode in range(episodes)]
+
+
+@contextlib.contextmanager
+def random_streams_kept(agent):
+    """Put back, on leaving, every random stream acting can draw from: the agent's own generators
+    (numpy's and torch's, whatever their names: DQN's eval_rng, a policy's sampling generator) and
+    the global ones. A video is then invisible to the run: `video.every` changes no result, and can
+    be changed on resume."""
+    numpy_streams = [g for g in vars(agent).values() if isinstance(g, np.random.Generator)]
+    torch_streams = [g for g in vars(agent).values() if isinstance(g, torch.Generator)]
+    saved = ([copy.deepcopy(g.bit_generator.state) for g in numpy_streams], [g.get_state() for g in torch_streams],
+             np.random.get_state(), torch.get_rng_state())
+    try:
+        yield
+    finally:
+        for g, state in zip(numpy_streams, saved[0], strict=True):
+            g.bit_generator.state = state
+        for g, state in zip(torch_streams, saved[1], strict=True):
+            g.set_state(state)
+        np.random.set_state(saved[2])
+        torch.set_rng_state(saved[3])
