@@ -5,7 +5,8 @@
     compare multirun/lr_sweep --by algo.lr --tag charts/episodic_return --smooth 5 --out lr_cmp
 
 Every directory under the given paths that holds TensorBoard event files is a run. Runs are grouped
-by their Hydra overrides without `seed=` (or by the config keys given with --by); each group's
+by their Hydra overrides without `seed=` and those that only watch or keep a run (`log.*`, `video.*`,
+`checkpoint.*`, `threads`), or by the config keys given with --by; each group's
 final scores are summarised over seeds (mean, std, IQM, 95% stratified bootstrap CI; Agarwal et
 al. 2021, via rliable) and its learning curve is aggregated step by step. Writes compare.md,
 compare.csv, compare.png and tb/<group>/ (view with `tensorboard --logdir <out>/tb`) into --out.
@@ -38,9 +39,17 @@ CURVE_REPS = 1000  # bootstrap resamples per step of a curve (the final-score CI
 # Grouping and labels
 
 
-def is_seed_or_hydra(override: str) -> bool:
+# Overrides that do not make a different experiment: how a run was watched and kept (console and
+# TensorBoard cadence, videos, checkpoints) and how many CPU threads it used. Runs that differ only
+# in these are seeds of one group. (Videos leave every random stream as it was; checkpoints and
+# logging draw from none.)
+NEUTRAL = ("log", "video", "checkpoint", "threads")
+
+
+def left_out_of_groups(override: str) -> bool:
+    """Whether an override is left out of a run's group: `seed`, Hydra's own, or one of NEUTRAL."""
     key = override.split("=", 1)[0].lstrip("+~")
-    return key == "seed" or key.startswith(("hydra.", "hydra/")) or key == "hydra"
+    return key == "seed" or key.startswith(("hydra.", "hydra/")) or key == "hydra" or key.split(".")[0] in NEUTRAL
 
 
 def run_name(run: Run) -> str:
@@ -73,7 +82,7 @@ def group_key(run: Run, by: list[str] | None = None) -> tuple[str, ...]:
                 raise ConfigError("--by", f"key '{key}' is not in the config of {run.path}{known}")
             items.append(f"{key}={value}")
         return tuple(items)
-    items = sorted(o for o in run.overrides or [] if not is_seed_or_hydra(o))
+    items = sorted(o for o in run.overrides or [] if not left_out_of_groups(o))
     return tuple(items) if items else (run_name(run),)
 
 

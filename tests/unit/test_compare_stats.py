@@ -102,6 +102,16 @@ def test_group_key_drops_seed_and_hydra_overrides_and_ignores_order():
     assert group_key(a) == group_key(b) == ("algo.lr=0.001", "algo=dqn")
 
 
+def test_group_key_drops_what_only_watches_or_keeps_a_run():
+    plain = make_run(overrides=["algo.lr=0.001", "seed=1"])
+    watched = make_run(overrides=["algo.lr=0.001", "seed=2", "video.every=1000", "log.every=50", "log.progress=false",
+                                  "checkpoint.every=500", "+checkpoint.keep=5", "threads=4"])
+    assert group_key(plain) == group_key(watched) == ("algo.lr=0.001",)
+    # A key that only starts like a neutral one is a setting of its own.
+    assert group_key(make_run(overrides=["algo.log_std_init=0.0"])) == ("algo.log_std_init=0.0",)
+    assert group_key(make_run(overrides=["eval.every=100"])) == ("eval.every=100",)
+
+
 def test_runs_without_overrides_are_named_by_algo_and_env():
     summary = {"algo": "dqn", "env": "CartPole-v1"}
     assert group_key(make_run(summary=summary)) == ("dqn CartPole-v1",)
