@@ -41,6 +41,7 @@ def render_env(env_cfg, key: str, fix: str):
 
     Raises ConfigError(`key`, ... `fix`) when the env cannot render here; the env is closed then."""
     from deeprl.envs.make import _thunk
+    from deeprl.envs.state import native_kind
 
     offscreen()
     env = _thunk(env_cfg, training=False, render_mode="rgb_array")()
@@ -56,8 +57,7 @@ def render_env(env_cfg, key: str, fix: str):
                     failure = f"{env_cfg.id} rendered no RGB frame (got {type(frame).__name__}); {fix}"
         except Exception as error:  # the renderers' own errors: OpenGL, SDL, a missing library
             lines = str(error).strip().splitlines() or [""]
-            mujoco = type(env.unwrapped).__module__.startswith("gymnasium.envs.mujoco")
-            hint = f" {MUJOCO_HINT}: install one, or" if mujoco else ""
+            hint = f" {MUJOCO_HINT}: install one, or" if native_kind(env.unwrapped) == "mujoco" else ""
             failure = f"{env_cfg.id} cannot render a frame here ({type(error).__name__}: {lines[0]});{hint} {fix}"
         if failure is not None:
             env.close()

@@ -24,7 +24,7 @@ CAPTURABLE = ("gymnasium.envs.classic_control.", "gymnasium.envs.toy_text.", "de
               "minatar.gym")
 
 
-def _native_kind(inner: gym.Env) -> str | None:
+def native_kind(inner: gym.Env) -> str | None:
     """'mujoco' or 'ale' for the natively simulated envs whose state we can read and write, else None."""
     module = type(inner).__module__
     if module.startswith("gymnasium.envs.mujoco."):
@@ -40,14 +40,14 @@ def _native_kind(inner: gym.Env) -> str | None:
 
 def _capturable_env(env: gym.Env) -> bool:
     inner = env.unwrapped
-    if _native_kind(inner) is not None:
+    if native_kind(inner) is not None:
         return True
     return not isinstance(inner, EzPickle) and type(inner).__module__.startswith(CAPTURABLE)
 
 
 def _native_state(inner: gym.Env):
     """What EzPickle's fresh env would lack: (kind, simulator or emulator state, the env's generator)."""
-    kind = _native_kind(inner)
+    kind = native_kind(inner)
     if kind is None:
         return None
     # The whole MjData, not only mj_getState's integration state: some envs read quantities the
