@@ -8,6 +8,8 @@ run again with fresh parameters. Run one sweep per study at a time (a second swe
 the first one's running trials as interrupted).
 """
 
+import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ class OptunaSweeper(HydraOptunaSweeper):
     def sweep(self, arguments: list[str]) -> Any:
         import optuna  # here, not at import: Hydra imports every plugin module at each start
 
+        plain_logs_off_a_terminal(optuna)
         impl = self.sweeper
         storage = str(impl.storage or "")
         if storage.startswith("sqlite:///"):  # the sweep dir does not exist yet
@@ -42,3 +45,16 @@ class OptunaSweeper(HydraOptunaSweeper):
                   + (f", {len(stale)} interrupted (run again)" if stale else "")
                   + f", {impl.n_trials} to go", flush=True)
         return super().sweep(arguments)
+
+
+def plain_logs_off_a_terminal(optuna) -> None:
+    """Optuna 2 colours its log lines whatever the stream, so a search's log file, a cluster job's
+    output or a pipe gets escape codes ("\\x1b[32m[I ...]"). Off a terminal its lines are written
+    plain, in its own format; on one they keep their colour."""
+    if sys.stderr.isatty() or getattr(plain_logs_off_a_terminal, "done", False):
+        return
+    optuna.logging.disable_default_handler()
+    handler = logging.StreamHandler()  # stderr, as optuna's own
+    handler.setFormatter(logging.Formatter("[%(levelname)1.1s %(asctime)s] %(message)s"))
+    logging.getLogger("optuna").addHandler(handler)
+    plain_logs_off_a_terminal.done = True
