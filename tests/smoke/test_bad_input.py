@@ -1,5 +1,6 @@
 """Bad input: a non-zero exit, one line naming the key and the fix, and no run dir left behind."""
 
+import ctypes.util
 import os
 import subprocess
 import sys
@@ -97,6 +98,27 @@ def test_an_accepted_tilde_still_runs(tmp_path):
     result = train_cli("~tuned", "total_steps=500", "eval.episodes=1", "log.progress=false", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert " over 1 episode | 500 steps in " in result.stdout
+
+
+# MUJOCO_GL values MuJoCo cannot load here: one it does not know, and each offscreen backend whose
+# library this machine lacks (with the cause the line gives).
+MUJOCO_GL_CASES = [("bogus", "RuntimeError: invalid value for environment variable MUJOCO_GL: bogus")]
+MUJOCO_GL_CASES += [(backend, f"lib{library} is not installed") for backend, library in (("egl", "EGL"), ("osmesa", "OSMesa"))
+                    if ctypes.util.find_library(library) is None]
+
+
+@pytest.mark.parametrize(("backend", "cause"), MUJOCO_GL_CASES, ids=[c[0] for c in MUJOCO_GL_CASES])
+def test_a_mujoco_gl_that_cannot_load_is_one_line_naming_the_variable(tmp_path, backend, cause):
+    """MuJoCo reads MUJOCO_GL when it is imported, and raises from inside its own modules."""
+    env = {**os.environ, "MUJOCO_GL": backend}
+    result = train_cli("algo=sac", "env=hopper", "total_steps=200", cwd=tmp_path, timeout=120, env=env)
+    assert result.returncode == 2, result.stderr[-2000:]
+    [line] = result.stderr.strip().splitlines()
+    assert line == (f"deeprl: error: MUJOCO_GL: MuJoCo cannot load the OpenGL backend MUJOCO_GL={backend} ({cause}); "
+                    "set MUJOCO_GL=egl (libegl1) or MUJOCO_GL=osmesa (libosmesa6) with its library installed, "
+                    "or unset it")
+    assert "Traceback" not in result.stdout
+    assert not (tmp_path / "outputs").exists()
 
 
 WALLED_OFF = 'env.layout=["S.#+"]'  # the goal cannot be reached from S: no terminal for two states

@@ -18,8 +18,9 @@ from conftest import train_cli
 HEADLESS = {key: value for key, value in os.environ.items()
             if key not in {"DISPLAY", "WAYLAND_DISPLAY", "XDG_RUNTIME_DIR", "SDL_VIDEODRIVER", "MUJOCO_GL",
                            "PYOPENGL_PLATFORM"}}
-# Noise the renderers print when left to themselves on such a machine (SDL, gymnasium's RecordVideo).
-NOISE = ("XDG_RUNTIME_DIR", "Overwriting existing videos", "Exception ignored", "Traceback")
+# Noise the renderers print when left to themselves on such a machine (SDL, gymnasium's RecordVideo,
+# PyOpenGL's INFO line about its optional accelerator, which Hydra's logging would print).
+NOISE = ("XDG_RUNTIME_DIR", "Overwriting existing videos", "Exception ignored", "Traceback", "OpenGL_accelerate")
 CARTPOLE = ["algo=ppo", "env=cartpole", "total_steps=6000", "eval.every=0", "eval.episodes=2", "log.progress=false"]
 
 

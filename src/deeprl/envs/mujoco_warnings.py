@@ -7,9 +7,20 @@ made, each evaluation's included, printed the same two lines about a file the us
 That warning is dropped; any other (e.g. "Nan, Inf or huge value in QACC ... The simulation is
 unstable") is printed once per process, prefixed with "deeprl | MuJoCo:", and logged to the run's
 train.log like any console line.
+
+This is also where a process first imports MuJoCo, which loads the OpenGL backend `MUJOCO_GL`
+names at import: a value it does not know, or one whose library is missing, is reported in one
+line naming the variable and the values that work, not as MuJoCo's traceback. PyOpenGL, which
+MuJoCo imports for EGL and OSMesa, logs at INFO that its optional C accelerator is absent; Hydra
+prints INFO, so that line is kept off the console.
 """
 
+import ctypes.util
+import logging
+import os
+
 from deeprl.core.console import say
+from deeprl.core.errors import ConfigError
 
 # Warnings about gymnasium's bundled model files: nothing a run can change.
 DROPPED = ("compiler attribute 'settotalmass' is deprecated",)
@@ -22,7 +33,7 @@ def route() -> None:
     """Install the handler (once per process; env workers call it too)."""
     global _routed
     if not _routed:
-        import mujoco
+        mujoco = _import_mujoco()
 
         mujoco.set_mju_user_warning(_warn)
         _routed = True
@@ -34,3 +45,29 @@ def _warn(message: str) -> None:
         return
     _seen.add(message)
     say(f"deeprl | MuJoCo: {message}", err=True, above_bar=True)
+
+
+# The shared library each offscreen backend loads, as ctypes names it.
+LIBRARIES = {"egl": "EGL", "osmesa": "OSMesa"}
+
+
+def _import_mujoco():
+    logging.getLogger("OpenGL").setLevel(logging.WARNING)
+    try:
+        import mujoco
+    except Exception as error:  # RuntimeError for an unknown value; OpenGL's errors for a missing library
+        backend = os.environ.get("MUJOCO_GL")
+        if backend is None:
+            raise
+        library = LIBRARIES.get(backend.lower())
+        if library is not None and ctypes.util.find_library(library) is None:
+            cause = f"lib{library} is not installed"
+        else:
+            cause = f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0]}"
+        raise ConfigError(
+            "MUJOCO_GL",
+            f"MuJoCo cannot load the OpenGL backend MUJOCO_GL={backend} ({cause}); "
+            "set MUJOCO_GL=egl (libegl1) or MUJOCO_GL=osmesa (libosmesa6) with its library installed, "
+            "or unset it",
+        ) from None
+    return mujoco
