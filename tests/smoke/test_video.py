@@ -157,13 +157,14 @@ def test_evaluate_is_refused_before_its_episodes_when_frames_cannot_be_drawn(tmp
 
 def test_videos_can_be_turned_off_or_on_when_resuming(tmp_path):
     """`video.*` is one of the keys a resume may change (a video changes nothing that follows):
-    a run resumed where frames cannot be drawn can go on without them."""
+    a run resumed where frames cannot be drawn can go on without them. Turned back on, videos come
+    at the multiples of the new `video.every`, not at once for the marks passed while they were off."""
     first = train_cli(*CARTPOLE[:2], "total_steps=2000", *CARTPOLE[3:], "video.every=1000", cwd=tmp_path, env=HEADLESS)
     assert first.returncode == 0, first.stderr[-3000:]
     [run_dir] = list((tmp_path / "outputs" / "ppo" / "cartpole").iterdir())
     off = train_cli(f"resume={run_dir}", "total_steps=4000", "video.every=0", cwd=tmp_path, env=HEADLESS)
     assert off.returncode == 0, off.stderr[-3000:]
-    on = train_cli(f"resume={run_dir}", "total_steps=6000", "video.every=5000", cwd=tmp_path, env=HEADLESS)
+    on = train_cli(f"resume={run_dir}", "total_steps=6000", "video.every=1000", cwd=tmp_path, env=HEADLESS)
     assert on.returncode == 0, on.stderr[-3000:]
     videos = sorted(p.name for p in (run_dir / "videos").iterdir())
-    assert videos == ["step_1000-episode-0.mp4", "step_2000-episode-0.mp4", "step_5000-episode-0.mp4"]
+    assert videos == [f"step_{step}-episode-0.mp4" for step in (1000, 2000, 5000, 6000)]

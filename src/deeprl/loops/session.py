@@ -71,7 +71,13 @@ class Session:
             self._recent = (self._recent + [ret])[-20:]
 
     def _due(self, what: str, every: int, step: int) -> bool:
-        if every > 0 and step // every > self._last[what] // every:
+        """Whether `step` crossed a multiple of `every` since `what` last came due. While `every` is
+        0 (off) nothing is owed: a cadence turned on at resume starts at the next multiple rather
+        than catching up at once on the marks passed while it was off."""
+        if every <= 0:
+            self._last[what] = step
+            return False
+        if step // every > self._last[what] // every:
             self._last[what] = step
             return True
         return False
