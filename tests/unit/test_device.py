@@ -57,11 +57,27 @@ def cpuinfo(tmp_path):
 
 
 def test_native_bf16_read_from_the_cpu_flags(cpuinfo):
-    assert cpu_has_native_bf16(cpuinfo(AVX2_CPUINFO)) is False
-    assert cpu_has_native_bf16(cpuinfo(BF16_CPUINFO)) is True
-    assert cpu_has_native_bf16(cpuinfo(AVX2_CPUINFO.replace("avx2 bmi2", "avx2 amx_bf16 bmi2"))) is True
+    assert cpu_has_native_bf16(cpuinfo(AVX2_CPUINFO), environ={}) is False
+    assert cpu_has_native_bf16(cpuinfo(BF16_CPUINFO), environ={}) is True
+    assert cpu_has_native_bf16(cpuinfo(AVX2_CPUINFO.replace("avx2 bmi2", "avx2 amx_bf16 bmi2")), environ={}) is True
     # A flag that merely contains the name does not count.
-    assert cpu_has_native_bf16(cpuinfo(AVX2_CPUINFO.replace("avx2 bmi2", "avx2 avx512_bf16x"))) is False
+    assert cpu_has_native_bf16(cpuinfo(AVX2_CPUINFO.replace("avx2 bmi2", "avx2 avx512_bf16x")), environ={}) is False
+
+
+@pytest.mark.parametrize(("environ", "native"), [
+    ({"ONEDNN_MAX_CPU_ISA": "AVX2"}, False),
+    ({"ONEDNN_MAX_CPU_ISA": "avx512_core_vnni"}, False),
+    ({"DNNL_MAX_CPU_ISA": "AVX512_CORE"}, False),
+    ({"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_BF16"}, True),
+    ({"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_AMX"}, True),
+    ({"ONEDNN_MAX_CPU_ISA": "DEFAULT"}, True),
+    ({"ONEDNN_MAX_CPU_ISA": ""}, True),
+], ids=lambda value: "-".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else str(value))
+def test_a_onednn_cap_below_bf16_means_emulated_bf16(cpuinfo, environ, native):
+    """oneDNN, which multiplies torch's bf16 on a CPU, emulates bf16 when capped below AVX-512 BF16,
+    whatever the CPU's flags say; a cap cannot give a CPU without the flags native bf16."""
+    assert cpu_has_native_bf16(cpuinfo(BF16_CPUINFO), environ=environ) is native
+    assert cpu_has_native_bf16(cpuinfo(AVX2_CPUINFO), environ=environ) is False
 
 
 def test_no_flags_means_no_native_bf16(cpuinfo, tmp_path):
@@ -75,7 +91,10 @@ def test_this_machine_answers_from_proc_cpuinfo():
         pytest.skip("Linux only")
     with open("/proc/cpuinfo") as f:
         flags = " ".join(line for line in f if line.startswith("flags"))
-    assert cpu_has_native_bf16() == any(f in flags.split() for f in ("avx512_bf16", "amx_bf16"))
+    cap = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "").upper()
+    assert cpu_has_native_bf16() == (any(f in flags.split() for f in ("avx512_bf16", "amx_bf16"))
+                                     and cap not in {"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX512_CORE",
+                                                     "AVX512_CORE_VNNI"})
 
 
 @pytest.mark.parametrize("native", [False, True])
@@ -109,13 +128,16 @@ def test_precision_note_only_for_emulated_bf16():
     assert precision_note("bf16", torch.device("cuda"), native_bf16=False) is None
 
 
-@pytest.mark.parametrize(("text", "noted"), [(AVX2_CPUINFO, True), (BF16_CPUINFO, False)], ids=["avx2", "avx512_bf16"])
+@pytest.mark.parametrize(("text", "cap", "noted"), [(AVX2_CPUINFO, "", True), (BF16_CPUINFO, "", False),
+                                                    (BF16_CPUINFO, "AVX2", True)],
+                         ids=["avx2", "avx512_bf16", "avx512_bf16-onednn_capped_to_avx2"])
 def test_building_dqn_with_bf16_prints_the_note_once_where_bf16_is_emulated(cpuinfo, monkeypatch, capsys,
-                                                                            tmp_path, text, noted):
+                                                                            tmp_path, text, cap, noted):
     from deeprl.build import build
     from deeprl.core import device
 
     monkeypatch.setattr(device, "CPUINFO", str(cpuinfo(text)))
+    monkeypatch.setattr(device, "ENVIRON", {"ONEDNN_MAX_CPU_ISA": cap})  # not the process's: oneDNN keeps the first
     run = build(compose_config("algo=dqn", "env=cartpole", "device=cpu", "algo.precision=bf16"), tmp_path / "run")
     run.envs.close()
     notes = [line for line in capsys.readouterr().out.splitlines() if "note:" in line]

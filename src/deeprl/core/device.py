@@ -59,13 +59,28 @@ CPUINFO = "/proc/cpuinfo"
 NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 
 
-def cpu_has_native_bf16(cpuinfo: str | os.PathLike | None = None) -> bool:
+# oneDNN instruction-set caps below AVX-512 BF16. torch's bf16 products on a CPU run in oneDNN, which
+# honours ONEDNN_MAX_CPU_ISA (or its older name DNNL_MAX_CPU_ISA): capped to one of these it
+# emulates bf16 whatever the CPU has. Measured on an AVX-512 BF16 + AMX CPU, one thread, a 256x256
+# bf16 matmul: 41 us uncapped, 850 us capped to AVX512_CORE_VNNI, 13.7 ms capped to AVX2 (fp32: 176 us).
+ONEDNN_CAPS_WITHOUT_BF16 = frozenset({"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX512_CORE", "AVX512_CORE_VNNI"})
+# The variables cpu_has_native_bf16 reads unless given others (tests give their own: oneDNN reads
+# the real one once, at its first product, and keeps the cap for the rest of the process).
+ENVIRON = os.environ
+
+
+def cpu_has_native_bf16(cpuinfo: str | os.PathLike | None = None, environ=None) -> bool:
     """Whether this CPU multiplies bf16 in hardware (AVX-512 BF16 or AMX), where bf16 autocast pays.
 
     Reads the CPU flags from `cpuinfo` (default: Linux's /proc/cpuinfo); anywhere else (or without
-    those flags) bf16 is emulated and slower.
+    those flags) bf16 is emulated and slower. So it is where `environ` (default: ENVIRON, this
+    process's variables) caps oneDNN below bf16 (ONEDNN_CAPS_WITHOUT_BF16).
     """
-    return bool(NATIVE_BF16_FLAGS & set(_cpuinfo_fields(cpuinfo).get("flags", "").split()))
+    if not NATIVE_BF16_FLAGS & set(_cpuinfo_fields(cpuinfo).get("flags", "").split()):
+        return False
+    environ = ENVIRON if environ is None else environ
+    cap = environ.get("ONEDNN_MAX_CPU_ISA") or environ.get("DNNL_MAX_CPU_ISA") or ""
+    return cap.strip().upper() not in ONEDNN_CAPS_WITHOUT_BF16
 
 
 def resolve_precision(precision: str, device: torch.device, large: bool, native_bf16: bool | None = None) -> str:
@@ -160,8 +175,8 @@ def precision_note(precision: str, device: torch.device, native_bf16: bool | Non
         return None
     if cpu_has_native_bf16() if native_bf16 is None else native_bf16:
         return None
-    return ("deeprl | note: algo.precision=bf16 on a CPU without native bf16 (AVX-512 BF16/AMX): "
-            "emulated, slower than fp32")
+    return ("deeprl | note: algo.precision=bf16 on a CPU without native bf16 (AVX-512 BF16/AMX, with oneDNN "
+            "not capped below it by ONEDNN_MAX_CPU_ISA): emulated, slower than fp32")
 
 
 # glibc mallopt parameters (malloc.h).
