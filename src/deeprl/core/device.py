@@ -175,8 +175,8 @@ def precision_note(precision: str, device: torch.device, native_bf16: bool | Non
         return None
     if cpu_has_native_bf16() if native_bf16 is None else native_bf16:
         return None
-    return ("deeprl | note: algo.precision=bf16 on a CPU without native bf16 (AVX-512 BF16/AMX, with oneDNN "
-            "not capped below it by ONEDNN_MAX_CPU_ISA): emulated, slower than fp32")
+    return ("deeprl | note: algo.precision=bf16 where bf16 is not native (a CPU without AVX-512 BF16/AMX, or "
+            "oneDNN capped below them by ONEDNN_MAX_CPU_ISA): emulated, slower than fp32")
 
 
 # glibc mallopt parameters (malloc.h).
