@@ -47,10 +47,6 @@ def _warn(message: str) -> None:
     say(f"deeprl | MuJoCo: {message}", err=True, above_bar=True)
 
 
-# The shared library each offscreen backend loads, as ctypes names it.
-LIBRARIES = {"egl": "EGL", "osmesa": "OSMesa"}
-
-
 def _import_mujoco():
     logging.getLogger("OpenGL").setLevel(logging.WARNING)
     try:
@@ -59,7 +55,9 @@ def _import_mujoco():
         backend = os.environ.get("MUJOCO_GL")
         if backend is None:
             raise
-        library = LIBRARIES.get(backend.lower())
+        from deeprl.envs.render import OFFSCREEN_LIBRARIES
+
+        library = OFFSCREEN_LIBRARIES.get(backend.lower())
         if library is not None and ctypes.util.find_library(library) is None:
             cause = f"lib{library} is not installed"
         else:

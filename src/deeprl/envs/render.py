@@ -24,6 +24,8 @@ import numpy as np
 
 from deeprl.core.errors import ConfigError
 
+# The shared library each of MuJoCo's offscreen backends loads, as ctypes.util.find_library names it.
+OFFSCREEN_LIBRARIES = {"egl": "EGL", "osmesa": "OSMesa"}
 MUJOCO_HINT = ("MuJoCo draws offscreen with MUJOCO_GL=egl (libegl1; the default here without a display) "
                "or MUJOCO_GL=osmesa (libosmesa6)")
 
@@ -32,7 +34,7 @@ def offscreen() -> None:
     """Point pygame and MuJoCo at offscreen backends, unless the user chose theirs."""
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     display = os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
-    if sys.platform.startswith("linux") and not display and ctypes.util.find_library("EGL"):
+    if sys.platform.startswith("linux") and not display and ctypes.util.find_library(OFFSCREEN_LIBRARIES["egl"]):
         os.environ.setdefault("MUJOCO_GL", "egl")
 
 
