@@ -187,10 +187,20 @@ def test_learners_run_and_leave_the_same_reports(tmp_path, algo, env, overrides)
     assert acc.Images("planning/values")
     if algo == "fitted_q_iteration":
         assert {"planning/max_delta", "losses/fit_loss"} <= scalars
-        assert summary["dataset_size"] == 1500
+        assert summary["dataset_size"] == 1500 and summary["rewarded_transitions"] > 0
     else:
         assert {"losses/td_error", "charts/learning_rate"} <= scalars
         assert [e.step for e in acc.Scalars("eval/episodic_return")][:1] == [1000]
+
+
+def test_fitted_q_iteration_says_when_its_data_holds_no_reward(tmp_path, capsys):
+    """FrozenLake 8x8 pays only at the goal, 14 moves from the start: 10 steps of data cannot reach
+    it, every target is 0 and the run 'converges' at once; a warning must say what that means."""
+    summary = run_in_process(tmp_path, "algo=fitted_q_iteration", "env=frozenlake8x8", "total_steps=10",
+                             *QUICK_EVAL)
+    assert summary["converged"] and summary["iterations"] == 1 and summary["rewarded_transitions"] == 0
+    assert ("deeprl | warning: no transition in the data has a reward, so Q is 0 and the greedy policy "
+            "arbitrary; collect more (total_steps) or use algo.behaviour=expert") in capsys.readouterr().out
 
 
 def test_planners_need_a_state_index_and_networks_a_vector(tmp_path):

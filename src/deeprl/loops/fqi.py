@@ -63,8 +63,13 @@ class FQILoop(EnvLoop):
         status = "converged" if self.converged else "stopped (not converged; raise algo.iterations)"
         report.finish(agent, self.model, session, self.iteration, f"fitted_q_iteration: {len(data.obs)} transitions, "
                                                                   f"{status} after {self.iteration} iterations")
+        rewarded = int(np.count_nonzero(data.rewards))
+        if not rewarded:  # then every target is 0: "converged" after one iteration says nothing
+            session.logger.write("deeprl | warning: no transition in the data has a reward, so Q is 0 and the greedy "
+                                 "policy arbitrary; collect more (total_steps) or use algo.behaviour=expert")
         session.final_video(self.step, agent)
-        return {"iterations": self.iteration, "converged": self.converged, "dataset_size": len(data.obs)}
+        return {"iterations": self.iteration, "converged": self.converged, "dataset_size": len(data.obs),
+                "rewarded_transitions": rewarded}
 
     def state_dict(self) -> dict:
         return {**super().state_dict(), "batches": list(self.batches), "iteration": self.iteration,
