@@ -2,8 +2,8 @@
 
 import numbers
 import sys
+import time
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
@@ -23,7 +23,18 @@ class Logger:
     """`start_step` > 0 continues a run from that step (resume): TensorBoard drops whatever an
     earlier piece of the run logged after it (`purge_step`), so the x axis has no duplicate or
     backward points, and the progress bar starts there. `desc` names the run on its progress bar
-    (a sweep's parallel jobs share the console)."""
+    (a sweep's parallel jobs share the console).
+
+    Scalars are held here and handed to TensorBoard's writer in batches (`flush`): at
+    `FLUSH_SCALARS` pending or `FLUSH_SECONDS` after the last batch, at every checkpoint (the run
+    calls `flush` first) and at the end. The writer's thread reopens the event file for every record,
+    and each of those system calls is a hand-off of the interpreter lock with the training thread:
+    one at a time, a run with many short episodes spent a third of its time there (docs/benchmarks.md).
+    A batch is written while the training thread waits, at about 40 µs a scalar.
+    """
+
+    FLUSH_SCALARS = 256
+    FLUSH_SECONDS = 2.0
 
     def __init__(self, run_dir, total_steps: int, progress: bool = True, start_step: int = 0,
                  desc: str | None = None):
@@ -32,19 +43,28 @@ class Logger:
         self.bar = tqdm(total=total_steps, initial=start_step, unit="step", dynamic_ncols=True, desc=desc,
                         disable=not progress, smoothing=0.05, mininterval=progress_interval(sys.stderr))
         self._bar_step = start_step
+        self._pending: list[tuple[str, float, int, float]] = []  # (tag, value, step, wall time)
+        self._flushed = time.monotonic()
 
     def write(self, line: str) -> None:
         """A console line above the progress bar."""
         say(line, above_bar=True)
 
     def flush(self) -> None:
+        """Write the pending scalars to the event file, and wait until they are on disk."""
+        for tag, value, step, wall_time in self._pending:
+            self.writer.add_scalar(tag, value, step, walltime=wall_time)
+        self._pending.clear()
         self.writer.flush()
+        self._flushed = time.monotonic()
 
     def scalars(self, metrics: dict, step: int, prefix: str = "") -> None:
+        wall_time = time.time()
         for name, value in metrics.items():
-            if isinstance(value, torch.Tensor):
-                value = value.item()
-            self.writer.add_scalar(f"{prefix}{name}", value, step)
+            # float() now, as TensorBoard would later: a tensor or array may change in the meantime.
+            self._pending.append((f"{prefix}{name}", float(value), step, wall_time))
+        if len(self._pending) >= self.FLUSH_SCALARS or time.monotonic() - self._flushed >= self.FLUSH_SECONDS:
+            self.flush()
 
     def progress(self, step: int, **postfix) -> None:
         self.bar.update(step - self._bar_step)
@@ -57,6 +77,7 @@ class Logger:
         import numpy as np
         from matplotlib.backends.backend_agg import FigureCanvasAgg
 
+        self.flush()  # the file keeps the order of the calls
         canvas = FigureCanvasAgg(figure)
         canvas.draw()
         image = np.asarray(canvas.buffer_rgba())[:, :, :3]
@@ -68,6 +89,7 @@ class Logger:
         self.bar.unit = unit
 
     def config(self, cfg: DictConfig) -> None:
+        self.flush()
         # Indented by four spaces so TensorBoard's markdown shows it as a code block.
         text = OmegaConf.to_yaml(cfg, resolve=True)
         self.writer.add_text("config", "\n".join("    " + line for line in text.splitlines()), 0)
@@ -75,6 +97,7 @@ class Logger:
     def hparams(self, cfg: DictConfig, metrics: dict, step: int = 0, keys: list[str] | None = None) -> None:
         """Hyperparameters and final metrics in TensorBoard's HParams tab (written into this run):
         the whole flattened config, or only `keys` (in a sweep, the keys the sweep varies)."""
+        self.flush()
         flat = flatten(OmegaConf.to_container(cfg, resolve=True))
         if keys is not None:
             flat = {k: v for k, v in flat.items() if k in keys or any(k.startswith(p + ".") for p in keys)}
@@ -87,6 +110,7 @@ class Logger:
 
     def close(self) -> None:
         self.bar.close()
+        self.flush()
         self.writer.close()
 
 

@@ -83,6 +83,9 @@ class Run:
             if size >= 256 << 20 or self.spec.obs_dtype == np.uint8:
                 self.session.logger.write(f"deeprl | checkpoint at step {step}: writing the replay buffer "
                                           f"({size / 2**30:.2f} GiB; checkpoint.buffer=false skips it)")
+        # What the run logged up to this step is on disk before the checkpoint: a run killed later
+        # and resumed from it has no gap in its curves.
+        self.session.logger.flush()
         folder = self.run_dir / "checkpoints"
         path = save_atomic(state, folder / name)
         prune(folder, int(self.cfg.checkpoint.keep))

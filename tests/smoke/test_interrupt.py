@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import train_cli
+from conftest import compose_config, train_cli
+from deeprl.build import build
 from deeprl.core.checkpoint import step_files
+from deeprl.logging import Logger
 
 TRAIN = str(Path(sys.executable).parent / "train")
 # The CartPole DQN preset (8 envs), long enough that a signal always lands mid-run.
@@ -81,7 +83,7 @@ def test_signal_checkpoints_prints_the_resume_command_and_resume_continues(tmp_p
 
 
 def test_kill_9_loses_at_most_one_checkpoint_interval(tmp_path):
-    proc, run_dir = start(tmp_path, *LONG, "checkpoint.every=2000")
+    proc, run_dir = start(tmp_path, *LONG, "checkpoint.every=2000", "log.every=1000")
     folder = run_dir / "checkpoints"
     deadline = time.monotonic() + 60
     while not any(step >= 4000 for step, _ in step_files(folder)) and time.monotonic() < deadline:
@@ -94,6 +96,31 @@ def test_kill_9_loses_at_most_one_checkpoint_interval(tmp_path):
     assert len(saved) <= 2, "checkpoint.keep=2 keeps two step files"
     summary = finish_resumed(tmp_path, run_dir, saved[-1])
     assert summary["resumed"][0]["step"] == saved[-1]
+    # The killed piece's curves reach its checkpoint: what it logged up to there was on disk first
+    # (the logger holds scalars back in batches and writes them out before every checkpoint).
+    sps = steps(run_dir, "charts/SPS")
+    assert [s for s in sps if s <= saved[-1]] == list(range(1000, saved[-1] + 1, 1000))
+
+
+def test_every_checkpoint_finds_the_curves_up_to_its_step_on_disk(tmp_path, monkeypatch):
+    """The logger holds scalars back; a checkpoint writes them out first, or a run killed after it
+    and resumed would have a hole in its curves up to the checkpoint."""
+    monkeypatch.setattr(Logger, "FLUSH_SCALARS", 10**9)  # no batch comes due by itself
+    monkeypatch.setattr(Logger, "FLUSH_SECONDS", 1e9)
+    cfg = compose_config("algo=q_learning", "env=gridworld_4x3", "total_steps=3000", "checkpoint.every=1000",
+                         "log.every=250", "log.progress=false", "eval.every=0")
+    run = build(cfg, tmp_path)
+    on_disk, save = {}, run.save
+
+    def save_and_look(step: int, name: str) -> Path:
+        path = save(step, name)
+        on_disk[name] = steps(tmp_path, "charts/SPS")
+        return path
+
+    run.save = save_and_look
+    run.execute()
+    assert on_disk["step_1000.pt"] == [250, 500, 750, 1000]
+    assert on_disk["step_2000.pt"] == list(range(250, 2001, 250))
 
 
 def test_a_truncated_latest_checkpoint_is_skipped_with_a_warning(tmp_path):
