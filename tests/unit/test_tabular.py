@@ -8,7 +8,14 @@ from omegaconf import OmegaConf
 
 from deeprl.algos.fqi import FittedQIteration
 from deeprl.algos.planning import ValueIteration
-from deeprl.algos.tabular import TabularQ, Transition, boltzmann, require_state_index
+from deeprl.algos.tabular import (
+    TabularQ,
+    Transition,
+    boltzmann,
+    epsilon_greedy,
+    epsilon_greedy_one,
+    require_state_index,
+)
 from deeprl.core.errors import ConfigError
 from deeprl.envs import EnvSpec
 from deeprl.envs.gridworld import GridWorld
@@ -85,6 +92,35 @@ def test_greedy_ties_are_broken_at_random():
     q = agent()
     actions = q.act(np.zeros(3000, dtype=np.int64), step=0, eval_mode=True)  # all-zero table
     assert set(actions) == {0, 1, 2}
+
+
+def test_one_env_acts_exactly_as_a_batch_of_one():
+    """The scalar form for one env makes the same draws in the same order: same actions, and the
+    stream left in the same state."""
+    table = np.random.default_rng(5).integers(-2, 3, size=(50, 4)).astype(float)  # many ties
+    batch_rng, one_rng = np.random.default_rng(9), np.random.default_rng(9)
+    for i in range(2000):
+        row, eps = table[i % 50], (0.0, 0.3, 1.0)[i % 3]
+        assert epsilon_greedy_one(row, eps, one_rng) == epsilon_greedy(row[None], eps, batch_rng)[0]
+    assert one_rng.random() == batch_rng.random()
+
+
+@pytest.mark.parametrize("rule", TabularQ.RULES)
+@pytest.mark.parametrize("alpha_decay", ["constant", "linear", "visits"])
+def test_one_env_learns_bit_for_bit_as_a_batch_of_one(rule, alpha_decay):
+    """`update` on one env takes the scalar form; `td_update` on one-element arrays is the batch
+    form. Fed the same transitions, their tables agree exactly after every step, not approximately."""
+    one, batched = (agent(rule, alpha_decay=alpha_decay, alpha_power=0.6, alpha_end=0.01) for _ in range(2))
+    data = np.random.default_rng(3)
+    for step in range(1, 501):
+        s, a, s2, a2 = data.integers(0, 5), data.integers(0, 3), data.integers(0, 5), data.integers(0, 3)
+        r, terminated = data.normal(), data.random() < 0.2
+        metrics = one.update(batch([s], [a], [r], [s2], [terminated], [a2]), step)
+        td_error = batched.td_update(*(np.array([x]) for x in (s, a, r, s2, terminated, a2)), step)
+        assert metrics["td_error"] == abs(td_error[0]) and metrics["q_values"] == batched.Q[s, a]
+        assert np.array_equal(one.Q, batched.Q) and one.last_alpha == batched.last_alpha
+    assert np.array_equal(one.visits, batched.visits)
+    assert np.abs(one.Q).max() > 0.1  # it learned something
 
 
 def test_boltzmann_samples_softmax_of_q_over_temperature():

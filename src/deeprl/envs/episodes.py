@@ -32,6 +32,8 @@ class EpisodeTracker:
             return finished_games(infos)
         self.returns += rewards
         self.lengths += 1
+        if not dones.any():
+            return []
         finished = [(int(i), float(self.returns[i]), int(self.lengths[i])) for i in np.flatnonzero(dones)]
         self.returns[dones] = 0.0
         self.lengths[dones] = 0
