@@ -27,6 +27,12 @@ Workloads:
                 random steps first) in both libraries, the same table; plus deeprl's steps/s while
                 learning against the floor of its own update + act calls. Uses the first seed only.
                 (scripts/bench_continuous.py holds these four.)
+  q-learning-taxi
+                Tabular Q-learning on Taxi-v4, deeprl's tuned preset (conf/tuned/q_learning_taxi.yaml,
+                100k steps) against the same algorithm and settings as a plain loop in the style of
+                Gymnasium's Q-learning tutorials (one env, a numpy table, no logging), and against the
+                floor of the env alone (random actions). Steps/s, deeprl/plain time ratio, and both
+                greedy policies' mean return over the same 100 seeded episodes.
   deterministic deeprl alone, CPU: steps/s of three short runs (DQN and PPO CartPole, DQN Breakout)
                 with deterministic=false and true, interleaved, one run each per seed.
 Needs the `bench` extra (pip install -e '.[bench]'; `make bench` does it).
@@ -451,6 +457,84 @@ def ppo_cartpole(seeds: list[int], steps: int = 100_000) -> list[str]:
 
 
 
+TAXI_PRESET = ["algo=q_learning", "env=taxi"]
+
+
+def taxi_greedy_return(Q: np.ndarray, episodes: int = 100) -> float:
+    """Mean return of the greedy policy (first action on ties) over seeded Taxi episodes."""
+    import gymnasium as gym
+
+    env, total = gym.make("Taxi-v4"), 0.0
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=50_000 + episode)
+        done = False
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(int(np.argmax(Q[obs])))
+            total += reward
+            done = terminated or truncated
+    return total / episodes
+
+
+def plain_q_learning(seed: int, steps: int, alpha: float, gamma: float, eps_start: float, eps_end: float,
+                     fraction: float) -> tuple[float, np.ndarray]:
+    """The loop of Gymnasium's Q-learning tutorials: one env, a numpy table, argmax, nothing logged."""
+    import gymnasium as gym
+
+    env = gym.make("Taxi-v4")
+    Q = np.zeros((env.observation_space.n, env.action_space.n))
+    rng = np.random.default_rng(seed)
+    obs, _ = env.reset(seed=seed)
+    start = time.perf_counter()
+    for step in range(steps):
+        eps = eps_start + min(step / (fraction * steps), 1.0) * (eps_end - eps_start)
+        action = int(rng.integers(env.action_space.n)) if rng.random() < eps else int(np.argmax(Q[obs]))
+        next_obs, reward, terminated, truncated, _ = env.step(action)
+        target = reward + (0.0 if terminated else gamma * Q[next_obs].max())
+        Q[obs, action] += alpha * (target - Q[obs, action])
+        obs = env.reset()[0] if terminated or truncated else next_obs
+    return time.perf_counter() - start, Q
+
+
+def taxi_env_floor(seed: int, steps: int) -> float:
+    """Seconds for `steps` steps of the env alone, random actions, resets included."""
+    import gymnasium as gym
+
+    env, rng = gym.make("Taxi-v4"), np.random.default_rng(seed)
+    env.reset(seed=seed)
+    start = time.perf_counter()
+    for _ in range(steps):
+        _, _, terminated, truncated, _ = env.step(int(rng.integers(6)))
+        if terminated or truncated:
+            env.reset()
+    return time.perf_counter() - start
+
+
+def q_learning_taxi(seeds: list[int]) -> list[str]:
+    from hydra import compose, initialize_config_module
+
+    from deeprl.build import build
+
+    rows, ratios = [], []
+    for seed in seeds:
+        with initialize_config_module("deeprl.conf", version_base="1.3"):
+            cfg = compose("config", overrides=[*TAXI_PRESET, f"seed={seed}", "log.progress=false"])
+        with tempfile.TemporaryDirectory() as run_dir, contextlib.redirect_stdout(io.StringIO()):
+            run = build(cfg, Path(run_dir))
+            ours = run.execute()
+        steps, algo = int(cfg.total_steps), cfg.algo
+        theirs, plain_Q = plain_q_learning(seed, steps, algo.alpha, algo.gamma, algo.exploration.start,
+                                           algo.exploration.end, algo.exploration.fraction)
+        floor = taxi_env_floor(seed, steps)
+        ratios.append(ours["wall_time_s"] / theirs)
+        rows.append(f"| {seed} | {ours['sps']:.0f} | {steps / theirs:.0f} | {steps / floor:.0f} | {ratios[-1]:.2f} | "
+                    f"{taxi_greedy_return(run.agent.Q):.2f} | {taxi_greedy_return(plain_Q):.2f} |")
+        print(f"q-learning-taxi {rows[-1]}", flush=True)
+    return ["### Tabular Q-learning on Taxi-v4 (tuned preset, 100k steps)", "",
+            "| seed | deeprl steps/s | plain loop steps/s | env alone steps/s | deeprl/plain time | "
+            "deeprl greedy return | plain greedy return |", "| --- | --- | --- | --- | --- | --- | --- |", *rows, "",
+            f"Median deeprl/plain time ratio: **{statistics.median(ratios):.2f}**", ""]
+
+
 def _fmt(t):
     return "not solved" if t is None else f"{t:.1f}"
 
@@ -484,7 +568,7 @@ def deterministic(seeds: list[int]) -> list[str]:
 
 WORKLOADS = {"dqn-cartpole": dqn_cartpole, "dqn-breakout": dqn_breakout, "ppo-cartpole": ppo_cartpole,
              "ddpg-pendulum": ddpg_pendulum, "td3-pendulum": td3_pendulum, "sac-pendulum": sac_pendulum,
-             "sac-halfcheetah": sac_halfcheetah, "deterministic": deterministic}
+             "sac-halfcheetah": sac_halfcheetah, "q-learning-taxi": q_learning_taxi, "deterministic": deterministic}
 
 
 def main(argv=None) -> None:
