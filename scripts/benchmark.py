@@ -79,6 +79,11 @@ def machine() -> str:
 # ----------------------------------------------------------------------------- deeprl
 
 def deeprl_run(overrides: list[str]) -> dict:
+    return deeprl_executed(overrides)[0]
+
+
+def deeprl_executed(overrides: list[str]):
+    """The summary of a deeprl run in a temporary dir, and the Run itself (its agent, its config)."""
     from hydra import compose, initialize_config_module
 
     from deeprl.build import build
@@ -86,7 +91,8 @@ def deeprl_run(overrides: list[str]) -> dict:
     with initialize_config_module("deeprl.conf", version_base="1.3"):
         cfg = compose("config", overrides=[*overrides, "log.progress=false"])
     with tempfile.TemporaryDirectory() as run_dir, contextlib.redirect_stdout(io.StringIO()):
-        return build(cfg, Path(run_dir)).execute()
+        run = build(cfg, Path(run_dir))
+        return run.execute(), run
 
 
 def first_solved(history: list[dict]) -> tuple[float | None, int | None]:
@@ -510,18 +516,10 @@ def taxi_env_floor(seed: int, steps: int) -> float:
 
 
 def q_learning_taxi(seeds: list[int]) -> list[str]:
-    from hydra import compose, initialize_config_module
-
-    from deeprl.build import build
-
     rows, ratios = [], []
     for seed in seeds:
-        with initialize_config_module("deeprl.conf", version_base="1.3"):
-            cfg = compose("config", overrides=[*TAXI_PRESET, f"seed={seed}", "log.progress=false"])
-        with tempfile.TemporaryDirectory() as run_dir, contextlib.redirect_stdout(io.StringIO()):
-            run = build(cfg, Path(run_dir))
-            ours = run.execute()
-        steps, algo = int(cfg.total_steps), cfg.algo
+        ours, run = deeprl_executed([*TAXI_PRESET, f"seed={seed}"])
+        steps, algo = int(run.cfg.total_steps), run.cfg.algo
         theirs, plain_Q = plain_q_learning(seed, steps, algo.alpha, algo.gamma, algo.exploration.start,
                                            algo.exploration.end, algo.exploration.fraction)
         floor = taxi_env_floor(seed, steps)
