@@ -92,28 +92,35 @@ def sb3_hparams(cfg) -> dict:
                 target_noise_clip=float(a.target_noise_clip))
 
 
-def sb3_train(cfg, hp: dict) -> dict:
+def sb3_model(cfg, hp: dict):
+    """SB3's DDPG / TD3 / SAC on the config's env with `hp` (from `sb3_hparams`), CPU, one torch thread."""
     import gymnasium as gym
     import stable_baselines3 as sb3
     import torch
-    from stable_baselines3.common.evaluation import evaluate_policy
     from stable_baselines3.common.noise import NormalActionNoise
 
     torch.set_num_threads(1)
-    hp, steps = dict(hp), int(cfg.total_steps)
+    hp = dict(hp)
     env = gym.make(cfg.env.id)
     std = hp.pop("noise_std", None)
     if std is not None:
         dim = env.action_space.shape[0]
         hp["action_noise"] = NormalActionNoise(mean=np.zeros(dim), sigma=std * np.ones(dim))
     algo = {"ddpg": sb3.DDPG, "td3": sb3.TD3, "sac": sb3.SAC}[cfg.algo.name]
-    model = algo("MlpPolicy", env, seed=int(cfg.seed), device="cpu", verbose=0, **hp)
+    return algo("MlpPolicy", env, seed=int(cfg.seed), device="cpu", verbose=0, **hp)
+
+
+def sb3_train(cfg, hp: dict) -> dict:
+    import gymnasium as gym
+    from stable_baselines3.common.evaluation import evaluate_policy
+
+    model, steps = sb3_model(cfg, hp), int(cfg.total_steps)
     t0 = time.perf_counter()
     model.learn(total_timesteps=steps)
     wall = time.perf_counter() - t0
     mean, _ = evaluate_policy(model, gym.make(cfg.env.id), n_eval_episodes=int(cfg.eval.episodes),
                               deterministic=True, warn=False)
-    env.close()
+    model.get_env().close()
     return {"wall_time_s": wall, "sps": steps / wall, "eval_return_mean": float(mean)}
 
 

@@ -57,12 +57,19 @@ SOLVED = 475.0
 EVAL_EVERY = 2_500
 EVAL_EPISODES = 10
 
+# SB3's DQN defaults for what RL-Zoo's file leaves out, in the keys `sb3_dqn_model` takes.
+SB3_DQN_DEFAULTS = dict(num_envs=1, anneal_lr=False, exploration_initial_eps=1.0, tau=1.0,
+                        max_grad_norm=10.0, adam_eps=1e-8, activation="relu")
 # RL-Zoo (hyperparams/dqn.yml), CartPole-v1.
 ZOO_DQN_CARTPOLE = dict(
+    SB3_DQN_DEFAULTS,
     n_timesteps=50_000, learning_rate=2.3e-3, batch_size=64, buffer_size=100_000,
     learning_starts=1_000, gamma=0.99, target_update_interval=10, train_freq=256,
     gradient_steps=128, exploration_fraction=0.16, exploration_final_eps=0.04, net_arch=[256, 256],
 )
+# deeprl's DQN CartPole preset as both libraries can run it: SB3's DQN has no double DQN, and acts
+# uniformly at random until learning starts.
+DQN_SAME = ["algo=dqn", "env=cartpole", "algo.double=false", "algo.random_starts=true"]
 
 
 def machine() -> str:
@@ -104,13 +111,63 @@ def first_solved(history: list[dict]) -> tuple[float | None, int | None]:
 
 # ----------------------------------------------------------------------------- Stable-Baselines3
 
-def sb3_dqn(seed: int, total_steps: int, hp: dict, eval_every: int) -> dict:
-    """SB3 DQN with a callback that evaluates every `eval_every` steps, its time excluded."""
-    import gymnasium as gym
+def dqn_preset(overrides: list[str]) -> dict:
+    """deeprl's DQN settings (`overrides` composed, e.g. DQN_SAME) as the keys `sb3_dqn_model` takes.
+    Asserts what SB3's DQN cannot reproduce."""
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module("deeprl.conf", version_base="1.3"):
+        cfg = compose("config", overrides=overrides)
+    a, net, n_envs = cfg.algo, cfg.network, int(cfg.num_envs)
+    assert not a.double and not a.dueling and a.n_step == 1 and not a.prioritized.enabled
+    assert a.replay and a.target.enabled and a.loss == "huber" and a.max_grad_norm is not None
+    assert a.random_starts, "SB3's DQN acts uniformly at random until learning_starts"
+    # SB3 counts train_freq and the target interval in vector steps (n_envs env steps each).
+    assert a.train_freq % n_envs == 0 or n_envs % a.train_freq == 0, "train_freq vs num_envs"
+    assert a.target.every % n_envs == 0, "SB3 syncs the target every target.every // num_envs vector steps"
+    return dict(num_envs=n_envs, learning_rate=float(a.lr), anneal_lr=bool(a.anneal_lr),
+                batch_size=int(a.batch_size), buffer_size=int(a.buffer_size),
+                learning_starts=int(a.learning_starts), gamma=float(a.gamma),
+                target_update_interval=int(a.target.every), tau=float(a.target.tau),
+                train_freq=int(a.train_freq), gradient_steps=int(a.gradient_steps),
+                exploration_initial_eps=float(a.exploration.start),
+                exploration_fraction=float(a.exploration.fraction),
+                exploration_final_eps=float(a.exploration.end), max_grad_norm=float(a.max_grad_norm),
+                adam_eps=float(a.adam_eps), net_arch=list(net.hidden_sizes), activation=str(net.activation))
+
+
+def sb3_dqn_model(seed: int, hp: dict):
+    """SB3's DQN on CartPole-v1 with `hp` (the keys of `dqn_preset`), on the CPU with one torch thread."""
     import torch
     from stable_baselines3 import DQN
-    from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
+
+    torch.set_num_threads(1)  # the same as deeprl's CartPole preset, for a like-for-like CPU budget
+    lr = hp["learning_rate"]
+    schedule = (lambda progress_remaining: lr * progress_remaining) if hp["anneal_lr"] else lr
+    # SB3 counts train_freq in vector steps and runs gradient_steps per round; deeprl counts both
+    # in environment steps summed over envs. The same schedule in SB3's units:
+    n_envs = hp["num_envs"]
+    train_freq = max(1, hp["train_freq"] // n_envs)
+    gradient_steps = hp["gradient_steps"] * train_freq * n_envs // hp["train_freq"]
+    env = make_vec_env("CartPole-v1", n_envs=n_envs, seed=seed) if n_envs > 1 else "CartPole-v1"
+    activation = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU}[hp["activation"]]
+    return DQN("MlpPolicy", env, learning_rate=schedule, batch_size=hp["batch_size"],
+               buffer_size=hp["buffer_size"], learning_starts=hp["learning_starts"], gamma=hp["gamma"],
+               target_update_interval=hp["target_update_interval"], tau=hp["tau"], train_freq=train_freq,
+               gradient_steps=gradient_steps, exploration_initial_eps=hp["exploration_initial_eps"],
+               exploration_fraction=hp["exploration_fraction"],
+               exploration_final_eps=hp["exploration_final_eps"], max_grad_norm=hp["max_grad_norm"],
+               policy_kwargs={"net_arch": hp["net_arch"], "activation_fn": activation,
+                              "optimizer_kwargs": {"eps": hp["adam_eps"]}},
+               seed=seed, device="cpu", verbose=0)
+
+
+def sb3_dqn(seed: int, total_steps: int, hp: dict, eval_every: int) -> dict:
+    """SB3 DQN with a callback that evaluates each time the step count passes a multiple of
+    `eval_every` (0: never), its time excluded."""
+    import gymnasium as gym
+    from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.evaluation import evaluate_policy
 
     class TimedEval(BaseCallback):
@@ -124,47 +181,35 @@ def sb3_dqn(seed: int, total_steps: int, hp: dict, eval_every: int) -> dict:
             self.start = time.perf_counter()
 
         def _on_step(self):
-            if eval_every and self.num_timesteps % eval_every == 0:
+            # With n envs the count moves n at a time and need not land on a multiple.
+            if eval_every and self.num_timesteps // eval_every > len(self.history):
                 t0 = time.perf_counter()
                 mean, _ = evaluate_policy(self.model, self.eval_env, n_eval_episodes=EVAL_EPISODES,
-                                          deterministic=True)
+                                          deterministic=True, warn=False)
                 self.eval_time += time.perf_counter() - t0
                 self.history.append({"step": self.num_timesteps, "eval_return_mean": float(mean),
                                      "train_time_s": time.perf_counter() - self.start - self.eval_time})
             return True
 
-    torch.set_num_threads(1)  # the same as deeprl's CartPole preset, for a like-for-like CPU budget
-    lr = hp["learning_rate"]
-    schedule = (lambda progress_remaining: lr * progress_remaining) if hp.get("anneal_lr") else lr
-    # SB3 counts train_freq in vector steps and runs gradient_steps per round; deeprl counts both
-    # in environment steps summed over envs. The same schedule in SB3's units:
-    n_envs = hp.get("num_envs", 1)
-    train_freq = max(1, hp["train_freq"] // n_envs)
-    gradient_steps = hp["gradient_steps"] * train_freq * n_envs // hp["train_freq"]
-    env = make_vec_env("CartPole-v1", n_envs=n_envs, seed=seed) if n_envs > 1 else "CartPole-v1"
-    model = DQN("MlpPolicy", env, learning_rate=schedule, batch_size=hp["batch_size"],
-                buffer_size=hp["buffer_size"], learning_starts=hp["learning_starts"], gamma=hp["gamma"],
-                target_update_interval=hp["target_update_interval"], train_freq=train_freq,
-                gradient_steps=gradient_steps, exploration_fraction=hp["exploration_fraction"],
-                exploration_final_eps=hp["exploration_final_eps"],
-                policy_kwargs={"net_arch": hp["net_arch"]}, seed=seed, device="cpu", verbose=0)
+    model = sb3_dqn_model(seed, hp)
     callback = TimedEval()
     t0 = time.perf_counter()
     model.learn(total_timesteps=total_steps, callback=callback)
     wall = time.perf_counter() - t0 - callback.eval_time
-    mean, _ = evaluate_policy(model, callback.eval_env, n_eval_episodes=EVAL_EPISODES, deterministic=True)
+    mean, _ = evaluate_policy(model, callback.eval_env, n_eval_episodes=EVAL_EPISODES, deterministic=True,
+                              warn=False)
     return {"wall_time_s": wall, "sps": total_steps / wall, "eval_return_mean": float(mean),
             "evaluations": callback.history}
 
 
 # ----------------------------------------------------------------------------- workloads
 
-def dqn_cartpole(seeds: list[int]) -> list[str]:
-    from hydra import compose, initialize_config_module
+def dqn_fixed(seed: int, steps: int) -> list[str]:
+    """deeprl's overrides for part (b) of dqn-cartpole: DQN_SAME for `steps`, no evaluation until the end."""
+    return [*DQN_SAME, f"seed={seed}", f"total_steps={steps}", "eval.every=0", f"eval.episodes={EVAL_EPISODES}"]
 
-    with initialize_config_module("deeprl.conf", version_base="1.3"):
-        cfg = compose("config", overrides=["algo=dqn", "env=cartpole"])
-    a = cfg.algo
+
+def dqn_cartpole(seeds: list[int]) -> list[str]:
     lines = ["## DQN on CartPole-v1", ""]
 
     # (a) time to solve, each with its own tuned settings.
@@ -189,16 +234,10 @@ def dqn_cartpole(seeds: list[int]) -> list[str]:
 
     # (b) fixed 50k steps, identical hyperparameters.
     steps = 50_000
-    same = dict(learning_rate=a.lr, anneal_lr=a.anneal_lr, batch_size=a.batch_size,
-                buffer_size=a.buffer_size, learning_starts=a.learning_starts, gamma=a.gamma,
-                target_update_interval=a.target.every, train_freq=a.train_freq,
-                gradient_steps=a.gradient_steps, exploration_fraction=a.exploration.fraction,
-                exploration_final_eps=a.exploration.end, net_arch=list(cfg.network.hidden_sizes),
-                num_envs=cfg.num_envs)
+    same = dqn_preset(DQN_SAME)  # SB3 learns for `steps` too: the same schedules
     rows, ours, theirs = [], [], []
     for seed in seeds:
-        d = deeprl_run(["algo=dqn", "env=cartpole", f"seed={seed}", f"total_steps={steps}",
-                        "eval.every=0", f"eval.episodes={EVAL_EPISODES}", "algo.double=false"])
+        d = deeprl_run(dqn_fixed(seed, steps))
         s = sb3_dqn(seed, steps, same, eval_every=0)
         rows.append(f"| {seed} | {d['wall_time_s']:.1f} ({d['sps']:.0f}/s) | "
                     f"{s['wall_time_s']:.1f} ({s['sps']:.0f}/s) | {d['eval_return_mean']:.0f} | "
@@ -207,8 +246,8 @@ def dqn_cartpole(seeds: list[int]) -> list[str]:
         theirs.append(s["wall_time_s"])
         print(rows[-1], flush=True)
     ratio = statistics.median(ours) / statistics.median(theirs)
-    lines += [f"Fixed {steps} steps, identical hyperparameters (deeprl's preset, {cfg.num_envs} envs, "
-              "double DQN off):",
+    lines += [f"Fixed {steps} steps, identical hyperparameters (deeprl's preset, {same['num_envs']} envs, "
+              "double DQN off, uniform random actions until learning starts as SB3 acts):",
               "", "| seed | deeprl s (steps/s) | SB3 s (steps/s) | deeprl final eval | SB3 final eval |",
               "| --- | --- | --- | --- | --- |", *rows, "",
               f"Median wall time: deeprl {statistics.median(ours):.1f} s, SB3 "
@@ -379,47 +418,51 @@ def ppo_preset(overrides: list[str]) -> dict:
                 hidden=list(net.hidden_sizes), activation=str(net.activation))
 
 
+def ppo_fixed(seed: int, steps: int, overrides: list[str]) -> list[str]:
+    """deeprl's overrides for a ppo-cartpole run: the preset, then `overrides`, for `steps`."""
+    return ["algo=ppo", "env=cartpole", *overrides, f"seed={seed}", f"total_steps={steps}",
+            "eval.every=0", f"eval.episodes={EVAL_EPISODES}", "threads=1"]
+
+
 def deeprl_ppo(seed: int, steps: int, overrides: list[str]) -> dict:
-    from hydra import compose, initialize_config_module
-
-    from deeprl.build import build
-
-    overrides = ["algo=ppo", "env=cartpole", *overrides, f"seed={seed}", f"total_steps={steps}",
-                 "eval.every=0", f"eval.episodes={EVAL_EPISODES}", "threads=1", "log.progress=false"]
-    with initialize_config_module("deeprl.conf", version_base="1.3"):
-        cfg = compose("config", overrides=overrides)
-    with tempfile.TemporaryDirectory() as run_dir, contextlib.redirect_stdout(io.StringIO()):
-        summary = build(cfg, Path(run_dir)).execute()
+    summary = deeprl_run(ppo_fixed(seed, steps, overrides))
     return {"wall_time_s": summary["wall_time_s"], "sps": summary["sps"],
             "eval_return_mean": summary["eval_return_mean"]}
 
 
-def sb3_ppo(seed: int, steps: int, hp: dict) -> dict:
-    import gymnasium as gym
+def sb3_ppo_model(seed: int, hp: dict):
+    """SB3's PPO on CartPole-v1 with `hp` (the keys of `ppo_preset`), on the CPU with one torch thread."""
     import torch
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
-    from stable_baselines3.common.evaluation import evaluate_policy
 
     torch.set_num_threads(1)  # as deeprl's preset (threads: 1): a like-for-like CPU budget
     lr = hp["lr"]
     schedule = (lambda progress_remaining: lr * progress_remaining) if hp["anneal_lr"] else lr
     activation = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU}[hp["activation"]]
     envs = make_vec_env("CartPole-v1", n_envs=hp["num_envs"], seed=seed)
-    model = PPO("MlpPolicy", envs, learning_rate=schedule, n_steps=hp["n_steps"], batch_size=hp["batch_size"],
-                n_epochs=hp["n_epochs"], gamma=hp["gamma"], gae_lambda=hp["gae_lambda"], clip_range=hp["clip"],
-                ent_coef=hp["ent_coef"], vf_coef=hp["vf_coef"], max_grad_norm=hp["max_grad_norm"],
-                normalize_advantage=True,
-                policy_kwargs={"net_arch": {"pi": hp["hidden"], "vf": hp["hidden"]},
-                               "activation_fn": activation, "ortho_init": True,
-                               "optimizer_kwargs": {"eps": hp["adam_eps"]}},
-                seed=seed, device="cpu", verbose=0)
+    return PPO("MlpPolicy", envs, learning_rate=schedule, n_steps=hp["n_steps"], batch_size=hp["batch_size"],
+               n_epochs=hp["n_epochs"], gamma=hp["gamma"], gae_lambda=hp["gae_lambda"], clip_range=hp["clip"],
+               ent_coef=hp["ent_coef"], vf_coef=hp["vf_coef"], max_grad_norm=hp["max_grad_norm"],
+               normalize_advantage=True,
+               policy_kwargs={"net_arch": {"pi": hp["hidden"], "vf": hp["hidden"]},
+                              "activation_fn": activation, "ortho_init": True,
+                              "optimizer_kwargs": {"eps": hp["adam_eps"]}},
+               seed=seed, device="cpu", verbose=0)
+
+
+def sb3_ppo(seed: int, steps: int, hp: dict) -> dict:
+    import gymnasium as gym
+    from stable_baselines3.common.evaluation import evaluate_policy
+
+    model = sb3_ppo_model(seed, hp)
     t0 = time.perf_counter()
     model.learn(total_timesteps=steps)
     wall = time.perf_counter() - t0
     eval_env = gym.make("CartPole-v1")
-    mean, _ = evaluate_policy(model, eval_env, n_eval_episodes=EVAL_EPISODES, deterministic=True, warn=False)
-    envs.close()
+    mean, _ = evaluate_policy(model, eval_env, n_eval_episodes=EVAL_EPISODES, deterministic=True,
+                              warn=False)
+    model.get_env().close()
     return {"wall_time_s": wall, "sps": steps / wall, "eval_return_mean": float(mean)}
 
 

@@ -1,0 +1,156 @@
+"""The benchmark's Stable-Baselines3 runs do the work deeprl's do (scripts/benchmark.py,
+scripts/bench_continuous.py). Its "identical hyperparameters" claims rest on translating deeprl's
+config into SB3's arguments, whose units differ (vector steps against env steps, progress against
+steps); a slip there makes a ratio compare unlike work. So both libraries run the same short
+workload for real, and what they did is read back from each: the number of optimizer steps of every
+network, the schedules at every step, the env steps of the target syncs, the networks' shapes."""
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from conftest import compose_config
+from deeprl.build import build
+from deeprl.networks import MLP
+
+sys.path.insert(0, str(Path(__file__).parents[2] / "scripts"))
+import bench_continuous  # noqa: E402
+import benchmark  # noqa: E402
+
+
+def adam_steps(optimizer: torch.optim.Optimizer) -> int:
+    """How many steps an optimizer has taken (every parameter's Adam step count, which must agree)."""
+    counts = {int(state["step"]) for state in optimizer.state.values()}
+    assert len(counts) == 1, counts
+    return counts.pop()
+
+
+def shapes(module: nn.Module) -> list[tuple]:
+    return sorted(tuple(p.shape) for p in module.parameters())
+
+
+def numel(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def activations(module: nn.Module) -> set[str]:
+    """The activations a network applies: SB3's modules, or the names deeprl's MLPs apply by."""
+    return ({type(m).__name__.lower() for m in module.modules() if isinstance(m, (nn.ReLU, nn.Tanh))}
+            | {m.activation for m in module.modules() if isinstance(m, MLP)})
+
+
+def run_deeprl(overrides: list[str], run_dir: Path):
+    run = build(compose_config(*overrides, "log.progress=false"), run_dir)
+    run.execute()
+    return run
+
+
+def test_sb3_dqn_takes_deeprls_gradient_steps_syncs_and_schedules(tmp_path, monkeypatch):
+    import stable_baselines3.dqn.dqn as sb3_dqn
+
+    steps = 3_000
+    overrides = benchmark.dqn_fixed(1, steps)
+    deeprl_syncs, sb3_syncs = [], []
+    run = build(compose_config(*overrides, "log.progress=false"), tmp_path)
+    agent, loop = run.agent, run.loop
+    sync = agent._sync_target
+    monkeypatch.setattr(agent, "_sync_target",
+                        lambda: (deeprl_syncs.append(agent.target_syncs * agent.target_every), sync())[1])
+    run.execute()
+
+    hp = benchmark.dqn_preset(overrides)
+    model = benchmark.sb3_dqn_model(1, hp)
+    polyak = sb3_dqn.polyak_update
+
+    def counted(params, target_params, tau):
+        if target_params is not model.batch_norm_stats_target:  # the copy of the Q-network's weights
+            sb3_syncs.append(model.num_timesteps)
+        polyak(params, target_params, tau)
+
+    monkeypatch.setattr(sb3_dqn, "polyak_update", counted)
+    model.learn(total_timesteps=steps)
+
+    n_envs, starts = hp["num_envs"], loop.configured_learning_starts
+    assert model.n_envs == run.envs.num_envs == n_envs == 8
+    # One round of updates per train_freq env steps after learning starts, gradient_steps each.
+    updates = (steps - starts) // loop.train_freq * loop.gradient_steps
+    assert adam_steps(model.policy.optimizer) == adam_steps(agent.optimizer) == updates
+    assert model.batch_size == loop.batch_size and model.gamma == agent.gamma
+    assert model.replay_buffer.buffer_size * n_envs == hp["buffer_size"] == loop.buffer.capacity
+    # Both act uniformly at random until learning starts; then epsilon-greedy on one schedule, and
+    # the learning rate anneals on one schedule.
+    assert loop.random_starts and model.learning_starts == starts
+    for t in range(0, steps + 1, n_envs):
+        assert model.exploration_schedule(1 - t / steps) == pytest.approx(agent.epsilon(t)), t
+        assert model.lr_schedule(1 - t / steps) == pytest.approx(agent.learning_rate(t)), t
+    # The target syncs at the same env steps. SB3 also copies while nothing has learned yet (a no-op);
+    # deeprl makes one copy at its first update instead.
+    assert deeprl_syncs[0] == starts and len(deeprl_syncs) > 5
+    assert [s for s in sb3_syncs if s > starts] == deeprl_syncs[1:]
+    assert model.tau == agent.tau and model.max_grad_norm == agent.max_grad_norm
+    # The same network and optimizer settings.
+    assert shapes(model.q_net) == shapes(agent.q)
+    assert activations(model.q_net) == activations(agent.q) == {"relu"}
+    assert model.policy.optimizer.param_groups[0]["eps"] == agent.optimizer.param_groups[0]["eps"]
+
+
+def test_sb3_dqn_evaluates_each_time_the_step_count_passes_a_multiple():
+    # With 8 envs the count moves 8 at a time and never lands on 2,500: every crossing counts.
+    hp = dict(benchmark.dqn_preset(benchmark.DQN_SAME), learning_starts=500)
+    result = benchmark.sb3_dqn(1, 5_200, hp, eval_every=2_500)
+    assert [point["step"] for point in result["evaluations"]] == [2_504, 5_000]
+    times = [point["train_time_s"] for point in result["evaluations"]]
+    assert 0 < times[0] < times[1] <= result["wall_time_s"]
+    assert result["sps"] == pytest.approx(5_200 / result["wall_time_s"])
+
+
+def test_sb3_ppo_takes_deeprls_gradient_steps_on_its_rollouts_and_schedules(tmp_path):
+    for variant, (_, overrides) in benchmark.PPO_VARIANTS.items():
+        hp = benchmark.ppo_preset(overrides)
+        rollout = hp["num_envs"] * hp["n_steps"]
+        steps = 3 * rollout
+        run = run_deeprl(benchmark.ppo_fixed(1, steps, overrides), tmp_path / variant)
+        agent = run.agent
+        model = benchmark.sb3_ppo_model(1, hp)
+        model.learn(total_timesteps=steps)
+        assert model.n_envs * model.n_steps == run.envs.num_envs * run.loop.n_steps == rollout, variant
+        # n_epochs passes over each rollout in minibatches of the same size.
+        updates = 3 * agent.n_epochs * agent.num_minibatches
+        assert adam_steps(model.policy.optimizer) == adam_steps(agent.optimizer) == updates, variant
+        assert model.batch_size == rollout // agent.num_minibatches
+        for t in range(rollout, steps + 1, rollout):  # the learning rate each update starts from
+            assert model.lr_schedule(1 - t / steps) == pytest.approx(agent.learning_rate(t)), (variant, t)
+        assert (model.gamma, model.gae_lambda, model.clip_range(1.0)) == (agent.gamma, agent.gae_lambda,
+                                                                          agent.clip_coef)
+        assert (model.ent_coef, model.vf_coef, model.max_grad_norm) == (agent.ent_coef, agent.vf_coef,
+                                                                         agent.max_grad_norm)
+        assert model.policy.optimizer.param_groups[0]["eps"] == agent.optimizer.param_groups[0]["eps"]
+        # Separate actor and critic of the same shapes and activation.
+        assert shapes(model.policy) == shapes(agent.net)
+        assert activations(model.policy) == activations(agent.net) == {"relu"}
+
+
+@pytest.mark.parametrize("algo", ["ddpg", "td3", "sac"])
+def test_sb3_off_policy_continuous_takes_deeprls_gradient_steps(tmp_path, algo):
+    steps, starts = 600, 200
+    cfg = bench_continuous.deeprl_config(algo, "pendulum", 1, steps, [f"algo.learning_starts={starts}",
+                                                                      "eval.episodes=1"])
+    run = build(cfg, tmp_path)
+    run.execute()
+    agent, loop = run.agent, run.loop
+    model = bench_continuous.sb3_model(cfg, bench_continuous.sb3_hparams(cfg))
+    model.learn(total_timesteps=steps)
+
+    critic_updates = (steps - starts) // loop.train_freq * loop.gradient_steps
+    assert adam_steps(model.critic.optimizer) == adam_steps(agent.critic_optimizer) == critic_updates
+    # TD3's actor moves once per policy_delay critic updates; DDPG's and SAC's every time.
+    actor_updates = critic_updates // (agent.policy_delay if algo != "sac" else 1)
+    assert adam_steps(model.actor.optimizer) == adam_steps(agent.actor_optimizer) == actor_updates
+    if algo == "sac":
+        assert adam_steps(model.ent_coef_optimizer) == adam_steps(agent.alpha_optimizer) == critic_updates
+    assert (model.batch_size, model.gamma, model.tau) == (loop.batch_size, agent.gamma, agent.tau)
+    # deeprl stacks its critics into batched weights (one matmul for all), so only the sizes compare.
+    assert numel(model.critic) == numel(agent.critic) and numel(model.actor) == numel(agent.actor)
