@@ -15,12 +15,14 @@ Every failure is one ConfigError naming the key to change. `check_spec` runs the
 checks that need no env are deeprl.validate.validate.
 """
 
+import functools
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from deeprl.buffers.memory import check_fits
 from deeprl.core.errors import ConfigError
@@ -105,8 +107,26 @@ def fitting(spec: EnvSpec) -> list[str]:
     return [name for name, needs in NEEDS.items() if actions in needs.actions and observations in needs.observations]
 
 
+@functools.cache
+def algo_choices() -> dict[str, str]:
+    """Each `algo=` choice (a file in conf/algo) and the algorithm it runs (its algo.name): the
+    variants (double_dqn, rainbow_lite, ...) inherit their name through their defaults list."""
+    folder = Path(__file__).parent / "conf" / "algo"
+
+    def name(stem: str) -> str:
+        node = OmegaConf.load(folder / f"{stem}.yaml")
+        if "name" in node:
+            return str(node.name)
+        return name(next(d for d in node.defaults if isinstance(d, str) and d != "_self_"))
+
+    return {path.stem: name(path.stem) for path in sorted(folder.glob("*.yaml"))}
+
+
 def _fit_hint(spec: EnvSpec) -> str:
-    names = fitting(spec)
+    """The `algo=` choices that fit the env, in NEEDS' order, each algorithm's own file first."""
+    choices = algo_choices()
+    names = [stem for name in fitting(spec)
+             for stem in sorted((s for s in choices if choices[s] == name), key=lambda s: (s != name, s))]
     return f"algorithms that fit {spec.id}: {', '.join(names)}" if names else f"no deeprl algorithm fits {spec.id}"
 
 

@@ -13,7 +13,15 @@ from conftest import CONF_DIR, compose_config
 from deeprl.algos.planning import PolicyIteration, require_finite_values
 from deeprl.buffers import make_replay
 from deeprl.buffers.rollout import Rollout
-from deeprl.checks import NEEDS, check_memory, check_pairing, check_spec, observation_kind, storage
+from deeprl.checks import (
+    NEEDS,
+    algo_choices,
+    check_memory,
+    check_pairing,
+    check_spec,
+    observation_kind,
+    storage,
+)
 from deeprl.core.errors import ConfigError
 from deeprl.envs import EnvSpec, make_vec_env, spec_of
 from deeprl.envs.gridworld import GridWorld
@@ -90,7 +98,8 @@ def test_every_env_selects_a_network_that_takes_its_observations(env):
     (["algo=dqn", "env=pendulum"], "algo", "algorithms that fit Pendulum-v1: reinforce, actor_critic, a2c, ppo, ddpg, "
                                            "td3, sac"),
     (["algo=sac", "env=cartpole"], "algo", "sac needs a continuous action space but CartPole-v1 has Discrete actions; "
-                                           "algorithms that fit CartPole-v1: dqn, reinforce"),
+                                           "algorithms that fit CartPole-v1: dqn, double_dqn, dueling_dqn, "
+                                           "prioritized_dqn, rainbow_lite, reinforce, actor_critic, a2c, ppo"),
     (["algo=ddpg", "env=breakout"], "algo", "ddpg needs a continuous action space but ALE/Breakout-v5 has Discrete"),
     (["algo=sac", "env=frozenlake"], "algo", "sac needs a continuous action space"),
     (["algo=ddpg", "env=gym", "env.id=CarRacing-v3"], "algo",
@@ -104,6 +113,16 @@ def test_every_env_selects_a_network_that_takes_its_observations(env):
 def test_mismatches_name_the_key_and_the_fix(overrides, key, words):
     error = checked(*overrides)
     assert error is not None and str(error).startswith(f"{key}: ") and words in str(error), error
+
+
+def test_the_hint_names_every_algo_choice_by_the_algorithm_hydra_composes_for_it():
+    # The hint lists `algo=` choices (what a user types) by the algo.name each composes to, read
+    # from the files' defaults lists; Hydra's composition is the reference.
+    choices = algo_choices()
+    assert sorted(choices) == ALGOS
+    for stem in ALGOS:
+        assert compose_config(f"algo={stem}").algo.name == choices[stem], stem
+    assert set(choices.values()) == set(NEEDS)  # every algorithm is checked, none is stale
 
 
 def test_a_table_needs_no_network():
