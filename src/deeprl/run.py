@@ -54,6 +54,7 @@ class Run:
     device_why: str = ""  # how `device: auto` decided, for the start banner
     hparam_keys: list[str] | None = None  # a sweep's varied keys for the HParams tab (None: all)
     label: str = ""  # the progress bar's name for the run (a sweep job: its number, as Hydra lists it)
+    composed_from: str = ""  # for the start banner: the algo= choice and tuned preset (train sets it)
     handoff: dict = field(default_factory=dict)  # signal -> the scheduler's handler to call after saving
 
     # Whole-run state -----------------------------------------------------------------------
@@ -101,7 +102,8 @@ class Run:
         start_step = int(self.resume_from["step"]) if self.resume_from else 0
         verb = f"resuming at step {start_step}" if self.resume_from else "run dir"
         device = f"{self.device} ({self.device_why})" if self.device_why else str(self.device)
-        say(f"deeprl | {cfg.algo.name} on {cfg.env.id} | seed {cfg.seed} | device {device} | "
+        recipe = f" | {self.composed_from}" if self.composed_from else ""
+        say(f"deeprl | {cfg.algo.name} on {cfg.env.id}{recipe} | seed {cfg.seed} | device {device} | "
             f"{verb} {run_dir} | view: tensorboard --logdir {run_dir}")
         logger = None
         try:

@@ -87,6 +87,17 @@ def cap_threads(cfg: DictConfig, cap: int | None) -> str | None:
 # One job ------------------------------------------------------------------------------------
 
 
+def composed_from() -> str:
+    """What the running Hydra job's config was composed from, for the start banner: the `algo=`
+    choice (a variant such as rainbow_lite runs algo.name dqn) and the tuned preset that applied,
+    or that the pair has none and runs on the config groups' defaults."""
+    choices = HydraConfig.get().runtime.choices
+    tuned = choices.get("tuned")
+    if tuned and (TUNED_DIR / f"{tuned}.yaml").is_file():
+        return f"algo={choices.get('algo')} with conf/tuned/{tuned}.yaml"
+    return f"algo={choices.get('algo')}, no tuned preset for env={choices.get('env')}"
+
+
 def job(cfg: DictConfig, job_dir: Path) -> float:
     """Run one job of a sweep (see the module docstring) and return its score (NaN if it failed)."""
     from deeprl.run import RunStopped  # here: Hydra imports this module (SweepReport) for every run
@@ -146,7 +157,7 @@ def run_or_resume(cfg: DictConfig, run_dir: Path, hparam_keys: list[str], label:
         run = build(saved, run_dir, resume_from=state)
     else:
         run = build(cfg, run_dir)
-    run.hparam_keys, run.label = hparam_keys, label
+    run.hparam_keys, run.label, run.composed_from = hparam_keys, label, composed_from()
     return objective(run.execute(), kind)
 
 

@@ -57,6 +57,8 @@ def task(cfg: DictConfig) -> float:
             run = build(cfg, run_dir, resume_from=state)
         else:
             run = build(cfg, run_dir)
+            # A resumed run's config comes from its checkpoint, not from this command's choices.
+            run.composed_from = sweep.composed_from()
     except (ConfigError, AttributeError, KeyError, TypeError) as caught:
         # Besides a ConfigError: a key the run needs that `~key` removed. Anything else is a bug: raised.
         overrides = HydraConfig.get().overrides.task

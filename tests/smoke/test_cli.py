@@ -89,10 +89,21 @@ def test_console_banner_and_result_line(cli_run):
     result, run_dir = cli_run
     banner = [line for line in result.stdout.splitlines() if line.startswith("deeprl |")]
     assert str(run_dir) in banner[0] and "device cpu" in banner[0] and "tensorboard --logdir" in banner[0]
+    # What the config came from: the algo= choice and the (algo, env) pair's tuned preset.
+    assert banner[0].startswith("deeprl | dqn on CartPole-v1 | algo=dqn with conf/tuned/dqn_cartpole.yaml | ")
     assert "eval return" in banner[-1]
     # The same lines, stamped, in Hydra's log of the run (deeprl.core.console).
     log = (run_dir / "train.log").read_text().splitlines()
     assert [line.split("[deeprl][INFO] - ", 1)[1] for line in log] == [b.removeprefix("deeprl | ") for b in banner]
+
+
+def test_the_banner_names_a_variant_and_says_when_no_preset_applies(tmp_path):
+    result = train_cli("algo=rainbow_lite", "env=acrobot", "total_steps=200", "algo.learning_starts=100",
+                       "eval.every=0", "eval.episodes=1", "log.progress=false", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert not (Path(__file__).parents[2] / "conf" / "tuned" / "rainbow_lite_acrobot.yaml").exists()
+    assert result.stdout.startswith("deeprl | dqn on Acrobot-v1 | algo=rainbow_lite, no tuned preset for "
+                                    "env=acrobot | seed 1 |")
 
 
 def evaluate_cli(*args: str) -> subprocess.CompletedProcess:
@@ -165,3 +176,4 @@ def test_multirun_writes_one_dir_per_override(tmp_path):
                     f"seed={s},total_steps=300" for s in (1, 2)]
     for name, seed in zip(dirs, (1, 2), strict=True):
         assert json.loads((sweep / name / "summary.json").read_text())["seed"] == seed
+    assert result.stdout.count("| algo=dqn with conf/tuned/dqn_cartpole.yaml | ") == 2  # each job's banner

@@ -53,7 +53,8 @@ def test_failed_jobs_are_reported_and_the_others_finish_with_capped_threads(tmp_
         if job_dir.is_dir():
             log = (job_dir / "train.log").read_text()
             if job_dir.name in done:
-                assert f"[deeprl][INFO] - dqn on CartPole-v1 | seed {done[job_dir.name]['seed']}" in log
+                assert (f"[deeprl][INFO] - dqn on CartPole-v1 | algo=dqn with conf/tuned/dqn_cartpole.yaml | "
+                        f"seed {done[job_dir.name]['seed']}") in log
                 assert "[deeprl][INFO] - eval return" in log and str(job_dir) in log
             else:
                 assert "[deeprl][ERROR] - job " in log and failed[job_dir.name] in log
