@@ -54,7 +54,7 @@ class Run:
     device_why: str = ""  # how `device: auto` decided, for the start banner
     hparam_keys: list[str] | None = None  # a sweep's varied keys for the HParams tab (None: all)
     label: str = ""  # the progress bar's name for the run (a sweep job: its number, as Hydra lists it)
-    composed_from: str = ""  # for the start banner: the algo= choice and tuned preset (train sets it)
+    composed_from: str = ""  # for the start banner: the algo= choice and tuned preset (set by train, sweep)
     handoff: dict = field(default_factory=dict)  # signal -> the scheduler's handler to call after saving
 
     # Whole-run state -----------------------------------------------------------------------

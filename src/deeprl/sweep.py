@@ -157,6 +157,7 @@ def run_or_resume(cfg: DictConfig, run_dir: Path, hparam_keys: list[str], label:
         run = build(saved, run_dir, resume_from=state)
     else:
         run = build(cfg, run_dir)
+    # A job that goes on from its checkpoint was composed from the same overrides: the same choices.
     run.hparam_keys, run.label, run.composed_from = hparam_keys, label, composed_from()
     return objective(run.execute(), kind)
 
