@@ -18,13 +18,13 @@ checks that need no env are deeprl.validate.validate.
 import functools
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from deeprl.buffers.memory import check_fits
+from deeprl.conf import CONF_DIR
 from deeprl.core.errors import ConfigError
 from deeprl.envs import EnvSpec
 from deeprl.envs.model import TabularModel
@@ -111,7 +111,7 @@ def fitting(spec: EnvSpec) -> list[str]:
 def algo_choices() -> dict[str, str]:
     """Each `algo=` choice (a file in conf/algo) and the algorithm it runs (its algo.name): the
     variants (double_dqn, rainbow_lite, ...) inherit their name through their defaults list."""
-    folder = Path(__file__).parent / "conf" / "algo"
+    folder = CONF_DIR / "algo"
 
     def name(stem: str) -> str:
         node = OmegaConf.load(folder / f"{stem}.yaml")

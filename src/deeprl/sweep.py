@@ -29,12 +29,13 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from deeprl import usable_cores
+from deeprl.conf import CONF_DIR
 from deeprl.core.checkpoint import latest, write_json_atomic, write_text_atomic
 from deeprl.core.console import say
 from deeprl.core.errors import ConfigError
 from deeprl.core.hydra_errors import config_composed
 
-TUNED_DIR = Path(__file__).resolve().parent / "conf" / "tuned"
+TUNED_DIR = CONF_DIR / "tuned"
 FAILED = "failed.txt"
 TRIAL = "trial.json"
 GUARD_EXIT = 3  # RunStopped's code when the numerical guard stops a run
