@@ -70,12 +70,16 @@ QUICK = Sizes(env_steps=100, dqn_steps=64, learning_starts=32, log_every=16, ppo
               ppo_extra=["algo.n_steps=8"], replay_fill=300, replay_batches=50, max_frames=200,
               threads=1)
 
-DQN_SETTINGS = [  # (key, label, overrides); the first is what `auto` picks on CUDA
-    ("fp32-nchw", "fp32, NCHW", ["algo.precision=fp32", "network.channels_last=false"]),
-    ("fp32-cl", "fp32, channels_last", ["algo.precision=fp32", "network.channels_last=true"]),
-    ("bf16-nchw", "bf16, NCHW", ["algo.precision=bf16", "network.channels_last=false"]),
-    ("bf16-cl", "bf16, channels_last", ["algo.precision=bf16", "network.channels_last=true"]),
+EAGER = "algo.cuda_graphs=false"
+DQN_SETTINGS = [  # (key, label, overrides), eager; the first is what `auto` picks on the CPU
+    ("fp32-nchw", "fp32, NCHW", ["algo.precision=fp32", "network.channels_last=false", EAGER]),
+    ("fp32-cl", "fp32, channels_last", ["algo.precision=fp32", "network.channels_last=true", EAGER]),
+    ("bf16-nchw", "bf16, NCHW", ["algo.precision=bf16", "network.channels_last=false", EAGER]),
+    ("bf16-cl", "bf16, channels_last", ["algo.precision=bf16", "network.channels_last=true", EAGER]),
 ]
+# What `auto` picks on CUDA: fp32, NCHW, and the update and greedy acting replayed as CUDA graphs.
+GRAPHS = ("fp32-graphs", "fp32, NCHW, cuda_graphs=true (the CUDA default)",
+          ["algo.precision=fp32", "network.channels_last=false", "algo.cuda_graphs=true"])
 
 
 @dataclass
@@ -456,9 +460,12 @@ def render(header: str, rows: list[Row], sizes: Sizes, device: torch.device, ela
         lines.append(f"| {r.workload} | {r.setting} | {rate} | {fmt(r.learning)} | "
                      f"{fmt(ratio, '×', 2)} | {fmt(r.peak_mib, ' MiB')} | {fmt(r.busy, ' %')} | "
                      f"{r.notes} |")
-    default = next((r for r in rows if r.workload == "deeprl DQN"), None)  # fp32, NCHW
+    # deeprl's default: on CUDA the graphs row when it was measured, else eager fp32 NCHW.
+    default = next((r for r in rows if r.workload == "deeprl DQN" and r.setting == GRAPHS[1] and r.learning),
+                   next((r for r in rows if r.workload == "deeprl DQN"), None))
     if base is not None and default is not None and default.learning:
-        lines += ["", "DQN Breakout while learning, deeprl (fp32, NCHW) / CleanRL-style: "
+        what = "fp32, NCHW, CUDA graphs" if default.setting == GRAPHS[1] else "fp32, NCHW"
+        lines += ["", f"DQN Breakout while learning, deeprl ({what}) / CleanRL-style: "
                       f"**{default.learning / base.learning:.2f}×** (target ≥ 3× on a GPU)."]
     quick = " --quick" if sizes == QUICK else ""
     lines += ["", f"DQN: {sizes.dqn_steps:,} steps each, learning from step "
@@ -488,7 +495,7 @@ def measure(args, sizes: Sizes, device: torch.device, t_start: float, header: st
                    notes=f"{sizes.env_steps:,} steps"),
         **{key: Row("deeprl DQN", label) for key, label, _ in DQN_SETTINGS},
         "fp32-host-replay": Row("deeprl DQN", "fp32, NCHW, replay_device=cpu"),
-        **({"fp32-graphs": Row("deeprl DQN", "fp32, NCHW, cuda_graphs=true")} if device.type == "cuda" else {}),
+        **({GRAPHS[0]: Row("deeprl DQN", GRAPHS[1])} if device.type == "cuda" else {}),
         "cleanrl": Row("CleanRL-style DQN loop", "fp32, NCHW, plain torch",
                        notes="written in gpu_check.py; cuDNN deterministic as CleanRL's default"),
         "ppo": Row("deeprl PPO", ppo),
@@ -496,6 +503,10 @@ def measure(args, sizes: Sizes, device: torch.device, t_start: float, header: st
         **{f"replay-{i}": Row(replay, how, unit="batches/s")
            for i, how in enumerate(REPLAY_PATHS[device.type])},
     }
+
+    if args.only - rows.keys():
+        raise SystemExit(f"gpu_check: --only names no row {sorted(args.only - rows.keys())}; "
+                         f"rows: {', '.join(k for k in rows if k not in ('replay-1', 'replay-2'))}")
 
     def write_out() -> None:
         if args.out:
@@ -506,6 +517,9 @@ def measure(args, sizes: Sizes, device: torch.device, t_start: float, header: st
     def run(key: str, work) -> None:
         row = rows[key]
         what = f"{row.workload}, {row.setting}".rstrip(", ")
+        if args.only and key not in args.only:
+            row.notes = "not run (--only)"
+            return
         if args.deadline and time.perf_counter() - t_start > args.deadline:
             row.notes = f"skipped: past --deadline {args.deadline:.0f} s"
             log(f"{what}: {row.notes}")
@@ -563,6 +577,8 @@ def measure(args, sizes: Sizes, device: torch.device, t_start: float, header: st
     run("env", do_env)
     run("cleanrl", do_cleanrl)
     run("fp32-nchw", do_dqn(DQN_SETTINGS[0][2]))
+    if GRAPHS[0] in rows:  # CUDA graphs exist on CUDA only
+        run(GRAPHS[0], do_dqn(GRAPHS[2]))
     run("ppo", do_ppo())
     run("ppo-async", do_ppo("env.vectorization=async"))  # a worker process per env
     run("replay-0", do_replay)
@@ -574,8 +590,6 @@ def measure(args, sizes: Sizes, device: torch.device, t_start: float, header: st
     for key, _, overrides in DQN_SETTINGS[1:]:
         run(key, do_dqn(overrides))
     run("fp32-host-replay", do_dqn([*DQN_SETTINGS[0][2], "algo.replay_device=cpu"]))
-    if "fp32-graphs" in rows:  # CUDA graphs exist on CUDA only
-        run("fp32-graphs", do_dqn([*DQN_SETTINGS[0][2], "algo.cuda_graphs=true"]))
     return list(rows.values())
 
 
@@ -586,6 +600,9 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, help="also write the table here (after every workload)")
     parser.add_argument("--deadline", type=float, default=0.0,
                         help="seconds: start no workload after this (0: no limit); its row says so")
+    parser.add_argument("--only", type=lambda text: set(text.split(",")), default=set(),
+                        help="run only these rows, e.g. env,fp32-nchw,fp32-graphs (a second, short "
+                             "look at some rows; the others say 'not run')")
     args = parser.parse_args(argv)
     # src/hydra_plugins/deeprl_search needs the optuna sweeper, which a GPU machine given only the
     # wheels of scripts/gpu_wheels.sh lacks; Hydra warns at every compose. No sweep runs here.

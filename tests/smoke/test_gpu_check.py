@@ -90,3 +90,17 @@ def test_cuda_without_a_gpu_says_so_and_exits_2(capsys):
     with warnings.catch_warnings():
         assert load_script().main(["--device", "cuda"]) == 2
     assert "torch sees no CUDA device" in capsys.readouterr().err
+
+
+def test_only_runs_the_rows_it_names_and_refuses_a_row_it_does_not_know(tmp_path, capsys):
+    gpu_check = load_script()
+    with warnings.catch_warnings():
+        assert gpu_check.main(["--device", "cpu", "--quick", "--only", "env,replay-0"]) == 0
+    rows = table_rows(capsys.readouterr().out)
+    ran = [r for r in rows if r[7] != "not run (--only)"]
+    # replay-0 measures the three replay paths together
+    assert [r[0] for r in ran] == ["Breakout env alone"] + ["replay sample(32), frame stack 4"] * 3
+    assert all(rate(r[2]) > 0 for r in ran)
+    assert len(rows) - len(ran) == len(ROWS) - 4 and all(r[2] == "—" for r in rows if r not in ran)
+    with pytest.raises(SystemExit, match=r"--only names no row \['fp32-graphs'\]"):
+        gpu_check.main(["--device", "cpu", "--quick", "--only", "env,fp32-graphs"])  # CUDA only
