@@ -223,7 +223,7 @@ RULES: dict[str, Number | Choice | Flag | Text | Sizes | Passthrough] = {
     "algo.cpu_gemm": Choice(("auto", "torch", "onednn")),
     "algo.replay_device": Choice(("auto", "cpu", "cuda")),
     "algo.compile": FLAG,
-    "algo.cuda_graphs": FLAG,
+    "algo.cuda_graphs": Choice(("auto", True, False)),
     "algo.random_starts": FLAG,
     # DDPG, TD3, SAC.
     "algo.tau": Number(0, 1, low_open=True, fix="e.g. algo.tau=0.005"),
