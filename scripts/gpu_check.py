@@ -477,6 +477,37 @@ def render(header: str, rows: list[Row], sizes: Sizes, device: torch.device, ela
     return "\n".join(lines) + "\n"
 
 
+@contextlib.contextmanager
+def profiled(on: bool, out: Path | None, key: str, row: Row):
+    """With `on`, run the block under cProfile and write profile_<key>.txt beside `out` (or in the
+    working directory): where this process's time went, by own time and by cumulative time. Time
+    spent waiting for the GPU shows in the call that synchronises (`.cpu()`, `.item()`); worker
+    processes (env.vectorization=async) are not profiled, the wait for them shows in the vector
+    env's step. The profiler slows the Python side, so the row's rates then read low."""
+    if not on:
+        yield
+        return
+    import cProfile
+    import io
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        yield
+    finally:
+        profiler.disable()
+        path = (out.parent if out else Path.cwd()) / f"profile_{key}.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = io.StringIO()
+        stats = pstats.Stats(profiler, stream=text)
+        for order in ("tottime", "cumulative"):
+            text.write(f"# {row.workload}, {row.setting}: the 30 functions with the most {order} time\n")
+            stats.sort_stats(order).print_stats(30)
+        path.write_text(text.getvalue())
+        row.notes = "; ".join(n for n in (row.notes, f"under cProfile ({path.name}): rates read low") if n)
+
+
 def measure(args, sizes: Sizes, device: torch.device, t_start: float, header: str) -> list[Row]:
     """Run every workload in turn, rewriting --out after each; returns the rows."""
     common = [f"device={device.type}", "seed=1", "eval.every=0", "eval.episodes=1",
@@ -504,9 +535,10 @@ def measure(args, sizes: Sizes, device: torch.device, t_start: float, header: st
            for i, how in enumerate(REPLAY_PATHS[device.type])},
     }
 
-    if args.only - rows.keys():
-        raise SystemExit(f"gpu_check: --only names no row {sorted(args.only - rows.keys())}; "
-                         f"rows: {', '.join(k for k in rows if k not in ('replay-1', 'replay-2'))}")
+    for flag, keys in (("--only", args.only), ("--profile", args.profile)):
+        if keys - rows.keys():
+            raise SystemExit(f"gpu_check: {flag} names no row {sorted(keys - rows.keys())}; "
+                             f"rows: {', '.join(k for k in rows if k not in ('replay-1', 'replay-2'))}")
 
     def write_out() -> None:
         if args.out:
@@ -528,7 +560,7 @@ def measure(args, sizes: Sizes, device: torch.device, t_start: float, header: st
         log(f"{what} ...")
         t0 = time.perf_counter()
         try:
-            with measured(row, device):
+            with measured(row, device), profiled(key in args.profile, args.out, key, row):
                 work(row)
         except (Exception, SystemExit) as error:  # one failing workload must not lose the others
             # deeprl's guard stops a run with a SystemExit that gives its reason; any other
@@ -603,6 +635,9 @@ def main(argv=None) -> int:
     parser.add_argument("--only", type=lambda text: set(text.split(",")), default=set(),
                         help="run only these rows, e.g. env,fp32-nchw,fp32-graphs (a second, short "
                              "look at some rows; the others say 'not run')")
+    parser.add_argument("--profile", type=lambda text: set(text.split(",")), default=set(),
+                        help="run these rows under cProfile and write profile_<row>.txt beside "
+                             "--out, e.g. fp32-graphs,ppo-async (where the host's time goes)")
     args = parser.parse_args(argv)
     # src/hydra_plugins/deeprl_search needs the optuna sweeper, which a GPU machine given only the
     # wheels of scripts/gpu_wheels.sh lacks; Hydra warns at every compose. No sweep runs here.

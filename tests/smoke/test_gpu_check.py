@@ -94,9 +94,15 @@ def test_cuda_without_a_gpu_says_so_and_exits_2(capsys):
 
 def test_only_runs_the_rows_it_names_and_refuses_a_row_it_does_not_know(tmp_path, capsys):
     gpu_check = load_script()
+    out = tmp_path / "check" / "gpu_check.md"
     with warnings.catch_warnings():
-        assert gpu_check.main(["--device", "cpu", "--quick", "--only", "env,replay-0"]) == 0
+        args = ["--device", "cpu", "--quick", "--only", "env,replay-0", "--profile", "env", "--out", str(out)]
+        assert gpu_check.main(args) == 0
     rows = table_rows(capsys.readouterr().out)
+    # --profile: the env row ran under cProfile, and its report names the env loop's own function
+    profile = (out.parent / "profile_env.txt").read_text()
+    assert "the 30 functions with the most tottime time" in profile and "env_alone" in profile
+    assert "under cProfile (profile_env.txt)" in rows[0][7]
     ran = [r for r in rows if r[7] != "not run (--only)"]
     # replay-0 measures the three replay paths together
     assert [r[0] for r in ran] == ["Breakout env alone"] + ["replay sample(32), frame stack 4"] * 3
@@ -104,3 +110,5 @@ def test_only_runs_the_rows_it_names_and_refuses_a_row_it_does_not_know(tmp_path
     assert len(rows) - len(ran) == len(ROWS) - 4 and all(r[2] == "—" for r in rows if r not in ran)
     with pytest.raises(SystemExit, match=r"--only names no row \['fp32-graphs'\]"):
         gpu_check.main(["--device", "cpu", "--quick", "--only", "env,fp32-graphs"])  # CUDA only
+    with pytest.raises(SystemExit, match=r"--profile names no row \['dqn'\]"):
+        gpu_check.main(["--device", "cpu", "--quick", "--profile", "dqn"])
