@@ -213,7 +213,7 @@ def test_flat_backward_clips_like_clip_grad_norm():
         torch.testing.assert_close(pa.grad, pb.grad)
 
 
-def test_cuda_graphs_auto_records_only_a_convolutional_fp32_eager_update_on_a_gpu():
+def test_cuda_graphs_auto_records_only_a_convolutional_fp32_uncompiled_update_on_a_gpu():
     from deeprl.algos.dqn import resolve_cuda_graphs
 
     cuda, cpu = torch.device("cuda"), torch.device("cpu")
@@ -257,22 +257,24 @@ def test_on_a_gpu_cuda_graphs_learn_and_act_as_the_eager_agent(prioritized):
     and target syncs; and a loaded optimizer state is recorded again.
 
     Bit for bit only with deterministic kernels (`deterministic=true`): on an H200, cuDNN's
-    autotuned convolution gradients differ in the last bits from one call to the next, so two
-    eager agents drift apart after one update as well."""
-    from conftest import compose_config
-    from deeprl.buffers import make_replay
-    from deeprl.build import build
+    autotuned convolution gradients are not deterministic, so two eager agents with the same
+    weights and batches drift apart in the last bits after their first update (measured:
+    docs/benchmarks.md, "Atari on a GPU")."""
     from deeprl.core.seeding import set_deterministic
 
-    overrides = ["algo=dqn", "env=breakout", "device=cuda", "algo.precision=fp32", "algo.target.every=8",
-                 "network.channels_last=false", "algo.anneal_lr=true", "total_steps=64", "deterministic=true"]
     try:
-        _graphs_match_eager(compose_config, make_replay, build, overrides, prioritized)
+        _graphs_match_eager(prioritized)
     finally:
         set_deterministic(False)  # build() set it process-wide; the tests after this one expect the default
 
 
-def _graphs_match_eager(compose_config, make_replay, build, overrides, prioritized):
+def _graphs_match_eager(prioritized):
+    from conftest import compose_config
+    from deeprl.buffers import make_replay
+    from deeprl.build import build
+
+    overrides = ["algo=dqn", "env=breakout", "device=cuda", "algo.precision=fp32", "algo.target.every=8",
+                 "network.channels_last=false", "algo.anneal_lr=true", "total_steps=64", "deterministic=true"]
     # Both with the graphs' optimizer (capturable fused Adam, a tensor learning rate); one runs eagerly.
     eager, graphed = (build(compose_config(*overrides, "algo.cuda_graphs=true"), "unused", with_loop=False).agent
                       for _ in range(2))
