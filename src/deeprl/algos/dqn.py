@@ -219,18 +219,13 @@ def resolve_cuda_graphs(setting: bool | str, device: torch.device, precision: st
     true: graphs, or an error naming what stands in the way. false: eager."""
     if setting == "auto":
         return device.type == "cuda" and precision == "fp32" and not compile and convolutional
-    if setting:
-        check_cuda_graphs(device, precision, compile)
-    return bool(setting)
-
-
-def check_cuda_graphs(device: torch.device, precision: str, compile: bool) -> None:
-    if device.type != "cuda":
+    if setting and device.type != "cuda":
         raise ConfigError("algo.cuda_graphs", f"CUDA graphs need the run on a GPU, but it trains on {device}; "
                                               "set algo.cuda_graphs=false (or device=cuda)")
-    if precision != "fp32" or compile:
+    if setting and (precision != "fp32" or compile):
         raise ConfigError("algo.cuda_graphs", "CUDA graphs are recorded from the fp32 eager update; set "
                                               "algo.precision=fp32 and algo.compile=false, or algo.cuda_graphs=false")
+    return bool(setting)
 
 
 def autocast_context(precision: str, device: torch.device):
