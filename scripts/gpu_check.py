@@ -12,7 +12,9 @@ scripts/gpu_check.sh runs it on a GPU machine (docs/gpu.md). Workloads, each in 
                  every 4 steps, Adam 1e-4, MSE loss, target copied every 1,000 steps, per-array
                  host-to-device copies, cuDNN deterministic (CleanRL's default). Same env as deeprl.
   deeprl DQN     `algo=dqn env=breakout`, built and run the way tests/conftest.py's run_in_process
-                 does, for algo.precision fp32/bf16 x network.channels_last false/true.
+                 does, for algo.precision fp32/bf16 x network.channels_last false/true; on
+                 CUDA with its graphs; and with 8 envs (env.vectorization=async) at the same
+                 replay ratio (an update of 32 every 4 env steps summed over the envs).
   deeprl PPO     `algo=ppo env=breakout` (its preset: 8 envs x 128 steps, one shared Nature CNN).
   replay sample  `buffer.sample(32)` of a frame replay (make_replay, frame_stack=4) delivered on the
                  device: through deeprl.buffers.staging (one pinned copy) and, on CUDA, as five
@@ -80,6 +82,11 @@ DQN_SETTINGS = [  # (key, label, overrides), eager; the first is what `auto` pic
 # What `auto` picks on CUDA: fp32, NCHW, and the update and greedy acting replayed as CUDA graphs.
 GRAPHS = ("fp32-graphs", "fp32, NCHW, cuda_graphs=true (the CUDA default)",
           ["algo.precision=fp32", "network.channels_last=false", "algo.cuda_graphs=true"])
+# Several envs per DQN step at the same replay ratio: `algo.train_freq` counts env steps summed
+# over the envs, so an update of 32 every 4 env steps is two updates per vector step of 8, and one
+# batched forward pass acts for all 8 (as the CartPole preset runs). cuda_graphs stays `auto`.
+VECTOR = ("dqn-8-async", "fp32, NCHW, 8 envs, env.vectorization=async",
+          ["algo.precision=fp32", "network.channels_last=false", "num_envs=8", "env.vectorization=async"])
 
 
 @dataclass
@@ -212,6 +219,10 @@ def deeprl_run(overrides: list[str], learning_starts: int | None) -> tuple[dict,
             resolved += f", precision {run.agent.precision}"
         if "channels_last" in cfg.network:
             resolved += f", channels_last {str(cfg.network.channels_last).lower()}"
+        if getattr(run.agent, "cuda_graphs", False):
+            resolved += ", CUDA graphs"
+        if run.envs.num_envs > 1:
+            resolved += f", {run.envs.num_envs} envs ({cfg.env.get('vectorization', 'sync')})"
         summary = run.execute()
         del run
         learning = None
@@ -467,6 +478,14 @@ def render(header: str, rows: list[Row], sizes: Sizes, device: torch.device, ela
         what = "fp32, NCHW, CUDA graphs" if default.setting == GRAPHS[1] else "fp32, NCHW"
         lines += ["", f"DQN Breakout while learning, deeprl ({what}) / CleanRL-style: "
                       f"**{default.learning / base.learning:.2f}×** (target ≥ 3× on a GPU)."]
+    vector = next((r for r in rows if r.setting == VECTOR[1] and r.learning), None)
+    if base is not None and vector is not None:
+        lines.append(f"With 8 envs at the same replay ratio ({VECTOR[1]}): "
+                     f"**{vector.learning / base.learning:.2f}×**.")
+    alone = next((r for r in rows if r.workload == "Breakout env alone" and r.rate), None)
+    if base is not None and alone is not None:
+        lines.append(f"The ceiling of any single-env loop, the env alone: {alone.rate / base.learning:.2f}× "
+                     "the CleanRL-style loop.")
     quick = " --quick" if sizes == QUICK else ""
     lines += ["", f"DQN: {sizes.dqn_steps:,} steps each, learning from step "
                   f"{sizes.learning_starts:,}, batch 32 every 4 steps, buffer "
@@ -527,6 +546,7 @@ def measure(args, sizes: Sizes, device: torch.device, t_start: float, header: st
         **{key: Row("deeprl DQN", label) for key, label, _ in DQN_SETTINGS},
         "fp32-host-replay": Row("deeprl DQN", "fp32, NCHW, replay_device=cpu"),
         **({GRAPHS[0]: Row("deeprl DQN", GRAPHS[1])} if device.type == "cuda" else {}),
+        VECTOR[0]: Row("deeprl DQN", VECTOR[1]),
         "cleanrl": Row("CleanRL-style DQN loop", "fp32, NCHW, plain torch",
                        notes="written in gpu_check.py; cuDNN deterministic as CleanRL's default"),
         "ppo": Row("deeprl PPO", ppo),
@@ -611,6 +631,7 @@ def measure(args, sizes: Sizes, device: torch.device, t_start: float, header: st
     run("fp32-nchw", do_dqn(DQN_SETTINGS[0][2]))
     if GRAPHS[0] in rows:  # CUDA graphs exist on CUDA only
         run(GRAPHS[0], do_dqn(GRAPHS[2]))
+    run(VECTOR[0], do_dqn(VECTOR[2]))
     run("ppo", do_ppo())
     run("ppo-async", do_ppo("env.vectorization=async"))  # a worker process per env
     run("replay-0", do_replay)

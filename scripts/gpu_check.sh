@@ -15,26 +15,38 @@
 # happens (each step has a timeout inside that budget; gpu_check.py starts no workload late, and
 # writes its table after each one, so a slow machine still leaves the rows it measured).
 #
+# Arguments after `--` go to gpu_check.py, e.g. a second look at some rows, or where time goes:
+#
+#   bash scripts/gpu_check.sh -- --only env,cleanrl,fp32-graphs,dqn-8-async
+#   bash scripts/gpu_check.sh --no-tests -- --only fp32-graphs,ppo-async --profile fp32-graphs,ppo-async
+#
 # The same steps on a machine without a GPU (CUDA not required; gpu_check.py --device cpu --quick):
 #
-#   PYTHON=.venv/bin/python bash scripts/gpu_check.sh --cpu-dry-run
+#   PYTHON=.venv/bin/python bash scripts/gpu_check.sh --cpu-dry-run [--no-tests] [-- ARGS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BUDGET=470  # seconds, all steps together
 T0=$SECONDS
-MODE=${1:-}
+MODE=
+TESTS=1
+while [ $# -gt 0 ] && [ "$1" != -- ]; do
+  case "$1" in
+    --cpu-dry-run) MODE=$1 ;;
+    --no-tests) TESTS=0 ;;
+    *) echo "usage: bash scripts/gpu_check.sh [--cpu-dry-run] [--no-tests] [-- gpu_check.py arguments]" >&2
+       exit 2 ;;
+  esac
+  shift
+done
+[ $# -gt 0 ] && shift  # the --
+EXTRA=("$@")
 PY=${PYTHON:-python3}
 SITE=${SITE:-/tmp/site}
 OUT=${OUT:-$PWD/gpu_check_out}
 
 say() { echo "gpu_check.sh | $*"; }
 left() { echo $((BUDGET - (SECONDS - T0))); }
-
-if [ -n "$MODE" ] && [ "$MODE" != --cpu-dry-run ]; then
-  echo "usage: bash scripts/gpu_check.sh [--cpu-dry-run]" >&2
-  exit 2
-fi
 
 # The wheels go in only where they are missing (the GPU machine); a dry run with .venv's python
 # already has them (and could not install the cp312 ale-py wheel into another Python).
@@ -92,7 +104,9 @@ status=0
 # The tests marked `cuda` (only the files that hold some: collecting the whole suite would import
 # optuna and rliable, which the GPU machine lacks).
 mapfile -t files < <(grep -rlE --include='test_*.py' 'mark\.cuda' tests | sort)
-if [ "${#files[@]}" -gt 0 ]; then
+if [ "$TESTS" = 0 ]; then
+  say "--no-tests: the cuda tests are not run"
+elif [ "${#files[@]}" -gt 0 ]; then
   limit=$(($(left) - 300))  # keep 300 s for gpu_check.py; at most 120 s, at least 30 s
   if [ "$limit" -gt 120 ]; then limit=120; fi
   if [ "$limit" -lt 30 ]; then limit=30; fi
@@ -109,10 +123,10 @@ fi
 limit=$(( $(left) - 10 ))
 device=(--device cuda)
 [ "$MODE" = --cpu-dry-run ] && device=(--device cpu --quick)
-say "scripts/gpu_check.py ${device[*]} (limit ${limit} s)"
+say "scripts/gpu_check.py ${device[*]} ${EXTRA[*]} (limit ${limit} s)"
 set +e
 timeout -k 10 "$limit" "$PY" scripts/gpu_check.py "${device[@]}" --deadline $((limit - 90)) \
-  --out "$OUT/gpu_check.md" 2>&1 > /dev/null | tee "$OUT/gpu_check.log"
+  --out "$OUT/gpu_check.md" "${EXTRA[@]}" 2>&1 > /dev/null | tee "$OUT/gpu_check.log"
 rc=${PIPESTATUS[0]}
 set -e
 [ "$rc" -eq 0 ] || { say "gpu_check.py: exit $rc (log: $OUT/gpu_check.log)"; status=1; }

@@ -1,6 +1,7 @@
 """scripts/gpu_check.py, the GPU check (docs/gpu.md), end to end on the CPU with tiny workloads."""
 
 import importlib.util
+import os
 import re
 import subprocess
 import sys
@@ -20,6 +21,7 @@ ROWS = [
     ("deeprl DQN", "bf16, NCHW"),
     ("deeprl DQN", "bf16, channels_last"),
     ("deeprl DQN", "fp32, NCHW, replay_device=cpu"),
+    ("deeprl DQN", "fp32, NCHW, 8 envs, env.vectorization=async"),
     ("CleanRL-style DQN loop", "fp32, NCHW, plain torch"),
     ("deeprl PPO", "8 envs × 8 steps"),
     ("deeprl PPO", "8 envs × 8 steps, env.vectorization=async"),
@@ -71,6 +73,11 @@ def test_quick_cpu_run_measures_every_row(tmp_path):
             assert (f"ran on cpu, precision {precision}, channels_last "
                     f"{'true' if layout == 'channels_last' else 'false'}") in notes
     assert "deeprl (fp32, NCHW) / CleanRL-style: **" in table
+    # 8 async envs: what the run resolved, and its ratio under the table
+    vector = next(r for r in rows if "8 envs" in r[1])
+    assert "ran on cpu, precision fp32, channels_last false, 8 envs (async)" in vector[7]
+    assert f"With 8 envs at the same replay ratio ({vector[1]}): **{vector[4].rstrip('×')}×**." in table
+    assert "The ceiling of any single-env loop, the env alone: " in table
 
 
 def test_past_the_deadline_every_row_says_skipped_and_the_table_still_comes(tmp_path, capsys):
@@ -112,3 +119,32 @@ def test_only_runs_the_rows_it_names_and_refuses_a_row_it_does_not_know(tmp_path
         gpu_check.main(["--device", "cpu", "--quick", "--only", "env,fp32-graphs"])  # CUDA only
     with pytest.raises(SystemExit, match=r"--profile names no row \['dqn'\]"):
         gpu_check.main(["--device", "cpu", "--quick", "--profile", "dqn"])
+
+
+def test_the_shell_wrapper_dry_run_passes_its_arguments_to_the_check(tmp_path):
+    """scripts/gpu_check.sh --cpu-dry-run: the `cuda` tests collected (skipped here), then
+    gpu_check.py with what follows `--`; --no-tests leaves the tests out; anything else before
+    `--` is refused with its usage."""
+    script = SCRIPT.with_name("gpu_check.sh")
+    env = {**os.environ, "PYTHON": sys.executable, "OUT": str(tmp_path / "out")}
+    result = subprocess.run(["bash", str(script), "--cpu-dry-run", "--", "--only", "env"], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "skipped" in (tmp_path / "out" / "pytest_cuda.log").read_text()
+    rows = table_rows((tmp_path / "out" / "gpu_check.md").read_text())
+    assert rate(rows[0][2]) > 0 and rows[0][0] == "Breakout env alone"
+    assert all(r[7] == "not run (--only)" for r in rows[1:])
+    # --no-tests: straight to the check, which writes a new table over the last one
+    (tmp_path / "out" / "pytest_cuda.log").unlink()
+    again = subprocess.run(["bash", str(script), "--cpu-dry-run", "--no-tests", "--", "--only", "cleanrl"], env=env,
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "--no-tests: the cuda tests are not run" in again.stdout
+    assert not (tmp_path / "out" / "pytest_cuda.log").exists()
+    ran = [r[0] for r in table_rows((tmp_path / "out" / "gpu_check.md").read_text()) if r[7] != "not run (--only)"]
+    assert ran == ["CleanRL-style DQN loop"]
+    for bad in (["--bogus"], ["--cpu-dry-run", "--only", "env"]):
+        refused = subprocess.run(["bash", str(script), *bad], env=env, capture_output=True, text=True, timeout=60)
+        assert refused.returncode == 2
+        assert refused.stderr == ("usage: bash scripts/gpu_check.sh [--cpu-dry-run] [--no-tests] "
+                                  "[-- gpu_check.py arguments]\n")
