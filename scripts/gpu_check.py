@@ -21,7 +21,9 @@ scripts/gpu_check.sh runs it on a GPU machine (docs/gpu.md). Workloads, each in 
                  separate pageable copies for comparison.
 
 Steps/s "while learning" leave out the steps before algo.learning_starts: deeprl's from its
-charts/SPS at that step and at the end, CleanRL-style's from its own clock. The table is written to
+charts/SPS at that step and at the end, CleanRL-style's from its own clock. A deeprl row's notes
+give the share of that time spent in the vector env's step (EnvClock): a small share means the
+learner's side, not the envs, bounds the run. The table is written to
 --out after every workload, so a run stopped by a time limit still leaves what it measured.
 """
 
@@ -204,9 +206,31 @@ def env_alone(env_cfg, steps: int) -> float:
         envs.close()
 
 
+class EnvClock:
+    """The wall time a loop spends in its vector env's `step` from loop step `start` on: the env
+    stepping in this process (sync), or waiting for the workers (async). The rest of a run's
+    training time is the learner's (acting, storing, updating, logging)."""
+
+    def __init__(self, loop, start: int = 0):
+        self.seconds = 0.0
+        step = loop.envs.step
+
+        def timed(actions):
+            if loop.step < start:
+                return step(actions)
+            t0 = time.perf_counter()
+            try:
+                return step(actions)
+            finally:
+                self.seconds += time.perf_counter() - t0
+
+        loop.envs.step = timed  # the loops call envs.step on this object
+
+
 def deeprl_run(overrides: list[str], learning_starts: int | None) -> tuple[dict, float | None, str]:
     """One deeprl run built as tests/conftest.py's run_in_process builds it: (summary, steps/s
-    after learning_starts from the run's own charts/SPS, what the run resolved)."""
+    after learning_starts from the run's own charts/SPS, what the run resolved and the share of
+    the time, while learning, that went to stepping the envs)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     from deeprl.build import build
@@ -223,9 +247,11 @@ def deeprl_run(overrides: list[str], learning_starts: int | None) -> tuple[dict,
             resolved += ", CUDA graphs"
         if run.envs.num_envs > 1:
             resolved += f", {run.envs.num_envs} envs ({cfg.env.get('vectorization', 'sync')})"
+        clock = EnvClock(run.loop, learning_starts or 0)
         summary = run.execute()
         del run
         learning = None
+        seconds = summary["wall_time_s"]  # training time, evaluation excluded
         if learning_starts:
             acc = EventAccumulator(run_dir, size_guidance={"scalars": 0})
             acc.Reload()
@@ -234,6 +260,10 @@ def deeprl_run(overrides: list[str], learning_starts: int | None) -> tuple[dict,
             if learning_starts in sps:
                 seconds = steps / summary["sps"] - learning_starts / sps[learning_starts]
                 learning = (steps - learning_starts) / seconds
+            else:
+                seconds = None
+        if seconds:
+            resolved += f"; env.step {clock.seconds / seconds:.0%} of the time"
     return summary, learning, resolved
 
 

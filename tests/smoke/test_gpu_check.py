@@ -5,9 +5,12 @@ import os
 import re
 import subprocess
 import sys
+import time
 import warnings
 from pathlib import Path
 
+import gymnasium as gym
+import numpy as np
 import pytest
 import torch
 
@@ -73,6 +76,10 @@ def test_quick_cpu_run_measures_every_row(tmp_path):
             assert (f"ran on cpu, precision {precision}, channels_last "
                     f"{'true' if layout == 'channels_last' else 'false'}") in notes
     assert "deeprl (fp32, NCHW) / CleanRL-style: **" in table
+    for r in rows:  # every deeprl run says how much of its time went to stepping the envs
+        if r[0] in ("deeprl DQN", "deeprl PPO"):
+            share = re.search(r"; env\.step (\d+)% of the time", r[7])
+            assert share and 0 <= int(share.group(1)) <= 100, r[7]
     # 8 async envs: what the run resolved, and its ratio under the table
     vector = next(r for r in rows if "8 envs" in r[1])
     assert "ran on cpu, precision fp32, channels_last false, 8 envs (async)" in vector[7]
@@ -149,3 +156,32 @@ def test_the_shell_wrapper_dry_run_passes_its_arguments_to_the_check(tmp_path):
         assert refused.returncode == 2
         assert refused.stderr == ("usage: bash scripts/gpu_check.sh [--cpu-dry-run] [--no-tests] "
                                   "[-- gpu_check.py arguments]\n")
+
+
+def test_env_clock_counts_the_vector_env_steps_from_its_start_step_on():
+    gpu_check = load_script()
+    envs = gym.vector.SyncVectorEnv([lambda: gym.make("CartPole-v1")] * 2)
+    envs.reset(seed=0)
+    slow = envs.step
+
+    def step(actions):  # a known 20 ms per step
+        time.sleep(0.02)
+        return slow(actions)
+
+    envs.step = step
+
+    class Loop:  # what EnvClock reads of a loop: its envs and its step count
+        pass
+
+    loop = Loop()
+    loop.envs, loop.step = envs, 0
+    clock = gpu_check.EnvClock(loop, start=4)
+    t0 = time.perf_counter()
+    for _ in range(5):  # steps 0, 2: not counted; 4, 6, 8: counted
+        out = loop.envs.step(np.zeros(2, dtype=np.int64))
+        loop.step += 2
+    elapsed = time.perf_counter() - t0
+    assert len(out) == 5 and out[0].shape == (2, 4)  # the env's own results pass through
+    # three sleeps counted, and not the two before `start`
+    assert 0.06 <= clock.seconds <= elapsed - 0.04
+    envs.close()
