@@ -237,12 +237,13 @@ def storage(cfg: DictConfig, spec: EnvSpec) -> list[tuple[int, str, str, int]]:
     elif loop == "on_policy" or "n_steps" in algo:
         steps = 1 if algo.get("mode") == "online" else int(algo.n_steps)
         # obs (and its copy and the next observations when the rollout is finished), the sampled
-        # actions twice, rewards, values, next values and log-probabilities, two flags.
-        per_step = num_envs * (3 * obs + 2 * action + 4 * 4 + 2)
+        # actions twice, rewards, values and log-probabilities twice (kept per step, then finished),
+        # next values, two flags.
+        per_step = num_envs * (3 * obs + 2 * action + 6 * 4 + 2)
         out.append((steps * per_step, f"a rollout of {steps:,} steps × {num_envs} envs", "algo.n_steps", per_step))
     elif loop == "episodic" or "batch_steps" in algo:
         rows = max(int(algo.batch_steps) // num_envs, 1) * 2
-        per_step = 3 * obs + 2 * action + 4 * 4 + 2
+        per_step = 3 * obs + 2 * action + 6 * 4 + 2
         out.append((rows * num_envs * per_step, f"a batch of {int(algo.batch_steps):,} steps", "algo.batch_steps",
                     per_step))
     if name == "fitted_q_iteration":

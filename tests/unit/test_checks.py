@@ -194,7 +194,8 @@ def test_the_rollout_estimate_covers_what_a_rollout_allocates():
     assert key == "algo.n_steps"
     rollout = Rollout(16)
     obs = torch.zeros((2, *spec.obs_shape))
-    rollout.add(obs, torch.zeros((2, *spec.action_shape)), np.zeros(2), np.zeros(2, bool), np.zeros(2, bool), {})
+    rollout.add(obs, torch.zeros((2, *spec.action_shape)), np.zeros(2), np.zeros(2, bool), np.zeros(2, bool), {},
+                log_probs=torch.zeros(2), values=torch.zeros(2))  # what a shared torso's acting pass keeps
     allocated = sum(t.nbytes for t in rollout._tensors.values()) + sum(a.nbytes for a in rollout._arrays.values())
     assert allocated <= nbytes
 

@@ -215,9 +215,9 @@ def test_ppo_update_returns_the_diagnostics_and_moves_the_policy():
     rng = np.random.default_rng(0)
     for _ in range(16):
         obs = torch.as_tensor(rng.normal(size=(4, 3)), dtype=torch.float32)
-        _, actions = agent.explore(obs)
+        _, actions, log_probs, values = agent.explore(obs)
         rollout.add(obs, actions, rng.normal(size=4), rng.random(4) < 0.05, np.zeros(4, bool),
-                    {"final_obs": rng.normal(size=(4, 3)).astype(np.float32)})
+                    {"final_obs": rng.normal(size=(4, 3)).astype(np.float32)}, log_probs=log_probs, values=values)
     batch = rollout.finish(torch.zeros(4, 3), agent.log_prob, agent.value)
     before = [p.clone() for p in agent.net.parameters()]
     metrics = agent.update(batch, step=100)
@@ -226,6 +226,46 @@ def test_ppo_update_returns_the_diagnostics_and_moves_the_policy():
     assert metrics["approx_kl"] >= 0 and 0 <= metrics["clipfrac"] <= 1
     assert any(not torch.equal(a, b) for a, b in zip(before, agent.net.parameters(), strict=True))
     assert agent.learning_rate(100) == pytest.approx(1e-3 * 0.9)  # annealed linearly
+
+
+class CountingValues:
+    """An agent's value function that records how many observations each call evaluates."""
+
+    def __init__(self, agent):
+        self.agent, self.rows = agent, []
+
+    def __call__(self, obs):
+        self.rows.append(len(obs))
+        return self.agent.value(obs)
+
+
+@pytest.mark.parametrize("space", [gym.spaces.Discrete(3), gym.spaces.Box(-1.0, 1.0, (2,))], ids=["discrete", "box"])
+@pytest.mark.parametrize("shared", [True, False], ids=["shared", "own-torso"])
+def test_a_rollout_keeps_what_acting_computed_and_finish_computes_the_rest(space, shared):
+    """With a shared torso the acting pass gives the log-probabilities and V(s_t): they equal what
+    batched passes over the finished rollout give, and `finish` evaluates V only on what acting did
+    not see (the last observation and each episode's final one). Otherwise `finish` computes both."""
+    agent = make_ppo(space, shared_torso=shared)
+    kept, computed = Rollout(6), Rollout(6)
+    rng = np.random.default_rng(2)
+    for t in range(6):
+        obs = torch.as_tensor(rng.normal(size=(4, 3)), dtype=torch.float32)
+        _, actions, log_probs, values = agent.explore(obs)
+        assert (values is not None) == shared and (log_probs is not None) == shared
+        dones = np.array([t == 2, t == 4, False, False])
+        step = (obs, actions, rng.normal(size=4), dones, np.zeros(4, bool),
+                {"final_obs": rng.normal(size=(4, 3)).astype(np.float32)})
+        kept.add(*step, log_probs=log_probs, values=values)
+        computed.add(*step)
+    counted = CountingValues(agent)
+    a = kept.finish(torch.zeros(4, 3), agent.log_prob, counted)
+    b = computed.finish(torch.zeros(4, 3), agent.log_prob, agent.value)
+    assert counted.rows == [4 + 2 if shared else 6 * 4 + 4 + 2]
+    for x, y in zip(a, b, strict=True):
+        if isinstance(x, torch.Tensor):
+            torch.testing.assert_close(x, y)
+        else:
+            np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
 
 
 def test_ppo_entropy_diagnostic_comes_from_the_update_forward_pass():
@@ -237,8 +277,9 @@ def test_ppo_entropy_diagnostic_comes_from_the_update_forward_pass():
     rng = np.random.default_rng(1)
     for _ in range(8):
         obs = torch.as_tensor(rng.normal(size=(4, 3)), dtype=torch.float32)
-        _, actions = agent.explore(obs)
-        rollout.add(obs, actions, rng.normal(size=4), np.zeros(4, bool), np.zeros(4, bool), {})
+        _, actions, log_probs, values = agent.explore(obs)
+        rollout.add(obs, actions, rng.normal(size=4), np.zeros(4, bool), np.zeros(4, bool), {}, log_probs=log_probs,
+                    values=values)
     batch = rollout.finish(torch.zeros(4, 3), agent.log_prob, agent.value)
     with torch.no_grad():
         expected = agent.head.entropy(agent.net.policy(batch.obs.reshape(-1, 3))).mean()

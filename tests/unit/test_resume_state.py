@@ -78,24 +78,60 @@ def test_replay_refuses_a_checkpoint_of_another_size():
         b.load_state_dict(a.state_dict())
 
 
-def test_rollout_in_progress_round_trip():
+def rollout_values(obs: torch.Tensor) -> torch.Tensor:
+    return obs.sum(dim=1)
+
+
+def rollout_log_probs(obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    return obs.mean(dim=1) - actions
+
+
+def add_rollout_step(rollout: Rollout, t: int, keep: bool) -> None:
+    """Step t of a 2-env rollout; `keep`: with the log-probabilities and values acting computed."""
+    obs, actions = torch.full((2, 3), float(t)), torch.tensor([t % 2, 1])
+    kept = dict(log_probs=rollout_log_probs(obs, actions), values=rollout_values(obs)) if keep else {}
+    rollout.add(obs, actions, np.array([1.0, 2.0]), np.array([t == 2, False]), np.array([False, False]),
+                {"final_obs": np.ones((2, 3)) * 9}, **kept)
+
+
+def finished(rollout: Rollout):
+    return rollout.finish(torch.ones(2, 3), rollout_log_probs, rollout_values)
+
+
+@pytest.mark.parametrize("keep", [True, False], ids=["kept", "computed"])
+def test_rollout_in_progress_round_trip(keep):
     rollout = Rollout(8)
     for t in range(5):
-        done = np.array([t == 2, False])
-        rollout.add(torch.full((2, 3), float(t)), torch.tensor([t % 2, 1]), np.array([1.0, 2.0]), done,
-                    np.array([False, False]), {"final_obs": np.ones((2, 3)) * 9})
+        add_rollout_step(rollout, t, keep)
     state = rollout.state_dict()
     copy = Rollout(8)
     copy.load_state_dict(state, CPU)
     assert len(copy) == 5
     for r in (rollout, copy):
-        r.add(torch.zeros(2, 3), torch.tensor([0, 0]), np.zeros(2), np.array([False, False]),
-              np.array([False, False]), {})
-    values = lambda obs: obs.sum(dim=1)  # noqa: E731
-    log_probs = lambda obs, actions: obs.mean(dim=1)  # noqa: E731
-    a = rollout.finish(torch.ones(2, 3), log_probs, values)
-    b = copy.finish(torch.ones(2, 3), log_probs, values)
+        add_rollout_step(r, 5, keep)
+    a, b = finished(rollout), finished(copy)
     for x, y in zip(a, b, strict=True):
+        if isinstance(x, torch.Tensor):
+            assert torch.equal(x, y)
+        else:
+            np.testing.assert_array_equal(x, y)
+
+
+def test_a_rollout_saved_before_acting_kept_its_values_resumes_by_computing_them():
+    """A checkpoint from before the rollout kept log-probabilities and values per step (no "kept"
+    entry): the resumed rollout computes them for every step in `finish`, as it used to."""
+    old = Rollout(8)
+    for t in range(3):
+        add_rollout_step(old, t, keep=False)
+    state = old.state_dict()
+    del state["kept"]
+    resumed, reference = Rollout(8), Rollout(8)
+    resumed.load_state_dict(state, CPU)
+    for t in range(6):
+        if t >= 3:
+            add_rollout_step(resumed, t, keep=True)  # the resumed run's acting passes them on
+        add_rollout_step(reference, t, keep=False)
+    for x, y in zip(finished(resumed), finished(reference), strict=True):
         if isinstance(x, torch.Tensor):
             assert torch.equal(x, y)
         else:

@@ -68,10 +68,16 @@ class PolicyAgent:
     # Acting --------------------------------------------------------------------------------
 
     @torch.no_grad()
-    def explore(self, obs: torch.Tensor) -> tuple[np.ndarray, torch.Tensor]:
-        """Sample for a batch of observations: (actions for the env, the raw samples to store)."""
-        actions = self.head.sample(self.net.policy(obs), self.generator)
-        return self.to_env(actions), actions
+    def explore(self, obs: torch.Tensor) -> tuple[np.ndarray, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Sample for a batch of observations: (actions for the env, the raw samples to store, their
+        log-probabilities and V(s), or None for both). With a shared torso this pass computed the
+        features both heads need, so it gives the last two, and the rollout keeps them instead of
+        passing its observations through the torso twice more. Otherwise they cost less batched
+        over the rollout (an op per step costs more than a small network's pass over 1,000 rows)."""
+        params, values = self.net.policy_and_shared_value(obs)
+        actions = self.head.sample(params, self.generator)
+        log_probs = self.head.log_prob(params, actions) if values is not None else None
+        return self.to_env(actions), actions, log_probs, values
 
     def act(self, obs: np.ndarray, step: int, eval_mode: bool = False) -> np.ndarray:
         """Env actions for a batch of observations; evaluation takes the distribution's mode unless

@@ -42,9 +42,11 @@ class Rollout:
     shapes and dtypes it is given (so it needs no spec), and grows if more than `n_steps` are added
     (episodic collection does not know its length in advance).
 
-    Only what the env and the sampler produce is stored per step; log-probabilities and values are
-    computed once for the whole rollout in `finish` (the network does not change during a rollout,
-    and one batched forward pass costs less than one per step).
+    Per step it stores what the env and the sampler produce, and the log-probabilities and values
+    V(s_t) when the acting pass gives them (a shared torso; the network does not change during a
+    rollout). `finish` computes the rest in batched passes over the whole rollout (one pass costs
+    less than one per step): log-probabilities and V(s_t) where acting did not give them, V of each
+    episode's final observation and of the observation after the last step.
     """
 
     def __init__(self, n_steps: int):
@@ -53,21 +55,33 @@ class Rollout:
         self._tensors: dict[str, torch.Tensor] | None = None
         self._arrays: dict[str, np.ndarray] = {}
         self._final_obs: dict[tuple[int, int], np.ndarray] = {}
+        self._kept: set[str] = set()  # which of log_probs and values this rollout stores per step
 
     def __len__(self) -> int:
         return self.t
 
     def add(self, obs: torch.Tensor, actions: torch.Tensor, rewards: np.ndarray, terminated: np.ndarray,
-            truncated: np.ndarray, infos: dict) -> None:
+            truncated: np.ndarray, infos: dict, *, log_probs: torch.Tensor | None = None,
+            values: torch.Tensor | None = None) -> None:
         """One vector-env step (leading axis = env). `obs` is s_t; `infos` the step's infos, whose
-        "final_obs" holds the last observation of the envs whose episode just ended."""
+        "final_obs" holds the last observation of the envs whose episode just ended. `log_probs`
+        (of `actions`) and `values` (V(s_t)) are kept if given from the rollout's first step on;
+        `finish` computes what is not kept."""
         if self._tensors is None:
             self._allocate(obs, actions, len(rewards))
         elif self.t == self.capacity:
             self._grow()
         t = self.t
-        self._tensors["obs"][t] = obs
-        self._tensors["actions"][t] = actions
+        tensors = self._tensors
+        tensors["obs"][t] = obs
+        tensors["actions"][t] = actions
+        given = {"log_probs": log_probs, "values": values}
+        if t == 0:
+            self._kept = {k for k, v in given.items() if v is not None}
+        for k in self._kept:
+            if k not in tensors:
+                tensors[k] = torch.zeros((self.capacity, *given[k].shape), dtype=given[k].dtype, device=obs.device)
+            tensors[k][t] = given[k]
         arrays = self._arrays
         arrays["rewards"][t] = rewards
         arrays["terminated"][t] = terminated
@@ -96,12 +110,18 @@ class Rollout:
             rows, cols = (torch.tensor(x, device=obs.device) for x in zip(*ended, strict=True))
             next_obs[rows, cols] = final.to(obs.dtype)
 
+        kept = {k: self._tensors[k][:T] for k in self._kept}
         with torch.no_grad():
-            log_probs = log_prob_fn(obs.flatten(0, 1), actions.flatten(0, 1)).reshape(T, n)
-            # V of every s_t, of the observation after the last step and of every episode's final
-            # observation, in one pass.
+            log_probs = kept["log_probs"].clone() if "log_probs" in kept else \
+                log_prob_fn(obs.flatten(0, 1), actions.flatten(0, 1)).reshape(T, n)
+            # V of every s_t not kept, of the observation after the last step and of every
+            # episode's final observation, in one pass.
             extra = [last_obs.to(obs.dtype)] + ([final.to(obs.dtype)] if ended else [])
-            all_values = value_fn(torch.cat([obs.flatten(0, 1), *extra]))
+            if "values" in kept:
+                rest = value_fn(torch.cat(extra))
+                all_values = None if rest is None else torch.cat([kept["values"].reshape(-1).float(), rest.float()])
+            else:
+                all_values = value_fn(torch.cat([obs.flatten(0, 1), *extra]))
         values = np.zeros((T, n), np.float32)
         next_values = np.zeros((T, n), np.float32)
         if all_values is not None:
@@ -126,11 +146,13 @@ class Rollout:
         tensors = {k: v[:self.t].cpu() for k, v in self._tensors.items()} if self._tensors is not None else None
         return {"t": self.t, "capacity": self.capacity, "tensors": tensors,
                 "arrays": {k: v[:self.t].copy() for k, v in self._arrays.items()},
-                "final_obs": dict(self._final_obs)}
+                "final_obs": dict(self._final_obs), "kept": sorted(self._kept)}
 
     def load_state_dict(self, state: dict, device: torch.device) -> None:
         self.t, self.capacity = int(state["t"]), int(state["capacity"])
         self._final_obs = dict(state["final_obs"])
+        # A rollout saved before log-probabilities and values were kept per step: finish computes them.
+        self._kept = set(state.get("kept", ()))
         if state["tensors"] is None:
             self._tensors, self._arrays = None, {}
             return

@@ -34,9 +34,10 @@ class EpisodicLoop(PolicyLoop):
     def run(self) -> None:
         agent, envs, session = self.agent, self.envs, self.session
         while self.step < self.total_steps and not session.stopping:
-            env_actions, actions = agent.explore(self.obs)
+            env_actions, actions, log_probs, values = agent.explore(self.obs)
             next_obs, rewards, terminated, truncated, infos = envs.step(env_actions)
-            self.rollout.add(self.obs, actions, rewards, terminated, truncated, infos)
+            self.rollout.add(self.obs, actions, rewards, terminated, truncated, infos, log_probs=log_probs,
+                             values=values)
             self.kept.append(self.active.copy())
             self.obs = self.observe(next_obs)
             self.step = step = self.step + envs.num_envs

@@ -20,10 +20,11 @@ class OnPolicyLoop(PolicyLoop):
     def run(self) -> None:
         agent, envs, session, rollout = self.agent, self.envs, self.session, self.rollout
         while self.step < self.total_steps and not session.stopping:
-            env_actions, actions = agent.explore(self.obs)
+            env_actions, actions, log_probs, values = agent.explore(self.obs)
             next_obs, rewards, terminated, truncated, infos = envs.step(env_actions)
             # With same-step autoreset, infos["final_obs"] holds s' where an episode just ended.
-            rollout.add(self.obs, actions, rewards, terminated, truncated, infos)
+            rollout.add(self.obs, actions, rewards, terminated, truncated, infos, log_probs=log_probs,
+                        values=values)
             self.obs = self.observe(next_obs)
             self.step = step = self.step + envs.num_envs
             session.episodes(step, self.tracker.step(rewards, terminated | truncated, infos))

@@ -189,6 +189,13 @@ class ActorCriticNet(nn.Module):
     def policy(self, obs: torch.Tensor) -> torch.Tensor:
         return self.head(self.actor_torso(self.normalize(obs)))
 
+    def policy_and_shared_value(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(distribution parameters, V(s) or None) in the policy's one pass. V comes only with a
+        shared torso, where it is a small head on features computed anyway; a critic with a torso
+        of its own would cost a second pass, cheaper batched over a whole rollout."""
+        features = self.actor_torso(self.normalize(obs))
+        return self.head(features), (self.value_head(features) if self.shared else None)
+
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         x = self.normalize(obs)
         torso = self.actor_torso if self.critic_torso is None else self.critic_torso
