@@ -27,6 +27,8 @@ FAMILIES = {
     "dqn_prioritized_nstep": (["algo=rainbow_lite", "env=cartpole", "total_steps=2400",
                                "algo.learning_starts=400"], 1200),
     "ppo": (["algo=ppo", "env=cartpole", "total_steps=3200"], 1208),
+    # The rollout in progress holds the log-probabilities and values its acting passes kept.
+    "ppo_shared_torso": (["algo=ppo", "env=cartpole", "algo.shared_torso=true", "total_steps=3200"], 1208),
     # MinAtar in worker processes: its state is saved from the workers.
     "dqn_minatar_async_envs": (["algo=dqn", "env=minatar_breakout", "env.vectorization=async", "num_envs=2",
                                 "total_steps=1600", "algo.learning_starts=400", "algo.buffer_size=2000",
