@@ -228,15 +228,15 @@ def test_ppo_update_returns_the_diagnostics_and_moves_the_policy():
     assert agent.learning_rate(100) == pytest.approx(1e-3 * 0.9)  # annealed linearly
 
 
-class CountingValues:
-    """An agent's value function that records how many observations each call evaluates."""
+class Counting:
+    """An agent's function that records how many observations each call evaluates."""
 
-    def __init__(self, agent):
-        self.agent, self.rows = agent, []
+    def __init__(self, fn):
+        self.fn, self.rows = fn, []
 
-    def __call__(self, obs):
+    def __call__(self, obs, *args):
         self.rows.append(len(obs))
-        return self.agent.value(obs)
+        return self.fn(obs, *args)
 
 
 @pytest.mark.parametrize("space", [gym.spaces.Discrete(3), gym.spaces.Box(-1.0, 1.0, (2,))], ids=["discrete", "box"])
@@ -257,10 +257,11 @@ def test_a_rollout_keeps_what_acting_computed_and_finish_computes_the_rest(space
                 {"final_obs": rng.normal(size=(4, 3)).astype(np.float32)})
         kept.add(*step, log_probs=log_probs, values=values)
         computed.add(*step)
-    counted = CountingValues(agent)
-    a = kept.finish(torch.zeros(4, 3), agent.log_prob, counted)
+    log_prob, value = Counting(agent.log_prob), Counting(agent.value)
+    a = kept.finish(torch.zeros(4, 3), log_prob, value)
     b = computed.finish(torch.zeros(4, 3), agent.log_prob, agent.value)
-    assert counted.rows == [4 + 2 if shared else 6 * 4 + 4 + 2]
+    assert log_prob.rows == ([] if shared else [6 * 4])
+    assert value.rows == [4 + 2 if shared else 6 * 4 + 4 + 2]
     for x, y in zip(a, b, strict=True):
         if isinstance(x, torch.Tensor):
             torch.testing.assert_close(x, y)
