@@ -33,14 +33,18 @@ def fill(buffer, rng, start, n, num_envs, frames=False):
                    rng.random(num_envs) < 0.05, rng.random(num_envs) < 0.05)
 
 
-def same_batches(a, b, rng_seed=7, **kwargs):
-    ba = a.sample(16, np.random.default_rng(rng_seed), **kwargs)
-    bb = b.sample(16, np.random.default_rng(rng_seed), **kwargs)
-    for x, y in zip(ba, bb, strict=True):
+def assert_equal_fields(a, b) -> None:
+    """Two batches (named tuples of tensors and arrays, fields possibly None) are equal, bit for bit."""
+    for x, y in zip(a, b, strict=True):
         if isinstance(x, torch.Tensor):
             assert torch.equal(x, y)
         elif x is not None:
             np.testing.assert_array_equal(x, y)
+
+
+def same_batches(a, b, rng_seed=7, **kwargs):
+    assert_equal_fields(a.sample(16, np.random.default_rng(rng_seed), **kwargs),
+                        b.sample(16, np.random.default_rng(rng_seed), **kwargs))
 
 
 @pytest.mark.parametrize("kind", ["uniform", "nstep", "prioritized", "frames", "frames_prioritized"])
@@ -110,11 +114,7 @@ def test_rollout_in_progress_round_trip(keep):
     for r in (rollout, copy):
         add_rollout_step(r, 5, keep)
     a, b = finished(rollout), finished(copy)
-    for x, y in zip(a, b, strict=True):
-        if isinstance(x, torch.Tensor):
-            assert torch.equal(x, y)
-        else:
-            np.testing.assert_array_equal(x, y)
+    assert_equal_fields(a, b)
 
 
 def test_a_rollout_saved_before_acting_kept_its_values_resumes_by_computing_them():
@@ -131,11 +131,7 @@ def test_a_rollout_saved_before_acting_kept_its_values_resumes_by_computing_them
         if t >= 3:
             add_rollout_step(resumed, t, keep=True)  # the resumed run's acting passes them on
         add_rollout_step(reference, t, keep=False)
-    for x, y in zip(finished(resumed), finished(reference), strict=True):
-        if isinstance(x, torch.Tensor):
-            assert torch.equal(x, y)
-        else:
-            np.testing.assert_array_equal(x, y)
+    assert_equal_fields(finished(resumed), finished(reference))
 
 
 def cartpoles(n: int) -> gym.vector.SyncVectorEnv:
