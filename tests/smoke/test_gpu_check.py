@@ -110,9 +110,14 @@ def test_only_runs_the_rows_it_names_and_refuses_a_row_it_does_not_know(tmp_path
     gpu_check = load_script()
     out = tmp_path / "check" / "gpu_check.md"
     with warnings.catch_warnings():
-        args = ["--device", "cpu", "--quick", "--only", "env,replay-0", "--profile", "env", "--out", str(out)]
+        # fp32-graphs (CUDA only) is accepted, so the command prepared for a GPU runs here too
+        args = ["--device", "cpu", "--quick", "--only", "env,fp32-graphs,replay-0", "--profile", "env,fp32-graphs",
+                "--out", str(out)]
         assert gpu_check.main(args) == 0
-    rows = table_rows(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    rows = table_rows(captured.out)
+    assert "fp32-graphs: CUDA graphs exist on CUDA only; not run on cpu" in captured.err
+    assert not (out.parent / "profile_fp32-graphs.txt").exists()
     # --profile: the env row ran under cProfile, and its report names the env loop's own function
     profile = (out.parent / "profile_env.txt").read_text()
     assert "the 30 functions with the most tottime time" in profile and "env_alone" in profile
@@ -122,8 +127,8 @@ def test_only_runs_the_rows_it_names_and_refuses_a_row_it_does_not_know(tmp_path
     assert [r[0] for r in ran] == ["Breakout env alone"] + ["replay sample(32), frame stack 4"] * 3
     assert all(rate(r[2]) > 0 for r in ran)
     assert len(rows) - len(ran) == len(ROWS) - 4 and all(r[2] == "—" for r in rows if r not in ran)
-    with pytest.raises(SystemExit, match=r"--only names no row \['fp32-graphs'\]"):
-        gpu_check.main(["--device", "cpu", "--quick", "--only", "env,fp32-graphs"])  # CUDA only
+    with pytest.raises(SystemExit, match=r"--only names no row \['fp32-graph'\]"):
+        gpu_check.main(["--device", "cpu", "--quick", "--only", "env,fp32-graph"])  # a typo
     with pytest.raises(SystemExit, match=r"--profile names no row \['dqn'\]"):
         gpu_check.main(["--device", "cpu", "--quick", "--profile", "dqn"])
 
