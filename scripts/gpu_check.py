@@ -588,10 +588,13 @@ def measure(args, sizes: Sizes, device: torch.device, t_start: float, header: st
     # The graphs row is a known name everywhere, so the exact command prepared for the GPU also
     # runs in a dry run on a CPU (where that row is left out, saying so).
     known = rows.keys() | {GRAPHS[0]}
+    listed = [k for k in rows if k not in ("replay-1", "replay-2")]
+    if GRAPHS[0] not in rows:
+        listed.append(f"{GRAPHS[0]} (CUDA only)")
     for flag, keys in (("--only", args.only), ("--profile", args.profile)):
         if keys - known:
             raise SystemExit(f"gpu_check: {flag} names no row {sorted(keys - known)}; "
-                             f"rows: {', '.join(k for k in rows if k not in ('replay-1', 'replay-2'))}")
+                             f"rows: {', '.join(listed)}")
     if GRAPHS[0] not in rows and GRAPHS[0] in args.only | args.profile:
         log(f"{GRAPHS[0]}: CUDA graphs exist on CUDA only; not run on {device.type}")
 

@@ -127,7 +127,9 @@ def test_only_runs_the_rows_it_names_and_refuses_a_row_it_does_not_know(tmp_path
     assert [r[0] for r in ran] == ["Breakout env alone"] + ["replay sample(32), frame stack 4"] * 3
     assert all(rate(r[2]) > 0 for r in ran)
     assert len(rows) - len(ran) == len(ROWS) - 4 and all(r[2] == "—" for r in rows if r not in ran)
-    with pytest.raises(SystemExit, match=r"--only names no row \['fp32-graph'\]"):
+    # the listing of rows in the error names the CUDA-only row too, since it is accepted here
+    with pytest.raises(SystemExit, match=r"--only names no row \['fp32-graph'\]; rows: .*"
+                                         r", fp32-graphs \(CUDA only\)"):
         gpu_check.main(["--device", "cpu", "--quick", "--only", "env,fp32-graph"])  # a typo
     with pytest.raises(SystemExit, match=r"--profile names no row \['dqn'\]"):
         gpu_check.main(["--device", "cpu", "--quick", "--profile", "dqn"])
