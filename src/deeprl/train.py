@@ -1,11 +1,11 @@
 """The `train` command: compose the config with Hydra, build, run, summarise; or resume a run."""
 
-import shutil
 import sys
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
@@ -13,25 +13,40 @@ from deeprl import resume, sweep
 from deeprl.core import hydra_errors
 from deeprl.core.console import say
 from deeprl.core.errors import ConfigError
+from deeprl.core.run_dir import Claim, claim_run_dir, discard_run_dir, remove_created
 from deeprl.validate import validate
 
 
-def discard_run_dir(run_dir: Path) -> None:
-    """Remove a run dir that Hydra created for a run that never started, and its empty parents."""
-    shutil.rmtree(run_dir, ignore_errors=True)
-    stop = Path.cwd().resolve()
-    parent = run_dir.resolve().parent
-    while parent != stop and stop in parent.parents and not any(parent.iterdir()):
-        parent.rmdir()
-        parent = parent.parent
+class RunDirGuard(Callback):
+    """Registered in conf/config.yaml as a Hydra callback: before Hydra creates or writes anything
+    for a new single run (a resume is checked in deeprl.resume, a sweep's jobs in deeprl.sweep),
+    claims its run dir (`claim_run_dir`) and keeps the claim, so that a run that never starts
+    removes what it made and nothing else (`discard_run_dir`)."""
+
+    claim: Claim | None = None  # this process's run dir, once claimed
+
+    def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        RunDirGuard.claim = None
+        if config.get("resume") is not None:
+            return
+        try:
+            RunDirGuard.claim = claim_run_dir(Path(str(config.hydra.run.dir)))
+        except ConfigError as error:
+            fail(error)
 
 
 def discard_unstarted_sweep() -> None:
     """Hydra writes a sweep dir's multirun.yaml before it composes the jobs' configs: when one of
-    them does not compose, no job has run and the dir holds nothing else. Remove it."""
-    sweep_dir = sweep.SweepReport.sweep_dir
-    if sweep_dir is not None and sweep_dir.is_dir() and {p.name for p in sweep_dir.iterdir()} <= {"multirun.yaml"}:
-        discard_run_dir(sweep_dir)
+    them does not compose, no job has run and the dir holds nothing else. Remove what the sweep
+    made: the dir and the parents created for it, or, in a dir that was there, a new multirun.yaml."""
+    report = sweep.SweepReport
+    if report.sweep_dir is None or not report.sweep_dir.is_dir():
+        return
+    names = {p.name for p in report.sweep_dir.iterdir()}
+    if report.made is not None and names <= {"multirun.yaml"}:
+        remove_created(report.sweep_dir.resolve(), report.made)
+    elif report.made is None and "multirun.yaml" not in report.before and names - report.before == {"multirun.yaml"}:
+        (report.sweep_dir / "multirun.yaml").unlink(missing_ok=True)
 
 
 def fail(error: Exception, log_it: bool = False) -> None:
@@ -66,13 +81,13 @@ def task(cfg: DictConfig) -> float:
         if error is None:
             raise
         if not resuming:  # a resumed run dir holds a run: never remove it
-            discard_run_dir(run_dir)
+            discard_run_dir(run_dir, RunDirGuard.claim)
         fail(error)
     try:
         summary = run.execute()
     except ConfigError as error:  # found only once running (e.g. a policy that never terminates)
         if not resuming and not list((run_dir / "checkpoints").glob("*.pt")):
-            discard_run_dir(run_dir)
+            discard_run_dir(run_dir, RunDirGuard.claim)
         fail(error, log_it=True)
     # Returned for sweepers that optimise an objective (e.g. Hydra's Optuna sweeper).
     return summary["eval_return_mean"]
