@@ -34,7 +34,7 @@ from deeprl.core.checkpoint import latest, write_json_atomic, write_text_atomic
 from deeprl.core.console import say
 from deeprl.core.errors import ConfigError
 from deeprl.core.hydra_errors import config_composed
-from deeprl.core.run_dir import created_from
+from deeprl.core.run_dir import Claim, as_found
 
 TUNED_DIR = CONF_DIR / "tuned"
 FAILED = "failed.txt"
@@ -220,15 +220,12 @@ class SweepReport(Callback):
     parameters and writes them as `best_tuned.yaml`, ready to copy to conf/tuned/<algo>_<env>.yaml."""
 
     sweep_dir: Path | None = None  # this process's sweep, once Hydra has composed its config
-    made: Path | None = None  # the topmost dir the sweep creates for its sweep dir; None: it was there
-    before: frozenset[str] = frozenset()  # the names in the sweep dir before the sweep
+    found: Claim | None = None  # the sweep dir as it was before the sweep (to clean up after one that never ran)
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         self.started = time.time() - 1.0  # file times can be a little coarser than the clock
         SweepReport.sweep_dir = Path(config.hydra.sweep.dir)
-        SweepReport.made = created_from(SweepReport.sweep_dir)
-        SweepReport.before = frozenset(p.name for p in SweepReport.sweep_dir.iterdir()) \
-            if SweepReport.made is None and SweepReport.sweep_dir.is_dir() else frozenset()
+        SweepReport.found = as_found(SweepReport.sweep_dir)
         config_composed(run=False)
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:

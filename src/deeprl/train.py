@@ -13,7 +13,7 @@ from deeprl import resume, sweep
 from deeprl.core import hydra_errors
 from deeprl.core.console import say
 from deeprl.core.errors import ConfigError
-from deeprl.core.run_dir import Claim, claim_run_dir, discard_run_dir, remove_created
+from deeprl.core.run_dir import Claim, claim_run_dir, discard_run_dir
 from deeprl.validate import validate
 
 
@@ -37,16 +37,11 @@ class RunDirGuard(Callback):
 
 def discard_unstarted_sweep() -> None:
     """Hydra writes a sweep dir's multirun.yaml before it composes the jobs' configs: when one of
-    them does not compose, no job has run and the dir holds nothing else. Remove what the sweep
-    made: the dir and the parents created for it, or, in a dir that was there, a new multirun.yaml."""
-    report = sweep.SweepReport
-    if report.sweep_dir is None or not report.sweep_dir.is_dir():
-        return
-    names = {p.name for p in report.sweep_dir.iterdir()}
-    if report.made is not None and names <= {"multirun.yaml"}:
-        remove_created(report.sweep_dir.resolve(), report.made)
-    elif report.made is None and "multirun.yaml" not in report.before and names - report.before == {"multirun.yaml"}:
-        (report.sweep_dir / "multirun.yaml").unlink(missing_ok=True)
+    them does not compose, no job has run and the sweep added nothing else. Remove what it made."""
+    sweep_dir, found = sweep.SweepReport.sweep_dir, sweep.SweepReport.found
+    if sweep_dir is not None and found is not None and sweep_dir.is_dir() \
+            and {p.name for p in sweep_dir.iterdir()} - found.before <= {"multirun.yaml"}:
+        discard_run_dir(sweep_dir, found)
 
 
 def fail(error: Exception, log_it: bool = False) -> None:

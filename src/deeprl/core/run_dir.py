@@ -18,30 +18,40 @@ def holds_a_run(names) -> bool:
 
 @dataclass(frozen=True)
 class Claim:
-    """A single run's dir, as this process found it before Hydra wrote anything."""
+    """A run's (or a sweep's) dir as this process found it, before Hydra wrote anything."""
 
     run_dir: Path  # resolved
-    made: Path | None  # the topmost dir created for the run (the run dir or a parent); None: it was there
-    before: frozenset[str]  # the names in the run dir before the run
+    made: Path | None  # the topmost dir created for it (the dir or a parent); None: it was there
+    before: frozenset[str]  # the names in the dir before the run
+
+
+def as_found(path: Path) -> Claim:
+    """`path` as it is now: the names in it, or, if it is not there, what creating it would make."""
+    path = path.expanduser().resolve()
+    if path.exists():
+        return Claim(path, None, frozenset(e.name for e in path.iterdir()) if path.is_dir() else frozenset())
+    made = path
+    while not made.parent.exists():
+        made = made.parent
+    return Claim(path, made, frozenset())
 
 
 def claim_run_dir(run_dir: Path) -> Claim:
     """Take `run_dir` for a new run, creating it (and its parents) if it is not there. Raises a
     ConfigError, changing nothing, for a dir that already holds a run: Hydra would overwrite that
     run's .hydra/ and the two runs' logs and checkpoints would mix."""
-    run_dir = run_dir.expanduser().resolve()
-    if run_dir.is_dir():
-        before = frozenset(entry.name for entry in run_dir.iterdir())
-        if holds_a_run(before):
+    claim = as_found(run_dir)
+    run_dir = claim.run_dir
+    if claim.made is None:
+        if not run_dir.is_dir():
+            raise ConfigError("hydra.run.dir", f"{run_dir} is a file, not a dir; give a dir (hydra.run.dir=<dir>)")
+        if holds_a_run(claim.before):
             if any((run_dir / "checkpoints").glob("*.pt")):
                 fix = f"go on with it (train resume={run_dir}) or give this run a new dir (hydra.run.dir=<dir>)"
             else:
                 fix = "it has no checkpoint to go on from; give this run a new dir (hydra.run.dir=<dir>) or remove it"
             raise ConfigError("hydra.run.dir", f"{run_dir} already holds a run; {fix}")
-        return Claim(run_dir, None, before)
-    if run_dir.exists():
-        raise ConfigError("hydra.run.dir", f"{run_dir} is a file, not a dir; give a dir (hydra.run.dir=<dir>)")
-    made = created_from(run_dir)
+        return claim
     try:
         run_dir.mkdir(parents=True)
     except FileExistsError:
@@ -50,36 +60,14 @@ def claim_run_dir(run_dir: Path) -> Claim:
     except OSError as error:
         raise ConfigError("hydra.run.dir", f"{run_dir} cannot be created ({error.strerror}); give a dir "
                                            "that can be (hydra.run.dir=<dir>)") from None
-    return Claim(run_dir, made, frozenset())
-
-
-def created_from(path: Path) -> Path | None:
-    """The topmost of `path` and its parents that is not there yet (what creating it would make),
-    None if it is there."""
-    path = path.expanduser().resolve()
-    if path.exists():
-        return None
-    while not path.parent.exists():
-        path = path.parent
-    return path
-
-
-def remove_created(path: Path, made: Path) -> None:
-    """Remove `path`, and its parents up to `made` (those created with it) while they are empty:
-    another run may have put its own dir beside it."""
-    shutil.rmtree(path, ignore_errors=True)
-    while path != made and path != path.parent:
-        path = path.parent
-        try:
-            path.rmdir()
-        except OSError:
-            break
+    return claim
 
 
 def discard_run_dir(run_dir: Path, claim: Claim | None) -> None:
-    """Remove what a run that never started made: the run dir and the parents created for it, or,
-    in a dir that was there before (e.g. hydra.run.dir=.), only the entries the run added. A dir
-    this process did not claim (`claim`: its claim, if any) is left as it is."""
+    """Remove what a run that never started made: the dir and the parents created for it (while
+    empty: another run may have put its dir beside it), or, in a dir that was there before (e.g.
+    hydra.run.dir=.), only the entries the run added. A dir this process did not claim (`claim`:
+    its claim, if any) is left as it is."""
     run_dir = run_dir.resolve()
     if claim is None or claim.run_dir != run_dir:
         return
@@ -91,4 +79,11 @@ def discard_run_dir(run_dir: Path, claim: Claim | None) -> None:
                 else:
                     entry.unlink(missing_ok=True)
         return
-    remove_created(run_dir, claim.made)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    path = run_dir
+    while path != claim.made:
+        path = path.parent
+        try:
+            path.rmdir()
+        except OSError:
+            break
