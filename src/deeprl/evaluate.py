@@ -15,7 +15,14 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
-from deeprl.core.checkpoint import check_agent_state, load, write_json_atomic
+from deeprl.core.checkpoint import (
+    UnreadableCheckpoint,
+    check_agent_state,
+    latest,
+    read,
+    write_json_atomic,
+)
+from deeprl.core.console import say
 from deeprl.core.errors import ConfigError
 from deeprl.runs import plural
 
@@ -27,6 +34,11 @@ def locate(path: Path) -> tuple[Path, Path]:
     if path.is_dir():
         checkpoint = path / "checkpoints" / "final.pt"
         run_dir = path
+        if not checkpoint.is_file() and (found := latest(path / "checkpoints")):
+            # a run that stopped early (signal, time limit) or is still going: its newest checkpoint
+            checkpoint = found[0]
+            say(f"evaluate: note: {path} has no final.pt (the run has not finished); "
+                f"evaluating its newest checkpoint, {checkpoint.name}", err=True)
     else:
         checkpoint = path
         run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
@@ -51,6 +63,15 @@ def run(args: argparse.Namespace) -> dict:
         raise ConfigError("--episodes", f"must be >= 1, got {args.episodes}")
     if args.video and args.video_episodes < 1:
         raise ConfigError("--video-episodes", f"must be >= 1, got {args.video_episodes}")
+    # Read to the CPU (random generator states must stay there) and mapped, so that a replay buffer
+    # saved in the checkpoint is never read; the agent moves its tensors to its own device.
+    try:
+        saved = read(checkpoint, "agent")["agent"]
+        if not isinstance(saved, dict):
+            raise UnreadableCheckpoint("its 'agent' entry is not an agent's state")
+    except UnreadableCheckpoint as error:
+        raise ConfigError("checkpoint", f"cannot read {checkpoint}: {error}; pass a checkpoint written by `train` "
+                                        "(a run dir's checkpoints/*.pt)") from None
     cfg.num_envs = 1
     built = build(cfg, run_dir, with_loop=False)
     built.envs.close()
@@ -59,9 +80,6 @@ def run(args: argparse.Namespace) -> dict:
 
         render_env(cfg.env, *VIDEO_REFUSED).close()
     agent = built.agent
-    # Read to the CPU (random generator states must stay there) and mapped, so that a replay buffer
-    # saved in the checkpoint is never read; the agent moves its tensors to its own device.
-    saved = load(checkpoint, map_location="cpu", mmap=True)["agent"]
     check_agent_state(agent, saved, "checkpoint")
     agent.load_state_dict(saved)
     seed = args.seed if args.seed is not None else 20_000 + int(cfg.seed)
@@ -86,7 +104,8 @@ def result_name(checkpoint: Path) -> str:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="evaluate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("path", help="a run dir (uses checkpoints/final.pt) or a checkpoint file")
+    parser.add_argument("path", help="a run dir (uses checkpoints/final.pt, or the newest step_N.pt of a run that has not "
+                             "finished) or a checkpoint file")
     parser.add_argument("--episodes", type=int, default=10, help="episodes to play, in parallel (default: 10)")
     parser.add_argument("--epsilon", type=float, default=None,
                         help="exploration during evaluation (default: the run's, 0.05 for Atari, else 0)")

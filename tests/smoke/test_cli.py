@@ -1,6 +1,7 @@
 """The `train` console script end to end, in a subprocess, with real envs and real event files."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -135,6 +136,44 @@ def test_evaluate_refuses_epsilon_for_an_agent_that_is_not_epsilon_greedy(tmp_pa
     assert result.stderr.strip() == ("evaluate: error: --epsilon: reinforce does not act epsilon-greedily; "
                                      "drop --epsilon")
     assert (run_dir / "evaluation.json").exists() == before
+
+
+def copy_run(run_dir: Path, to: Path) -> Path:
+    shutil.copytree(run_dir, to)
+    (to / "evaluation.json").unlink(missing_ok=True)
+    return to
+
+
+def test_evaluate_refuses_an_unreadable_checkpoint_in_one_line_and_writes_nothing(cli_run, tmp_path):
+    _, run_dir = cli_run
+    run = copy_run(run_dir, tmp_path / "run")
+    final = run / "checkpoints" / "final.pt"
+    final.write_bytes(final.read_bytes()[:1000])  # a copy cut short
+    (run / "checkpoints" / "notes.pt").write_text("not a checkpoint\n")
+    before = sorted(p.relative_to(run) for p in run.rglob("*"))
+    for path, reason in ((run, "not a torch checkpoint file (truncated, or another kind of file)"),
+                         (run / "checkpoints" / "notes.pt", "not a torch checkpoint file (truncated, or another "
+                                                           "kind of file)")):
+        result = evaluate_cli(str(path))
+        assert result.returncode == 2, result.stderr[-3000:]
+        shown = path / "checkpoints" / "final.pt" if path.is_dir() else path
+        assert result.stderr.strip() == (f"evaluate: error: checkpoint: cannot read {shown}: {reason}; pass a "
+                                         "checkpoint written by `train` (a run dir's checkpoints/*.pt)")
+    assert sorted(p.relative_to(run) for p in run.rglob("*")) == before
+
+
+def test_evaluate_on_a_run_that_has_not_finished_uses_its_newest_checkpoint(cli_run, tmp_path):
+    _, run_dir = cli_run
+    run = copy_run(run_dir, tmp_path / "stopped")
+    (run / "checkpoints" / "final.pt").unlink()  # as a run stopped by a signal or its time limit leaves it
+    result = evaluate_cli(str(run), "--episodes", "2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr.strip() == (f"evaluate: note: {run} has no final.pt (the run has not finished); "
+                                     "evaluating its newest checkpoint, step_400.pt")
+    assert result.stdout.strip().endswith(str(run / "checkpoints" / "step_400.pt"))
+    saved = json.loads((run / "evaluation-step_400.json").read_text())
+    assert saved["checkpoint"] == str(run / "checkpoints" / "step_400.pt") and len(saved["returns"]) == 2
+    assert not (run / "evaluation.json").exists()
 
 
 def test_cfg_job_prints_composed_config(tmp_path):

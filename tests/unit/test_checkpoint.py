@@ -1,7 +1,9 @@
+import zipfile
+
 import pytest
 import torch
 
-from deeprl.core.checkpoint import load, save_atomic
+from deeprl.core.checkpoint import UnreadableCheckpoint, load, read, save_atomic
 
 
 def test_save_then_load_round_trip(tmp_path):
@@ -37,3 +39,29 @@ def test_written_files_get_the_usual_permissions_not_private_ones(tmp_path):
     plain.write_text("x")
     assert path.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
     assert os.access(path, os.R_OK)
+
+
+def test_read_says_in_one_line_why_a_file_is_not_a_usable_checkpoint(tmp_path):
+    good = save_atomic({"agent": {"q": {}}, "step": 3, "loop": {}}, tmp_path / "good.pt")
+    assert read(good, "agent", "loop")["step"] == 3
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(good.read_bytes()[:200])
+    text = tmp_path / "train.log"
+    text.write_text("[2026-12-05 04:00:30][deeprl][INFO] - step 100\n")
+    # a zip whose pickle is cut short: the archive opens, the object does not
+    broken = tmp_path / "broken.pt"
+    with zipfile.ZipFile(good) as source, zipfile.ZipFile(broken, "w") as out:
+        for name in source.namelist():
+            data = source.read(name)
+            out.writestr(name, data[:10] if name.endswith("data.pkl") else data)
+    other = save_atomic({"weights": torch.zeros(2)}, tmp_path / "other.pt")  # a torch file, not a run's
+    reasons = {}
+    for path, keys in ((truncated, ()), (text, ()), (broken, ()), (other, ("agent",)), (good, ("agent", "rng"))):
+        with pytest.raises(UnreadableCheckpoint) as caught:
+            read(path, *keys)
+        reasons[path.name] = str(caught.value)
+    assert reasons == {"truncated.pt": "not a torch checkpoint file (truncated, or another kind of file)",
+                       "train.log": "not a torch checkpoint file (truncated, or another kind of file)",
+                       "broken.pt": "corrupt (pickle data was truncated)",
+                       "other.pt": "not a deeprl run checkpoint (no 'agent')",
+                       "good.pt": "not a deeprl run checkpoint (no 'rng')"}

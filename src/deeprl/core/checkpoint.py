@@ -10,6 +10,7 @@ import json
 import os
 import re
 import tempfile
+import zipfile
 from pathlib import Path
 
 from deeprl.core.console import say
@@ -79,6 +80,29 @@ def load(path: str | os.PathLike, map_location="cpu", mmap: bool = False) -> dic
     return torch.load(path, map_location=map_location, weights_only=False, mmap=mmap)
 
 
+class UnreadableCheckpoint(ValueError):
+    """A checkpoint file that cannot be used; the message is one line saying why."""
+
+
+def read(path: str | os.PathLike, *keys: str) -> dict:
+    """A checkpoint's contents, read to the CPU with tensors mapped (not read) from the file.
+    Raises UnreadableCheckpoint, with a one-line reason, when the file does not read back (truncated,
+    corrupt, not a torch file) or is not a deeprl run checkpoint holding `keys`."""
+    if not zipfile.is_zipfile(path):  # torch's own message for this one speaks of mmap
+        raise UnreadableCheckpoint("not a torch checkpoint file (truncated, or another kind of file)")
+    try:
+        state = load(path, mmap=True)
+    except Exception as error:  # noqa: BLE001 - torch raises many kinds for a bad file; all mean unreadable
+        text = str(error).strip()
+        first = text.splitlines()[0].split(". ")[0] if text else type(error).__name__
+        raise UnreadableCheckpoint(f"corrupt ({first[:160]})") from error
+    missing = [key for key in keys if not (isinstance(state, dict) and key in state)]
+    if missing:
+        what = "loop state" if "loop" in missing else ", ".join(f"'{key}'" for key in missing)
+        raise UnreadableCheckpoint(f"not a deeprl run checkpoint (no {what})")
+    return state
+
+
 def check_agent_state(agent, saved: dict, key: str) -> None:
     """Raise ConfigError(key) when the networks in a checkpoint's agent state do not fit `agent`
     (parameter names or shapes differ: written by a deeprl version with another network layout).
@@ -121,12 +145,9 @@ def latest(folder: Path) -> tuple[Path, dict] | None:
     readable = []
     for path in candidates:
         try:
-            state = load(path, mmap=True)
-            if not (isinstance(state, dict) and "loop" in state and "step" in state):
-                raise ValueError("not a resumable run checkpoint (no loop state)")
-        except Exception as error:  # noqa: BLE001 - any failure to read means: try the previous one
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            say(f"deeprl | warning: skipping unreadable checkpoint {path}: {reason[:200]}", err=True)
+            state = read(path, "loop", "step")
+        except UnreadableCheckpoint as error:  # try the previous one
+            say(f"deeprl | warning: skipping unreadable checkpoint {path}: {error}", err=True)
             continue
         readable.append((int(state["step"]), path, state))
         # step files are newest first: once one reads, only final.pt (checked first) could beat it.
