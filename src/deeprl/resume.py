@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from deeprl.core.checkpoint import latest
 from deeprl.core.errors import ConfigError
 from deeprl.core.hydra_errors import from_hydra
+from deeprl.core.run_dir import hold
 
 ALLOWED = ("total_steps", "device", "threads", "log", "video")
 ALLOWED_TEXT = "total_steps, device, threads, log.* and video.*"
@@ -65,6 +66,10 @@ def find_checkpoint(run_dir: Path) -> tuple[Path, dict]:
                                     f"train resume={run_dir}/<job dir>")
     if not (run_dir / ".hydra" / "config.yaml").is_file():
         raise ConfigError("resume", f"{run_dir} has no .hydra/config.yaml; pass the run dir of a `train` run")
+    # Held until this process ends: a run still training there (writing and pruning checkpoints)
+    # refuses the resume. The holder's note is written when the run starts (deeprl.train), after
+    # the checks that may still refuse it.
+    hold(run_dir, "resume", note=False)
     found = latest(run_dir / "checkpoints")
     if found is None:
         raise ConfigError("resume", f"{run_dir} has no readable checkpoint to resume from (checkpoints/ "

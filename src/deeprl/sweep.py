@@ -31,10 +31,10 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from deeprl import usable_cores
 from deeprl.conf import CONF_DIR
 from deeprl.core.checkpoint import latest, write_json_atomic, write_text_atomic
-from deeprl.core.console import say
+from deeprl.core.console import ERROR_PREFIX, say
 from deeprl.core.errors import ConfigError
 from deeprl.core.hydra_errors import config_composed
-from deeprl.core.run_dir import Claim, as_found
+from deeprl.core.run_dir import Claim, as_found, hold, release
 
 TUNED_DIR = CONF_DIR / "tuned"
 FAILED = "failed.txt"
@@ -142,6 +142,15 @@ def job(cfg: DictConfig, job_dir: Path) -> float:
 def run_or_resume(cfg: DictConfig, run_dir: Path, hparam_keys: list[str], label: str = "") -> float:
     """Train `cfg` in `run_dir`, going on from its checkpoint if it has one; return its score.
     `label` names the job on its progress bar."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    hold(run_dir, "hydra.sweep.dir")  # the same sweep started twice: one of them trains each run
+    try:
+        return _run_or_resume(cfg, run_dir, hparam_keys, label)
+    finally:
+        release(run_dir)
+
+
+def _run_or_resume(cfg: DictConfig, run_dir: Path, hparam_keys: list[str], label: str) -> float:
     from deeprl.build import build
 
     kind = str(cfg.optimize.objective)
@@ -226,10 +235,20 @@ class SweepReport(Callback):
         self.started = time.time() - 1.0  # file times can be a little coarser than the clock
         SweepReport.sweep_dir = Path(config.hydra.sweep.dir)
         SweepReport.found = as_found(SweepReport.sweep_dir)
+        try:  # held until the sweep ends: the same sweep started again meanwhile is refused
+            SweepReport.sweep_dir.mkdir(parents=True, exist_ok=True)
+            hold(SweepReport.sweep_dir, "hydra.sweep.dir", "a sweep still running there")
+        except (ConfigError, OSError) as error:
+            if isinstance(error, OSError):
+                error = ConfigError("hydra.sweep.dir", f"{SweepReport.sweep_dir} cannot be created "
+                                                       f"({error.strerror}); give a dir that can be")
+            say(f"{ERROR_PREFIX}{error}", err=True, log_it=False)
+            sys.exit(2)
         config_composed(run=False)
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
+        release(sweep_dir)
         results = sweep_dir / "optimization_results.yaml"
         if results.is_file():
             best = OmegaConf.load(results)

@@ -13,7 +13,7 @@ from deeprl import resume, sweep
 from deeprl.core import hydra_errors
 from deeprl.core.console import say
 from deeprl.core.errors import ConfigError
-from deeprl.core.run_dir import Claim, claim_run_dir, discard_run_dir
+from deeprl.core.run_dir import LOCK, Claim, claim_run_dir, discard_run_dir, hold, note_holder
 from deeprl.validate import validate
 
 
@@ -21,7 +21,7 @@ class RunDirGuard(Callback):
     """Registered in conf/config.yaml as a Hydra callback: before Hydra creates or writes anything
     for a new single run (a resume is checked in deeprl.resume, a sweep's jobs in deeprl.sweep),
     claims its run dir (`claim_run_dir`) and keeps the claim, so that a run that never starts
-    removes what it made and nothing else (`discard_run_dir`)."""
+    removes what it made and nothing else (`discard_run_dir`); and holds it (`hold`) while it trains."""
 
     claim: Claim | None = None  # this process's run dir, once claimed
 
@@ -31,7 +31,9 @@ class RunDirGuard(Callback):
             return
         try:
             RunDirGuard.claim = claim_run_dir(Path(str(config.hydra.run.dir)))
+            hold(RunDirGuard.claim.run_dir, "hydra.run.dir")  # until this process ends: see resume
         except ConfigError as error:
+            discard_run_dir(Path(str(config.hydra.run.dir)), RunDirGuard.claim)
             fail(error)
 
 
@@ -40,7 +42,7 @@ def discard_unstarted_sweep() -> None:
     them does not compose, no job has run and the sweep added nothing else. Remove what it made."""
     sweep_dir, found = sweep.SweepReport.sweep_dir, sweep.SweepReport.found
     if sweep_dir is not None and found is not None and sweep_dir.is_dir() \
-            and {p.name for p in sweep_dir.iterdir()} - found.before <= {"multirun.yaml"}:
+            and {p.name for p in sweep_dir.iterdir()} - found.before <= {"multirun.yaml", LOCK}:
         discard_run_dir(sweep_dir, found)
 
 
@@ -65,6 +67,7 @@ def task(cfg: DictConfig) -> float:
         if resuming:
             cfg, state, _ = resume.resumed_config(cfg, list(HydraConfig.get().overrides.task))
             run = build(cfg, run_dir, resume_from=state)
+            note_holder(run_dir)  # held since deeprl.resume checked the request; it names itself now it runs
         else:
             run = build(cfg, run_dir)
             # A resumed run's config comes from its checkpoint, not from this command's choices.

@@ -1,13 +1,21 @@
-"""A run's dir: a new run never writes into a dir that holds a run, and a run refused for bad input
-removes what it made and nothing else (the real `train` command, in a subprocess)."""
+"""A run's dir: a new run never writes into a dir that holds a run, a run refused for bad input
+removes what it made and nothing else, and a run or sweep still going is never joined by a second
+process (the real `train` command, in a subprocess)."""
 
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from conftest import train_cli
 from deeprl.core.errors import ConfigError
-from deeprl.core.run_dir import Claim, claim_run_dir, discard_run_dir
+from deeprl.core.run_dir import Claim, claim_run_dir, discard_run_dir, hold, note_holder, release
 
 SHORT = ["total_steps=600", "algo.learning_starts=100", "eval.episodes=1", "log.progress=false"]
 
@@ -117,3 +125,123 @@ def test_each_trace_of_a_run_makes_a_dir_hold_one(tmp_path, entry):
         (tmp_path / entry).write_text("")
     with pytest.raises(ConfigError, match="already holds a run"):
         claim_run_dir(tmp_path)
+
+
+# A run dir held while it trains --------------------------------------------------------------
+
+LONG = ["total_steps=10000000", "checkpoint.every=1000", "eval.every=0", "eval.episodes=1", "log.progress=false"]
+
+
+def start_train(*args: str, cwd: Path) -> subprocess.Popen:
+    exe = Path(sys.executable).parent / "train"
+    return subprocess.Popen([str(exe), *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(found, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while not found():
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_a_run_still_training_refuses_a_resume_of_it_until_it_stops(tmp_path):
+    """Before, `train resume=<dir>` of a run still training (in another terminal, or a job not yet
+    ended) trained into the same dir too: two event files, two processes writing checkpoints."""
+    run = tmp_path / "run"
+    live = start_train("hydra.run.dir=run", *LONG, cwd=tmp_path)
+    try:
+        wait_for(lambda: any((run / "checkpoints").glob("step_*.pt")), live)
+        refused = train_cli(f"resume={run}", "log.progress=false", cwd=tmp_path, timeout=120)
+        assert one_error_line(refused) == (
+            f"deeprl: error: resume: {run} is in use by a run still training there (pid {live.pid} on "
+            f"{socket.gethostname()}); wait for it to end, or stop it (Ctrl-C, or kill -INT <pid>: it "
+            "checkpoints), then run this again")
+        assert len(list(run.glob("events.out.tfevents.*"))) == 1  # the refused resume wrote nothing
+    finally:
+        live.send_signal(signal.SIGINT)  # the run checkpoints and ends
+        live.communicate(timeout=120)
+    assert live.returncode != 0
+    step = max(int(p.stem.split("_")[1]) for p in (run / "checkpoints").glob("step_*.pt"))
+    resumed = train_cli(f"resume={run}", f"total_steps={step + 1000}", "log.progress=false", cwd=tmp_path,
+                        timeout=180)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["total_steps"] == step + 1000 and [r["step"] for r in summary["resumed"]] == [step]
+
+
+def test_a_sweep_started_again_while_it_runs_is_refused_and_the_first_reports_no_failure(tmp_path):
+    sweep = tmp_path / "sweep"
+    args = ["-m", "seed=1,2", "total_steps=40000", "checkpoint.every=1000", "eval.every=0", "eval.episodes=1",
+            "log.progress=false", f"hydra.sweep.dir={sweep}"]
+    first = start_train(*args, cwd=tmp_path)
+    wait_for(lambda: any(sweep.glob("*/checkpoints/step_*.pt")), first)
+    before = (sweep / "multirun.yaml").read_bytes()
+    again = train_cli(*args, cwd=tmp_path, timeout=120)
+    assert one_error_line(again) == (
+        f"deeprl: error: hydra.sweep.dir: {sweep} is in use by a sweep still running there (pid {first.pid} on "
+        f"{socket.gethostname()}); wait for it to end, or stop it (Ctrl-C, or kill -INT <pid>: it checkpoints), "
+        "then run this again")
+    assert (sweep / "multirun.yaml").read_bytes() == before
+    _, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err[-3000:]
+    assert "failed" not in err
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
+    assert len(jobs) == 2 and all(len(list(job.glob("events.out.tfevents.*"))) == 1 for job in jobs)
+    # Once it has ended, the same command goes on as before: each job is already finished.
+    rerun = train_cli(*args, cwd=tmp_path, timeout=120)
+    assert rerun.returncode == 0 and rerun.stdout.count("deeprl | already finished: ") == 2, rerun.stderr[-2000:]
+
+
+def test_hold_is_one_process_at_a_time_and_ends_with_that_process_not_its_forked_workers(tmp_path):
+    try_hold = ("import sys; from pathlib import Path; from deeprl.core.run_dir import hold\n"
+                "from deeprl.core.errors import ConfigError\n"
+                "try:\n    hold(Path(sys.argv[1]), 'resume')\nexcept ConfigError as e:\n    print(e)\n"
+                "else:\n    print('held')\n")
+
+    def other_process() -> str:
+        return subprocess.run([sys.executable, "-c", try_hold, str(tmp_path)], capture_output=True, text=True,
+                              timeout=60, check=True).stdout.strip()
+
+    hold(tmp_path, "resume")
+    hold(tmp_path, "resume")  # again in the same process: already held, no error
+    assert other_process().startswith(f"resume: {tmp_path.resolve()} is in use by a run still training there "
+                                      f"(pid {os.getpid()} on ")
+    child = os.fork()  # as an async env worker is started
+    if child == 0:
+        time.sleep(30)
+        os._exit(0)
+    try:
+        release(tmp_path)
+        assert other_process() == "held"  # the worker, still alive, does not keep the dir held
+    finally:
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+
+
+def test_a_resume_holds_without_writing_until_its_run_starts(tmp_path):
+    """A resume may still be refused after it takes the lock (e.g. a checkpoint of another network
+    layout), and a refused resume leaves the run's files as they were: it writes its note, and a
+    lock file for a run that had none, only when its run starts. Meanwhile a process refused by the
+    lock reads the previous holder's note, which names a process that has ended: not named."""
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                           check=True)
+    hold(tmp_path, "resume", note=False)
+    try:
+        assert not (tmp_path / ".lock").exists()  # a run older than the lock: none made yet
+        note_holder(tmp_path)
+        assert (tmp_path / ".lock").read_text() == f"pid {os.getpid()} on {socket.gethostname()}\n"
+    finally:
+        release(tmp_path)
+    (tmp_path / ".lock").write_text(f"pid {ended.stdout.strip()} on {socket.gethostname()}\n")
+    waiting = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path\n"
+                                "from deeprl.core.run_dir import hold\n"
+                                "hold(Path(sys.argv[1]), 'resume', note=False); print('held', flush=True)\n"
+                                "time.sleep(60)", str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert waiting.stdout.readline().strip() == "held"
+        with pytest.raises(ConfigError, match=r"is in use by a run still training there \(another process\);"):
+            hold(tmp_path, "resume")
+    finally:
+        waiting.kill()
+        waiting.wait()
