@@ -136,6 +136,8 @@ KEYED = [
     (["algo=ppo", "env=gym", "env.id=CarRacing-v3"], "network"),
     (["algo=q_learning", "env=taxi", "env.one_hot=true"], "env.one_hot"),
     (["algo=dqn", "env=gym", "env.id=Blackjack-v1"], "env.id"),
+    (["env=gym", "env.id=ALE/Pong-v5"], "env.id"),
+    (["env=gym", "env.id=MinAtar/Breakout-v1"], "env.id"),
     # Discrete-action algorithms on continuous envs and the reverse (the line names what fits).
     (["algo=dqn", "env=pendulum"], "algo"),
     (["algo=double_dqn", "env=halfcheetah"], "algo"),
@@ -250,3 +252,27 @@ def test_a_bad_value_is_refused_before_torch_and_the_envs_are_imported(tmp_path)
     assert result.stdout.split() == ["exit", "2", "False", "False"], result.stdout + result.stderr[-2000:]
     assert result.stderr.strip() == "deeprl: error: algo.lr: must be a number > 0, got -1; set algo.lr to a number > 0"
     assert not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.parametrize(("env_id", "fix"), [
+    ("ALE/Pong-v5", "an ALE game, built with the DQN-paper preprocessing by env=atari; use env=atari env.game=Pong"),
+    ("ALE/SpaceInvaders-v5", "an ALE game, built with the DQN-paper preprocessing by env=atari; use env=atari "
+                             "env.game=SpaceInvaders"),
+    ("MinAtar/Breakout-v1", "a MinAtar game, built by env=minatar; use env=minatar env.id=MinAtar/Breakout-v1"),
+])
+def test_a_game_asked_for_through_env_gym_is_pointed_to_its_own_config(tmp_path, env_id, fix):
+    """Before, `env=gym env.id=ALE/Pong-v5` said gymnasium does not know the id and asked whether
+    the package for ALE was installed (it is: env=atari registers its games). The advice works."""
+    from conftest import compose_config
+    from deeprl.build import build
+    from deeprl.core.errors import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        build(compose_config("env=gym", f"env.id={env_id}"), tmp_path / "run")
+    assert str(caught.value) == f"env.id: {env_id} is {fix}"
+    advised = fix.rpartition("use ")[2].split()
+    run = build(compose_config(*advised, "num_envs=1"), tmp_path / "advised")
+    try:
+        assert run.cfg.env.id == env_id
+    finally:
+        run.envs.close()
