@@ -77,12 +77,18 @@ def find_checkpoint(run_dir: Path) -> tuple[Path, dict]:
     return found
 
 
+def requested(args: list[str]) -> bool:
+    """Whether the command line asks to resume a run."""
+    value = _resume_value(args)
+    return value is not None and value.lower() not in ("", "null", "none")
+
+
 def hydra_args(args: list[str]) -> list[str]:
     """Check a resume request given on the command line and return the arguments for Hydra:
     unchanged without `resume=`, else pointed at the run dir. Raises ConfigError."""
-    value = _resume_value(args)
-    if value is None or value.lower() in ("", "null", "none"):
+    if not requested(args):
         return args
+    value = _resume_value(args)
     if any(a in ("-m", "--multirun") for a in args):
         raise ConfigError("resume", "resumes one run at a time; drop -m/--multirun and resume each job's run dir")
     overrides = _overrides(args)

@@ -1,5 +1,6 @@
 """The `train` command: compose the config with Hydra, build, run, summarise; or resume a run."""
 
+import signal
 import sys
 from pathlib import Path
 
@@ -91,8 +92,44 @@ def task(cfg: DictConfig) -> float:
     return summary["eval_return_mean"]
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM before the run installs its own handlers (as Ctrl-C raises KeyboardInterrupt)."""
+
+
+def _terminated(signum, frame) -> None:
+    raise Terminated
+
+
+def stopped_before_start(stop: KeyboardInterrupt, resuming: bool) -> None:
+    """Ctrl-C or SIGTERM while a single run starts up (imports, envs, networks), before the run's own
+    handlers would checkpoint: one line, and a new run's dir removed as a refused run's is."""
+    signum = signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT
+    claim = RunDirGuard.claim
+    if claim is not None and any((claim.run_dir / "checkpoints").glob("*.pt")):
+        what = f"; the run's checkpoints are in {claim.run_dir}"  # the run had ended (it handles its own)
+    elif claim is not None:
+        discard_run_dir(claim.run_dir, claim)
+        what = " before the run started; nothing was kept"
+    else:
+        what = " before the run started; " + ("the run dir is as it was" if resuming else "nothing was written")
+    say(f"\ndeeprl | stopped by {signal.Signals(signum).name}{what}", err=True, log_it=False)
+    sys.exit(128 + int(signum))
+
+
 def main() -> None:
     """Console entry point: a resume request is checked before Hydra creates or touches anything."""
+    single = not any(a in ("-m", "--multirun") for a in sys.argv[1:])  # a sweep keeps Hydra's own stop
+    if not single:
+        return _main()
+    resuming = resume.requested(sys.argv[1:])
+    signal.signal(signal.SIGTERM, _terminated)
+    try:
+        _main()
+    except KeyboardInterrupt as stop:
+        stopped_before_start(stop, resuming)
+
+
+def _main() -> None:
     try:
         sys.argv[1:] = resume.hydra_args(sys.argv[1:])
     except ConfigError as error:

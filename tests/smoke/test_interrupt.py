@@ -237,3 +237,53 @@ def test_ctrl_c_reaching_async_env_workers_still_checkpoints_and_resumes(tmp_pat
     stopped_at = int(re.search(r"stopped by SIGINT at step (\d+)", err).group(1))
     summary = finish_resumed(tmp_path, run_dir, stopped_at)
     assert summary["resumed"] == [{"step": stopped_at, "notes": []}]  # MinAtar's states came back exactly
+
+
+def until(found, proc: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not found():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-2000:]
+        time.sleep(0.002)
+
+
+def lock_taken(run_dir: Path) -> bool:
+    import fcntl
+
+    with open(run_dir / ".lock", "rb") as file:
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(file, fcntl.LOCK_UN)
+        return False
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_while_a_run_starts_up_is_one_line_and_keeps_nothing_half_made(tmp_path, sig, code):
+    """Ctrl-C (or SIGTERM) in the second or two a run spends importing torch and building its envs,
+    before its own handlers would checkpoint, printed a KeyboardInterrupt traceback (SIGTERM: no
+    word) and left a run dir with a config and no checkpoint. Each signal lands once Hydra has
+    written the run's `.hydra/` (a new run) or the resume holds the run dir, well before torch is
+    imported and the envs are built."""
+    run_dir = tmp_path / "run"
+    new = subprocess.Popen([TRAIN, "hydra.run.dir=run", *LONG], cwd=tmp_path, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    until(lambda: (run_dir / ".hydra" / "config.yaml").is_file(), new)
+    new.send_signal(sig)
+    out, err = new.communicate(timeout=60)
+    assert new.returncode == code, err[-2000:]
+    assert err.strip() == f"deeprl | stopped by {sig.name} before the run started; nothing was kept"
+    assert "deeprl |" not in out  # stopped before the banner
+    assert not run_dir.exists()
+
+    finished = train_cli("hydra.run.dir=run", *LONG[:2], "total_steps=400", "log.progress=false", cwd=tmp_path)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    before = {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in run_dir.rglob("*")}
+    resumed = subprocess.Popen([TRAIN, f"resume={run_dir}", "total_steps=800", "log.progress=false"], cwd=tmp_path,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    until(lambda: lock_taken(run_dir), resumed)
+    resumed.send_signal(sig)
+    out, err = resumed.communicate(timeout=60)
+    assert resumed.returncode == code, err[-2000:]
+    assert err.strip() == f"deeprl | stopped by {sig.name} before the run started; the run dir is as it was"
+    assert {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in run_dir.rglob("*")} == before
