@@ -118,9 +118,18 @@ def stopped_before_start(stop: KeyboardInterrupt, resuming: bool) -> None:
 
 def main() -> None:
     """Console entry point: a resume request is checked before Hydra creates or touches anything."""
-    single = not any(a in ("-m", "--multirun") for a in sys.argv[1:])  # a sweep keeps Hydra's own stop
-    if not single:
-        return _main()
+    if any(a in ("-m", "--multirun") for a in sys.argv[1:]):  # a sweep: its launcher stops its jobs
+        try:
+            return _main()
+        except (KeyboardInterrupt, SystemExit) as stop:  # a job's run stopped by a signal: RunStopped
+            code = 128 + int(signal.SIGINT) if isinstance(stop, KeyboardInterrupt) else stop.code
+            if code not in (128 + int(signal.SIGINT), 128 + int(signal.SIGTERM)):
+                raise
+            where = sweep.SweepReport.sweep_dir
+            again = f"the same command with hydra.sweep.dir={where.resolve()}" if where else "the same command"
+            say(f"\ndeeprl | sweep stopped by {signal.Signals(code - 128).name}; to go on, run {again} (finished "
+                "jobs are kept, the others resume from their checkpoints)", err=True, log_it=False)
+            sys.exit(code)
     resuming = resume.requested(sys.argv[1:])
     signal.signal(signal.SIGTERM, _terminated)
     try:

@@ -153,3 +153,31 @@ def test_submitit_jobs_preempted_midway_requeue_and_resume_from_their_checkpoint
         assert len(summary["resumed"]) == 1 and 0 < summary["resumed"][0]["step"] < 40000
     logs = "".join(p.read_text() for p in sweep_dir.glob(".submitit/*/*_log.err"))
     assert logs.count("stopped by SIGUSR2") == 2
+
+
+def test_ctrl_c_stops_a_parallel_sweep_with_one_line_and_the_same_command_goes_on(tmp_path):
+    """Ctrl-C reaches the sweep and its joblib workers: each job checkpoints, the sweep ends with one
+    line saying how to go on (before: exit 130 without a word, or joblib's KeyboardInterrupt
+    traceback when only the sweep's own process got the signal), and the advice works."""
+    sweep_dir = tmp_path / "sweep"
+    args = ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=1,2", "total_steps=30000",
+            "checkpoint.every=1000", "eval.every=0", "eval.episodes=1", "log.progress=false",
+            f"hydra.sweep.dir={sweep_dir}"]
+    exe = str(Path(sys.executable).parent / "train")
+    proc = subprocess.Popen([exe, *args], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.time() + 120
+    while len(list(sweep_dir.glob("*/checkpoints/step_*.pt"))) < 2 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.communicate()[1][-3000:]
+    os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C reaches the whole process group
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-3000:]
+    assert "Traceback" not in err
+    ours = [line for line in err.splitlines() if line.startswith("deeprl")]
+    assert ours[-1] == (f"deeprl | sweep stopped by SIGINT; to go on, run the same command with hydra.sweep.dir="
+                        f"{sweep_dir} (finished jobs are kept, the others resume from their checkpoints)")
+    again = train_cli(*args, cwd=tmp_path, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.count("deeprl | going on from ") == 2
+    assert sorted(s["total_steps"] for s in summaries(sweep_dir).values()) == [30000, 30000]
