@@ -245,3 +245,12 @@ def test_a_resume_holds_without_writing_until_its_run_starts(tmp_path):
     finally:
         waiting.kill()
         waiting.wait()
+
+
+def test_the_claim_is_the_dir_hydra_writes_even_with_a_tilde(tmp_path, monkeypatch):
+    """Hydra takes hydra.run.dir='~/x' literally (a dir named "~" in the working dir); the claim
+    and the lock once went to the home dir instead, leaving Hydra's dir unclaimed."""
+    monkeypatch.chdir(tmp_path)
+    claim = claim_run_dir(Path("~/x"))
+    assert claim.run_dir == tmp_path / "~" / "x" and claim.made == tmp_path / "~"
+    assert (tmp_path / "~" / "x").is_dir()

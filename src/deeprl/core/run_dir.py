@@ -33,7 +33,7 @@ class Claim:
 
 def as_found(path: Path) -> Claim:
     """`path` as it is now: the names in it, or, if it is not there, what creating it would make."""
-    path = path.expanduser().resolve()
+    path = path.resolve()  # as Hydra takes it: a "~" in hydra.run.dir is a dir named "~"
     if path.exists():
         return Claim(path, None, frozenset(e.name for e in path.iterdir()) if path.is_dir() else frozenset())
     made = path
