@@ -25,6 +25,7 @@ class RunDirGuard(Callback):
     removes what it made and nothing else (`discard_run_dir`); and holds it (`hold`) while it trains."""
 
     claim: Claim | None = None  # this process's run dir, once claimed
+    started: Path | None = None  # the run dir, once the run (new or resumed) has started
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
         RunDirGuard.claim = None
@@ -82,6 +83,7 @@ def task(cfg: DictConfig) -> float:
         if not resuming:  # a resumed run dir holds a run: never remove it
             discard_run_dir(run_dir, RunDirGuard.claim)
         fail(error)
+    RunDirGuard.started = run_dir  # from here on the run stops itself on a signal, with a checkpoint
     try:
         summary = run.execute()
     except ConfigError as error:  # found only once running (e.g. a policy that never terminates)
@@ -104,9 +106,9 @@ def stopped_before_start(stop: KeyboardInterrupt, resuming: bool) -> None:
     """Ctrl-C or SIGTERM while a single run starts up (imports, envs, networks), before the run's own
     handlers would checkpoint: one line, and a new run's dir removed as a refused run's is."""
     signum = signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT
-    claim = RunDirGuard.claim
-    if claim is not None and any((claim.run_dir / "checkpoints").glob("*.pt")):
-        what = f"; the run's checkpoints are in {claim.run_dir}"  # the run had ended (it handles its own)
+    claim, started = RunDirGuard.claim, RunDirGuard.started
+    if started is not None and any((started / "checkpoints").glob("*.pt")):
+        what = f"; the run's checkpoints are in {started}"  # after the run ended (a run stops itself)
     elif claim is not None:
         discard_run_dir(claim.run_dir, claim)
         what = " before the run started; nothing was kept"
