@@ -1,5 +1,6 @@
 """The `train` command: compose the config with Hydra, build, run, summarise; or resume a run."""
 
+import os
 import signal
 import sys
 from pathlib import Path
@@ -25,7 +26,6 @@ class RunDirGuard(Callback):
     removes what it made and nothing else (`discard_run_dir`); and holds it (`hold`) while it trains."""
 
     claim: Claim | None = None  # this process's run dir, once claimed
-    started: Path | None = None  # the run dir, once the run (new or resumed) has started
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
         RunDirGuard.claim = None
@@ -69,11 +69,13 @@ def task(cfg: DictConfig) -> float:
         if resuming:
             cfg, state, _ = resume.resumed_config(cfg, list(HydraConfig.get().overrides.task))
             run = build(cfg, run_dir, resume_from=state)
-            note_holder(run_dir)  # held since deeprl.resume checked the request; it names itself now it runs
         else:
             run = build(cfg, run_dir)
             # A resumed run's config comes from its checkpoint, not from this command's choices.
             run.composed_from = sweep.composed_from()
+        StartUp.stop_if_asked(run_dir, resuming, run.envs)  # from here on the run stops itself on a signal
+        if resuming:
+            note_holder(run_dir)  # held since deeprl.resume checked the request; it names itself now it runs
     except (ConfigError, AttributeError, KeyError, TypeError) as caught:
         # Besides a ConfigError: a key the run needs that `~key` removed. Anything else is a bug: raised.
         overrides = HydraConfig.get().overrides.task
@@ -83,7 +85,6 @@ def task(cfg: DictConfig) -> float:
         if not resuming:  # a resumed run dir holds a run: never remove it
             discard_run_dir(run_dir, RunDirGuard.claim)
         fail(error)
-    RunDirGuard.started = run_dir  # from here on the run stops itself on a signal, with a checkpoint
     try:
         summary = run.execute()
     except ConfigError as error:  # found only once running (e.g. a policy that never terminates)
@@ -94,28 +95,39 @@ def task(cfg: DictConfig) -> float:
     return summary["eval_return_mean"]
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM before the run installs its own handlers (as Ctrl-C raises KeyboardInterrupt)."""
-
-
-def _terminated(signum, frame) -> None:
-    raise Terminated
-
-
-def stopped_before_start(stop: KeyboardInterrupt, resuming: bool) -> None:
+class StartUp:
     """Ctrl-C or SIGTERM while a single run starts up (imports, envs, networks), before the run's own
-    handlers would checkpoint: one line, and a new run's dir removed as a refused run's is."""
-    signum = signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT
-    claim, started = RunDirGuard.claim, RunDirGuard.started
-    if started is not None and any((started / "checkpoints").glob("*.pt")):
-        what = f"; the run's checkpoints are in {started}"  # after the run ended (a run stops itself)
-    elif claim is not None:
-        discard_run_dir(claim.run_dir, claim)
-        what = " before the run started; nothing was kept"
-    else:
-        what = " before the run started; " + ("the run dir is as it was" if resuming else "nothing was written")
-    say(f"\ndeeprl | stopped by {signal.Signals(signum).name}{what}", err=True, log_it=False)
-    sys.exit(128 + int(signum))
+    handlers would checkpoint. The signal is noted, not raised: a KeyboardInterrupt raised at any
+    point of start-up can be swallowed (torch's C start-up, importing numpy, drops one and goes
+    on, so the run would train on), so the run checks for it once built, before it writes anything."""
+
+    signum: int | None = None
+
+    @staticmethod
+    def handler(signum, frame) -> None:
+        if StartUp.signum is not None:  # the second one: at once
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        StartUp.signum = signum
+        say(f"\ndeeprl | {signal.Signals(signum).name}: stopping once started up (send it again to stop at once)",
+            err=True, log_it=False)
+
+    @staticmethod
+    def stop_if_asked(run_dir: Path, resuming: bool, envs=None) -> None:
+        """One line and exit 128 + the signal if one came; a new run's dir removed as a refused run's."""
+        if StartUp.signum is None:
+            return
+        if envs is not None:
+            envs.close()
+        if resuming:
+            what = "the run dir is as it was"
+        else:
+            discard_run_dir(run_dir, RunDirGuard.claim)
+            what = "nothing was kept"
+        say(f"deeprl | stopped by {signal.Signals(StartUp.signum).name} before the run started; {what}",
+            err=True, log_it=False)
+        sys.exit(128 + int(StartUp.signum))
 
 
 def main() -> None:
@@ -132,12 +144,9 @@ def main() -> None:
             say(f"\ndeeprl | sweep stopped by {signal.Signals(code - 128).name}; to go on, run {again} (finished "
                 "jobs are kept, the others resume from their checkpoints)", err=True, log_it=False)
             sys.exit(code)
-    resuming = resume.requested(sys.argv[1:])
-    signal.signal(signal.SIGTERM, _terminated)
-    try:
-        _main()
-    except KeyboardInterrupt as stop:
-        stopped_before_start(stop, resuming)
+    for signum in (signal.SIGINT, signal.SIGTERM):  # until the run installs its own (deeprl.run)
+        signal.signal(signum, StartUp.handler)
+    _main()
 
 
 def _main() -> None:

@@ -262,19 +262,24 @@ def lock_taken(run_dir: Path) -> bool:
 def test_a_signal_while_a_run_starts_up_is_one_line_and_keeps_nothing_half_made(tmp_path, sig, code):
     """Ctrl-C (or SIGTERM) in the second or two a run spends importing torch and building its envs,
     before its own handlers would checkpoint, printed a KeyboardInterrupt traceback (SIGTERM: no
-    word) and left a run dir with a config and no checkpoint. Each signal lands once Hydra has
-    written the run's `.hydra/` (a new run) or the resume holds the run dir, well before torch is
-    imported and the envs are built."""
+    word) and left a run dir with a config and no checkpoint; and a Ctrl-C landing while torch's C
+    start-up imported numpy was dropped there, so the run trained on. Each signal lands once Hydra
+    has written the run's `.hydra/` (a new run) or the resume holds the run dir, before torch is
+    imported and the envs are built; the delays spread it over the whole start-up."""
     run_dir = tmp_path / "run"
-    new = subprocess.Popen([TRAIN, "hydra.run.dir=run", *LONG], cwd=tmp_path, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True)
-    until(lambda: (run_dir / ".hydra" / "config.yaml").is_file(), new)
-    new.send_signal(sig)
-    out, err = new.communicate(timeout=60)
-    assert new.returncode == code, err[-2000:]
-    assert err.strip() == f"deeprl | stopped by {sig.name} before the run started; nothing was kept"
-    assert "deeprl |" not in out  # stopped before the banner
-    assert not run_dir.exists()
+    noted = f"deeprl | {sig.name}: stopping once started up (send it again to stop at once)"
+    for delay in (0.0, 0.2, 0.4, 0.8):
+        new = subprocess.Popen([TRAIN, "hydra.run.dir=run", *LONG], cwd=tmp_path, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+        until(lambda: (run_dir / ".hydra" / "config.yaml").is_file(), new)
+        time.sleep(delay)
+        new.send_signal(sig)
+        out, err = new.communicate(timeout=60)
+        assert new.returncode == code, (delay, err[-2000:])
+        assert err.split() == f"{noted} deeprl | stopped by {sig.name} before the run started; nothing was " \
+                              "kept".split(), (delay, err[-2000:])
+        assert "deeprl |" not in out  # stopped before the banner
+        assert not run_dir.exists()
 
     finished = train_cli("hydra.run.dir=run", *LONG[:2], "total_steps=400", "log.progress=false", cwd=tmp_path)
     assert finished.returncode == 0, finished.stderr[-2000:]
@@ -285,5 +290,6 @@ def test_a_signal_while_a_run_starts_up_is_one_line_and_keeps_nothing_half_made(
     resumed.send_signal(sig)
     out, err = resumed.communicate(timeout=60)
     assert resumed.returncode == code, err[-2000:]
-    assert err.strip() == f"deeprl | stopped by {sig.name} before the run started; the run dir is as it was"
+    assert err.split() == f"{noted} deeprl | stopped by {sig.name} before the run started; the run dir is as it " \
+                          "was".split()
     assert {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in run_dir.rglob("*")} == before
