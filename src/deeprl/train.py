@@ -73,7 +73,9 @@ def task(cfg: DictConfig) -> float:
             run = build(cfg, run_dir)
             # A resumed run's config comes from its checkpoint, not from this command's choices.
             run.composed_from = sweep.composed_from()
-        StartUp.stop_if_asked(run_dir, resuming, run.envs)  # from here on the run stops itself on a signal
+        # The run's own handlers go in as it starts executing (a signal in the microseconds between is
+        # noted and not acted on: a second one reaches the run's handlers, which checkpoint and stop).
+        StartUp.stop_if_asked(run_dir, resuming, run.envs)
         if resuming:
             note_holder(run_dir)  # held since deeprl.resume checked the request; it names itself now it runs
     except (ConfigError, AttributeError, KeyError, TypeError) as caught:
