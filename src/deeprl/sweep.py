@@ -238,12 +238,11 @@ class SweepReport(Callback):
         try:  # held until the sweep ends: the same sweep started again meanwhile is refused
             SweepReport.sweep_dir.mkdir(parents=True, exist_ok=True)
             hold(SweepReport.sweep_dir, "hydra.sweep.dir", "a sweep still running there")
-        except (ConfigError, OSError) as error:
-            if isinstance(error, OSError):
-                error = ConfigError("hydra.sweep.dir", f"{SweepReport.sweep_dir} cannot be created "
-                                                       f"({error.strerror}); give a dir that can be")
-            say(f"{ERROR_PREFIX}{error}", err=True, log_it=False)
-            sys.exit(2)
+        except OSError as error:
+            refuse(ConfigError("hydra.sweep.dir", f"{SweepReport.sweep_dir} cannot be created ({error.strerror}); "
+                                                  "give a dir that can be"))
+        except ConfigError as error:
+            refuse(error)
         config_composed(run=False)
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
@@ -265,6 +264,12 @@ class SweepReport(Callback):
             for path, reason in failures:
                 print(f"  {path.name}: {reason}", file=sys.stderr)
             sys.exit(1)
+
+
+def refuse(error: ConfigError) -> None:
+    """A sweep that cannot start: one line, exit 2."""
+    say(f"{ERROR_PREFIX}{error}", err=True, log_it=False)
+    sys.exit(2)
 
 
 def job_dirs(sweep_dir: Path) -> list[Path]:

@@ -35,19 +35,15 @@ class EnvSpec:
         return tuple(self.action_space.shape or ())
 
 
-# Namespaces whose games deeprl builds through their own env config (registered and preprocessed
-# there), not through env=gym: the namespace -> how to ask for `env_id` there instead.
-OWN_CONFIGS = {
-    "ALE": lambda env_id: ("an ALE game, built with the DQN-paper preprocessing by env=atari; use env=atari "
-                           f"env.game={env_id.partition('/')[2].split('-v')[0]}"),
-    "MinAtar": lambda env_id: f"a MinAtar game, built by env=minatar; use env=minatar env.id={env_id}",
-}
-
-
 def _check_gym_id(env_id: str) -> None:
-    namespace, _, rest = env_id.partition("/")
-    if rest and namespace in OWN_CONFIGS:
-        raise ConfigError("env.id", f"{env_id} is {OWN_CONFIGS[namespace](env_id)}")
+    # ALE and MinAtar games are registered and preprocessed by their own env configs, not env=gym.
+    namespace, _, name = env_id.partition("/")
+    if name and namespace == "ALE":
+        raise ConfigError("env.id", f"{env_id} is an ALE game, built with the DQN-paper preprocessing by env=atari; "
+                                    f"use env=atari env.game={name.split('-v')[0]}")
+    if name and namespace == "MinAtar":
+        raise ConfigError("env.id", f"{env_id} is a MinAtar game, built by env=minatar; use env=minatar "
+                                    f"env.id={env_id}")
     try:
         gym.spec(env_id)
     except gym.error.Error as e:  # NameNotFound, VersionNotFound, NamespaceNotFound, ...
