@@ -82,7 +82,9 @@ def group_key(run: Run, by: list[str] | None = None) -> tuple[str, ...]:
                 raise ConfigError("--by", f"key '{key}' is not in the config of {run.path}{known}")
             items.append(f"{key}={value}")
         return tuple(items)
-    items = sorted(o for o in run.overrides or [] if not left_out_of_groups(o))
+    # Hydra lets a key be given twice and the last one wins: so does the group.
+    last = {o.split("=", 1)[0]: o for o in run.overrides or [] if not left_out_of_groups(o)}
+    items = sorted(last.values())
     return tuple(items) if items else (run_name(run),)
 
 

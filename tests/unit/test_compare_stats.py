@@ -112,6 +112,12 @@ def test_group_key_drops_what_only_watches_or_keeps_a_run():
     assert group_key(make_run(overrides=["eval.every=100"])) == ("eval.every=100",)
 
 
+def test_group_key_takes_the_last_of_a_key_given_twice_as_hydra_does():
+    twice = make_run(overrides=["algo.lr=0.1", "total_steps=500", "algo.lr=0.001"])
+    once = make_run(overrides=["total_steps=500", "algo.lr=0.001"])
+    assert group_key(twice) == group_key(once) == ("algo.lr=0.001", "total_steps=500")
+
+
 def test_runs_without_overrides_are_named_by_algo_and_env():
     summary = {"algo": "dqn", "env": "CartPole-v1"}
     assert group_key(make_run(summary=summary)) == ("dqn CartPole-v1",)
