@@ -98,6 +98,9 @@ def test_an_optuna_search_stopped_midway_continues_to_n_trials(tmp_path):
     assert "Using an existing study with name 'dqn_cartpole'" in err and "\x1b[" not in out + err
     study = optuna.load_study(study_name="dqn_cartpole", storage=storage)
     assert [t.state for t in study.trials].count(optuna.trial.TrialState.COMPLETE) == 3
+    # The continued sweep drew new parameters: its seeded sampler did not replay the first sweep's.
+    drawn = [tuple(sorted(t.params.items())) for t in study.trials]
+    assert len(set(drawn)) == len(drawn) == 4, drawn
     best = (sweep_dir / "optimization_results.yaml").read_text()
     assert "best_params" in best and "algo.lr" in best
     preset = (sweep_dir / "best_tuned.yaml").read_text()

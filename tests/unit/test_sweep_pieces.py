@@ -80,3 +80,23 @@ def test_a_failed_job_is_recorded_and_scored_nan(tmp_path, capsys):
     assert math.isnan(sweep.failed(tmp_path / "job", "algo.lr=-1", "algo.lr: must be > 0\nmore"))
     assert (tmp_path / "job" / sweep.FAILED).read_text() == "algo.lr: must be > 0\n"
     assert "job algo.lr=-1 failed: algo.lr: must be > 0" in capsys.readouterr().err
+
+
+def test_a_continued_study_gets_a_seeded_sampler_of_its_own():
+    from types import SimpleNamespace
+
+    import optuna
+
+    from hydra_plugins.deeprl_search import continued_seed, reseed
+
+    tpe = OmegaConf.create({"_target_": "optuna.samplers.TPESampler", "seed": 1, "n_startup_trials": 10})
+    impl = SimpleNamespace(sampler="first start's")
+    reseed(impl, tpe, 2)
+    assert isinstance(impl.sampler, optuna.samplers.TPESampler)
+    assert continued_seed(1, 2) == continued_seed(1, 2) not in (1, continued_seed(1, 3), continued_seed(2, 2))
+    # Unseeded (already a fresh stream each start) and grid samplers are left as they are.
+    for config in (OmegaConf.create({"_target_": "optuna.samplers.TPESampler", "seed": None}),
+                   OmegaConf.create({"_target_": "optuna.samplers.GridSampler", "_partial_": True}), None):
+        impl = SimpleNamespace(sampler="first start's")
+        reseed(impl, config, 2)
+        assert impl.sampler == "first start's"

@@ -6,6 +6,12 @@ loads from storage. This one counts the trials the stored study already finished
 failed) and runs only the rest; trials left running by an interrupted sweep are marked failed and
 run again with fresh parameters. Run one sweep per study at a time (a second sweeper would count
 the first one's running trials as interrupted).
+
+A seeded sampler starts its random stream afresh at each start, so a continued study would draw
+its first trials' parameters again (TPE's random start-up trials, a random or CMA-ES sampler's
+draws) and spend its budget repeating them. A continued study's sampler is seeded from the seed and
+the number of trials the study holds instead: new parameters, and the same ones each time the same
+study is continued from the same point.
 """
 
 import logging
@@ -22,6 +28,10 @@ except ImportError:  # without the `sweep` extra there is no search, and no warn
 
 
 class OptunaSweeper(HydraOptunaSweeper):
+    def setup(self, *, hydra_context: Any, task_function: Any, config: Any) -> None:
+        self.sampler_config = config.hydra.sweeper.get("sampler")
+        super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
+
     def sweep(self, arguments: list[str]) -> Any:
         import optuna  # here, not at import: Hydra imports every plugin module at each start
 
@@ -41,10 +51,29 @@ class OptunaSweeper(HydraOptunaSweeper):
             for trial in stale:  # this study's earlier sweep was stopped while they ran
                 study._storage.set_trial_state(trial._trial_id, optuna.trial.TrialState.FAIL)
             impl.n_trials = max(0, int(impl.n_trials) - done)
+            if trials:
+                reseed(impl, self.sampler_config, len(trials))
             print(f"deeprl | study {impl.study_name}: {done} trial(s) done"
                   + (f", {len(stale)} interrupted (run again)" if stale else "")
                   + f", {impl.n_trials} to go", flush=True)
         return super().sweep(arguments)
+
+
+def continued_seed(seed: int, trials: int) -> int:
+    """The sampler seed of a study continued with `trials` trials in it (`trials` > 0)."""
+    import numpy as np
+
+    return int(np.random.SeedSequence([int(seed), trials]).generate_state(1)[0])
+
+
+def reseed(impl: Any, sampler_config: Any, trials: int) -> None:
+    """Give a continued study's seeded sampler a stream of its own (see the module's notes)."""
+    seed = sampler_config.get("seed") if sampler_config is not None else None
+    if seed is None:  # unseeded (a fresh stream each start) or a grid (no randomness)
+        return
+    from hydra.utils import instantiate
+
+    impl.sampler = instantiate(sampler_config, seed=continued_seed(seed, trials))
 
 
 def plain_logs_off_a_terminal(optuna) -> None:
