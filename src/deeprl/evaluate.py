@@ -24,7 +24,7 @@ from deeprl.core.checkpoint import (
 )
 from deeprl.core.console import say
 from deeprl.core.errors import ConfigError
-from deeprl.runs import plural
+from deeprl.runs import plural, pointer
 
 VIDEO_REFUSED = ("--video", "run without --video")  # the key and the fix when frames cannot be drawn
 
@@ -43,6 +43,8 @@ def locate(path: Path) -> tuple[Path, Path]:
         checkpoint = path
         run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
     if not checkpoint.is_file():
+        if path.is_dir() and (instead := pointer(path, "evaluate")):
+            raise ConfigError("path", instead)
         raise ConfigError("checkpoint", f"no checkpoint at {checkpoint}; pass a run dir or a .pt file")
     if not (run_dir / ".hydra" / "config.yaml").is_file():
         raise ConfigError("run_dir", f"{run_dir} has no .hydra/config.yaml; pass a run dir made by `train`")
@@ -58,6 +60,8 @@ def run(args: argparse.Namespace) -> dict:
     if args.epsilon is not None:
         if OmegaConf.select(cfg, "algo.exploration.eval") is None:
             raise ConfigError("--epsilon", f"{cfg.algo.name} does not act epsilon-greedily; drop --epsilon")
+        if not 0.0 <= args.epsilon <= 1.0:
+            raise ConfigError("--epsilon", f"must be a number in [0, 1], got {args.epsilon}; e.g. --epsilon 0.05")
         cfg.algo.exploration.eval = args.epsilon
     if args.episodes < 1:
         raise ConfigError("--episodes", f"must be >= 1, got {args.episodes}")

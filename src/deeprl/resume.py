@@ -20,6 +20,7 @@ from deeprl.core.checkpoint import latest
 from deeprl.core.errors import ConfigError
 from deeprl.core.hydra_errors import from_hydra
 from deeprl.core.run_dir import hold
+from deeprl.runs import pointer
 
 ALLOWED = ("total_steps", "device", "threads", "log", "video")
 ALLOWED_TEXT = "total_steps, device, threads, log.* and video.*"
@@ -59,11 +60,13 @@ def _overrides(args: list[str]) -> list:
 
 def find_checkpoint(run_dir: Path) -> tuple[Path, dict]:
     """The run dir's latest readable checkpoint, or a ConfigError saying why there is none."""
-    if not run_dir.is_dir():
-        raise ConfigError("resume", f"{run_dir} is not a directory; pass the run dir of a `train` run")
     if (run_dir / "multirun.yaml").is_file():
         raise ConfigError("resume", f"{run_dir} is a sweep dir; resume each job on its own: "
                                     f"train resume={run_dir}/<job dir>")
+    if not (run_dir / "checkpoints").is_dir() and (instead := pointer(run_dir, "train resume=")):
+        raise ConfigError("resume", instead.replace("resume= ", "resume="))
+    if not run_dir.is_dir():
+        raise ConfigError("resume", f"{run_dir} is not a directory; pass the run dir of a `train` run")
     if not (run_dir / ".hydra" / "config.yaml").is_file():
         raise ConfigError("resume", f"{run_dir} has no .hydra/config.yaml; pass the run dir of a `train` run")
     # Held until this process ends: a run still training there (writing and pruning checkpoints)

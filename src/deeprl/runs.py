@@ -68,6 +68,37 @@ def discover(paths: list[Path],
     return sorted(runs), sorted(failed.items())
 
 
+def runs_below(path: Path) -> list[Path]:
+    """Run dirs with checkpoints strictly below `path` (a sweep's jobs, a search job's seed_<n>/),
+    sorted; not searched below a run dir."""
+    found = []
+    for root, dirs, _ in os.walk(path):
+        root_path = Path(root)
+        if root_path != path and (root_path / "checkpoints").is_dir():
+            found.append(root_path)
+            dirs[:] = []
+        else:
+            dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "checkpoints")
+    return sorted(found)
+
+
+def pointer(path: Path, command: str) -> str | None:
+    """What to pass instead of `path`, which is not a run dir: the run dirs below it, or the run dir
+    of a checkpoint file; None when there is neither."""
+    if path.is_file() and path.suffix == ".pt" and path.parent.name == "checkpoints":
+        return f"{path} is a checkpoint file; pass its run dir: {command} {path.parent.parent}"
+    if path.is_dir() and path.name == "checkpoints":
+        return f"{path} is a run's checkpoints folder; pass its run dir: {command} {path.parent}"
+    below = runs_below(path) if path.is_dir() else []
+    if not below:
+        return None
+    if len(below) == 1:
+        return f"{path} is not a run dir but holds one; pass it: {command} {below[0]}"
+    newest = max(below, key=lambda run: (run / "checkpoints").stat().st_mtime)
+    return (f"{path} is not a run dir but holds {plural(len(below), 'run')}; "
+            f"pass one of them, e.g. the newest: {command} {newest}")
+
+
 def hydra_dir(run_dir: Path) -> Path | None:
     """The run's .hydra/: in the run dir, or in its parent for per-seed subdirs of one job."""
     for d in (run_dir, run_dir.parent):

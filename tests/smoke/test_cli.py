@@ -1,6 +1,7 @@
 """The `train` console script end to end, in a subprocess, with real envs and real event files."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -174,6 +175,30 @@ def test_evaluate_on_a_run_that_has_not_finished_uses_its_newest_checkpoint(cli_
     saved = json.loads((run / "evaluation-step_400.json").read_text())
     assert saved["checkpoint"] == str(run / "checkpoints" / "step_400.pt") and len(saved["returns"]) == 2
     assert not (run / "evaluation.json").exists()
+
+
+def test_a_path_that_is_not_a_run_dir_is_answered_with_the_run_dir_to_pass(cli_run, tmp_path):
+    _, run_dir = cli_run
+    older = copy_run(run_dir, tmp_path / "runs" / "a")
+    newer = copy_run(run_dir, tmp_path / "runs" / "b" / "seed_1")
+    os.utime(older / "checkpoints", (1e9, 1e9))
+    os.utime(newer / "checkpoints", (2e9, 2e9))  # the newest: named as the example
+    before = sorted(tmp_path.rglob("*"))
+    runs, checkpoints, final = tmp_path / "runs", older / "checkpoints", older / "checkpoints" / "final.pt"
+    expected = {runs: f"{runs} is not a run dir but holds 2 runs; pass one of them, e.g. the newest: {{}} {newer}",
+                checkpoints: f"{checkpoints} is a run's checkpoints folder; pass its run dir: {{}} {older}"}
+    for path, message in expected.items():
+        result = evaluate_cli(str(path))
+        assert (result.returncode, result.stderr.strip()) == (2, "evaluate: error: path: " + message.format("evaluate"))
+    expected[final] = f"{final} is a checkpoint file; pass its run dir: {{}} {older}"
+    for path, message in expected.items():
+        result = train_cli(f"resume={path}", cwd=tmp_path)
+        assert (result.returncode, result.stderr.strip()) == (2, "deeprl: error: resume: "
+                                                                 + message.format("train resume=").replace("= ", "="))
+    result = evaluate_cli(str(older), "--epsilon", "2")  # the option's own name, not the config key it sets
+    assert (result.returncode, result.stderr.strip()) == (2, "evaluate: error: --epsilon: must be a number in [0, 1], "
+                                                             "got 2.0; e.g. --epsilon 0.05")
+    assert sorted(tmp_path.rglob("*")) == before
 
 
 def test_cfg_job_prints_composed_config(tmp_path):
