@@ -2,8 +2,10 @@
 
 The run keeps its own config (the one saved in the checkpoint, which is the run's `.hydra/`
 config plus any overrides of earlier resumes). Only keys that do not change what is learned may
-be overridden: `total_steps` (to extend a run, finished or not), `device`, `threads`, `log.*` and
-`video.*` (a video leaves every random stream as it was: deeprl.loops.evaluate.random_streams_kept).
+be overridden: `total_steps` (to extend a run, finished or not), `device`, `threads`, `log.*`,
+`video.*` (a video leaves every random stream as it was: deeprl.loops.evaluate.random_streams_kept)
+and `checkpoint.*` (writing a checkpoint changes nothing that follows it: tests/smoke/test_resume.py;
+e.g. `checkpoint.buffer=false checkpoint.keep=1` to go on with less disk).
 
 Everything that can be checked is checked before Hydra starts (`hydra_args`), so a bad resume
 writes nothing: Hydra is then pointed at the existing run dir (`hydra.run.dir`) and told not to
@@ -22,8 +24,8 @@ from deeprl.core.hydra_errors import from_hydra
 from deeprl.core.run_dir import hold
 from deeprl.runs import pointer
 
-ALLOWED = ("total_steps", "device", "threads", "log", "video")
-ALLOWED_TEXT = "total_steps, device, threads, log.* and video.*"
+ALLOWED = ("total_steps", "device", "threads", "log", "video", "checkpoint")
+ALLOWED_TEXT = "total_steps, device, threads, log.*, video.* and checkpoint.*"
 
 
 def _is_resume(arg: str) -> bool:

@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 from deeprl.core.checkpoint import prune, save_atomic, step_files, write_json_atomic
 from deeprl.core.console import say
 from deeprl.core.device import keep_freed_memory
+from deeprl.core.errors import ConfigError
 from deeprl.core.seeding import rng_state, set_rng_state
 from deeprl.logging import Logger
 from deeprl.loops.session import NonFiniteError, Session
@@ -79,7 +80,8 @@ class Run:
             # Never overwrite a good checkpoint with a broken one.
             self.session.non_finite(step, f"parameter {bad}")
         buffer = getattr(self.loop, "buffer", None)
-        if buffer is not None and state["loop"].get("buffer") is not None:
+        with_buffer = buffer is not None and state["loop"].get("buffer") is not None
+        if with_buffer:
             size = buffer.saved_nbytes
             if size >= 256 << 20 or self.spec.obs_dtype == np.uint8:
                 self.session.logger.write(f"deeprl | checkpoint at step {step}: writing the replay buffer "
@@ -88,9 +90,28 @@ class Run:
         # and resumed from it has no gap in its curves.
         self.session.logger.flush()
         folder = self.run_dir / "checkpoints"
-        path = save_atomic(state, folder / name)
+        try:
+            path = save_atomic(state, folder / name)
+        except (OSError, RuntimeError) as error:  # a full disk, a quota, a file system gone read-only
+            # torch.save reports a failed write of its zip container as a RuntimeError raised
+            # while handling the OSError
+            cause = error if isinstance(error, OSError) else error.__context__
+            if not isinstance(cause, OSError):
+                raise
+            raise self._cannot_write(folder / name, step, cause, with_buffer) from None
         prune(folder, int(self.cfg.checkpoint.keep))
         return path
+
+    def _cannot_write(self, path: Path, step: int, error: OSError, with_buffer: bool = False) -> ConfigError:
+        """One line for a checkpoint or summary the run cannot write: what stopped, what is kept, what
+        to do. Nothing half-written is left (save_atomic) and no older checkpoint was pruned."""
+        written = list((self.run_dir / "checkpoints").glob("*.pt"))  # not save_atomic's hidden .tmp files
+        kept = max(written, key=lambda p: p.stat().st_mtime) if written else None
+        then = (f"the last checkpoint is {kept}; make room, then: train resume={self.run_dir.resolve()}"
+                if kept is not None else "no checkpoint was written before it; make room and run it again")
+        lighter = " (add checkpoint.buffer=false for checkpoints without the replay buffer)" if with_buffer else ""
+        return ConfigError("checkpoint", f"cannot write {path} at step {step}: {error.strerror or error}; "
+                                         f"training stopped and {then}{lighter}")
 
     # Running -------------------------------------------------------------------------------
 
@@ -158,7 +179,10 @@ class Run:
             "threads": torch.get_num_threads(),
             **(extra or {}),
         }
-        write_json_atomic(self.run_dir / "summary.json", summary)
+        try:
+            write_json_atomic(self.run_dir / "summary.json", summary)
+        except OSError as error:
+            raise self._cannot_write(self.run_dir / "summary.json", steps, error) from None
         evals = [e["eval_return_mean"] for e in session.history] or [summary["eval_return_mean"]]
         session.logger.hparams(cfg, {"hparams/eval_return_mean": summary["eval_return_mean"],
                                      "hparams/mean_eval_return": float(np.mean(evals))},

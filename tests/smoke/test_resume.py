@@ -234,3 +234,41 @@ def test_wall_clock_checkpoints_and_keep(tmp_path):
     run(tmp_path / "two", [*overrides, "checkpoint.keep=2"])
     assert len(list((tmp_path / "two" / "checkpoints").glob("step_*.pt"))) <= 2
     assert (tmp_path / "two" / "checkpoints" / "final.pt").is_file()
+
+
+def test_a_checkpoint_that_cannot_be_written_stops_the_run_in_one_line_keeping_the_last_one(tmp_path):
+    """A full disk or a quota, made real with a file-size limit (writes past it fail with EFBIG):
+    one line naming the last checkpoint kept, no half-written file, and the resume it advises works."""
+    import resource
+    import signal
+
+    args = ["algo=dqn", "env=cartpole", "total_steps=3000", "checkpoint.every=1000", "algo.learning_starts=200",
+            "log.progress=false", "eval.episodes=2", "checkpoint.keep=0"]
+    sizes = train_cli(*args, "hydra.run.dir=sizes", cwd=tmp_path)
+    assert sizes.returncode == 0, sizes.stderr[-3000:]
+    first, second = ((tmp_path / "sizes/checkpoints" / f"step_{k}.pt").stat().st_size for k in (1000, 2000))
+    assert second > first  # the replay buffer grows
+
+    def file_size_limit():  # the first checkpoint fits, the second does not
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, ((first + second) // 2,) * 2)
+
+    run_dir = tmp_path / "run"
+    limited = subprocess.run([str(Path(sys.executable).parent / "train"), *args, f"hydra.run.dir={run_dir}"],
+                             cwd=tmp_path, capture_output=True, text=True, timeout=300, preexec_fn=file_size_limit)
+    assert limited.returncode == 2, limited.stderr[-3000:]
+    assert limited.stderr.strip().splitlines()[-1] == (
+        f"deeprl: error: checkpoint: cannot write {run_dir}/checkpoints/step_2000.pt at step 2000: File too large; "
+        f"training stopped and the last checkpoint is {run_dir}/checkpoints/step_1000.pt; make room, then: "
+        f"train resume={run_dir} (add checkpoint.buffer=false for checkpoints without the replay buffer)")
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["step_1000.pt"]  # no .tmp left
+    assert "cannot write" in (run_dir / "train.log").read_text()
+
+    # checkpoint.* may change at a resume: writing a checkpoint changes nothing that follows it.
+    resumed = train_cli(f"resume={run_dir}", "checkpoint.buffer=false", "checkpoint.keep=1", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["final.pt", "step_2000.pt"]
+    assert load(run_dir / "checkpoints/final.pt")["loop"]["buffer"] is None
+    # ... and the run ends as the one that never stopped.
+    assert_same_agent(load(run_dir / "checkpoints/final.pt")["agent"],
+                      load(tmp_path / "sizes/checkpoints/final.pt")["agent"])
