@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 from deeprl.core.checkpoint import prune, save_atomic, step_files, write_json_atomic
 from deeprl.core.console import say
 from deeprl.core.device import keep_freed_memory
-from deeprl.core.errors import ConfigError
+from deeprl.core.errors import ConfigError, WriteFailed, write_failure
 from deeprl.core.seeding import rng_state, set_rng_state
 from deeprl.logging import Logger
 from deeprl.loops.session import NonFiniteError, Session
@@ -93,25 +93,23 @@ class Run:
         try:
             path = save_atomic(state, folder / name)
         except (OSError, RuntimeError) as error:  # a full disk, a quota, a file system gone read-only
-            # torch.save reports a failed write of its zip container as a RuntimeError raised
-            # while handling the OSError
-            cause = error if isinstance(error, OSError) else error.__context__
-            if not isinstance(cause, OSError):
+            reason = write_failure(error)
+            if reason is None:
                 raise
-            raise self._cannot_write(folder / name, step, cause, with_buffer) from None
+            lighter = "add checkpoint.buffer=false for checkpoints without the replay buffer" if with_buffer else ""
+            raise self._cannot_write(folder / name, step, reason, hint=lighter) from None
         prune(folder, int(self.cfg.checkpoint.keep))
         return path
 
-    def _cannot_write(self, path: Path, step: int, error: OSError, with_buffer: bool = False) -> ConfigError:
+    def _cannot_write(self, path: Path, step: int, reason: str, key: str = "checkpoint", hint: str = "") -> ConfigError:
         """One line for a checkpoint or summary the run cannot write: what stopped, what is kept, what
         to do. Nothing half-written is left (save_atomic) and no older checkpoint was pruned."""
         written = list((self.run_dir / "checkpoints").glob("*.pt"))  # not save_atomic's hidden .tmp files
         kept = max(written, key=lambda p: p.stat().st_mtime) if written else None
         then = (f"the last checkpoint is {kept}; make room, then: train resume={self.run_dir.resolve()}"
                 if kept is not None else "no checkpoint was written before it; make room and run it again")
-        lighter = " (add checkpoint.buffer=false for checkpoints without the replay buffer)" if with_buffer else ""
-        return ConfigError("checkpoint", f"cannot write {path} at step {step}: {error.strerror or error}; "
-                                         f"training stopped and {then}{lighter}")
+        return ConfigError(key, f"cannot write {path} at step {step}: {reason}; training stopped and {then}"
+                                + (f" ({hint})" if hint else ""))
 
     # Running -------------------------------------------------------------------------------
 
@@ -153,6 +151,9 @@ class Run:
                     summary = self._finish(extra)
                 except NonFiniteError as error:
                     self._stop_non_finite(error)
+                except WriteFailed as error:  # a video: what stopped, what is kept, what to do
+                    raise self._cannot_write(error.path, self.loop.step, error.reason, key=error.key,
+                                             hint="add video.every=0 to record no more videos") from None
         finally:
             if logger is not None:
                 logger.close()
@@ -182,7 +183,9 @@ class Run:
         try:
             write_json_atomic(self.run_dir / "summary.json", summary)
         except OSError as error:
-            raise self._cannot_write(self.run_dir / "summary.json", steps, error) from None
+            if (reason := write_failure(error)) is None:
+                raise
+            raise self._cannot_write(self.run_dir / "summary.json", steps, reason, key="summary") from None
         evals = [e["eval_return_mean"] for e in session.history] or [summary["eval_return_mean"]]
         session.logger.hparams(cfg, {"hparams/eval_return_mean": summary["eval_return_mean"],
                                      "hparams/mean_eval_return": float(np.mean(evals))},

@@ -65,3 +65,23 @@ def test_read_says_in_one_line_why_a_file_is_not_a_usable_checkpoint(tmp_path):
                        "broken.pt": "corrupt (pickle data was truncated)",
                        "other.pt": "not a deeprl run checkpoint (no 'agent')",
                        "good.pt": "not a deeprl run checkpoint (no 'rng')"}
+
+
+def test_a_failed_write_is_told_from_other_errors_by_the_reason_the_os_gives():
+    import errno
+    import os
+
+    from deeprl.core.errors import write_failure
+
+    assert write_failure(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))) == "No space left on device"
+    try:  # torch.save's zip writer: a RuntimeError raised while handling the OSError
+        try:
+            raise OSError(errno.EDQUOT, os.strerror(errno.EDQUOT))
+        except OSError:
+            raise RuntimeError("[enforce fail at inline_container.cc] unexpected pos") from None
+    except RuntimeError as error:
+        assert error.__cause__ is None and write_failure(error) == os.strerror(errno.EDQUOT)
+    # an encoder's message that quotes the OS (ffmpeg through moviepy)
+    assert write_failure(OSError("MoviePy error: ... Error writing trailer: File too large")) == "File too large"
+    assert write_failure(FileNotFoundError(errno.ENOENT, "No such file or directory")) is None
+    assert write_failure(ValueError("not a write")) is None

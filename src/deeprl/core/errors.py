@@ -1,6 +1,37 @@
+import errno
+import os
+
+
 class ConfigError(ValueError):
     """A bad configuration value. The message is one line naming the key and the fix."""
 
     def __init__(self, key: str, message: str):
         self.key = key
         super().__init__(f"{key}: {message}")
+
+
+# What the OS says when a file cannot be written for a reason the user fixes (not a bug): a full
+# disk, a quota, a file-size limit, a read-only file system, no permission, a failing device.
+WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO)
+
+
+def write_failure(error: BaseException) -> str | None:
+    """The OS's reason (e.g. "No space left on device") when `error` is a failed write, else None.
+    Found on the OSError itself, on one it was raised while handling (torch.save reports its zip
+    writer's failure as a RuntimeError), or quoted in an encoder's message (ffmpeg, via moviepy)."""
+    seen, cause = set(), error
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, OSError) and cause.errno in WRITE_ERRNOS:
+            return cause.strerror or os.strerror(cause.errno)
+        cause = cause.__cause__ or cause.__context__
+    text = str(error)
+    return next((os.strerror(code) for code in WRITE_ERRNOS if os.strerror(code) in text), None)
+
+
+class WriteFailed(ConfigError):
+    """A file the command could not write (`write_failure`); nothing half-written is left of it."""
+
+    def __init__(self, key: str, path, reason: str, fix: str):
+        self.path, self.reason = path, reason
+        super().__init__(key, f"cannot write {path}: {reason}; {fix}")

@@ -44,31 +44,55 @@ def record_video(agent, env_cfg, episodes: int, seed: int, folder, name_prefix: 
     changes nothing that is learned or evaluated after it. Returns the paths of the videos written.
     A machine that cannot render raises ConfigError(`key`).
     """
+    import os
+    import shutil
+    import tempfile
     import warnings
     from pathlib import Path
 
     from gymnasium.wrappers import RecordVideo
 
+    from deeprl.core.errors import WriteFailed, write_failure
     from deeprl.envs.render import render_env
 
     env = render_env(env_cfg, key, fix)
     folder = Path(folder)
-    with warnings.catch_warnings():  # a shared videos/ folder is expected: names tell the videos apart
+    videos = [folder / f"{name_prefix}-episode-{episode}.mp4" for episode in range(episodes)]
+    # Encoded into a hidden folder beside them and moved into place once all are written: a video
+    # that cannot be written (a full disk) leaves no half-written file, and no earlier one replaced.
+    folder.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder, prefix=".recording-"))
+    with warnings.catch_warnings():  # the staging folder exists, empty: it is where the videos go
         warnings.filterwarnings("ignore", message=".*Overwriting existing videos")
-        env = RecordVideo(env, str(folder), episode_trigger=lambda _: True, name_prefix=name_prefix,
+        env = RecordVideo(env, str(staging), episode_trigger=lambda _: True, name_prefix=name_prefix,
                           disable_logger=True)
+    pending = None  # the video being encoded: a reset encodes the episode before it, closing the last
     try:
-        with random_streams_kept(agent):
-            for episode in range(episodes):
-                obs, _ = env.reset(seed=seed + episode)
-                done = False
-                while not done:
-                    action = agent.act(np.asarray(obs)[None], step=0, eval_mode=True)[0]
-                    obs, _, terminated, truncated, _ = env.step(action)
-                    done = terminated or truncated
+        try:
+            with random_streams_kept(agent):
+                for episode in range(episodes):
+                    pending = videos[episode - 1] if episode else None
+                    obs, _ = env.reset(seed=seed + episode)
+                    pending = None
+                    done = False
+                    while not done:
+                        action = agent.act(np.asarray(obs)[None], step=0, eval_mode=True)[0]
+                        obs, _, terminated, truncated, _ = env.step(action)
+                        done = terminated or truncated
+            pending = videos[-1]
+        finally:
+            env.close()
+        for video in videos:
+            os.replace(staging / video.name, video)
+    except BaseException as error:
+        env.recorded_frames = []  # not saved on purpose: no "Unable to save last video" at exit
+        reason = write_failure(error)
+        if reason is None:
+            raise
+        raise WriteFailed(key, pending or videos[-1], reason, f"make room, or {fix}") from None
     finally:
-        env.close()
-    return [folder / f"{name_prefix}-episode-{episode}.mp4" for episode in range(episodes)]
+        shutil.rmtree(staging, ignore_errors=True)
+    return videos
 
 
 @contextlib.contextmanager
