@@ -9,6 +9,7 @@ continues as if the run had never stopped.
 import contextlib
 import os
 import signal
+import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,6 +115,22 @@ class Run:
     # Running -------------------------------------------------------------------------------
 
     def execute(self) -> dict:
+        """Train (or go on training) to total_steps, evaluate, write final.pt and summary.json.
+        A file the run cannot write (a full disk, a quota) stops it with one ConfigError line."""
+        try:
+            return self._execute()
+        except WriteFailed as error:  # a video: what stopped, what is kept, what to do
+            raise self._cannot_write(error.path, self.loop.step, error.reason, key=error.key,
+                                     hint="add video.every=0 to record no more videos") from None
+        except ConfigError:
+            raise
+        except Exception as error:  # e.g. TensorBoard's event file
+            if (reason := write_failure(error)) is None:
+                raise
+            where = Path(getattr(error, "filename", None) or self.run_dir)
+            raise self._cannot_write(where, self.loop.step, reason, key="run dir") from None
+
+    def _execute(self) -> dict:
         cfg, run_dir, session = self.cfg, self.run_dir, self.session
         if cfg.threads > 0:
             torch.set_num_threads(int(cfg.threads))
@@ -151,13 +168,17 @@ class Run:
                     summary = self._finish(extra)
                 except NonFiniteError as error:
                     self._stop_non_finite(error)
-                except WriteFailed as error:  # a video: what stopped, what is kept, what to do
-                    raise self._cannot_write(error.path, self.loop.step, error.reason, key=error.key,
-                                             hint="add video.every=0 to record no more videos") from None
         finally:
-            if logger is not None:
-                logger.close()
-            self.envs.close()
+            stopping = sys.exc_info()[1]
+            try:
+                if logger is not None:
+                    logger.close()
+            except Exception as error:
+                # The event file could not be flushed either: the run's stop says what it could not write, once.
+                if stopping is None or write_failure(error) is None:
+                    raise
+            finally:
+                self.envs.close()
         work = (f"{summary['sweeps']} sweeps in {summary['wall_time_s']:.1f} s" if "sweeps" in summary else
                 f"{summary['total_steps']} steps in {summary['wall_time_s']:.1f} s ({summary['sps']:.0f} steps/s)")
         say(f"deeprl | eval return {summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f} "

@@ -7,6 +7,7 @@ uninterrupted run's after step k.
 """
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -236,12 +237,27 @@ def test_wall_clock_checkpoints_and_keep(tmp_path):
     assert (tmp_path / "two" / "checkpoints" / "final.pt").is_file()
 
 
-def test_a_checkpoint_that_cannot_be_written_stops_the_run_in_one_line_keeping_the_last_one(tmp_path):
-    """A full disk or a quota, made real with a file-size limit (writes past it fail with EFBIG):
-    one line naming the last checkpoint kept, no half-written file, and the resume it advises works."""
+def file_size_limit(limit: int):
+    """A child's file-size limit, as a full disk or a quota would refuse writes: past `limit`
+    bytes a write fails with EFBIG (SIGXFSZ ignored, as a shell's `ulimit -f` leaves it)."""
     import resource
     import signal
 
+    def apply():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+def train_limited(limit: int, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([str(Path(sys.executable).parent / "train"), *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=300, preexec_fn=file_size_limit(limit))
+
+
+def test_a_checkpoint_that_cannot_be_written_stops_the_run_in_one_line_keeping_the_last_one(tmp_path):
+    """A full disk or a quota, made real with a file-size limit: one line naming the last checkpoint
+    kept, no half-written file, and the resume it advises works."""
     args = ["algo=dqn", "env=cartpole", "total_steps=3000", "checkpoint.every=1000", "algo.learning_starts=200",
             "log.progress=false", "eval.episodes=2", "checkpoint.keep=0"]
     sizes = train_cli(*args, "hydra.run.dir=sizes", cwd=tmp_path)
@@ -249,13 +265,8 @@ def test_a_checkpoint_that_cannot_be_written_stops_the_run_in_one_line_keeping_t
     first, second = ((tmp_path / "sizes/checkpoints" / f"step_{k}.pt").stat().st_size for k in (1000, 2000))
     assert second > first  # the replay buffer grows
 
-    def file_size_limit():  # the first checkpoint fits, the second does not
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, ((first + second) // 2,) * 2)
-
-    run_dir = tmp_path / "run"
-    limited = subprocess.run([str(Path(sys.executable).parent / "train"), *args, f"hydra.run.dir={run_dir}"],
-                             cwd=tmp_path, capture_output=True, text=True, timeout=300, preexec_fn=file_size_limit)
+    run_dir = tmp_path / "run"  # the first checkpoint fits under the limit, the second does not
+    limited = train_limited((first + second) // 2, *args, f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert limited.returncode == 2, limited.stderr[-3000:]
     assert limited.stderr.strip().splitlines()[-1] == (
         f"deeprl: error: checkpoint: cannot write {run_dir}/checkpoints/step_2000.pt at step 2000: File too large; "
@@ -272,3 +283,17 @@ def test_a_checkpoint_that_cannot_be_written_stops_the_run_in_one_line_keeping_t
     # ... and the run ends as the one that never stopped.
     assert_same_agent(load(run_dir / "checkpoints/final.pt")["agent"],
                       load(tmp_path / "sizes/checkpoints/final.pt")["agent"])
+
+
+def test_an_event_file_that_cannot_be_written_stops_the_run_in_one_line(tmp_path):
+    """TensorBoard's writer thread meets the refused write: no thread traceback, one line, and a new
+    run with nothing to resume from leaves nothing behind."""
+    run_dir = tmp_path / "run"
+    limited = train_limited(12_000, "algo=dqn", "env=cartpole", "total_steps=20000", "checkpoint.every=0",
+                            "checkpoint.every_minutes=0", "log.progress=false", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert limited.returncode == 2, limited.stderr[-3000:]
+    assert "Traceback" not in limited.stderr
+    [line] = [line for line in limited.stderr.splitlines() if line.startswith("deeprl: error:")]
+    assert re.fullmatch(f"deeprl: error: run dir: cannot write {re.escape(str(run_dir))} at step [0-9]+: File too large; "
+                        "training stopped and no checkpoint was written before it; make room and run it again", line)
+    assert not run_dir.exists()
