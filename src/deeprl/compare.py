@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ import scipy.stats
 from omegaconf import DictConfig, OmegaConf
 
 from deeprl.core.checkpoint import save_atomic, write_text_atomic
-from deeprl.core.errors import ConfigError
+from deeprl.core.errors import ConfigError, quiet_event_writer_failures, write_failure
 from deeprl.runs import TAG, Run, plural, read_runs
 
 CONFIDENCE = 0.95
@@ -320,18 +321,23 @@ def write_tb(curves: dict[str, tuple], tb_dir: Path, tag: str, metric: str) -> d
     tmp = tb_dir.with_name(f".{tb_dir.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     dirs, used = {}, set()
-    for label, (steps, center, lower, upper, _) in curves.items():
-        name, i = sanitize(label), 2
-        while name in used:
-            name, i = f"{sanitize(label)}-{i}", i + 1
-        used.add(name)
-        writer = SummaryWriter(log_dir=str(tmp / name))
-        for step, c, lo, hi in zip(steps, center, lower, upper, strict=True):
-            writer.add_scalar(f"{tag}/{metric}", c, int(step))
-            writer.add_scalar(f"{tag}/lower", lo, int(step))
-            writer.add_scalar(f"{tag}/upper", hi, int(step))
-        writer.close()
-        dirs[label] = tb_dir / name
+    quiet_event_writer_failures()
+    try:
+        for label, (steps, center, lower, upper, _) in curves.items():
+            name, i = sanitize(label), 2
+            while name in used:
+                name, i = f"{sanitize(label)}-{i}", i + 1
+            used.add(name)
+            writer = SummaryWriter(log_dir=str(tmp / name))
+            for step, c, lo, hi in zip(steps, center, lower, upper, strict=True):
+                writer.add_scalar(f"{tag}/{metric}", c, int(step))
+                writer.add_scalar(f"{tag}/lower", lo, int(step))
+                writer.add_scalar(f"{tag}/upper", hi, int(step))
+            writer.close()
+            dirs[label] = tb_dir / name
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # the tb/ of an earlier compare stays as it was
+        raise
     old = tb_dir.with_name(f".{tb_dir.name}.old")
     shutil.rmtree(old, ignore_errors=True)
     if tb_dir.exists():
@@ -405,20 +411,36 @@ def compare(args: argparse.Namespace) -> list[str]:
     notes += curve_notes
     body = report(rows, named, shared(list(groups)), args)
 
-    out.mkdir(parents=True, exist_ok=True)
     extra = ["![learning curves](compare.png)"] if curves else []
     if notes:
         extra += ["Notes:\n\n" + "\n".join(f"- {n}" for n in notes)]
-    write_text_atomic(out / "compare.md", "\n\n".join([body.rstrip("\n"), *extra]) + "\n")
-    write_text_atomic(out / "compare.csv", csv_text(rows))
-    if curves:
-        plot(curves, out / "compare.png", args.tag, args.metric, args.smooth)
-        write_tb(curves, out / "tb", args.tag, args.metric)
+    written = ["compare.md", "compare.csv"] + (["compare.png", "tb"] if curves else [])
+    # Written beside --out's files and moved in once all are: a write the disk refuses leaves --out
+    # as an earlier compare left it, never a table without its plot.
+    made = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out, prefix=".compare-"))
+    try:
+        write_text_atomic(staging / "compare.md", "\n\n".join([body.rstrip("\n"), *extra]) + "\n")
+        write_text_atomic(staging / "compare.csv", csv_text(rows))
+        if curves:
+            plot(curves, staging / "compare.png", args.tag, args.metric, args.smooth)
+            write_tb(curves, staging / "tb", args.tag, args.metric)
+        for name in written:
+            if name == "tb" and (out / name).exists():
+                os.replace(out / name, staging / "tb.old")  # removed with the staging dir
+            os.replace(staging / name, out / name)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        if made:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    shutil.rmtree(staging, ignore_errors=True)
 
     print(body, end="")
     if notes:
         print("\n" + "\n".join(f"compare: {n}" for n in notes))
-    written = ["compare.md", "compare.csv"] + (["compare.png", "tb/"] if curves else [])
+    written[3:] = ["tb/"] if curves else []
     print(f"\nwrote {', '.join(written)} to {out}"
           + (f" | view: tensorboard --logdir {out / 'tb'}" if curves else ""))
     return notes
@@ -440,7 +462,13 @@ def main(argv=None) -> None:
     parser.add_argument("--reps", type=int, default=10_000, help="bootstrap resamples of the CIs")
     args = parser.parse_args(argv)
     try:
-        compare(args)
+        try:
+            compare(args)
+        except (OSError, RuntimeError) as error:
+            if (reason := write_failure(error)) is None:
+                raise
+            raise ConfigError("--out", f"cannot write to {args.out}: {reason}; make room, or pass another --out") \
+                from None
     except ConfigError as error:
         print(f"compare: error: {error}", file=sys.stderr)
         sys.exit(2)

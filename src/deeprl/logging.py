@@ -2,7 +2,6 @@
 
 import numbers
 import sys
-import threading
 import time
 
 from omegaconf import DictConfig, OmegaConf
@@ -11,25 +10,7 @@ from torch.utils.tensorboard.summary import hparams
 from tqdm import tqdm
 
 from deeprl.core.console import say
-from deeprl.core.errors import write_failure
-
-
-def quiet_event_writer_failures() -> None:
-    """TensorBoard's writer thread ends on a write the OS refuses (a full disk) and Python prints its
-    traceback; the training thread gets the same error at its next write (TensorBoard raises it
-    again there) and the run stops with one line saying so (deeprl.run). That thread's traceback is
-    left out; any other thread's error, and any other error, is printed as before."""
-    previous = threading.excepthook
-    if getattr(previous, "deeprl", False):
-        return
-
-    def hook(args) -> None:
-        if type(args.thread).__name__ == "_AsyncWriterThread" and write_failure(args.exc_value) is not None:
-            return
-        previous(args)
-
-    hook.deeprl = True
-    threading.excepthook = hook
+from deeprl.core.errors import quiet_event_writer_failures
 
 
 def progress_interval(stream) -> float:

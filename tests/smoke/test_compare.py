@@ -128,3 +128,21 @@ def test_notes_on_failed_jobs_missing_tags_and_truncated_curves(tmp_path, capsys
     assert stderr.startswith("compare: error: --tag: no run under")
     assert "charts/episodic_return" in stderr  # the tags that are there
     assert not (tmp_path / "cmp2").exists()
+
+
+def test_an_out_dir_that_cannot_be_written_is_one_line_and_no_partial_file(compared, tmp_path):
+    """A full disk or a quota, made real with a 4 KB file-size limit: the table and csv fit, the plot
+    does not."""
+    import resource
+    import signal
+
+    def limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+
+    _, out = compared
+    result = subprocess.run([str(Path(sys.executable).parent / "compare"), str(out.parent / "sweep"), "--out",
+                             str(tmp_path / "cmp")], capture_output=True, text=True, timeout=120, preexec_fn=limit)
+    assert (result.returncode, result.stderr.strip()) == (
+        2, f"compare: error: --out: cannot write to {tmp_path / 'cmp'}: File too large; make room, or pass another --out")
+    assert not (tmp_path / "cmp").exists()  # all or nothing: no table without its plot

@@ -1,5 +1,6 @@
 import errno
 import os
+import threading
 
 
 class ConfigError(ValueError):
@@ -35,3 +36,21 @@ class WriteFailed(ConfigError):
     def __init__(self, key: str, path, reason: str, fix: str):
         self.path, self.reason = path, reason
         super().__init__(key, f"cannot write {path}: {reason}; {fix}")
+
+
+def quiet_event_writer_failures() -> None:
+    """TensorBoard's writer thread ends on a write the OS refuses (a full disk) and Python prints its
+    traceback; the training thread gets the same error at its next write (TensorBoard raises it
+    again there) and the run stops with one line saying so (deeprl.run). That thread's traceback is
+    left out; any other thread's error, and any other error, is printed as before."""
+    previous = threading.excepthook
+    if getattr(previous, "deeprl", False):
+        return
+
+    def hook(args) -> None:
+        if type(args.thread).__name__ == "_AsyncWriterThread" and write_failure(args.exc_value) is not None:
+            return
+        previous(args)
+
+    hook.deeprl = True
+    threading.excepthook = hook
