@@ -276,3 +276,41 @@ def test_a_game_asked_for_through_env_gym_is_pointed_to_its_own_config(tmp_path,
         assert run.cfg.env.id == env_id
     finally:
         run.envs.close()
+
+
+@pytest.mark.parametrize(("env_id", "algo", "fix"), [
+    ("Taxi-v3", "q_learning", "did you mean env.id=Taxi-v4?"),  # deprecated: gymnasium names the version
+    ("LunarLander-v2", "ppo", "did you mean env.id=LunarLander-v3?"),
+    ("Cartpole-v1", "ppo", "did you mean env.id=CartPole-v1?"),  # another case
+    ("CartPole-v9", "ppo", "did you mean env.id=CartPole-v1?"),  # no such version: the newest
+    ("Pendulm-v1", "sac", "did you mean env.id=Pendulum-v1?"),  # a close spelling
+    ("NoSuchEnv-v9", "ppo", "pick a registered id, e.g. env=gym env.id=CartPole-v1"),
+    # registered, but made by mujoco-py, long gone: gymnasium makes MuJoCo's v4 and v5
+    ("HalfCheetah-v3", "sac", "use env.id=HalfCheetah-v5"),
+])
+def test_an_unknown_or_unmakeable_gym_id_is_answered_with_the_id_meant(tmp_path, env_id, algo, fix):
+    from conftest import compose_config
+    from deeprl.build import build
+    from deeprl.core.errors import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        build(compose_config("env=gym", f"env.id={env_id}", f"algo={algo}"), tmp_path / "run")
+    message = str(caught.value)
+    problem = "cannot be made here" if fix.startswith("use") else f"gymnasium does not know '{env_id}'"
+    assert message.startswith(f"env.id: {env_id} {problem} (" if fix.startswith("use") else f"env.id: {problem} (")
+    assert message.endswith(f"); {fix}"), message
+    if not fix.startswith("pick"):  # the advice builds
+        advised = fix.partition("env.id=")[2].rstrip("?")
+        run = build(compose_config("env=gym", f"env.id={advised}", f"algo={algo}", "num_envs=1"), tmp_path / "advised")
+        run.envs.close()
+
+
+def test_an_env_kwarg_its_env_asserts_against_is_named_in_one_line(tmp_path):
+    from conftest import compose_config
+    from deeprl.build import build
+    from deeprl.core.errors import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        build(compose_config("env=gym", "env.id=LunarLander-v3", "+env.kwargs.gravity=-20.0"), tmp_path / "run")
+    assert str(caught.value) == ("env.kwargs: LunarLander-v3 rejected env.kwargs={'gravity': -20.0} (AssertionError: "
+                                 "gravity (current value: -20.0) must be between -12 and 0); fix or remove the argument")

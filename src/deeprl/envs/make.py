@@ -46,13 +46,36 @@ def _check_gym_id(env_id: str) -> None:
                                     f"env.id={env_id}")
     try:
         gym.spec(env_id)
-    except gym.error.Error as e:  # NameNotFound, VersionNotFound, NamespaceNotFound, ...
+    except gym.error.Error as e:  # NameNotFound, VersionNotFound, NamespaceNotFound, DeprecatedEnv, ...
         first_line = str(e).strip().splitlines()[0]
-        raise ConfigError(
-            "env.id",
-            f"gymnasium does not know '{env_id}' ({first_line}); pick a registered id, "
-            "e.g. env=gym env.id=CartPole-v1",
-        ) from None
+        instead = registered_like(env_id, first_line)
+        fix = f"did you mean env.id={instead}?" if instead else "pick a registered id, e.g. env=gym env.id=CartPole-v1"
+        raise ConfigError("env.id", f"gymnasium does not know '{env_id}' ({first_line}); {fix}") from None
+
+
+def registered_like(env_id: str, message: str) -> str | None:
+    """The registered id meant by an unknown one: the one gymnasium's message advises (a deprecated
+    version), the newest version of the same name in another case or version, or a close spelling."""
+    import difflib
+    import re
+
+    advised = re.search(r"Please use `([^`]+)` instead", message)
+    if advised and advised.group(1) in gym.registry:
+        return advised.group(1)
+
+    def name(key: str) -> str:
+        return key.rsplit("-v", 1)[0].lower()
+
+    def version(key: str) -> int:
+        tail = key.rsplit("-v", 1)[-1]
+        return int(tail) if tail.isdigit() else -1
+
+    ids = [key for key in gym.registry if not key.startswith(("ALE/", "MinAtar/"))]
+    same = [key for key in ids if name(key) == name(env_id)]
+    if same:
+        return max(same, key=version)
+    close = difflib.get_close_matches(env_id, ids, n=1, cutoff=0.8)
+    return close[0] if close else None
 
 
 def _gym_thunk(env_cfg, render_mode=None):
@@ -123,12 +146,20 @@ def make_vec_env(env_cfg, num_envs: int, seed: int, *, training: bool = True) ->
                                              context=WORKER_START)
         else:
             envs = gym.vector.SyncVectorEnv([thunk] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP)
-    except (TypeError, ValueError, KeyError, gym.error.Error) as e:
-        kwargs = env_cfg.get("kwargs")
-        if isinstance(e, ConfigError) or not kwargs:
+    except (TypeError, ValueError, KeyError, AssertionError, ImportError, gym.error.Error) as e:
+        if isinstance(e, ConfigError):
             raise
-        # gymnasium.make hands env.kwargs to the env's constructor, which rejects what it cannot use.
         detail = (str(e).strip().splitlines() or [""])[0]
+        if isinstance(e, (ImportError, gym.error.DependencyNotInstalled)):  # e.g. MuJoCo's v2/v3 versions
+            newest = registered_like(env_cfg.id.rsplit("-v", 1)[0], "")
+            fix = (f"use env.id={newest}" if newest and newest != env_cfg.id
+                   else "install what it needs, or pick another env")
+            raise ConfigError("env.id", f"{env_cfg.id} cannot be made here ({detail}); {fix}") from None
+        kwargs = env_cfg.get("kwargs")
+        if not kwargs:
+            raise
+        # gymnasium.make hands env.kwargs to the env's constructor, which rejects what it cannot use
+        # (TypeError for an unknown one; ValueError or an assertion for a value out of range).
         kwargs = OmegaConf.to_container(kwargs) if OmegaConf.is_config(kwargs) else kwargs
         raise ConfigError("env.kwargs", f"{env_cfg.id} rejected env.kwargs={kwargs} ({type(e).__name__}: "
                                         f"{detail}); fix or remove the argument") from None
