@@ -112,6 +112,18 @@ def test_bad_atari_settings_name_the_key(override, key):
         make_vec_env(breakout(override), 1, seed=0)
 
 
+@pytest.mark.parametrize("game, meant", [("pong", "Pong"), ("Pong-v5", "Pong"), ("ALE/Pong-v5", "Pong"),
+                                        ("space_invaders", "SpaceInvaders"), ("Brekout", "Breakout"),
+                                        ("mspacman", "MsPacman"), ("NoSuchGame", None)])
+def test_an_unknown_game_is_answered_with_the_game_meant(game, meant):
+    with pytest.raises(ConfigError) as caught:
+        make_vec_env(compose_config("env=atari", f"env.game={game}").env, 1, seed=0)
+    fix = f"did you mean env.game={meant}?" if meant else "use the CamelCase name of the ALE id, e.g. env.game=Breakout"
+    assert str(caught.value).startswith(f"env.game: ALE has no game '{game}' (id ALE/{game}-v5); {fix}")
+    if meant:
+        make_vec_env(compose_config("env=atari", f"env.game={meant}").env, 1, seed=0).close()
+
+
 def test_every_atari_config_builds_its_game():
     for name, game in [("pong", "Pong"), ("spaceinvaders", "SpaceInvaders"), ("seaquest", "Seaquest"),
                        ("beamrider", "BeamRider")]:

@@ -316,6 +316,20 @@ class StackChannels(gym.ObservationWrapper):
         return np.ascontiguousarray(np.moveaxis(obs, -1, 1)).reshape(self.observation_space.shape)
 
 
+def game_like(game: str) -> str | None:
+    """The ALE game meant by an unknown name: another case, an id's pieces left on ("ALE/Pong-v5"),
+    or a close spelling. From the registered ids (`ALE/<Game>-v5`)."""
+    import difflib
+
+    games = sorted({key[4:].rsplit("-v", 1)[0] for key in gym.registry if key.startswith("ALE/")})
+    plain = game.removeprefix("ALE/").rsplit("-v", 1)[0].replace("_", "").replace(" ", "")
+    same = [name for name in games if name.lower() == plain.lower()]
+    if same:
+        return same[0]
+    close = difflib.get_close_matches(plain.lower(), [name.lower() for name in games], n=1, cutoff=0.8)
+    return next((name for name in games if close and name.lower() == close[0]), None)
+
+
 def check_atari_cfg(env_cfg) -> None:
     import ale_py
 
@@ -326,8 +340,10 @@ def check_atari_cfg(env_cfg) -> None:
     try:
         gym.spec(env_cfg.id)
     except gym.error.Error:
-        raise ConfigError("env.game", f"ALE has no game '{env_cfg.game}' (id {env_cfg.id}); use the "
-                          "CamelCase name of the ALE id, e.g. env.game=Breakout or env.game=SpaceInvaders") from None
+        meant = game_like(str(env_cfg.game))
+        fix = (f"did you mean env.game={meant}?" if meant else
+               "use the CamelCase name of the ALE id, e.g. env.game=Breakout or env.game=SpaceInvaders")
+        raise ConfigError("env.game", f"ALE has no game '{env_cfg.game}' (id {env_cfg.id}); {fix}") from None
     # The ranges and choices of the keys (frame_skip, screen_size, fire_reset, ...) are in one table.
     from deeprl.validate import check_keys
 
