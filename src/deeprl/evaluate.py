@@ -31,6 +31,8 @@ VIDEO_REFUSED = ("--video", "run without --video")  # the key and the fix when f
 
 def locate(path: Path) -> tuple[Path, Path]:
     """(run dir, checkpoint file) from either of them."""
+    if not path.exists():
+        raise ConfigError("path", f"{path}: no such file or directory; pass a run dir or a .pt file")
     if path.is_dir():
         checkpoint = path / "checkpoints" / "final.pt"
         run_dir = path

@@ -195,6 +195,9 @@ def test_a_path_that_is_not_a_run_dir_is_answered_with_the_run_dir_to_pass(cli_r
         result = train_cli(f"resume={path}", cwd=tmp_path)
         assert (result.returncode, result.stderr.strip()) == (2, "deeprl: error: resume: "
                                                                  + message.format("train resume=").replace("= ", "="))
+    result = evaluate_cli(str(tmp_path / "nope"))
+    assert (result.returncode, result.stderr.strip()) == (2, f"evaluate: error: path: {tmp_path / 'nope'}: no such file "
+                                                             "or directory; pass a run dir or a .pt file")
     result = evaluate_cli(str(older), "--epsilon", "2")  # the option's own name, not the config key it sets
     assert (result.returncode, result.stderr.strip()) == (2, "evaluate: error: --epsilon: must be a number in [0, 1], "
                                                              "got 2.0; e.g. --epsilon 0.05")
