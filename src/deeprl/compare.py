@@ -472,6 +472,9 @@ def main(argv=None) -> None:
     except ConfigError as error:
         print(f"compare: error: {error}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:  # Ctrl-C: what it writes is staged and moved in at the end
+        print("\ncompare: stopped by SIGINT; nothing half-written is left", file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

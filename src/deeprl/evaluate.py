@@ -131,6 +131,9 @@ def main(argv=None) -> None:
     except ConfigError as error:
         print(f"evaluate: error: {error}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:  # Ctrl-C: what it writes is staged and moved in at the end
+        print("\nevaluate: stopped by SIGINT; nothing half-written is left", file=sys.stderr)
+        sys.exit(130)
     returns = np.asarray(result["returns"])
     # epsilon only for the agents that act epsilon-greedily (the DQN family, tabular, FQI)
     epsilon = "" if result["epsilon"] is None else f" (epsilon {result['epsilon']})"

@@ -206,3 +206,28 @@ def test_a_video_that_cannot_be_written_stops_in_one_line_and_leaves_no_partial_
     resumed = train_cli(f"resume={run}", "video.every=0", cwd=tmp_path, env=env)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert json.loads((run / "summary.json").read_text())["total_steps"] == 3000
+
+
+def test_ctrl_c_while_evaluate_records_stops_in_one_line_and_leaves_no_partial_video(cartpole_run):
+    import signal
+    import time
+
+    _, run_dir = cartpole_run
+    videos = run_dir / "videos"
+    before = sorted(p.name for p in videos.iterdir())
+    evaluation = (run_dir / "evaluation.json").read_bytes() if (run_dir / "evaluation.json").exists() else None
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "evaluate"), str(run_dir), "--episodes", "1", "--video",
+                             "--video-episodes", "50"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=HEADLESS)
+    deadline = time.time() + 120
+    while not list(videos.glob(".recording-*/*.mp4")) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)  # until the first of its videos is encoded
+    assert proc.poll() is None, "evaluate ended before it could be stopped"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert (proc.returncode, err.strip().splitlines()[-1]) == (130, "evaluate: stopped by SIGINT; nothing half-written "
+                                                                    "is left")
+    assert "Traceback" not in err
+    assert sorted(p.name for p in videos.iterdir()) == before  # no staging folder, no new video
+    after = (run_dir / "evaluation.json").read_bytes() if (run_dir / "evaluation.json").exists() else None
+    assert after == evaluation
