@@ -1,6 +1,7 @@
 """The `train` command: compose the config with Hydra, build, run, summarise; or resume a run."""
 
 import os
+import shlex
 import signal
 import sys
 from pathlib import Path
@@ -132,6 +133,15 @@ class StartUp:
         sys.exit(128 + int(StartUp.signum))
 
 
+def check_search_is_a_sweep(args: list[str]) -> None:
+    """`+search=<name>` picks a sweeper, which only a multirun uses: without -m Hydra would train
+    once with the search's budget and search nothing."""
+    if any(a in ("-m", "--multirun", "--cfg", "-c", "--help", "-h", "--info", "-i") for a in args):
+        return
+    if any(a.lstrip("+~").startswith("search=") for a in args):
+        raise ConfigError("search", f"a search runs its trials as a sweep; add -m: train -m {shlex.join(args)}")
+
+
 def main() -> None:
     """Console entry point: a resume request is checked before Hydra creates or touches anything."""
     if any(a in ("-m", "--multirun") for a in sys.argv[1:]):  # a sweep: its launcher stops its jobs
@@ -153,6 +163,7 @@ def main() -> None:
 
 def _main() -> None:
     try:
+        check_search_is_a_sweep(sys.argv[1:])
         sys.argv[1:] = resume.hydra_args(sys.argv[1:])
     except ConfigError as error:
         fail(error)

@@ -314,3 +314,16 @@ def test_an_env_kwarg_its_env_asserts_against_is_named_in_one_line(tmp_path):
         build(compose_config("env=gym", "env.id=LunarLander-v3", "+env.kwargs.gravity=-20.0"), tmp_path / "run")
     assert str(caught.value) == ("env.kwargs: LunarLander-v3 rejected env.kwargs={'gravity': -20.0} (AssertionError: "
                                  "gravity (current value: -20.0) must be between -12 and 0); fix or remove the argument")
+
+
+def test_a_search_without_multirun_is_refused_with_the_command_that_runs_it(tmp_path):
+    """Hydra uses a sweeper only in a multirun: `+search=` alone would train once and search nothing."""
+    args = ["algo=dqn", "env=cartpole", "+search=dqn_cartpole", "hydra.sweeper.n_trials=2", "total_steps=400",
+            "eval.episodes=1", "optimize.seeds=1", "hydra.sweep.dir=search"]
+    result = train_cli(*args, cwd=tmp_path)
+    assert (result.returncode, result.stderr.strip()) == (
+        2, f"deeprl: error: search: a search runs its trials as a sweep; add -m: train -m {' '.join(args)}")
+    assert list(tmp_path.iterdir()) == []
+    advised = train_cli("-m", *args, cwd=tmp_path)
+    assert advised.returncode == 0, advised.stderr[-3000:]
+    assert (tmp_path / "search" / "best_tuned.yaml").is_file()
