@@ -440,8 +440,7 @@ def compare(args: argparse.Namespace) -> list[str]:
     print(body, end="")
     if notes:
         print("\n" + "\n".join(f"compare: {n}" for n in notes))
-    written[3:] = ["tb/"] if curves else []
-    print(f"\nwrote {', '.join(written)} to {out}"
+    print(f"\nwrote {', '.join(name + '/' if name == 'tb' else name for name in written)} to {out}"
           + (f" | view: tensorboard --logdir {out / 'tb'}" if curves else ""))
     return notes
 

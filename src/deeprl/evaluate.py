@@ -45,7 +45,7 @@ def locate(path: Path) -> tuple[Path, Path]:
         checkpoint = path
         run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
     if not checkpoint.is_file():
-        if path.is_dir() and (instead := pointer(path, "evaluate")):
+        if path.is_dir() and (instead := pointer(path, "evaluate ")):
             raise ConfigError("path", instead)
         raise ConfigError("checkpoint", f"no checkpoint at {checkpoint}; pass a run dir or a .pt file")
     if not (run_dir / ".hydra" / "config.yaml").is_file():

@@ -66,7 +66,7 @@ def find_checkpoint(run_dir: Path) -> tuple[Path, dict]:
         raise ConfigError("resume", f"{run_dir} is a sweep dir; resume each job on its own: "
                                     f"train resume={run_dir}/<job dir>")
     if not (run_dir / "checkpoints").is_dir() and (instead := pointer(run_dir, "train resume=")):
-        raise ConfigError("resume", instead.replace("resume= ", "resume="))
+        raise ConfigError("resume", instead)
     if not run_dir.is_dir():
         raise ConfigError("resume", f"{run_dir} is not a directory; pass the run dir of a `train` run")
     if not (run_dir / ".hydra" / "config.yaml").is_file():

@@ -84,19 +84,20 @@ def runs_below(path: Path) -> list[Path]:
 
 def pointer(path: Path, command: str) -> str | None:
     """What to pass instead of `path`, which is not a run dir: the run dirs below it, or the run dir
-    of a checkpoint file; None when there is neither."""
+    of a checkpoint file; None when there is neither. `command` is written right before the path
+    it advises ("evaluate ", "train resume=")."""
     if path.is_file() and path.suffix == ".pt" and path.parent.name == "checkpoints":
-        return f"{path} is a checkpoint file; pass its run dir: {command} {path.parent.parent}"
+        return f"{path} is a checkpoint file; pass its run dir: {command}{path.parent.parent}"
     if path.is_dir() and path.name == "checkpoints":
-        return f"{path} is a run's checkpoints folder; pass its run dir: {command} {path.parent}"
+        return f"{path} is a run's checkpoints folder; pass its run dir: {command}{path.parent}"
     below = runs_below(path) if path.is_dir() else []
     if not below:
         return None
     if len(below) == 1:
-        return f"{path} is not a run dir but holds one; pass it: {command} {below[0]}"
+        return f"{path} is not a run dir but holds one; pass it: {command}{below[0]}"
     newest = max(below, key=lambda run: (run / "checkpoints").stat().st_mtime)
     return (f"{path} is not a run dir but holds {plural(len(below), 'run')}; "
-            f"pass one of them, e.g. the newest: {command} {newest}")
+            f"pass one of them, e.g. the newest: {command}{newest}")
 
 
 def hydra_dir(run_dir: Path) -> Path | None:
