@@ -6,6 +6,7 @@ removed, as on a cluster node or in CI; the mp4s are read back and their frames 
 import ctypes.util
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -170,38 +171,51 @@ def test_videos_can_be_turned_off_or_on_when_resuming(tmp_path):
     assert videos == [f"step_{step}-episode-0.mp4" for step in (1000, 2000, 5000, 6000)]
 
 
-def test_a_video_that_cannot_be_written_stops_in_one_line_and_leaves_no_partial_file(cartpole_run, tmp_path):
-    """The encoder (the real ffmpeg) run under a file-size limit of 0 (no write succeeds), as on a full disk or over a
-    quota: `evaluate --video` and a training run's `video.every` each stop with one line, leave no
-    partial mp4 and keep what they had; the training run's advice (resume without videos) works."""
+def limited_encoder(tmp_path: Path, blocks: int) -> dict:
+    """The environment for a run whose encoder (the real ffmpeg) may write at most `blocks` blocks to
+    a file, as on a full disk or over a quota: 0 fails its first write, 1 cuts the file off after
+    ffmpeg has taken in the frames (ffmpeg then fails, and moviepy does not look at its exit status)."""
     from moviepy.config import FFMPEG_BINARY
 
     limited = tmp_path / "ffmpeg"
-    limited.write_text(f"#!/bin/sh\ntrap '' XFSZ\nulimit -f 0\nexec '{FFMPEG_BINARY}' \"$@\"\n")
+    limited.write_text(f"#!/bin/sh\ntrap '' XFSZ\nulimit -f {blocks}\nexec '{FFMPEG_BINARY}' \"$@\"\n")
     limited.chmod(0o755)
-    env = {**HEADLESS, "FFMPEG_BINARY": str(limited)}
+    return {**HEADLESS, "FFMPEG_BINARY": str(limited)}
 
+
+# The encoder's own error when moviepy sees it; else deeprl's check that each mp4 is whole.
+REASON = r"(File too large|the encoder could not finish it \(a full disk, or a quota\?\))"
+
+
+@pytest.mark.parametrize("blocks", [0, 1])
+def test_a_video_evaluate_cannot_write_stops_it_in_one_line_and_leaves_no_partial_file(cartpole_run, tmp_path, blocks):
     _, run_dir = cartpole_run
     videos = run_dir / "videos"
+
     def files():
         return {p: p.stat().st_mtime_ns if p.is_file() else None for p in run_dir.rglob("*")}
 
     before = files()
     result = subprocess.run([str(Path(sys.executable).parent / "evaluate"), str(run_dir), "--episodes", "1",
-                             "--video", "--video-episodes", "2"], capture_output=True, text=True, timeout=300, env=env)
-    assert (result.returncode, result.stderr.strip().splitlines()[-1]) == (
-        2, f"evaluate: error: --video: cannot write {videos / 'evaluate-final-episode-0.mp4'}: File too large; "
-           "make room, or run without --video")
+                             "--video", "--video-episodes", "2"], capture_output=True, text=True, timeout=300,
+                            env=limited_encoder(tmp_path, blocks))
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert re.fullmatch(f"evaluate: error: --video: cannot write {re.escape(str(videos / 'evaluate-final-episode-0.mp4'))}"
+                        f": {REASON}; make room, or run without --video", result.stderr.strip().splitlines()[-1])
     assert files() == before  # nothing added or replaced
 
+
+def test_a_video_a_run_cannot_write_stops_it_in_one_line_and_the_advice_goes_on(tmp_path):
+    env = limited_encoder(tmp_path, 1)
     run = tmp_path / "run"
     trained = train_cli(*CARTPOLE[:2], "total_steps=3000", *CARTPOLE[3:], "video.every=1000", "checkpoint.every=500",
                         f"hydra.run.dir={run}", cwd=tmp_path, env=env)
     [kept] = list((run / "checkpoints").iterdir())  # PPO's cadences land on whole rollouts: step_504.pt
-    assert (trained.returncode, trained.stderr.strip().splitlines()[-1]) == (
-        2, f"deeprl: error: video.every: cannot write {run / 'videos' / 'step_1000-episode-0.mp4'} at step 1000: "
-           f"File too large; training stopped and the last checkpoint is {kept}; "
-           f"make room, then: train resume={run} (add video.every=0 to record no more videos)")
+    assert trained.returncode == 2, trained.stderr[-3000:]
+    assert re.fullmatch(f"deeprl: error: video.every: cannot write {re.escape(str(run / 'videos' / 'step_1000-episode-0.mp4'))}"
+                        f" at step 1000: {REASON}; training stopped and the last checkpoint is {re.escape(str(kept))}; "
+                        f"make room, then: train resume={re.escape(str(run))} \\(add video.every=0 to record no more "
+                        "videos\\)", trained.stderr.strip().splitlines()[-1])
     assert list((run / "videos").iterdir()) == []
     resumed = train_cli(f"resume={run}", "video.every=0", cwd=tmp_path, env=env)
     assert resumed.returncode == 0, resumed.stderr[-3000:]

@@ -73,6 +73,8 @@ def record_video(agent, env_cfg, episodes: int, seed: int, folder, name_prefix: 
                 for episode in range(episodes):
                     pending = videos[episode - 1] if episode else None
                     obs, _ = env.reset(seed=seed + episode)
+                    if pending is not None:
+                        check_encoded(staging / pending.name, pending, key, fix)
                     pending = None
                     done = False
                     while not done:
@@ -82,6 +84,7 @@ def record_video(agent, env_cfg, episodes: int, seed: int, folder, name_prefix: 
             pending = videos[-1]
         finally:
             env.close()
+        check_encoded(staging / videos[-1].name, videos[-1], key, fix)
         for video in videos:
             os.replace(staging / video.name, video)
     except BaseException as error:
@@ -93,6 +96,44 @@ def record_video(agent, env_cfg, episodes: int, seed: int, folder, name_prefix: 
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return videos
+
+
+def check_encoded(encoded, path, key: str, fix: str) -> None:
+    """Raise WriteFailed unless `encoded` is a whole mp4. moviepy does not look at ffmpeg's exit
+    status: an encoder that could not write (a full disk, a quota) after taking in every frame of a
+    short episode leaves an empty or cut-off file and no error."""
+    from deeprl.core.errors import WriteFailed
+
+    if not mp4_complete(encoded):
+        raise WriteFailed(key, path, "the encoder could not finish it (a full disk, or a quota?)", f"make room, or {fix}")
+
+
+def mp4_complete(path) -> bool:
+    """Whether the file is a sequence of MP4 boxes that ends where the file does and holds both the
+    media ('mdat') and its index ('moov', which ffmpeg writes last)."""
+    import os
+
+    try:
+        size = os.path.getsize(path)
+        kinds, at = set(), 0
+        with open(path, "rb") as f:
+            while at < size:
+                f.seek(at)
+                head = f.read(8)
+                if len(head) < 8:
+                    return False
+                length, kind = int.from_bytes(head[:4], "big"), head[4:]
+                if length == 1:  # a 64-bit size follows
+                    length = int.from_bytes(f.read(8), "big")
+                elif length == 0:  # to the end of the file
+                    length = size - at
+                if length < 8:
+                    return False
+                kinds.add(kind)
+                at += length
+    except OSError:
+        return False
+    return at == size and {b"mdat", b"moov"} <= kinds
 
 
 @contextlib.contextmanager
