@@ -28,7 +28,7 @@ import scipy.stats
 from omegaconf import DictConfig, OmegaConf
 
 from deeprl.core.checkpoint import save_atomic, write_text_atomic
-from deeprl.core.errors import ConfigError, quiet_event_writer_failures, write_failure
+from deeprl.core.errors import ConfigError, quiet_event_writer_failures, refused_writes
 from deeprl.runs import TAG, Run, plural, read_runs
 
 CONFIDENCE = 0.95
@@ -461,13 +461,9 @@ def main(argv=None) -> None:
     parser.add_argument("--reps", type=int, default=10_000, help="bootstrap resamples of the CIs")
     args = parser.parse_args(argv)
     try:
-        try:
+        with refused_writes(lambda reason: ConfigError("--out", f"cannot write to {args.out}: {reason}; make room, "
+                                                                "or pass another --out")):
             compare(args)
-        except (OSError, RuntimeError) as error:
-            if (reason := write_failure(error)) is None:
-                raise
-            raise ConfigError("--out", f"cannot write to {args.out}: {reason}; make room, or pass another --out") \
-                from None
     except ConfigError as error:
         print(f"compare: error: {error}", file=sys.stderr)
         sys.exit(2)

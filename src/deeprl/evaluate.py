@@ -23,7 +23,7 @@ from deeprl.core.checkpoint import (
     write_json_atomic,
 )
 from deeprl.core.console import say
-from deeprl.core.errors import ConfigError, WriteFailed, write_failure
+from deeprl.core.errors import ConfigError, WriteFailed, refused_writes
 from deeprl.runs import plural, pointer
 
 VIDEO_REFUSED = ("--video", "run without --video")  # the key and the fix when frames cannot be drawn
@@ -98,12 +98,9 @@ def run(args: argparse.Namespace) -> dict:
         videos = record_video(agent, cfg.env, args.video_episodes, seed, run_dir / "videos",
                               f"evaluate-{checkpoint.stem}", *VIDEO_REFUSED)
         result["videos"] = [str(v) for v in videos]
-    try:
-        write_json_atomic(run_dir / result_name(checkpoint), result)
-    except OSError as error:
-        if (reason := write_failure(error)) is None:
-            raise
-        raise WriteFailed("evaluation", run_dir / result_name(checkpoint), reason, "make room and run it again") from None
+    path = run_dir / result_name(checkpoint)
+    with refused_writes(lambda reason: WriteFailed("evaluation", path, reason, "make room and run it again")):
+        write_json_atomic(path, result)
     return result
 
 

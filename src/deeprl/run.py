@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 from deeprl.core.checkpoint import prune, save_atomic, step_files, write_json_atomic
 from deeprl.core.console import say
 from deeprl.core.device import keep_freed_memory
-from deeprl.core.errors import ConfigError, WriteFailed, write_failure
+from deeprl.core.errors import ConfigError, WriteFailed, refused_writes, write_failure
 from deeprl.core.seeding import rng_state, set_rng_state
 from deeprl.logging import Logger
 from deeprl.loops.session import NonFiniteError, Session
@@ -91,14 +91,9 @@ class Run:
         # and resumed from it has no gap in its curves.
         self.session.logger.flush()
         folder = self.run_dir / "checkpoints"
-        try:
+        lighter = "add checkpoint.buffer=false for checkpoints without the replay buffer" if with_buffer else ""
+        with refused_writes(lambda reason: self._cannot_write(folder / name, step, reason, hint=lighter)):
             path = save_atomic(state, folder / name)
-        except (OSError, RuntimeError) as error:  # a full disk, a quota, a file system gone read-only
-            reason = write_failure(error)
-            if reason is None:
-                raise
-            lighter = "add checkpoint.buffer=false for checkpoints without the replay buffer" if with_buffer else ""
-            raise self._cannot_write(folder / name, step, reason, hint=lighter) from None
         prune(folder, int(self.cfg.checkpoint.keep))
         return path
 
@@ -201,12 +196,9 @@ class Run:
             "threads": torch.get_num_threads(),
             **(extra or {}),
         }
-        try:
+        with refused_writes(lambda reason: self._cannot_write(self.run_dir / "summary.json", steps, reason,
+                                                              key="summary")):
             write_json_atomic(self.run_dir / "summary.json", summary)
-        except OSError as error:
-            if (reason := write_failure(error)) is None:
-                raise
-            raise self._cannot_write(self.run_dir / "summary.json", steps, reason, key="summary") from None
         evals = [e["eval_return_mean"] for e in session.history] or [summary["eval_return_mean"]]
         session.logger.hparams(cfg, {"hparams/eval_return_mean": summary["eval_return_mean"],
                                      "hparams/mean_eval_return": float(np.mean(evals))},

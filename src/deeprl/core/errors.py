@@ -1,3 +1,5 @@
+import contextlib
+import difflib
 import errno
 import os
 import threading
@@ -9,6 +11,16 @@ class ConfigError(ValueError):
     def __init__(self, key: str, message: str):
         self.key = key
         super().__init__(f"{key}: {message}")
+
+
+def nearest(word: str, choices, cutoff: float = 0.6) -> str | None:
+    """The choice `word` was meant to be: the same but for case, else the closest spelling (difflib,
+    ignoring case); None when none is close enough."""
+    by_lower = {str(choice).lower(): str(choice) for choice in choices}
+    if word.lower() in by_lower:
+        return by_lower[word.lower()]
+    close = difflib.get_close_matches(word.lower(), list(by_lower), n=1, cutoff=cutoff)
+    return by_lower[close[0]] if close else None
 
 
 # What the OS says when a file cannot be written for a reason the user fixes (not a bug): a full
@@ -28,6 +40,19 @@ def write_failure(error: BaseException) -> str | None:
         cause = cause.__cause__ or cause.__context__
     text = str(error)
     return next((os.strerror(code) for code in WRITE_ERRNOS if os.strerror(code) in text), None)
+
+
+@contextlib.contextmanager
+def refused_writes(error_for):
+    """Raise `error_for(reason)` (one line, e.g. a ConfigError) in place of a write the OS refuses
+    (`write_failure`); any other error goes through as it is."""
+    try:
+        yield
+    except (OSError, RuntimeError) as error:
+        reason = write_failure(error)
+        if reason is None:
+            raise
+        raise error_for(reason) from None
 
 
 class WriteFailed(ConfigError):

@@ -8,7 +8,6 @@ the start (`begin_composing`) until the config has composed (`config_composed`),
 run itself is reported as Hydra always does. A user's own HYDRA_FULL_ERROR is left alone: their
 traceback, as Hydra documents."""
 
-import difflib
 import os
 import re
 
@@ -16,7 +15,7 @@ from hydra.errors import HydraException, MissingConfigException, OverrideParseEx
 from omegaconf import DictConfig
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
-from deeprl.core.errors import ConfigError
+from deeprl.core.errors import ConfigError, nearest
 
 LIST_KEYS = "`train --cfg job` prints every key"
 GRAMMAR = "https://hydra.cc/docs/advanced/override_grammar/basic/"
@@ -50,11 +49,6 @@ def is_input_error(error: Exception) -> bool:
     return _state["composing"] or isinstance(error, HydraException)
 
 
-def _nearest(word: str, choices) -> str | None:
-    close = difflib.get_close_matches(word, [str(c) for c in choices], n=1, cutoff=0.6)
-    return close[0] if close else None
-
-
 def _one_line(text: str) -> str:
     return " ".join(line.strip() for line in str(text).strip().splitlines() if line.strip())
 
@@ -64,7 +58,7 @@ def _missing_config(error: MissingConfigException) -> ConfigError | None:
         return None
     group, _, name = error.missing_cfg_file.rpartition("/")
     options = sorted(error.options)
-    near = _nearest(name, options)
+    near = nearest(name, options)
     fix = f"did you mean {group}={near}? The choices: " if near else "choose one of: "
     return ConfigError(group, f"there is no {group} config named '{name}'; {fix}{', '.join(options)}")
 
@@ -76,7 +70,7 @@ def _unknown_key(error: Exception) -> ConfigError | None:
     path = str(cause.full_key)
     parent, _, key = path.rpartition(".")
     node = cause.parent_node
-    near = _nearest(key, node.keys()) if isinstance(node, DictConfig) else None
+    near = nearest(key, node.keys()) if isinstance(node, DictConfig) else None
     if near is not None:
         return ConfigError(path, f"no such key; did you mean {f'{parent}.' if parent else ''}{near}?")
     append = re.search(r"use (\+\S+)", str(error))

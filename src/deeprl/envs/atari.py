@@ -28,7 +28,7 @@ import re
 import gymnasium as gym
 import numpy as np
 
-from deeprl.core.errors import ConfigError
+from deeprl.core.errors import ConfigError, nearest
 
 
 def rom_name(game: str) -> str:
@@ -319,15 +319,9 @@ class StackChannels(gym.ObservationWrapper):
 def game_like(game: str) -> str | None:
     """The ALE game meant by an unknown name: another case, an id's pieces left on ("ALE/Pong-v5"),
     or a close spelling. From the registered ids (`ALE/<Game>-v5`)."""
-    import difflib
-
     games = sorted({key[4:].rsplit("-v", 1)[0] for key in gym.registry if key.startswith("ALE/")})
     plain = game.removeprefix("ALE/").rsplit("-v", 1)[0].replace("_", "").replace(" ", "")
-    same = [name for name in games if name.lower() == plain.lower()]
-    if same:
-        return same[0]
-    close = difflib.get_close_matches(plain.lower(), [name.lower() for name in games], n=1, cutoff=0.8)
-    return next((name for name in games if close and name.lower() == close[0]), None)
+    return nearest(plain, games, cutoff=0.8)
 
 
 def check_atari_cfg(env_cfg) -> None:

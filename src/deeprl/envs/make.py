@@ -7,7 +7,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode
 from omegaconf import OmegaConf
 
-from deeprl.core.errors import ConfigError
+from deeprl.core.errors import ConfigError, nearest
 from deeprl.envs.model import OneHotObservation
 
 
@@ -56,7 +56,6 @@ def _check_gym_id(env_id: str) -> None:
 def registered_like(env_id: str, message: str) -> str | None:
     """The registered id meant by an unknown one: the one gymnasium's message advises (a deprecated
     version), the newest version of the same name in another case or version, or a close spelling."""
-    import difflib
     import re
 
     advised = re.search(r"Please use `([^`]+)` instead", message)
@@ -74,8 +73,7 @@ def registered_like(env_id: str, message: str) -> str | None:
     same = [key for key in ids if name(key) == name(env_id)]
     if same:
         return max(same, key=version)
-    close = difflib.get_close_matches(env_id, ids, n=1, cutoff=0.8)
-    return close[0] if close else None
+    return nearest(env_id, ids, cutoff=0.8)
 
 
 def _gym_thunk(env_cfg, render_mode=None):
