@@ -170,7 +170,9 @@ def test_ctrl_c_stops_a_parallel_sweep_with_one_line_and_the_same_command_goes_o
     proc = subprocess.Popen([exe, *args], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     deadline = time.time() + 120
-    while len(list(sweep_dir.glob("*/checkpoints/step_*.pt"))) < 2 and proc.poll() is None and time.time() < deadline:
+    # Both jobs must have begun training: a job stopped before its first checkpoint starts afresh.
+    started = lambda: {p.parents[1] for p in sweep_dir.glob("*/checkpoints/step_*.pt")}  # noqa: E731
+    while len(started()) < 2 and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
     assert proc.poll() is None, proc.communicate()[1][-3000:]
     os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C reaches the whole process group
