@@ -1,5 +1,6 @@
 """deeprl: config-driven deep reinforcement learning experiments."""
 
+import hashlib
 import os
 
 from omegaconf import OmegaConf
@@ -14,3 +15,23 @@ def usable_cores() -> int:
 
 # `${deeprl.cores:}` in configs (the Ray launcher preset sizes Ray with it).
 OmegaConf.register_new_resolver("deeprl.cores", usable_cores, replace=True)
+
+
+def job_dirname(overrides: str, limit: int = 200) -> str:
+    """A sweep job's dir name: Hydra's override_dirname, each part (between slashes) cut to `limit`
+    bytes, where a file system takes 255 at most (a search's five floats at full precision come
+    close; one more dimension went past and the trial failed). A cut part ends in a hash of the
+    whole, so distinct jobs stay distinct and the same overrides always name the same dir (a sweep
+    run again goes on in it)."""
+    digest = hashlib.sha1(overrides.encode()).hexdigest()[:12]
+
+    def cut(part: str) -> str:
+        if len(part.encode()) <= limit:
+            return part
+        return part.encode()[:limit - len(digest) - 1].decode(errors="ignore") + "~" + digest
+
+    return "/".join(cut(part) for part in overrides.split("/"))
+
+
+# `${deeprl.dirname:${hydra.job.override_dirname}}`: hydra.sweep.subdir (conf/config.yaml).
+OmegaConf.register_new_resolver("deeprl.dirname", job_dirname, replace=True)
