@@ -97,8 +97,9 @@ def test_every_search_and_launcher_preset_is_found():
 def test_every_search_space_composes_and_each_of_its_values_validates(search):
     algo = max((a for a in ALGO_NAMES if search.startswith(f"{a}_")), key=len)
     env = search[len(algo) + 1:]
-    pair = [f"algo={algo}", f"env={env}", f"+search={search}"]
+    pair = [f"+search={search}"]  # a search picks the algo and env it is named for
     cfg = compose_with_hydra(*pair)
+    assert (cfg.algo.name, cfg.env.name) == (algo, env)
     assert cfg.hydra.sweeper._target_ == "hydra_plugins.deeprl_search.OptunaSweeper"
     assert cfg.hydra.sweeper.direction == "maximize"
     assert str(cfg.hydra.sweeper.storage).startswith("sqlite:///")

@@ -45,8 +45,9 @@ def config_composed(run: bool) -> None:
 
 
 def is_input_error(error: Exception) -> bool:
-    """Whether `error`, raised out of Hydra while `train` asked it to raise, is the command line's."""
-    return _state["composing"] or isinstance(error, HydraException)
+    """Whether `error`, raised out of Hydra while `train` asked it to raise, is the command line's
+    (a ConfigError out of Hydra is a sweeper's check of the command line: hydra_plugins)."""
+    return _state["composing"] or isinstance(error, (HydraException, ConfigError))
 
 
 def _one_line(text: str) -> str:
@@ -80,6 +81,8 @@ def _unknown_key(error: Exception) -> ConfigError | None:
 
 def from_hydra(error: Exception) -> ConfigError:
     """One line for an error Hydra raised while composing the config from the command line."""
+    if isinstance(error, ConfigError):
+        return error
     if isinstance(error, MissingConfigException):
         found = _missing_config(error)
         if found is not None:

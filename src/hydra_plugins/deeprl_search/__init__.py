@@ -37,6 +37,7 @@ class OptunaSweeper(HydraOptunaSweeper):
 
         plain_logs_off_a_terminal(optuna)
         impl = self.sweeper
+        check_searched_keys(impl, arguments)
         storage = str(impl.storage or "")
         if storage.startswith("sqlite:///"):  # the sweep dir does not exist yet
             Path(storage[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
@@ -57,6 +58,45 @@ class OptunaSweeper(HydraOptunaSweeper):
                   + (f", {len(stale)} interrupted (run again)" if stale else "")
                   + f", {impl.n_trials} to go", flush=True)
         return super().sweep(arguments)
+
+
+def check_searched_keys(impl: Any, arguments: list[str]) -> None:
+    """Each key the search sets must be one the job's config has, checked before the study or the
+    sweep dir is made: else every trial fails on it in turn (Hydra's "no such key"), as when a search
+    written for one algo is used with another."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import DictConfig, OmegaConf
+
+    from deeprl.core.errors import ConfigError, nearest
+    from deeprl.core.hydra_errors import LIST_KEYS
+
+    given = OverridesParser.create().parse_overrides(list(arguments))
+    swept = [o.input_line.partition("=")[0] for o in given if o.is_sweep_override()]  # `algo.lr=interval(..)`
+    keys = [key for key in [*map(str, impl.params or {}), *swept] if not key.startswith(("+", "~", "hydra."))
+            and "/" not in key]
+    if not keys:
+        return
+    loader = impl.hydra_context.config_loader
+    cfg = loader.load_sweep_config(impl.config, [o.input_line for o in given if not o.is_sweep_override()])
+    choices = cfg.hydra.runtime.choices
+    for key in keys:
+        parent, _, leaf = key.rpartition(".")
+        node = OmegaConf.select(cfg, parent, throw_on_missing=False) if parent else cfg
+        if not isinstance(node, DictConfig) or leaf in node.keys():
+            continue
+        near = nearest(leaf, node.keys())
+        if near is not None:
+            raise ConfigError(key, f"no such key to search; did you mean {parent + '.' if parent else ''}{near}?")
+        group = key.split(".")[0]
+        owner = f"{group}={choices[group]}" if choices.get(group) else "the config"
+        search = choices.get("search")
+        chosen = next((o.input_line for o in given if o.key_or_group == group), None)
+        if search and chosen:  # the search picks its own algo and env; the command line chose another
+            others = ", ".join(sorted(loader.get_group_options("search")))
+            raise ConfigError(key, f"{owner} has no such key to search; +search={search} picks its own {group}: "
+                                   f"drop {chosen}, or choose a search written for {owner} (the searches: {others})")
+        raise ConfigError(key, f"{owner} has no such key to search; {LIST_KEYS} (write +{key} in "
+                               "hydra.sweeper.params to add a key deeprl passes on)")
 
 
 def continued_seed(seed: int, trials: int) -> int:
