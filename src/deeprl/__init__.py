@@ -17,12 +17,12 @@ def usable_cores() -> int:
 OmegaConf.register_new_resolver("deeprl.cores", usable_cores, replace=True)
 
 
-def job_dirname(overrides: str, limit: int = 200) -> str:
+def job_dirname(overrides: str, limit: int = 255) -> str:
     """A sweep job's dir name: Hydra's override_dirname, each part (between slashes) cut to `limit`
-    bytes, where a file system takes 255 at most (a search's five floats at full precision come
+    bytes, the most a file system takes in one name (a search's five floats at full precision come
     close; one more dimension went past and the trial failed). A cut part ends in a hash of the
     whole, so distinct jobs stay distinct and the same overrides always name the same dir (a sweep
-    run again goes on in it)."""
+    run again goes on in it); a name that fits is Hydra's, as before."""
     digest = hashlib.sha1(overrides.encode()).hexdigest()[:12]
 
     def cut(part: str) -> str:

@@ -107,11 +107,12 @@ def test_a_job_dir_name_fits_a_file_system_and_stays_one_per_job():
 
     short = "algo=ppo,seed=2"
     assert job_dirname(short) == short and job_dirname("") == ""
+    assert job_dirname("a" * 255) == "a" * 255 and job_dirname("a" * 256) != "a" * 256  # the most one name takes
     assert job_dirname("env.id=ALE/Pong-v5,seed=1") == "env.id=ALE/Pong-v5,seed=1"  # Hydra's nesting is kept
     floats = ",".join(f"algo.p{i}=0.{'7' * 17}{i}" for i in range(12))
     names = {job_dirname(floats), job_dirname(floats.replace("=0.7", "=0.8", 1)), job_dirname("é" * 300)}
     assert len(names) == 3  # the cut keeps distinct jobs distinct
-    assert all(len(part.encode()) <= 200 for name in names for part in name.split("/"))
+    assert all(len(part.encode()) <= 255 for name in names for part in name.split("/"))
     assert job_dirname(floats) == job_dirname(floats) and job_dirname(floats).startswith(floats[:150])
     assert set(job_dirname("é" * 300).rpartition("~")[0]) == {"é"}  # no character cut in two
     resolved = OmegaConf.create({"name": floats, "dir": "${deeprl.dirname:${name}}"}).dir
