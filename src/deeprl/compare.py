@@ -29,6 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from deeprl.core.checkpoint import save_atomic, write_text_atomic
 from deeprl.core.errors import ConfigError, quiet_event_writer_failures, refused_writes
+from deeprl.core.interrupt import ctrl_c_noted, stop_if_asked
 from deeprl.runs import TAG, Run, plural, read_runs
 
 CONFIDENCE = 0.95
@@ -426,6 +427,7 @@ def compare(args: argparse.Namespace) -> list[str]:
         if curves:
             plot(curves, staging / "compare.png", args.tag, args.metric, args.smooth)
             write_tb(curves, staging / "tb", args.tag, args.metric)
+        stop_if_asked()
         for name in written:
             if name == "tb" and (out / name).exists():
                 os.replace(out / name, staging / "tb.old")  # removed with the staging dir
@@ -463,7 +465,8 @@ def main(argv=None) -> None:
     try:
         with refused_writes(lambda reason: ConfigError("--out", f"cannot write to {args.out}: {reason}; make room, "
                                                                 "or pass another --out")):
-            compare(args)
+            with ctrl_c_noted():
+                compare(args)
     except ConfigError as error:
         print(f"compare: error: {error}", file=sys.stderr)
         sys.exit(2)

@@ -24,6 +24,7 @@ from deeprl.core.checkpoint import (
 )
 from deeprl.core.console import say
 from deeprl.core.errors import ConfigError, WriteFailed, refused_writes
+from deeprl.core.interrupt import ctrl_c_noted, stop_if_asked
 from deeprl.runs import plural, pointer
 
 VIDEO_REFUSED = ("--video", "run without --video")  # the key and the fix when frames cannot be drawn
@@ -99,6 +100,7 @@ def run(args: argparse.Namespace) -> dict:
                               f"evaluate-{checkpoint.stem}", *VIDEO_REFUSED)
         result["videos"] = [str(v) for v in videos]
     path = run_dir / result_name(checkpoint)
+    stop_if_asked()
     with refused_writes(lambda reason: WriteFailed("evaluation", path, reason, "make room and run it again")):
         write_json_atomic(path, result)
     return result
@@ -124,7 +126,8 @@ def main(argv=None) -> None:
                         help="episodes to record with --video, one after another (default: 1)")
     args = parser.parse_args(argv)
     try:
-        result = run(args)
+        with ctrl_c_noted():
+            result = run(args)
     except ConfigError as error:
         print(f"evaluate: error: {error}", file=sys.stderr)
         sys.exit(2)

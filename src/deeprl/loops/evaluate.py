@@ -4,6 +4,7 @@ import copy
 import numpy as np
 import torch
 
+from deeprl.core.interrupt import stop_if_asked
 from deeprl.envs import make_vec_env
 from deeprl.envs.episodes import EpisodeTracker
 
@@ -24,6 +25,7 @@ def evaluate(agent, env_cfg, episodes: int, seed: int) -> tuple[np.ndarray, np.n
         lengths = np.zeros(episodes, dtype=np.int64)
         running = np.ones(episodes, dtype=bool)
         while running.any():
+            stop_if_asked()
             actions = agent.act(obs, step=0, eval_mode=True)
             obs, rewards, terminated, truncated, infos = envs.step(actions)
             for i, ret, length in tracker.step_envs(rewards, terminated | truncated, infos):
@@ -78,12 +80,14 @@ def record_video(agent, env_cfg, episodes: int, seed: int, folder, name_prefix: 
                     pending = None
                     done = False
                     while not done:
+                        stop_if_asked()
                         action = agent.act(np.asarray(obs)[None], step=0, eval_mode=True)[0]
                         obs, _, terminated, truncated, _ = env.step(action)
                         done = terminated or truncated
             pending = videos[-1]
         finally:
             env.close()
+        stop_if_asked()
         check_encoded(staging / videos[-1].name, videos[-1], key, fix)
         for video in videos:
             os.replace(staging / video.name, video)

@@ -1,0 +1,49 @@
+"""Ctrl-C within evaluate and compare (deeprl.core.interrupt): one that lands in a __del__, where
+Python prints it and drops it, still stops the command at its next check."""
+
+import subprocess
+import sys
+
+SCRIPT = """
+import os, signal, sys
+from deeprl.core.interrupt import ctrl_c_noted, stop_if_asked
+
+class Clip:  # as moviepy's clips, closed by __del__ after each video
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(1000):  # the handler runs here, inside __del__
+            pass
+
+def work():
+    for step in range(100):
+        stop_if_asked()
+        if step == 10:
+            Clip()
+    print("ran to the end")
+
+if sys.argv[1] == "noted":
+    with ctrl_c_noted():
+        work()
+else:
+    work()
+"""
+
+
+def run(mode: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", SCRIPT, mode], capture_output=True, text=True, timeout=60)
+
+
+def test_an_interrupt_dropped_in_a_del_stops_at_the_next_check_without_a_printed_traceback():
+    plain = run("plain")  # Python's own handler: printed, dropped, and the work goes on to its end
+    assert plain.returncode == 0 and "ran to the end" in plain.stdout and "Exception ignored" in plain.stderr
+    noted = run("noted")
+    assert noted.returncode != 0 and "ran to the end" not in noted.stdout
+    assert "Exception ignored" not in noted.stderr and noted.stderr.rstrip().endswith("KeyboardInterrupt")
+
+
+def test_outside_a_del_the_interrupt_is_raised_where_it_lands():
+    script = ("import os, signal\nfrom deeprl.core.interrupt import ctrl_c_noted\nwith ctrl_c_noted():\n"
+              "    try:\n        os.kill(os.getpid(), signal.SIGINT)\n        for _ in range(10**6): pass\n"
+              "    except KeyboardInterrupt:\n        print('raised at once')\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "raised at once", result.stderr
