@@ -12,6 +12,10 @@ its first trials' parameters again (TPE's random start-up trials, a random or CM
 draws) and spend its budget repeating them. A continued study's sampler is seeded from the seed and
 the number of trials the study holds instead: new parameters, and the same ones each time the same
 study is continued from the same point.
+
+Before anything is made, each searched key (`hydra.sweeper.params` and the search dimensions on the
+command line) is checked against the composed config: a key it lacks would fail every trial in
+turn, so it is one line naming the key instead (`check_searched_keys`).
 """
 
 import logging
