@@ -43,6 +43,14 @@ def assert_quiet(result: subprocess.CompletedProcess) -> None:
         assert noise not in result.stderr + result.stdout, result.stderr[-3000:]
 
 
+def as_in_a_terminal() -> None:
+    """SIGINT as a terminal's foreground command gets it (a test run in the background of a script
+    hands it down ignored, and Python, evaluate too, leaves an ignored one ignored)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture(scope="module")
 def cartpole_run(tmp_path_factory):
     cwd = tmp_path_factory.mktemp("video")
@@ -232,7 +240,7 @@ def test_ctrl_c_while_evaluate_records_stops_in_one_line_and_leaves_no_partial_v
     evaluation = (run_dir / "evaluation.json").read_bytes() if (run_dir / "evaluation.json").exists() else None
     proc = subprocess.Popen([str(Path(sys.executable).parent / "evaluate"), str(run_dir), "--episodes", "1", "--video",
                              "--video-episodes", "50"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=HEADLESS)
+                            env=HEADLESS, preexec_fn=as_in_a_terminal)
     deadline = time.time() + 120
     while not list(videos.glob(".recording-*/*.mp4")) and proc.poll() is None and time.time() < deadline:
         time.sleep(0.02)  # until the first of its videos is encoded

@@ -21,7 +21,9 @@ def work():
             Clip()
     print("ran to the end")
 
-if sys.argv[1] == "noted":
+# As Python starts in a terminal (a parent may hand SIGINT down ignored, as pytest-xdist's workers do).
+signal.signal(signal.SIGINT, signal.SIG_IGN if sys.argv[1] == "ignored" else signal.default_int_handler)
+if sys.argv[1] in ("noted", "ignored"):
     with ctrl_c_noted():
         work()
 else:
@@ -42,8 +44,15 @@ def test_an_interrupt_dropped_in_a_del_stops_at_the_next_check_without_a_printed
 
 
 def test_outside_a_del_the_interrupt_is_raised_where_it_lands():
-    script = ("import os, signal\nfrom deeprl.core.interrupt import ctrl_c_noted\nwith ctrl_c_noted():\n"
+    script = ("import os, signal\nfrom deeprl.core.interrupt import ctrl_c_noted\n"
+              "signal.signal(signal.SIGINT, signal.default_int_handler)\nwith ctrl_c_noted():\n"
               "    try:\n        os.kill(os.getpid(), signal.SIGINT)\n        for _ in range(10**6): pass\n"
               "    except KeyboardInterrupt:\n        print('raised at once')\n")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "raised at once", result.stderr
+
+
+def test_an_ignored_interrupt_stays_ignored():
+    """A shell script's background job starts with SIGINT ignored; Python leaves it so, and so do we."""
+    ignored = run("ignored")
+    assert ignored.returncode == 0 and "ran to the end" in ignored.stdout and ignored.stderr == ""

@@ -28,9 +28,11 @@ def _handler(signum, frame) -> None:
 
 @contextlib.contextmanager
 def ctrl_c_noted():
-    """SIGINT raises KeyboardInterrupt, and is noted for `stop_if_asked` (main thread only: elsewhere
-    signals cannot be handled, and nothing changes)."""
-    if threading.current_thread() is not threading.main_thread():
+    """SIGINT raises KeyboardInterrupt, and is noted for `stop_if_asked`. Nothing changes off the
+    main thread (signals cannot be handled there) or where SIGINT is ignored (a shell script's
+    background job: Python itself leaves it ignored)."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         yield
         return
     previous = signal.signal(signal.SIGINT, _handler)
