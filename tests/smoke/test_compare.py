@@ -146,3 +146,43 @@ def test_an_out_dir_that_cannot_be_written_is_one_line_and_no_partial_file(compa
     assert (result.returncode, result.stderr.strip()) == (
         2, f"compare: error: --out: cannot write to {tmp_path / 'cmp'}: File too large; make room, or pass another --out")
     assert not (tmp_path / "cmp").exists()  # all or nothing: no table without its plot
+
+
+# compare, with a Ctrl-C sent to itself while it draws the plot (after the table and csv are
+# staged), inside a __del__ (where Python would drop it) when asked.
+CTRL_C_IN_PLOT = """
+import os, signal, sys
+import deeprl.compare as compare
+
+class Closed:
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(1000):
+            pass
+
+def plot(*args, **kwargs):
+    if sys.argv[1] == "in_del":
+        Closed()
+    else:
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(1000):
+            pass
+
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+compare.plot = plot
+compare.main(sys.argv[2:])
+"""
+
+
+@pytest.mark.parametrize("where", ["plain", "in_del"])
+def test_ctrl_c_stops_compare_in_one_line_and_leaves_the_out_dir_as_it_was(compared, tmp_path, where):
+    result, out = compared
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    stopped = subprocess.run([sys.executable, "-c", CTRL_C_IN_PLOT, where, str(out.parent / "sweep"), "--out",
+                              str(out)], capture_output=True, text=True, timeout=120)
+    assert (stopped.returncode, stopped.stderr.strip()) == (130, "compare: stopped by SIGINT; nothing half-written "
+                                                                 "is left")
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    fresh = subprocess.run([sys.executable, "-c", CTRL_C_IN_PLOT, where, str(out.parent / "sweep"), "--out",
+                            str(tmp_path / "new")], capture_output=True, text=True, timeout=120)
+    assert fresh.returncode == 130 and not (tmp_path / "new").exists()
