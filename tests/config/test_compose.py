@@ -100,6 +100,11 @@ def test_every_search_space_composes_and_each_of_its_values_validates(search):
     pair = [f"+search={search}"]  # a search picks the algo and env it is named for
     cfg = compose_with_hydra(*pair)
     assert (cfg.algo.name, cfg.env.name) == (algo, env)
+    assert (cfg.hydra.sweep.dir, cfg.hydra.sweeper.study_name) == (f"multirun/search/{search}", search)
+    # On another env, a study of its own: continuing the first one's would mix the two envs' trials.
+    other = compose_with_hydra(*pair, "env=acrobot")
+    assert (other.hydra.sweep.dir, other.hydra.sweeper.study_name) == (f"multirun/search/{algo}_acrobot",
+                                                                       f"{algo}_acrobot")
     assert cfg.hydra.sweeper._target_ == "hydra_plugins.deeprl_search.OptunaSweeper"
     assert cfg.hydra.sweeper.direction == "maximize"
     assert str(cfg.hydra.sweeper.storage).startswith("sqlite:///")
