@@ -335,6 +335,8 @@ def test_a_search_without_multirun_is_refused_with_the_command_that_runs_it(tmp_
      "or choose a search written for algo=ppo (the searches: dqn_cartpole, ppo_cartpole)"),
     (["algo=dqn", "+search=dqn_cartpole", "algo.lrr=interval(1e-4,1e-3)"],
      "algo.lrr: no such key to search; did you mean algo.lr?"),
+    (["+search=dqn_cartpole", "algoo.exploration.fraction=interval(0.1,0.2)"],
+     "algoo: no such key to search; did you mean algo?"),
 ])
 def test_a_search_over_a_key_the_config_lacks_is_refused_before_anything_is_written(tmp_path, given, expected):
     """Before: the study and the sweep dir were made, and the first trial failed on Hydra's "no such key"."""

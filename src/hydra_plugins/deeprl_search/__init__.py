@@ -69,7 +69,7 @@ def check_searched_keys(impl: Any, arguments: list[str]) -> None:
     sweep dir is made: else every trial fails on it in turn (Hydra's "no such key"), as when a search
     written for one algo is used with another."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
-    from omegaconf import DictConfig, OmegaConf
+    from omegaconf import DictConfig
 
     from deeprl.core.errors import ConfigError, nearest
     from deeprl.core.hydra_errors import LIST_KEYS
@@ -84,10 +84,19 @@ def check_searched_keys(impl: Any, arguments: list[str]) -> None:
     cfg = loader.load_sweep_config(impl.config, [o.input_line for o in given if not o.is_sweep_override()])
     choices = cfg.hydra.runtime.choices
     for key in keys:
-        parent, _, leaf = key.rpartition(".")
-        node = OmegaConf.select(cfg, parent, throw_on_missing=False) if parent else cfg
-        if not isinstance(node, DictConfig) or leaf in node.keys():
+        node, parts = cfg, key.split(".")
+        for depth in range(len(parts)):  # down to the first part the config lacks
+            leaf = parts[depth]
+            if not isinstance(node, DictConfig):  # a list or a value below: not checked further
+                break
+            if leaf not in node.keys():
+                break
+            node = node._get_node(leaf)
+        else:
+            continue  # every part found
+        if not isinstance(node, DictConfig):
             continue
+        parent, key = ".".join(parts[:depth]), ".".join(parts[:depth + 1])
         near = nearest(leaf, node.keys())
         if near is not None:
             raise ConfigError(key, f"no such key to search; did you mean {parent + '.' if parent else ''}{near}?")
