@@ -105,6 +105,10 @@ def test_every_search_space_composes_and_each_of_its_values_validates(search):
     other = compose_with_hydra(*pair, "env=acrobot")
     assert (other.hydra.sweep.dir, other.hydra.sweeper.study_name) == (f"multirun/search/{algo}_acrobot",
                                                                        f"{algo}_acrobot")
+    if algo == "dqn":  # a variant with DQN's keys: its own study too, never mixed into DQN's
+        variant = compose_with_hydra(*pair, "algo=double_dqn")
+        assert (variant.hydra.sweep.dir, variant.hydra.sweeper.study_name) == (
+            f"multirun/search/double_dqn_{env}", f"double_dqn_{env}")
     assert cfg.hydra.sweeper._target_ == "hydra_plugins.deeprl_search.OptunaSweeper"
     assert cfg.hydra.sweeper.direction == "maximize"
     assert str(cfg.hydra.sweeper.storage).startswith("sqlite:///")
