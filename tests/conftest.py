@@ -1,6 +1,7 @@
 import functools
 import os
 import random
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -70,6 +71,13 @@ def every_config() -> dict[str, object]:
         for network in networks:
             configs[f"network={network}"] = compose("config", overrides=[f"network={network}"])
     return configs
+
+
+def as_in_a_terminal() -> None:
+    """A subprocess's `preexec_fn`: SIGINT as a terminal's foreground command gets it (a test run in
+    the background of a script hands it down ignored, and Python, evaluate and compare too, leave an
+    ignored one ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def train_cli(*args: str, cwd: Path, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import train_cli
+from conftest import as_in_a_terminal, train_cli
 
 TAG = "eval/episodic_return"
 
@@ -168,7 +168,6 @@ def plot(*args, **kwargs):
         for _ in range(1000):
             pass
 
-signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
 compare.plot = plot
 compare.main(sys.argv[2:])
 """
@@ -179,10 +178,11 @@ def test_ctrl_c_stops_compare_in_one_line_and_leaves_the_out_dir_as_it_was(compa
     result, out = compared
     before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     stopped = subprocess.run([sys.executable, "-c", CTRL_C_IN_PLOT, where, str(out.parent / "sweep"), "--out",
-                              str(out)], capture_output=True, text=True, timeout=120)
+                              str(out)], capture_output=True, text=True, timeout=120, preexec_fn=as_in_a_terminal)
     assert (stopped.returncode, stopped.stderr.strip()) == (130, "compare: stopped by SIGINT; nothing half-written "
                                                                  "is left")
     assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     fresh = subprocess.run([sys.executable, "-c", CTRL_C_IN_PLOT, where, str(out.parent / "sweep"), "--out",
-                            str(tmp_path / "new")], capture_output=True, text=True, timeout=120)
+                            str(tmp_path / "new")], capture_output=True, text=True, timeout=120,
+                           preexec_fn=as_in_a_terminal)
     assert fresh.returncode == 130 and not (tmp_path / "new").exists()

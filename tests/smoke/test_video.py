@@ -14,7 +14,7 @@ from pathlib import Path
 import imageio.v3 as iio
 import pytest
 
-from conftest import train_cli
+from conftest import as_in_a_terminal, train_cli
 
 HEADLESS = {key: value for key, value in os.environ.items()
             if key not in {"DISPLAY", "WAYLAND_DISPLAY", "XDG_RUNTIME_DIR", "SDL_VIDEODRIVER", "MUJOCO_GL",
@@ -41,14 +41,6 @@ def evaluate_cli(*args: str) -> subprocess.CompletedProcess:
 def assert_quiet(result: subprocess.CompletedProcess) -> None:
     for noise in NOISE:
         assert noise not in result.stderr + result.stdout, result.stderr[-3000:]
-
-
-def as_in_a_terminal() -> None:
-    """SIGINT as a terminal's foreground command gets it (a test run in the background of a script
-    hands it down ignored, and Python, evaluate too, leaves an ignored one ignored)."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,8 @@ Python prints it and drops it, still stops the command at its next check."""
 import subprocess
 import sys
 
+from conftest import as_in_a_terminal
+
 SCRIPT = """
 import os, signal, sys
 from deeprl.core.interrupt import ctrl_c_noted, stop_if_asked
@@ -44,11 +46,11 @@ def test_an_interrupt_dropped_in_a_del_stops_at_the_next_check_without_a_printed
 
 
 def test_outside_a_del_the_interrupt_is_raised_where_it_lands():
-    script = ("import os, signal\nfrom deeprl.core.interrupt import ctrl_c_noted\n"
-              "signal.signal(signal.SIGINT, signal.default_int_handler)\nwith ctrl_c_noted():\n"
+    script = ("import os, signal\nfrom deeprl.core.interrupt import ctrl_c_noted\nwith ctrl_c_noted():\n"
               "    try:\n        os.kill(os.getpid(), signal.SIGINT)\n        for _ in range(10**6): pass\n"
               "    except KeyboardInterrupt:\n        print('raised at once')\n")
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                            preexec_fn=as_in_a_terminal)
     assert result.stdout.strip() == "raised at once", result.stderr
 
 
