@@ -105,3 +105,74 @@ def test_workers_ignore_the_stop_signals_and_exit_with_close():
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     assert not any(process.is_alive() for process in envs.processes)
+
+
+def same_infos(a: dict, b: dict, path: str = "") -> bool:
+    """Equal info dicts: the same keys, nested dicts equal, arrays of the same dtype and values
+    (object arrays element by element: final observations, None where an env had none). The
+    values of episode.t, the wall-clock seconds RecordEpisodeStatistics reports, are not compared."""
+    if a.keys() != b.keys():
+        return False
+    for key, x in a.items():
+        y = b[key]
+        if isinstance(x, dict):
+            if not (isinstance(y, dict) and same_infos(x, y, f"{path}{key}.")):
+                return False
+        elif path.endswith("episode.") and key == "t":
+            if x.dtype != y.dtype or x.shape != y.shape:
+                return False
+        elif x.dtype != y.dtype or x.shape != y.shape:
+            return False
+        elif x.dtype == object:
+            if not all((u is None and v is None) or np.array_equal(u, v) for u, v in zip(x, y, strict=True)):
+                return False
+        elif not np.array_equal(x, y):
+            return False
+    return True
+
+
+# Every kind of env deeprl makes, with its step infos: toy text (a transition probability, Taxi's
+# action mask), one-hot observations, gridworlds, classic control cut by a short time limit,
+# continuous actions, MinAtar, and Atari with life losses and full-game statistics.
+ONE_ENV = {
+    "frozenlake": (["env=frozenlake8x8"], 400),
+    "taxi": (["env=taxi"], 400),
+    "frozenlake_one_hot": (["env=frozenlake", "env.one_hot=true"], 300),
+    "gridworld": (["env=gridworld_4x3"], 300),
+    "cliffwalking": (["env=cliffwalking", "env.max_episode_steps=50"], 300),
+    "cartpole_truncated": (["env=cartpole", "env.max_episode_steps=15"], 300),
+    "pendulum": (["env=pendulum", "env.max_episode_steps=40"], 200),
+    "minatar_breakout": (["env=minatar_breakout"], 300),
+    "breakout": (["env=breakout"], 400),
+}
+
+
+@pytest.mark.parametrize("name", list(ONE_ENV))
+def test_one_env_steps_exactly_as_sync_vector_env(name):
+    """A run of one env steps through OneEnvVector, which skips SyncVectorEnv's per-step overhead:
+    every step's observations, rewards, dones and infos are the same, dtypes included."""
+    from deeprl.envs.make import _thunk
+    from deeprl.envs.one_env import OneEnvVector
+
+    overrides, steps = ONE_ENV[name]
+    cfg = compose_config(*overrides)
+    fast = make_vec_env(cfg.env, 1, seed=7)
+    reference = gym.vector.SyncVectorEnv([_thunk(cfg.env, True)], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    try:
+        assert type(fast) is OneEnvVector and fast._fast
+        (obs_a, info_a), (obs_b, info_b) = fast.reset(seed=3), reference.reset(seed=3)
+        assert np.array_equal(obs_a, obs_b) and obs_a.dtype == obs_b.dtype and same_infos(info_a, info_b)
+        space = fast.single_action_space
+        space.seed(11)
+        ended = 0
+        for _ in range(steps):
+            actions = np.array([space.sample()])
+            a, b = fast.step(actions), reference.step(actions.copy())
+            for x, y in zip(a[:4], b[:4], strict=True):
+                assert x.dtype == y.dtype and np.array_equal(x, y)
+            assert same_infos(a[4], b[4])
+            assert a[0] is not fast._observations  # a copy, as SyncVectorEnv returns
+            ended += bool(a[2][0] or a[3][0])
+        assert ended >= 2, "fewer than two episodes ended: lengthen the rollout"
+    finally:
+        fast.close(), reference.close()

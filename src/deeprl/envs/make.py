@@ -9,6 +9,7 @@ from omegaconf import OmegaConf
 
 from deeprl.core.errors import ConfigError, nearest
 from deeprl.envs.model import OneHotObservation
+from deeprl.envs.one_env import OneEnvVector
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,8 @@ VECTORIZATIONS = ("sync", "async")
 
 def make_vec_env(env_cfg, num_envs: int, seed: int, *, training: bool = True) -> gym.vector.VectorEnv:
     """`num_envs` copies of the task in one vector env: in this process (`env.vectorization: sync`,
-    the default) or one worker process per env (`async`, gymnasium's AsyncVectorEnv).
+    the default; a single env steps through OneEnvVector, a SyncVectorEnv without its per-step
+    overhead) or one worker process per env (`async`, gymnasium's AsyncVectorEnv).
 
     Autoreset happens in the same step: when an episode ends, `obs` is already the first
     observation of the next episode and the true last observation is in info["final_obs"].
@@ -142,6 +144,8 @@ def make_vec_env(env_cfg, num_envs: int, seed: int, *, training: bool = True) ->
         if vectorization == "async":
             envs = gym.vector.AsyncVectorEnv([in_worker(thunk)] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP,
                                              context=WORKER_START)
+        elif num_envs == 1:  # the usual case, stepped without SyncVectorEnv's per-step overhead
+            envs = OneEnvVector(thunk, autoreset_mode=AutoresetMode.SAME_STEP)
         else:
             envs = gym.vector.SyncVectorEnv([thunk] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP)
     except (TypeError, ValueError, KeyError, AssertionError, ImportError, gym.error.Error) as e:
