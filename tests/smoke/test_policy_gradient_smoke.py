@@ -1,6 +1,7 @@
 """Each policy-gradient algorithm runs a few hundred steps on CartPole (discrete) and Pendulum
 (continuous) in-process, and writes the TensorBoard tags it promises."""
 
+import math
 from pathlib import Path
 
 import pytest
@@ -130,3 +131,31 @@ def test_ppo_runs_on_breakout_with_the_nature_cnn(tmp_path):
     state = load(tmp_path / "checkpoints" / "final.pt")["agent"]["net"]
     assert any(k.startswith("actor_torso.convs") for k in state) and "critic_torso" not in str(list(state))
     assert isinstance(state["value_head.out.weight"], torch.Tensor)
+
+
+# Each stopped at its first such update, told to lower the learning rate: a sparse-reward
+# rollout whose returns were all zero (A2C on MinAtar Breakout, seed 2, step 40), and batches of one
+# transition (A2C with n_steps=1 and one env; online actor-critic with one env, its textbook form).
+@pytest.mark.parametrize("overrides", [
+    ["algo=a2c", "env=minatar_breakout", "seed=2", "total_steps=400"],
+    ["algo=a2c", "env=cartpole", "num_envs=1", "algo.n_steps=1", "total_steps=200"],
+    ["algo=actor_critic", "env=cartpole", "algo.mode=online", "num_envs=1", "total_steps=200"],
+])
+def test_an_undefined_explained_variance_is_logged_as_nan_and_training_goes_on(tmp_path, overrides):
+    summary = run_in_process(tmp_path, *overrides, "eval.every=0", "eval.episodes=2", "log.every=1")
+    assert summary["total_steps"] == int(overrides[-1].split("=")[1])
+    acc = scalars(tmp_path)
+    explained = [e.value for e in acc.Scalars("losses/explained_variance")]
+    assert any(math.isnan(v) for v in explained)
+    for tag in ("losses/policy_loss", "losses/value_loss"):  # what the guard still judges
+        assert all(math.isfinite(e.value) for e in acc.Scalars(tag)), tag
+
+
+def test_the_guard_still_stops_a_policy_gradient_run_whose_loss_diverges(tmp_path, caplog):
+    from deeprl.run import RunStopped
+
+    with pytest.raises(RunStopped) as stopped:
+        run_in_process(tmp_path, "algo=a2c", "env=cartpole", "num_envs=1", "algo.n_steps=1", "algo.lr=1e30",
+                       "total_steps=300", "eval.every=0")
+    assert stopped.value.code == 3
+    assert "guard: non-finite losses/value_loss at step" in caplog.text

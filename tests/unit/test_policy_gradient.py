@@ -324,3 +324,18 @@ def test_orthogonal_init_fills_channels_last_convolutions():
     assert w.is_contiguous(memory_format=torch.channels_last)
     rows = w.reshape(w.shape[0], -1)  # 32 x 256: orthogonal rows with norm sqrt(2)
     torch.testing.assert_close(rows @ rows.T, 2.0 * torch.eye(32), atol=1e-4, rtol=1e-4)
+
+
+def test_explained_variance_is_nan_where_the_returns_do_not_vary(recwarn):
+    from deeprl.algos.policy import explained_variance
+
+    returns = torch.tensor([1.0, 2.0, 4.0, 7.0])
+    values = torch.tensor([1.5, 2.0, 3.0, 6.0])
+    expected = 1 - np.var((returns - values).numpy()) / np.var(returns.numpy())
+    assert math.isclose(float(explained_variance(values, returns)), expected, rel_tol=1e-6)
+    assert float(explained_variance(returns, returns)) == 1.0
+    # Undefined: a sparse-reward rollout's returns all zero, or a batch of one (online actor-critic
+    # with one env). NaN, as SB3 and CleanRL log it, and no degrees-of-freedom warning.
+    assert math.isnan(float(explained_variance(values, torch.zeros(4))))
+    assert math.isnan(float(explained_variance(values[:1], returns[:1])))
+    assert not [w for w in recwarn if "degrees of freedom" in str(w.message)]

@@ -173,8 +173,12 @@ def flat(x: torch.Tensor) -> torch.Tensor:
 
 
 def explained_variance(values: torch.Tensor, returns: torch.Tensor) -> torch.Tensor:
-    """1 - Var(returns - V) / Var(returns): 1 is a perfect critic, 0 no better than a constant."""
-    return 1.0 - (returns - values).var() / returns.var()
+    """1 - Var(returns - V) / Var(returns): 1 is a perfect critic, 0 no better than a constant.
+    NaN where the returns do not vary (all zero in a sparse-reward rollout, or a batch of one):
+    then it is undefined, as Stable-Baselines3 and CleanRL log it too. The guard does not judge it
+    (loops/session.py: UNDEFINED_AT_TIMES)."""
+    var = returns.var(correction=0)  # the ratio is the same with n or n - 1; n also takes a batch of one
+    return torch.where(var > 0, 1.0 - (returns - values).var(correction=0) / var, torch.nan)
 
 
 def normalize(x: torch.Tensor) -> torch.Tensor:

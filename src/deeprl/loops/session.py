@@ -10,6 +10,10 @@ from deeprl.logging import Logger
 from deeprl.loops.evaluate import evaluate, record_video
 
 GUARDS = ("stop", "warn", "off")
+# Diagnostics that are undefined on some batches and then NaN, which says nothing of divergence:
+# explained variance when a rollout's returns do not vary (algos/policy.py). The guard skips them;
+# the losses computed from the same values still catch a network gone non-finite.
+UNDEFINED_AT_TIMES = frozenset({"explained_variance"})
 
 
 class NonFiniteError(RuntimeError):
@@ -97,7 +101,9 @@ class Session:
         per metric, `off` skips the check. Cheap when all is well: one sum, one read."""
         if self.guard == "off" or not metrics:
             return
-        values = list(metrics.values())
+        values = [value for name, value in metrics.items() if name not in UNDEFINED_AT_TIMES]
+        if not values:
+            return
         if all(isinstance(v, torch.Tensor) and v.dim() == 0 for v in values):
             total = torch.stack(values).sum()  # scalars, the common case: two kernels, one read
         else:
@@ -107,6 +113,8 @@ class Session:
         if math.isfinite(float(total)):  # a sum of finite values may still overflow: then look closer
             return
         for name, value in metrics.items():
+            if name in UNDEFINED_AT_TIMES:
+                continue
             finite = bool(torch.isfinite(value).all()) if isinstance(value, torch.Tensor) else math.isfinite(value)
             if not finite:
                 self.non_finite(step, f"{prefix}{name}")
