@@ -356,23 +356,24 @@ def _unset(path: str) -> ConfigError:
     return ConfigError(path, f"has no default and must be given; set it, e.g. {EXAMPLES.get(path, path + '=<value>')}")
 
 
-def _require_set(node, prefix: str = "") -> None:
+def require_set(node, prefix: str = "", given: frozenset[str] = frozenset()) -> None:
     """ConfigError for the first mandatory value (`???`) left unset, before anything resolves it
-    (env.name: ${.game} would otherwise fail on env.game with an interpolation error)."""
+    (env.name: ${.game} would otherwise fail on env.game with an interpolation error). `given`: keys
+    a search sets in each trial, not yet in the config it checks."""
     for key in _keys(node, prefix):
         path = f"{prefix}{key}"
-        if OmegaConf.is_missing(node, key):
+        if OmegaConf.is_missing(node, key) and path not in given:
             raise _unset(path)
         child = node._get_node(key)
         if isinstance(child, DictConfig):
-            _require_set(child, f"{path}.")
+            require_set(child, f"{path}.", given)
 
 
 def leaves(node, prefix: str = "") -> Iterator[tuple[str, object]]:
     """(path, value) of every key to check: a key with a rule (a whole subtree for Passthrough and a
     list for Sizes), or a leaf without one. Raises ConfigError for a mandatory value left unset."""
     if not prefix:
-        _require_set(node)
+        require_set(node)
     for key in _keys(node, prefix):
         path = f"{prefix}{key}"
         if OmegaConf.is_missing(node, key):
@@ -410,7 +411,7 @@ def uncovered_numbers(cfg: DictConfig) -> list[str]:
 def check_keys(cfg: DictConfig, prefix: str = "") -> None:
     """Check every key of `cfg` (a whole config, or a subtree such as cfg.env with prefix "env.")
     against RULES. A number without a rule is an error: deeprl does not know the key."""
-    _require_set(cfg, prefix)
+    require_set(cfg, prefix)
     # Interpolated values last: a bad value is reported at the key that was set (env.eval_epsilon),
     # not at a key that copies it (algo.exploration.eval: ${oc.select:env.eval_epsilon,0.0}).
     for path, value in sorted(leaves(cfg, prefix), key=lambda item: _interpolated(cfg, item[0][len(prefix):])):

@@ -105,6 +105,11 @@ def test_every_search_space_composes_and_each_of_its_values_validates(search):
     other = compose_with_hydra(*pair, "env=acrobot")
     assert (other.hydra.sweep.dir, other.hydra.sweeper.study_name) == (f"multirun/search/{algo}_acrobot",
                                                                        f"{algo}_acrobot")
+    # The generic env configs: one study per id or game, not one for all of them.
+    for given, name in ((["env=gym", "env.id=Acrobot-v1"], f"{algo}_Acrobot-v1"),
+                        (["env=atari", "env.game=Pong"], f"{algo}_Pong")):
+        generic = compose_with_hydra(*pair, *given)
+        assert (generic.hydra.sweep.dir, generic.hydra.sweeper.study_name) == (f"multirun/search/{name}", name)
     if algo == "dqn":  # a variant with DQN's keys: its own study too, never mixed into DQN's
         variant = compose_with_hydra(*pair, "algo=double_dqn")
         assert (variant.hydra.sweep.dir, variant.hydra.sweeper.study_name) == (

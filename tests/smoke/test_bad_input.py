@@ -346,6 +346,19 @@ def test_a_search_over_a_key_the_config_lacks_is_refused_before_anything_is_writ
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("env, expected", [
+    ("env=gym", "env.id: has no default and must be given; set it, e.g. env=gym env.id=CartPole-v1"),
+    ("env=atari", "env.game: has no default and must be given; set it, e.g. env=atari env.game=Breakout"),
+])
+def test_a_search_on_a_generic_env_without_its_id_is_refused_before_anything_is_written(tmp_path, env, expected):
+    """Before: the study was made, its first trial failed on the missing id, and the search ended in
+    a traceback."""
+    result = train_cli("-m", "+search=ppo_cartpole", env, cwd=tmp_path)
+    assert (result.returncode, result.stderr.strip().splitlines()[-1]) == (2, f"deeprl: error: {expected}")
+    assert "Traceback" not in result.stderr and "warn" not in result.stderr.lower()
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_search_picks_its_algo_and_env_and_searches_a_dimension_given_on_the_command_line(tmp_path):
     """`train -m +search=ppo_cartpole` alone searches PPO (before: algo=dqn, the default, and every trial
     failed); a dimension added on the command line is searched too (its trial's dir name, with six

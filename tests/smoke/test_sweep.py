@@ -186,3 +186,31 @@ def test_ctrl_c_stops_a_parallel_sweep_with_one_line_and_the_same_command_goes_o
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stdout.count("deeprl | going on from ") == 2
     assert sorted(s["total_steps"] for s in summaries(sweep_dir).values()) == [30000, 30000]
+
+
+def test_a_search_goes_on_past_failed_trials_and_lists_them_at_the_end(tmp_path):
+    """A trial that fails (a bad value, the numerical guard) is told to Optuna as failed and the
+    search goes on: before, its NaN reached Optuna as a value, which Optuna refuses, and the first
+    failed trial ended the search with a traceback."""
+    sweep_dir = tmp_path / "search"
+    result = train_cli("-m", "+search=dqn_cartpole", "hydra.sweeper.n_trials=4", "algo.gamma=choice(0.99,1.5)",
+                       "optimize.seeds=1", "total_steps=1000", "eval.every=0", "eval.episodes=2", "log.progress=false",
+                       f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path, timeout=300)
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr and "float-castable" not in result.stderr + result.stdout
+    study = optuna.load_study(study_name="dqn_cartpole", storage=f"sqlite:///{sweep_dir / 'optuna.db'}")
+    states = {t.number: (t.params["algo.gamma"], t.state) for t in study.trials}
+    assert len(states) == 4, states
+    failed = [n for n, (gamma, state) in states.items() if state == optuna.trial.TrialState.FAIL]
+    assert [n for n, (gamma, _) in states.items() if gamma == 1.5] == failed
+    assert 0 < len(failed) < 4, f"the seeded draws should mix both values: {states}"
+    assert f"deeprl: error: {len(failed)} of 4 jobs failed:" in result.stderr
+    assert result.stderr.count("failed: algo.gamma:") == len(failed)
+    assert (sweep_dir / "best_tuned.yaml").is_file() and study.best_params["algo.gamma"] == 0.99
+
+    # Every trial failed: the same list at the end, and still no traceback.
+    result = train_cli("-m", "+search=dqn_cartpole", "hydra.sweeper.n_trials=2", "algo.gamma=1.5", "optimize.seeds=1",
+                       "total_steps=1000", "eval.every=0", "log.progress=false", f"hydra.sweep.dir={tmp_path / 'all'}",
+                       cwd=tmp_path, timeout=300)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert "deeprl: error: 2 of 2 jobs failed:" in result.stderr

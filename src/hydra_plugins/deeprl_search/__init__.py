@@ -42,6 +42,8 @@ class OptunaSweeper(HydraOptunaSweeper):
         plain_logs_off_a_terminal(optuna)
         impl = self.sweeper
         check_searched_keys(impl, arguments)
+        mark_failed_jobs(impl.launcher)
+        study = None
         storage = str(impl.storage or "")
         if storage.startswith("sqlite:///"):  # the sweep dir does not exist yet
             Path(storage[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
@@ -61,27 +63,76 @@ class OptunaSweeper(HydraOptunaSweeper):
             print(f"deeprl | study {impl.study_name}: {done} trial(s) done"
                   + (f", {len(stale)} interrupted (run again)" if stale else "")
                   + f", {impl.n_trials} to go", flush=True)
-        return super().sweep(arguments)
+        try:
+            return super().sweep(arguments)
+        except ValueError:  # from Optuna's best_trial when every trial failed: the sweep's end lists them
+            if study is None or any(t.state == optuna.trial.TrialState.COMPLETE for t in study.get_trials()):
+                raise
+            return None
+
+
+# What a failed job hands the search in place of its NaN (deeprl.sweep.failed). Hydra's Optuna loop
+# tells Optuna a returned value as the trial's value; Optuna 2.10 refuses NaN, and the loop's retry
+# (FAIL, with the same value) raised: the first failed trial ended the search with a traceback.
+# float() refuses this instead, so the loop tells the trial FAIL without a value and goes on.
+FAILED_JOB = "deeprl: job failed (its line above says why)"
+
+
+class FailedJob:
+    def __str__(self) -> str:
+        return FAILED_JOB
+
+    __repr__ = __str__
+
+
+def mark_failed_jobs(launcher: Any) -> None:
+    """Make the launcher return FailedJob for the jobs that failed, and keep out of the log the
+    two lines Hydra's loop writes about each (a value "not float-castable", a failure rate): the
+    job has said why in one line, and the sweep lists its failed jobs as it ends."""
+    import math
+
+    from hydra.core.utils import JobStatus
+
+    launch = launcher.launch
+
+    def launch_marking_failures(job_overrides, initial_job_idx):
+        returns = launch(job_overrides, initial_job_idx)
+        for ret in returns:
+            value = ret._return_value if ret.status == JobStatus.COMPLETED else None
+            if isinstance(value, float) and math.isnan(value):
+                ret.return_value = FailedJob()
+        return returns
+
+    launcher.launch = launch_marking_failures
+    hydra_log = logging.getLogger("hydra_plugins.hydra_optuna_sweeper._impl")
+    if not any(isinstance(f, _QuietOnFailedJobs) for f in hydra_log.filters):
+        hydra_log.addFilter(_QuietOnFailedJobs())
+
+
+class _QuietOnFailedJobs(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return FAILED_JOB not in record.getMessage()
 
 
 def check_searched_keys(impl: Any, arguments: list[str]) -> None:
-    """Each key the search sets must be one the job's config has, checked before the study or the
-    sweep dir is made: else every trial fails on it in turn (Hydra's "no such key"), as when a search
-    written for one algo is used with another."""
+    """Each key the search sets must be one the job's config has, and every mandatory value the
+    search does not set must be given, checked before the study or the sweep dir is made: else
+    every trial fails on it in turn (Hydra's "no such key", deeprl's "has no default"), as when a
+    search written for one algo is used with another, or `env=gym` comes without `env.id`."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from omegaconf import DictConfig
 
     from deeprl.core.errors import ConfigError, nearest
     from deeprl.core.hydra_errors import LIST_KEYS
+    from deeprl.validate import require_set
 
     given = OverridesParser.create().parse_overrides(list(arguments))
     swept = [o.input_line.partition("=")[0] for o in given if o.is_sweep_override()]  # `algo.lr=interval(..)`
     keys = [key for key in [*map(str, impl.params or {}), *swept] if not key.startswith(("+", "~", "hydra."))
             and "/" not in key]
-    if not keys:
-        return
     loader = impl.hydra_context.config_loader
     cfg = loader.load_sweep_config(impl.config, [o.input_line for o in given if not o.is_sweep_override()])
+    require_set(cfg, given=frozenset(keys))
     choices = cfg.hydra.runtime.choices
     for key in keys:
         node, parts = cfg, key.split(".")
