@@ -28,7 +28,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from deeprl import usable_cores
+from deeprl import GENERIC_ENVS, usable_cores
 from deeprl.conf import CONF_DIR
 from deeprl.core.checkpoint import latest, write_json_atomic, write_text_atomic
 from deeprl.core.console import ERROR_PREFIX, say
@@ -290,9 +290,15 @@ def write_tuned(sweep_dir: Path, params: dict, value: float, config: DictConfig)
     objective_kind = OmegaConf.select(config, "optimize.objective")
     seeds = OmegaConf.select(config, "optimize.seeds")
     base = f"conf/tuned/{current.name} with" if current.is_file() else "the defaults with"
+    use = f"# Copy to conf/tuned/{algo}_{env}.yaml to make it the default for algo={algo} env={env}.\n"
+    key = GENERIC_ENVS.get(env)
+    if key is not None:  # a preset for env=gym would apply to every id: the searched one needs a config of its own
+        searched = OmegaConf.select(config, f"env.{key}")
+        use = (f"# env={env} takes any {key}: to make it the default for {searched}, give {searched} an env config "
+               f"of its own (conf/env/<name>.yaml) and copy this to conf/tuned/{algo}_<name>.yaml.\n")
     header = (f"# @package _global_\n# Best of the Optuna search in {sweep_dir}: {objective_kind} = {value:.2f} "
               f"(mean over {seeds} seed(s), total_steps={OmegaConf.select(config, 'total_steps')}).\n# {base} {', '.join(sorted(params))} from the search.\n"
-              f"# Copy to conf/tuned/{algo}_{env}.yaml to make it the default for algo={algo} env={env}.\n")
+              + use)
     return write_text_atomic(sweep_dir / "best_tuned.yaml", header + OmegaConf.to_yaml(tree))
 
 

@@ -117,3 +117,14 @@ def test_a_job_dir_name_fits_a_file_system_and_stays_one_per_job():
     assert set(job_dirname("é" * 300).rpartition("~")[0]) == {"é"}  # no character cut in two
     resolved = OmegaConf.create({"name": floats, "dir": "${deeprl.dirname:${name}}"}).dir
     assert resolved == job_dirname(floats)  # as conf/config.yaml's hydra.sweep.subdir uses it
+
+
+def test_the_best_preset_of_a_generic_env_says_the_id_needs_a_config_of_its_own(tmp_path):
+    # conf/tuned/ppo_gym.yaml would apply to every gymnasium id, not only the one searched.
+    config = OmegaConf.create({"hydra": {"runtime": {"choices": {"algo": "ppo", "env": "gym"}}},
+                               "env": {"id": "Acrobot-v1"}, "optimize": {"objective": "final", "seeds": 1},
+                               "total_steps": 1000})
+    text = sweep.write_tuned(tmp_path, {"algo.lr": 0.001}, -90.0, config).read_text()
+    assert "Copy to conf/tuned/ppo_gym.yaml" not in text
+    assert "env=gym takes any id: to make it the default for Acrobot-v1, give Acrobot-v1 an env config" in text
+    assert yaml.safe_load(text)["algo"]["lr"] == 0.001
