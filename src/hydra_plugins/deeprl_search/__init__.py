@@ -65,10 +65,17 @@ class OptunaSweeper(HydraOptunaSweeper):
                   + f", {impl.n_trials} to go", flush=True)
         try:
             return super().sweep(arguments)
-        except ValueError:  # from Optuna's best_trial when every trial failed: the sweep's end lists them
-            if study is None or any(t.state == optuna.trial.TrialState.COMPLETE for t in study.get_trials()):
+        except ValueError as error:
+            # Optuna's best_trial when every trial failed (SQLite: "Record does not exist."): the
+            # sweep's end lists the failed jobs and exits 1. Any other ValueError is raised.
+            states = {t.state for t in study.get_trials()} if study is not None else set()
+            if str(error) not in NO_BEST_TRIAL or states != {optuna.trial.TrialState.FAIL}:
                 raise
             return None
+
+
+# What Optuna's best_trial raises on a study without a complete trial (SQLite storage; in memory).
+NO_BEST_TRIAL = ("Record does not exist.", "No trials are completed yet.")
 
 
 # What a failed job hands the search in place of its NaN (deeprl.sweep.failed). Hydra's Optuna loop
