@@ -36,19 +36,19 @@ def job_dirname(overrides: str, limit: int = 255) -> str:
 # `${deeprl.dirname:${hydra.job.override_dirname}}`: hydra.sweep.subdir (conf/config.yaml).
 OmegaConf.register_new_resolver("deeprl.dirname", job_dirname, replace=True)
 
-# The env configs that take any registered id or ALE game from the command line, and that key.
-GENERIC_ENVS = {"gym": "id", "atari": "game"}
+# The env configs that take any registered id or game from the command line, and that key.
+GENERIC_ENVS = {"gym": "id", "atari": "game", "minatar": "game"}
 
 
 def search_name(algo: str, env: str, env_cfg) -> str:
     """A search's study name and sweep dir, `<algo>_<env config>`: one study per pair, so that a
     search run on another algo or env never continues a study of other trials. A generic env
-    config names every game or id the same, so there the game or id stands for it (`env=atari
-    env.game=Pong`: dqn_Pong; `env=gym env.id=Acrobot-v1`: ppo_Acrobot-v1). One not given yet is
-    refused by the search before the name is used."""
+    config names every game or id the same, so there the game or id is added (`env=atari
+    env.game=Pong`: dqn_atari-Pong; `env=gym env.id=Acrobot-v1`: ppo_gym-Acrobot-v1). One not given
+    yet is refused by the search before the name is used."""
     key = GENERIC_ENVS.get(env)
     if key is not None and not OmegaConf.is_missing(env_cfg, key):
-        return f"{algo}_{str(env_cfg[key]).replace('/', '-').replace(':', '-')}"
+        return f"{algo}_{env}-{str(env_cfg[key]).replace('/', '-').replace(':', '-')}"
     return f"{algo}_{env}"
 
 

@@ -106,8 +106,9 @@ def test_every_search_space_composes_and_each_of_its_values_validates(search):
     assert (other.hydra.sweep.dir, other.hydra.sweeper.study_name) == (f"multirun/search/{algo}_acrobot",
                                                                        f"{algo}_acrobot")
     # The generic env configs: one study per id or game, not one for all of them.
-    for given, name in ((["env=gym", "env.id=Acrobot-v1"], f"{algo}_Acrobot-v1"),
-                        (["env=atari", "env.game=Pong"], f"{algo}_Pong")):
+    for given, name in ((["env=gym", "env.id=Acrobot-v1"], f"{algo}_gym-Acrobot-v1"),
+                        (["env=atari", "env.game=Breakout"], f"{algo}_atari-Breakout"),
+                        (["env=minatar", "env.game=Breakout"], f"{algo}_minatar-Breakout")):
         generic = compose_with_hydra(*pair, *given)
         assert (generic.hydra.sweep.dir, generic.hydra.sweeper.study_name) == (f"multirun/search/{name}", name)
     if algo == "dqn":  # a variant with DQN's keys: its own study too, never mixed into DQN's
