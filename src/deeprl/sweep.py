@@ -93,11 +93,41 @@ def composed_from() -> str:
     """What the running Hydra job's config was composed from, for the start banner: the `algo=`
     choice (a variant such as rainbow_lite runs algo.name dqn) and the tuned preset that applied,
     or that the pair has none and runs on the config groups' defaults."""
-    choices = HydraConfig.get().runtime.choices
+    hydra_cfg = HydraConfig.get()
+    choices = hydra_cfg.runtime.choices
     tuned = choices.get("tuned")
     if tuned and (TUNED_DIR / f"{tuned}.yaml").is_file():
-        return f"algo={choices.get('algo')} with conf/tuned/{tuned}.yaml"
-    return f"algo={choices.get('algo')}, no tuned preset for env={choices.get('env')}"
+        recipe = f"algo={choices.get('algo')} with conf/tuned/{tuned}.yaml"
+    else:
+        recipe = f"algo={choices.get('algo')}, no tuned preset for env={choices.get('env')}"
+    return recipe + replaced_task(str(choices.get("env")), list(hydra_cfg.overrides.task))
+
+
+def replaced_task(env: str, overrides: list[str]) -> str:
+    """For the banner, when the command line gave a named env config another task (`env.id=Acrobot-v1`
+    on env=cartpole, as one would write `--env Acrobot-v1` elsewhere): that config's settings and
+    preset still apply, and the run dir says cartpole. Names the task's own config when it has one."""
+    if env in GENERIC_ENVS:
+        return ""
+    for override in overrides:
+        key, _, value = override.lstrip("+~").partition("=")
+        if key not in ("env.id", "env.game"):
+            continue
+        field = key.split(".")[1]
+        configs = {path.stem: yaml.safe_load(path.read_text()) or {} for path in (CONF_DIR / "env").glob("*.yaml")}
+        base = _base(configs.get(env, {}))  # a game is MinAtar's or the ALE's, as the config's own
+        own = sorted(name for name, doc in configs.items() if name not in GENERIC_ENVS
+                     and doc.get(field) == value and _base(doc) == base)
+        generic = "gym" if field == "id" else base
+        instead = (f"env={own[0]} is {value}'s own config" if own
+                   else f"env={generic} {key}={value} runs it with env={generic}'s settings" if generic else "")
+        return f"; {key}={value} replaced env={env}'s task and keeps its settings" + (f" ({instead})" if instead else "")
+    return ""
+
+
+def _base(env_doc: dict) -> str | None:
+    """The env config a named one builds on (breakout: atari; minatar_breakout: minatar), if any."""
+    return next((item for item in env_doc.get("defaults") or [] if isinstance(item, str) and item != "_self_"), None)
 
 
 def job(cfg: DictConfig, job_dir: Path) -> float:

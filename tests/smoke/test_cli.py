@@ -87,6 +87,15 @@ def test_config_text_and_hparams_are_logged(cli_run):
     assert "hparams/eval_return_mean" in acc.Tags()["scalars"]
 
 
+def test_the_banner_says_that_env_id_replaced_a_named_envs_task(tmp_path):
+    # As one would write `--env Acrobot-v1` elsewhere: CartPole's settings and preset still apply.
+    result = train_cli("env.id=Acrobot-v1", "total_steps=100", "eval.episodes=1", "log.progress=false", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith("deeprl | dqn on Acrobot-v1 | algo=dqn with conf/tuned/dqn_cartpole.yaml; "
+                                    "env.id=Acrobot-v1 replaced env=cartpole's task and keeps its settings "
+                                    "(env=acrobot is Acrobot-v1's own config) | seed 1 |"), result.stdout
+
+
 def test_console_banner_and_result_line(cli_run):
     result, run_dir = cli_run
     banner = [line for line in result.stdout.splitlines() if line.startswith("deeprl |")]

@@ -128,3 +128,23 @@ def test_the_best_preset_of_a_generic_env_says_the_id_needs_a_config_of_its_own(
     assert "Copy to conf/tuned/ppo_gym.yaml" not in text
     assert "env=gym takes any id: to make it the default for Acrobot-v1, give Acrobot-v1 an env config" in text
     assert yaml.safe_load(text)["algo"]["lr"] == 0.001
+
+
+@pytest.mark.parametrize("env, overrides, expected", [
+    ("cartpole", ["env.id=Acrobot-v1"], "; env.id=Acrobot-v1 replaced env=cartpole's task and keeps its settings "
+                                        "(env=acrobot is Acrobot-v1's own config)"),
+    ("breakout", ["seed=2", "env.game=Pong"], "; env.game=Pong replaced env=breakout's task and keeps its settings "
+                                              "(env=pong is Pong's own config)"),
+    # A game is found among the configs of its own kind: MinAtar's Freeway, not the ALE's.
+    ("minatar_breakout", ["env.game=Freeway"], "; env.game=Freeway replaced env=minatar_breakout's task and keeps "
+                                               "its settings (env=minatar_freeway is Freeway's own config)"),
+    ("breakout", ["env.game=MsPacman"], "; env.game=MsPacman replaced env=breakout's task and keeps its settings "
+                                        "(env=atari env.game=MsPacman runs it with env=atari's settings)"),
+    ("pendulum", ["+env.id=Foo-v0"], "; env.id=Foo-v0 replaced env=pendulum's task and keeps its settings "
+                                     "(env=gym env.id=Foo-v0 runs it with env=gym's settings)"),
+    ("gym", ["env.id=Acrobot-v1"], ""),  # the generic configs are made for it
+    ("minatar", ["env.game=Freeway"], ""),
+    ("cartpole", ["algo.lr=0.001"], ""),
+])
+def test_the_banner_says_when_the_command_line_replaced_a_named_envs_task(env, overrides, expected):
+    assert sweep.replaced_task(env, overrides) == expected
