@@ -118,7 +118,8 @@ def replaced_task(env: str, overrides: list[str]) -> str:
         base = _base(configs.get(env, {}))  # a game is MinAtar's or the ALE's, as the config's own
         own = sorted(name for name, doc in configs.items() if name not in GENERIC_ENVS
                      and doc.get(field) == value and _base(doc) == base)
-        generic = "gym" if field == "id" else base
+        # The generic config that takes it: env=gym an id (not of an ALE or MinAtar config), their own a game.
+        generic = base if field == "game" else None if base else "gym"
         instead = (f"env={own[0]} is {value}'s own config" if own
                    else f"env={generic} {key}={value} runs it with env={generic}'s settings" if generic else "")
         return f"; {key}={value} replaced env={env}'s task and keeps its settings" + (f" ({instead})" if instead else "")

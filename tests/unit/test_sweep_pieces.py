@@ -142,6 +142,8 @@ def test_the_best_preset_of_a_generic_env_says_the_id_needs_a_config_of_its_own(
                                         "(env=atari env.game=MsPacman runs it with env=atari's settings)"),
     ("pendulum", ["+env.id=Foo-v0"], "; env.id=Foo-v0 replaced env=pendulum's task and keeps its settings "
                                      "(env=gym env.id=Foo-v0 runs it with env=gym's settings)"),
+    # An ALE id is not env=gym's (it refuses them): no advice but what the run keeps.
+    ("breakout", ["env.id=ALE/Pong-v5"], "; env.id=ALE/Pong-v5 replaced env=breakout's task and keeps its settings"),
     ("gym", ["env.id=Acrobot-v1"], ""),  # the generic configs are made for it
     ("minatar", ["env.game=Freeway"], ""),
     ("cartpole", ["algo.lr=0.001"], ""),
