@@ -261,11 +261,13 @@ class SweepReport(Callback):
 
     sweep_dir: Path | None = None  # this process's sweep, once Hydra has composed its config
     found: Claim | None = None  # the sweep dir as it was before the sweep (to clean up after one that never ran)
+    no_result: str | None = None  # a search whose study has no complete trial: why there is no best (the sweeper says)
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         self.started = time.time() - 1.0  # file times can be a little coarser than the clock
         SweepReport.sweep_dir = Path(config.hydra.sweep.dir)
         SweepReport.found = as_found(SweepReport.sweep_dir)
+        SweepReport.no_result = None
         try:  # held until the sweep ends: the same sweep started again meanwhile is refused
             SweepReport.sweep_dir.mkdir(parents=True, exist_ok=True)
             hold(SweepReport.sweep_dir, "hydra.sweep.dir", "a sweep still running there")
@@ -294,6 +296,9 @@ class SweepReport(Callback):
                   file=sys.stderr)
             for path, reason in failures:
                 print(f"  {path.name}: {reason}", file=sys.stderr)
+        if SweepReport.no_result:
+            print(SweepReport.no_result, file=sys.stderr)
+        if failures or SweepReport.no_result:
             sys.exit(1)
 
 

@@ -208,9 +208,15 @@ def test_a_search_goes_on_past_failed_trials_and_lists_them_at_the_end(tmp_path)
     assert result.stderr.count("failed: algo.gamma:") == len(failed)
     assert (sweep_dir / "best_tuned.yaml").is_file() and study.best_params["algo.gamma"] == 0.99
 
-    # Every trial failed: the same list at the end, and still no traceback.
-    result = train_cli("-m", "+search=dqn_cartpole", "hydra.sweeper.n_trials=2", "algo.gamma=1.5", "optimize.seeds=1",
-                       "total_steps=1000", "eval.every=0", "log.progress=false", f"hydra.sweep.dir={tmp_path / 'all'}",
-                       cwd=tmp_path, timeout=300)
-    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
-    assert "deeprl: error: 2 of 2 jobs failed:" in result.stderr
+    # Every trial failed: the same list at the end, no traceback, and a line saying there is no best;
+    # the same command again (its trials all done) says so too, and does not exit 0.
+    no_best = ("deeprl: error: study dqn_cartpole: none of its 2 trials completed, so it has no best parameters; "
+               "fix what failed them (failed.txt in each job dir), then search again in a new hydra.sweep.dir or "
+               "with more hydra.sweeper.n_trials")
+    for again in (False, True):
+        result = train_cli("-m", "+search=dqn_cartpole", "hydra.sweeper.n_trials=2", "algo.gamma=1.5", "optimize.seeds=1",
+                           "total_steps=1000", "eval.every=0", "log.progress=false",
+                           f"hydra.sweep.dir={tmp_path / 'all'}", cwd=tmp_path, timeout=300)
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+        assert result.stderr.strip().splitlines()[-1] == no_best
+        assert ("deeprl: error: 2 of 2 jobs failed:" in result.stderr) != again

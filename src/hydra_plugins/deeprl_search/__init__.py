@@ -68,9 +68,15 @@ class OptunaSweeper(HydraOptunaSweeper):
         except ValueError as error:
             # Optuna's best_trial when every trial failed (SQLite: "Record does not exist."): the
             # sweep's end lists the failed jobs and exits 1. Any other ValueError is raised.
-            states = {t.state for t in study.get_trials()} if study is not None else set()
-            if str(error) not in NO_BEST_TRIAL or states != {optuna.trial.TrialState.FAIL}:
+            trials = study.get_trials() if study is not None else []
+            if str(error) not in NO_BEST_TRIAL or {t.state for t in trials} != {optuna.trial.TrialState.FAIL}:
                 raise
+            from deeprl.sweep import SweepReport
+
+            SweepReport.no_result = (
+                f"deeprl: error: study {impl.study_name}: none of its {len(trials)} trials completed, so it has no "
+                "best parameters; fix what failed them (failed.txt in each job dir), then search again in a new "
+                "hydra.sweep.dir or with more hydra.sweeper.n_trials")
             return None
 
 
