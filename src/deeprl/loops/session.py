@@ -99,11 +99,10 @@ class Session:
     def check_finite(self, step: int, metrics: dict, prefix: str = "losses/") -> None:
         """`guard=stop` raises NonFiniteError at the first non-finite value, `warn` prints one line
         per metric, `off` skips the check. Cheap when all is well: one sum, one read."""
-        if self.guard == "off" or not metrics:
+        judged = {name: value for name, value in metrics.items() if name not in UNDEFINED_AT_TIMES}
+        if self.guard == "off" or not judged:
             return
-        values = [value for name, value in metrics.items() if name not in UNDEFINED_AT_TIMES]
-        if not values:
-            return
+        values = list(judged.values())
         if all(isinstance(v, torch.Tensor) and v.dim() == 0 for v in values):
             total = torch.stack(values).sum()  # scalars, the common case: two kernels, one read
         else:
@@ -112,9 +111,7 @@ class Session:
                 total = total + (value.detach().sum() if isinstance(value, torch.Tensor) else value)
         if math.isfinite(float(total)):  # a sum of finite values may still overflow: then look closer
             return
-        for name, value in metrics.items():
-            if name in UNDEFINED_AT_TIMES:
-                continue
+        for name, value in judged.items():
             finite = bool(torch.isfinite(value).all()) if isinstance(value, torch.Tensor) else math.isfinite(value)
             if not finite:
                 self.non_finite(step, f"{prefix}{name}")
