@@ -68,8 +68,13 @@ def run(args: argparse.Namespace) -> dict:
         cfg.algo.exploration.eval = args.epsilon
     if args.episodes < 1:
         raise ConfigError("--episodes", f"must be >= 1, got {args.episodes}")
-    if args.video and args.video_episodes < 1:
-        raise ConfigError("--video-episodes", f"must be >= 1, got {args.video_episodes}")
+    if args.seed is not None and args.seed < 0:
+        raise ConfigError("--seed", f"must be >= 0, got {args.seed}; e.g. --seed 0")
+    if args.video_episodes is not None:
+        if not args.video:
+            raise ConfigError("--video-episodes", "records videos only with --video; add --video")
+        if args.video_episodes < 1:
+            raise ConfigError("--video-episodes", f"must be >= 1, got {args.video_episodes}")
     # Read to the CPU (random generator states must stay there) and mapped, so that a replay buffer
     # saved in the checkpoint is never read; the agent moves its tensors to its own device.
     try:
@@ -96,7 +101,7 @@ def run(args: argparse.Namespace) -> dict:
               "return_mean": float(returns.mean()), "return_std": float(returns.std()),
               "returns": returns.tolist(), "lengths": lengths.tolist()}
     if args.video:
-        videos = record_video(agent, cfg.env, args.video_episodes, seed, run_dir / "videos",
+        videos = record_video(agent, cfg.env, args.video_episodes or 1, seed, run_dir / "videos",
                               f"evaluate-{checkpoint.stem}", *VIDEO_REFUSED)
         result["videos"] = [str(v) for v in videos]
     path = run_dir / result_name(checkpoint)
@@ -122,7 +127,7 @@ def main(argv=None) -> None:
     parser.add_argument("--seed", type=int, default=None,
                         help="episode i is reset with seed + i (default: 20000 + the run's seed)")
     parser.add_argument("--video", action="store_true", help="also record mp4s of full episodes")
-    parser.add_argument("--video-episodes", type=int, default=1,
+    parser.add_argument("--video-episodes", type=int, default=None,
                         help="episodes to record with --video, one after another (default: 1)")
     args = parser.parse_args(argv)
     try:

@@ -84,12 +84,17 @@ def test_evaluate_names_results_and_videos_by_checkpoint(cartpole_run):
         assert frames(videos / name).shape[0] >= 9
 
 
-def test_evaluate_refuses_no_video_episodes(cartpole_run):
+@pytest.mark.parametrize(("args", "error"), [
+    (["--video", "--video-episodes", "0"], "--video-episodes: must be >= 1, got 0"),
+    (["--video-episodes", "3"], "--video-episodes: records videos only with --video; add --video"),
+    (["--seed", "-5"], "--seed: must be >= 0, got -5; e.g. --seed 0"),
+])
+def test_evaluate_refuses_bad_video_and_seed_arguments_and_writes_nothing(cartpole_run, args, error):
     _, run_dir = cartpole_run
     before = {p.name: p.stat().st_mtime_ns for p in run_dir.rglob("*")}
-    result = evaluate_cli(str(run_dir), "--video", "--video-episodes", "0")
+    result = evaluate_cli(str(run_dir), *args)
     assert result.returncode == 2
-    assert result.stderr.strip() == "evaluate: error: --video-episodes: must be >= 1, got 0"
+    assert result.stderr.strip() == f"evaluate: error: {error}"
     assert {p.name: p.stat().st_mtime_ns for p in run_dir.rglob("*")} == before
 
 
