@@ -28,7 +28,12 @@ import scipy.stats
 from omegaconf import DictConfig, OmegaConf
 
 from deeprl.core.checkpoint import save_atomic, write_text_atomic
-from deeprl.core.errors import ConfigError, quiet_event_writer_failures, refused_writes
+from deeprl.core.errors import (
+    ConfigError,
+    quiet_event_writer_failures,
+    refused_writes,
+    write_failure,
+)
 from deeprl.core.interrupt import ctrl_c_noted, stop_if_asked
 from deeprl.runs import TAG, Run, plural, read_runs
 
@@ -419,7 +424,12 @@ def compare(args: argparse.Namespace) -> list[str]:
     # Written beside --out's files and moved in once all are: a write the disk refuses leaves --out
     # as an earlier compare left it, never a table without its plot.
     made = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        if write_failure(error) is not None:
+            raise  # a full disk, no permission: said by main's refused_writes
+        raise ConfigError("--out", f"{out} cannot be created ({error.strerror}); pass another --out") from None
     staging = Path(tempfile.mkdtemp(dir=out, prefix=".compare-"))
     try:
         write_text_atomic(staging / "compare.md", "\n\n".join([body.rstrip("\n"), *extra]) + "\n")

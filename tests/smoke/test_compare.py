@@ -148,6 +148,19 @@ def test_an_out_dir_that_cannot_be_written_is_one_line_and_no_partial_file(compa
     assert not (tmp_path / "cmp").exists()  # all or nothing: no table without its plot
 
 
+def test_an_out_dir_under_a_file_is_one_line(compared, tmp_path, capsys):
+    from deeprl.compare import main
+
+    _, out = compared
+    (tmp_path / "afile").write_text("kept\n")
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(out.parent / "sweep"), "--out", str(tmp_path / "afile" / "cmp")])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip() == (
+        f"compare: error: --out: {tmp_path / 'afile' / 'cmp'} cannot be created (Not a directory); pass another --out")
+    assert (tmp_path / "afile").read_text() == "kept\n"
+
+
 # compare, with a Ctrl-C sent to itself while it draws the plot (after the table and csv are
 # staged), inside a __del__ (where Python would drop it) when asked.
 CTRL_C_IN_PLOT = """
