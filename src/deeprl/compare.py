@@ -396,6 +396,16 @@ def report(rows: list[dict], named: list[tuple[str, list[Run]]], common: list[st
     return "\n".join(lines) + "\n"
 
 
+def env_notes(runs: list[Run]) -> list[str]:
+    """A note when the runs are on several envs: their returns are on different scales, so a
+    ranking, a mean or a CI across them says little."""
+    envs = sorted({str(OmegaConf.select(r.config, "env.id", default="?")) for r in runs if r.config is not None})
+    if len(envs) < 2:
+        return []
+    return [f"the runs are on {len(envs)} envs ({', '.join(envs)}), whose scores are on different scales; "
+            "compare the runs of one env at a time"]
+
+
 def compare(args: argparse.Namespace) -> list[str]:
     """Read and compute everything, then write and print (so a failure writes nothing).
 
@@ -414,7 +424,7 @@ def compare(args: argparse.Namespace) -> list[str]:
                    key=lambda item: -aggregate([r.final for r in item[1]], args.metric))
     rows = [summarize(label, group, args.metric, args.reps) for label, group in named]
     curves, curve_notes = group_curves(named, args.metric, args.smooth)
-    notes += curve_notes
+    notes += curve_notes + env_notes(runs)
     body = report(rows, named, shared(list(groups)), args)
 
     extra = ["![learning curves](compare.png)"] if curves else []

@@ -13,6 +13,7 @@ from deeprl.compare import (
     align,
     bootstrap_ci,
     curve_band,
+    env_notes,
     group_key,
     group_runs,
     iqm,
@@ -125,6 +126,17 @@ def test_runs_without_overrides_are_named_by_algo_and_env():
     config = {"algo": {"name": "ppo"}, "env": {"id": "Pendulum-v1"}}
     assert group_key(make_run(config=config)) == ("ppo Pendulum-v1",)
     assert group_key(make_run(name="2026-11-21_12-00-00")) == ("2026-11-21_12-00-00",)
+
+
+def test_runs_on_several_envs_get_a_note_and_runs_on_one_env_none():
+    def on(env_id, **env):
+        return make_run(config={"env": {"id": env_id, **env}})
+
+    assert env_notes([on("CartPole-v1"), on("CartPole-v1"), make_run()]) == []
+    atari = on("ALE/${.game}-v5", game="Pong")  # an interpolated id, as the Atari configs write it
+    assert env_notes([on("CartPole-v1"), atari, on("CartPole-v1")]) == [
+        "the runs are on 2 envs (ALE/Pong-v5, CartPole-v1), whose scores are on different scales; "
+        "compare the runs of one env at a time"]
 
 
 def test_group_runs_collects_seeds():
