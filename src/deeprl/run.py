@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from deeprl.core.checkpoint import prune, save_atomic, step_files, write_json_atomic
 from deeprl.core.console import say
@@ -146,9 +146,10 @@ class Run:
                                                  start_step=start_step, desc=self.label or None)
                 session.save = self.save
                 if self.resume_from:
+                    saved_total = int(OmegaConf.create(self.resume_from["config"]).total_steps)
                     self.load_state_dict(self.resume_from)
                     self.resume_from = None  # the mapped checkpoint is no longer needed
-                    self.notes = list(self.loop.notes)
+                    self.notes = list(self.loop.notes) + extended_note(saved_total, int(cfg.total_steps))
                     session.resumed.append({"step": start_step, "notes": self.notes})
                     for note in self.notes:
                         logger.write(f"deeprl | note: {note}")
@@ -229,6 +230,17 @@ class Run:
         stopped = RunStopped(3)
         stopped.reason = reason
         raise stopped
+
+
+def extended_note(saved_total: int, total: int) -> list[str]:
+    """The note for a run resumed with another total_steps: what is scheduled over total_steps
+    follows the new total from the step it goes on at (as SB3's learn(reset_num_timesteps=False)
+    does), so epsilon or the learning rate can step back up at the resume."""
+    if total == saved_total:
+        return []
+    return [f"total_steps was {saved_total}, now {total}: what is scheduled over total_steps (epsilon "
+            f"decay, learning-rate annealing, prioritized replay's beta) follows {total} steps from here, "
+            f"as in a run started with total_steps={total}"]
 
 
 @contextlib.contextmanager

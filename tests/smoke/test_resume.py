@@ -137,7 +137,11 @@ def test_resume_extends_a_finished_run_and_tensorboard_continues(tmp_path):
     assert (run_dir / ".hydra" / "config.yaml").read_text() == config, "resume rewrote the run's config"
     assert len(list((tmp_path / "outputs" / "dqn" / "cartpole").iterdir())) == 1, "resume made a new run dir"
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["total_steps"] == 1600 and summary["resumed"] == [{"step": 800, "notes": []}]
+    extended = ("total_steps was 800, now 1600: what is scheduled over total_steps (epsilon decay, "
+                "learning-rate annealing, prioritized replay's beta) follows 1600 steps from here, as in "
+                "a run started with total_steps=1600")
+    assert f"deeprl | note: {extended}" in second.stdout
+    assert summary["total_steps"] == 1600 and summary["resumed"] == [{"step": 800, "notes": [extended]}]
     assert summary["wall_time_s"] > before["wall_time_s"]
     assert [e["step"] for e in summary["evaluations"]] == [800, 1600]
     sps = [step for step, _ in events(run_dir, "charts/SPS")]
