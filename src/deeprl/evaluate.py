@@ -125,7 +125,8 @@ def main(argv=None) -> None:
     parser.add_argument("--epsilon", type=float, default=None,
                         help="exploration during evaluation (default: the run's, 0.05 for Atari, else 0)")
     parser.add_argument("--seed", type=int, default=None,
-                        help="episode i is reset with seed + i (default: 20000 + the run's seed)")
+                        help="episode i is reset with seed + i (default: 20000 + the run's seed; the run's "
+                             "own evaluations use 10000 + 1000 x its seed)")
     parser.add_argument("--video", action="store_true", help="also record mp4s of full episodes")
     parser.add_argument("--video-episodes", type=int, default=None,
                         help="episodes to record with --video, one after another (default: 1)")

@@ -47,14 +47,41 @@ def test_final_checkpoint_restores_the_trained_agent(tmp_path):
     assert np.mean(returns) == summary["eval_return_mean"]
 
 
-def test_evaluating_does_not_change_training(tmp_path):
-    """Evaluation acts from its own random stream: the training curve is the same whether or not
-    (and however often) a run evaluates."""
+# DQN's evaluation acts from its own stream (epsilon 0.5 here); a policy that samples when
+# evaluated draws from its training generator.
+SAMPLING_EVALUATIONS = pytest.mark.parametrize("algo", [
+    ["algo=dqn", "algo.learning_starts=300", "algo.exploration.eval=0.5"],
+    ["algo=ppo", "algo.deterministic_eval=false"],
+], ids=["dqn", "ppo_sampling"])
+
+
+@SAMPLING_EVALUATIONS
+def test_how_often_a_run_evaluates_changes_neither_training_nor_the_final_score(tmp_path, algo):
+    """Each evaluation acts from streams seeded by the evaluation seed and put back after it: the
+    training curve, the trained agent and the final evaluation are the same whether or not (and
+    however often) a run evaluates, and the final checkpoint replays the run's own evaluation."""
+    from conftest import compose_config
+    from deeprl.build import build
+    from deeprl.core.checkpoint import load
+    from deeprl.loops.evaluate import evaluate
+
     often, never = tmp_path / "often", tmp_path / "never"
-    run_in_process(often, *RUN, "seed=5", "eval.every=250")
-    run_in_process(never, *RUN, "seed=5", "eval.every=0")
-    for tag in ("charts/episodic_return", "losses/td_loss"):
+    summaries = [run_in_process(often, *RUN[:1], *RUN[2:], *algo, "seed=5", "eval.every=250"),
+                 run_in_process(never, *RUN[:1], *RUN[2:], *algo, "seed=5", "eval.every=0")]
+    assert len(curve(often, "eval/episodic_return")) == 6 and len(curve(never, "eval/episodic_return")) == 1
+    for tag in ("charts/episodic_return", "losses/td_loss" if "algo=dqn" in algo else "losses/policy_loss"):
         assert curve(often, tag) == curve(never, tag), tag
+    a, b = (load(run_dir / "checkpoints" / "final.pt")["agent"] for run_dir in (often, never))
+    assert equal_trees(a, b)
+    assert curve(often, "eval/episodic_return")[-1] == curve(never, "eval/episodic_return")[-1]
+    final = [(summary["eval_return_mean"], summary["eval_return_std"]) for summary in summaries]
+    assert final[0] == final[1]
+    # A fresh agent of another seed, given the final checkpoint, scores the same (as `evaluate`).
+    fresh = build(compose_config(*RUN[:1], *RUN[2:], *algo, "seed=6"), tmp_path / "fresh", with_loop=False)
+    fresh.envs.close()
+    fresh.agent.load_state_dict(a)
+    returns, _ = evaluate(fresh.agent, fresh.cfg.env, 3, seed=10_000 + 1_000 * 5)
+    assert (returns.mean(), returns.std()) == final[0]
 
 
 def test_deterministic_true_turns_on_every_switch_and_repeats_the_run(tmp_path):
@@ -101,14 +128,7 @@ def test_deterministic_true_runs_every_algorithm_family(tmp_path):
         assert summary["total_steps"] == int(overrides[2].split("=")[1])
 
 
-@pytest.mark.parametrize("algo", [
-    # DQN's evaluation acts from its own stream (epsilon 0.5 here): a video drawing from it would
-    # shift every evaluation after it.
-    ["algo=dqn", "algo.learning_starts=300", "algo.exploration.eval=0.5"],
-    # A policy that samples when evaluated draws from its training generator: a video drawing from
-    # it would change the training that follows.
-    ["algo=ppo", "algo.deterministic_eval=false"],
-], ids=["dqn", "ppo_sampling"])
+@SAMPLING_EVALUATIONS
 def test_recording_videos_changes_nothing_that_follows(tmp_path, algo):
     from deeprl.core.checkpoint import load
 

@@ -12,26 +12,28 @@ from deeprl.envs.episodes import EpisodeTracker
 def evaluate(agent, env_cfg, episodes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Play `episodes` evaluation episodes in parallel (one env each) with `agent.act(eval_mode=True)`.
 
-    Returns per-episode returns and lengths. Env i is reset with seed + i, so an evaluation is
-    reproducible and independent of the training envs' state.
+    Returns per-episode returns and lengths. Env i is reset with seed + i and the agent acts from
+    streams seeded by `seed` (`evaluation_streams`), so an evaluation is a function of the policy
+    and the seed: independent of the training envs' state and of the evaluations before it.
     """
     envs = make_vec_env(env_cfg, episodes, seed, training=False)
     try:
-        obs, _ = envs.reset(seed=seed)
-        # The tracker counts full games: an env that ends episodes at a lost life (Atari) reports
-        # each game's score in its info, and only a finished game stops that env's evaluation.
-        tracker = EpisodeTracker.for_envs(envs)
-        returns = np.zeros(episodes)
-        lengths = np.zeros(episodes, dtype=np.int64)
-        running = np.ones(episodes, dtype=bool)
-        while running.any():
-            stop_if_asked()
-            actions = agent.act(obs, step=0, eval_mode=True)
-            obs, rewards, terminated, truncated, infos = envs.step(actions)
-            for i, ret, length in tracker.step_envs(rewards, terminated | truncated, infos):
-                if running[i]:
-                    returns[i], lengths[i], running[i] = ret, length, False
-        return returns, lengths
+        with evaluation_streams(agent, seed):
+            obs, _ = envs.reset(seed=seed)
+            # The tracker counts full games: an env that ends episodes at a lost life (Atari) reports
+            # each game's score in its info, and only a finished game stops that env's evaluation.
+            tracker = EpisodeTracker.for_envs(envs)
+            returns = np.zeros(episodes)
+            lengths = np.zeros(episodes, dtype=np.int64)
+            running = np.ones(episodes, dtype=bool)
+            while running.any():
+                stop_if_asked()
+                actions = agent.act(obs, step=0, eval_mode=True)
+                obs, rewards, terminated, truncated, infos = envs.step(actions)
+                for i, ret, length in tracker.step_envs(rewards, terminated | truncated, infos):
+                    if running[i]:
+                        returns[i], lengths[i], running[i] = ret, length, False
+            return returns, lengths
     finally:
         envs.close()
 
@@ -71,7 +73,7 @@ def record_video(agent, env_cfg, episodes: int, seed: int, folder, name_prefix: 
     pending = None  # the video being encoded: a reset encodes the episode before it, closing the last
     try:
         try:
-            with random_streams_kept(agent):
+            with evaluation_streams(agent, seed):
                 for episode in range(episodes):
                     pending = videos[episode - 1] if episode else None
                     obs, _ = env.reset(seed=seed + episode)
@@ -140,14 +142,37 @@ def mp4_complete(path) -> bool:
     return at == size and {b"mdat", b"moov"} <= kinds
 
 
+def agent_streams(agent) -> tuple[list[np.random.Generator], list[torch.Generator]]:
+    """The agent's own random generators, numpy's and torch's, whatever their names (DQN's eval_rng,
+    a policy's sampling generator), in the order the agent made them."""
+    return ([g for g in vars(agent).values() if isinstance(g, np.random.Generator)],
+            [g for g in vars(agent).values() if isinstance(g, torch.Generator)])
+
+
+@contextlib.contextmanager
+def evaluation_streams(agent, seed: int):
+    """Seed every stream of the agent's from the evaluation's seed for the time of the block, and
+    put them back after it (`random_streams_kept`). An evaluation or a video is then a function of
+    the policy and its seed: how often a run evaluates changes neither what it learns (a policy
+    that samples in evaluation, `deterministic_eval: false`, draws from its training generator)
+    nor any evaluation's result (epsilon-greedy draws), and `evaluate --seed` replays a run's own
+    evaluation."""
+    with random_streams_kept(agent):
+        numpy_streams, torch_streams = agent_streams(agent)
+        for i, g in enumerate(numpy_streams):
+            g.bit_generator.state = type(g.bit_generator)(np.random.SeedSequence([seed, i])).state
+        for i, g in enumerate(torch_streams):
+            g.manual_seed(int(np.random.SeedSequence([seed, len(numpy_streams) + i]).generate_state(1, np.uint64)[0]))
+        yield
+
+
 @contextlib.contextmanager
 def random_streams_kept(agent):
     """Put back, on leaving, every random stream acting can draw from: the agent's own generators
     (numpy's and torch's, whatever their names: DQN's eval_rng, a policy's sampling generator) and
     the global ones. A video is then invisible to the run: `video.every` changes no result, and can
     be changed on resume."""
-    numpy_streams = [g for g in vars(agent).values() if isinstance(g, np.random.Generator)]
-    torch_streams = [g for g in vars(agent).values() if isinstance(g, torch.Generator)]
+    numpy_streams, torch_streams = agent_streams(agent)
     saved = ([copy.deepcopy(g.bit_generator.state) for g in numpy_streams], [g.get_state() for g in torch_streams],
              np.random.get_state(), torch.get_rng_state())
     try:
