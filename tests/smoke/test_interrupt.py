@@ -17,6 +17,7 @@ from conftest import compose_config, train_cli
 from deeprl.build import build
 from deeprl.core.checkpoint import step_files
 from deeprl.logging import Logger
+from deeprl.run import extended_note
 
 TRAIN = str(Path(sys.executable).parent / "train")
 # The CartPole DQN preset (8 envs), long enough that a signal always lands mid-run.
@@ -73,7 +74,8 @@ def test_signal_checkpoints_prints_the_resume_command_and_resume_continues(tmp_p
     assert "Traceback" not in err
     assert not (run_dir / "summary.json").exists()
     summary = finish_resumed(tmp_path, run_dir, stopped_at)
-    assert summary["resumed"] == [{"step": stopped_at, "notes": []}]
+    # The only note: the total it was stopped short of (2M steps) became the resume's.
+    assert summary["resumed"] == [{"step": stopped_at, "notes": extended_note(2_000_000, stopped_at + 800)}]
     # The run's log keeps both pieces: the stop, then the resumed piece to its result.
     log = (run_dir / "train.log").read_text()
     order = [f"stopped by {signal.Signals(sig).name} at step {stopped_at}", f"resume with: train resume={run_dir}",
@@ -236,7 +238,8 @@ def test_ctrl_c_reaching_async_env_workers_still_checkpoints_and_resumes(tmp_pat
     assert "Traceback" not in err and "Error" not in err, err[-2000:]
     stopped_at = int(re.search(r"stopped by SIGINT at step (\d+)", err).group(1))
     summary = finish_resumed(tmp_path, run_dir, stopped_at)
-    assert summary["resumed"] == [{"step": stopped_at, "notes": []}]  # MinAtar's states came back exactly
+    # MinAtar's states came back exactly: no note of restarted episodes, only the new total's.
+    assert summary["resumed"] == [{"step": stopped_at, "notes": extended_note(2_000_000, stopped_at + 800)}]
 
 
 def until(found, proc: subprocess.Popen, timeout: float = 60) -> None:
