@@ -8,6 +8,23 @@ from omegaconf import OmegaConf
 __version__ = "0.1.0"
 
 
+def version_line(prog: str) -> str:
+    """`<prog> --version`: deeprl's version and those of the libraries a result depends on (for a
+    bug report or a results table), read from the installed packages' metadata."""
+    import platform
+    from importlib import metadata
+
+    def installed(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    libraries = ", ".join(f"{name} {installed(name)}"
+                          for name in ("torch", "gymnasium", "ale-py", "numpy", "hydra-core", "tensorboard"))
+    return f"{prog} (deeprl) {__version__} | Python {platform.python_version()} | {libraries}"
+
+
 def usable_cores() -> int:
     """The cores this process may run on (fewer than the machine's in a container or a job)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

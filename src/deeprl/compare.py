@@ -27,6 +27,7 @@ import numpy as np
 import scipy.stats
 from omegaconf import DictConfig, OmegaConf
 
+from deeprl import version_line
 from deeprl.core.checkpoint import save_atomic, write_text_atomic
 from deeprl.core.errors import (
     ConfigError,
@@ -470,6 +471,7 @@ def compare(args: argparse.Namespace) -> list[str]:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="compare", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=version_line("compare"))
     parser.add_argument("paths", nargs="+", help="run dirs or any dirs above them (sweep dirs)")
     parser.add_argument("--by", default=None,
                         help="group by these comma-separated config keys (e.g. algo.lr,env.id), "

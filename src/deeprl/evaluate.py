@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
+from deeprl import version_line
 from deeprl.core.checkpoint import (
     UnreadableCheckpoint,
     check_agent_state,
@@ -119,6 +120,7 @@ def result_name(checkpoint: Path) -> str:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="evaluate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=version_line("evaluate"))
     parser.add_argument("path", help="a run dir (uses checkpoints/final.pt, or the newest step_N.pt of a run that has not "
                              "finished) or a checkpoint file")
     parser.add_argument("--episodes", type=int, default=10, help="episodes to play, in parallel (default: 10)")

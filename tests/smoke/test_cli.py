@@ -220,6 +220,21 @@ def test_cfg_job_prints_composed_config(tmp_path):
     assert not (tmp_path / "outputs").exists()
 
 
+@pytest.mark.parametrize("prog", ["train", "evaluate", "compare"])
+def test_version_names_deeprl_and_the_libraries_results_depend_on(tmp_path, prog):
+    from importlib import metadata
+
+    from deeprl import __version__
+
+    result = subprocess.run([str(Path(sys.executable).parent / prog), "--version"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"{prog} (deeprl) {__version__} | Python "), result.stdout
+    for name in ("torch", "gymnasium", "ale-py", "hydra-core"):
+        assert f"{name} {metadata.version(name)}" in result.stdout
+    assert result.stdout.count("\n") == 1 and not list(tmp_path.iterdir())  # one line; no run dir made
+
+
 def test_help_starts_with_commands_that_compose(tmp_path):
     """`train --help` opens with example commands, then Hydra's groups and config; each example
     (its first value where it sweeps) composes and validates."""
