@@ -8,9 +8,12 @@ from omegaconf import OmegaConf
 __version__ = "0.1.0"
 
 
-def version_line(prog: str) -> str:
-    """`<prog> --version`: deeprl's version and those of the libraries a result depends on (for a
-    bug report or a results table), read from the installed packages' metadata."""
+LIBRARIES = ("torch", "gymnasium", "ale-py", "numpy", "hydra-core", "tensorboard")
+
+
+def versions() -> dict[str, str]:
+    """deeprl's version, Python's and those of the libraries a result depends on, read from the
+    installed packages' metadata (no import): for `--version`, a bug report and summary.json."""
     import platform
     from importlib import metadata
 
@@ -20,9 +23,15 @@ def version_line(prog: str) -> str:
         except metadata.PackageNotFoundError:
             return "not installed"
 
-    libraries = ", ".join(f"{name} {installed(name)}"
-                          for name in ("torch", "gymnasium", "ale-py", "numpy", "hydra-core", "tensorboard"))
-    return f"{prog} (deeprl) {__version__} | Python {platform.python_version()} | {libraries}"
+    return {"deeprl": __version__, "python": platform.python_version(),
+            **{name: installed(name) for name in LIBRARIES}}
+
+
+def version_line(prog: str) -> str:
+    """`<prog> --version`, one line."""
+    found = versions()
+    libraries = ", ".join(f"{name} {found[name]}" for name in LIBRARIES)
+    return f"{prog} (deeprl) {found['deeprl']} | Python {found['python']} | {libraries}"
 
 
 def usable_cores() -> int:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from deeprl import versions
 from deeprl.core.checkpoint import prune, save_atomic, step_files, write_json_atomic
 from deeprl.core.console import say
 from deeprl.core.device import keep_freed_memory
@@ -196,6 +197,9 @@ class Run:
             "eval_episodes": len(returns), "evaluations": session.history, "resumed": session.resumed,
             "threads": torch.get_num_threads(),
             **(extra or {}),
+            # What the piece that finished the run ran on: float rounding differs between CPUs
+            # (AVX2, AVX-512, AMX) and library versions, and a chaotic learner follows it.
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "versions": versions(),
         }
         with refused_writes(lambda reason: self._cannot_write(self.run_dir / "summary.json", steps, reason,
                                                               key="summary")):

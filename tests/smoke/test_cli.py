@@ -58,6 +58,13 @@ def test_summary_json(cli_run):
     assert summary["total_steps"] == 600 and summary["device"] == "cpu"
     assert summary["eval_return_mean"] >= 8  # CartPole gives at least 8 steps of reward
     assert summary["sps"] > 0 and summary["wall_time_s"] > 0
+    # What the result was made with, for a reader comparing it with theirs.
+    import torch
+
+    from deeprl import __version__
+
+    assert summary["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert summary["versions"]["deeprl"] == __version__ and summary["versions"]["torch"] == torch.__version__
 
 
 def test_events_have_the_documented_tags_on_an_env_step_axis(cli_run):
