@@ -2,6 +2,7 @@
 
     evaluate outputs/dqn/breakout/2026-11-21_12-00-00                  # final.pt, 10 episodes
     evaluate outputs/.../checkpoints/step_500000.pt --episodes 30 --epsilon 0.05 --video
+    evaluate outputs/ppo/breakout/2026-11-21_12-00-00 --deterministic  # argmax, not sampled, actions
 
 Results go to the run dir: evaluation.json for final.pt, evaluation-<name>.json for another
 checkpoint (e.g. evaluation-step_500000.json), so evaluating one checkpoint never overwrites another's
@@ -67,6 +68,14 @@ def run(args: argparse.Namespace) -> dict:
         if not 0.0 <= args.epsilon <= 1.0:
             raise ConfigError("--epsilon", f"must be a number in [0, 1], got {args.epsilon}; e.g. --epsilon 0.05")
         cfg.algo.exploration.eval = args.epsilon
+    if args.mode is not None:
+        if OmegaConf.select(cfg, "algo.deterministic_eval") is None:
+            if OmegaConf.select(cfg, "algo.exploration.eval") is not None:
+                raise ConfigError(f"--{args.mode}", f"{cfg.algo.name} acts epsilon-greedily in evaluation; "
+                                                    "use --epsilon instead (0 is greedy)")
+            raise ConfigError(f"--{args.mode}", f"{cfg.algo.name} has one way to act in evaluation; drop "
+                                                f"--{args.mode} (it is for ppo, a2c, actor_critic and reinforce)")
+        cfg.algo.deterministic_eval = args.mode == "deterministic"
     if args.episodes < 1:
         raise ConfigError("--episodes", f"must be >= 1, got {args.episodes}")
     if args.seed is not None and args.seed < 0:
@@ -99,6 +108,7 @@ def run(args: argparse.Namespace) -> dict:
     returns, lengths = evaluate(agent, cfg.env, args.episodes, seed)
     result = {"checkpoint": str(checkpoint), "env": cfg.env.id, "episodes": args.episodes, "seed": seed,
               "epsilon": OmegaConf.select(cfg, "algo.exploration.eval"),
+              "deterministic": OmegaConf.select(cfg, "algo.deterministic_eval"),
               "return_mean": float(returns.mean()), "return_std": float(returns.std()),
               "returns": returns.tolist(), "lengths": lengths.tolist()}
     if args.video:
@@ -126,6 +136,12 @@ def main(argv=None) -> None:
     parser.add_argument("--episodes", type=int, default=10, help="episodes to play, in parallel (default: 10)")
     parser.add_argument("--epsilon", type=float, default=None,
                         help="exploration during evaluation (default: the run's, 0.05 for Atari, else 0)")
+    acting = parser.add_mutually_exclusive_group()
+    acting.add_argument("--stochastic", dest="mode", action="store_const", const="stochastic",
+                        help="a policy-gradient run's policy samples its actions (default: the run's "
+                             "algo.deterministic_eval)")
+    acting.add_argument("--deterministic", dest="mode", action="store_const", const="deterministic",
+                        help="a policy-gradient run's policy takes its most likely action (argmax / mean)")
     parser.add_argument("--seed", type=int, default=None,
                         help="episode i is reset with seed + i (default: 20000 + the run's seed; the run's "
                              "own evaluations use 10000 + 1000 x its seed)")
@@ -143,10 +159,13 @@ def main(argv=None) -> None:
         print("\nevaluate: stopped by SIGINT; nothing half-written is left", file=sys.stderr)
         sys.exit(130)
     returns = np.asarray(result["returns"])
-    # epsilon only for the agents that act epsilon-greedily (the DQN family, tabular, FQI)
-    epsilon = "" if result["epsilon"] is None else f" (epsilon {result['epsilon']})"
+    # How it acted: epsilon for the agents that act epsilon-greedily (the DQN family, tabular, FQI),
+    # deterministic or stochastic for the policy-gradient algorithms.
+    acting = "" if result["epsilon"] is None else f" (epsilon {result['epsilon']})"
+    if result["deterministic"] is not None:
+        acting = " (deterministic)" if result["deterministic"] else " (stochastic)"
     print(f"{result['env']}: return {returns.mean():.2f} ± {returns.std():.2f} over {plural(len(returns), 'episode')}"
-          f"{epsilon} | {result['checkpoint']}")
+          f"{acting} | {result['checkpoint']}")
     for video in result.get("videos", []):
         print(f"video: {video}")
 

@@ -154,6 +154,34 @@ def test_evaluate_refuses_epsilon_for_an_agent_that_is_not_epsilon_greedy(tmp_pa
                                      "drop --epsilon")
     assert (run_dir / "evaluation.json").exists() == before
 
+    # How a policy acts in evaluation: by default the run's algo.deterministic_eval (true here).
+    played = {}
+    for mode in ([], ["--deterministic"], ["--stochastic"]):
+        result = evaluate_cli(str(run_dir), *mode)
+        assert result.returncode == 0, result.stderr
+        saved = json.loads((run_dir / "evaluation.json").read_text())
+        played[tuple(mode)] = (saved["deterministic"], saved["returns"])
+        assert result.stdout.split(" | ")[0].endswith("(stochastic)" if mode == ["--stochastic"] else "(deterministic)")
+    assert played[()] == played[("--deterministic",)] and played[()][0] is True
+    assert played[("--stochastic",)][0] is False and played[("--stochastic",)][1] != played[()][1]
+
+
+def test_evaluate_refuses_a_choice_of_acting_an_agent_does_not_have(cli_run, tmp_path):
+    trained = train_cli("algo=value_iteration", "env=gridworld_4x3", "eval.episodes=1", "log.progress=false",
+                        cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    [planner] = list((tmp_path / "outputs" / "value_iteration" / "gridworld_4x3").iterdir())
+    result = evaluate_cli(str(planner), "--deterministic")
+    assert (result.returncode, result.stderr.strip()) == (
+        2, "evaluate: error: --deterministic: value_iteration has one way to act in evaluation; drop "
+           "--deterministic (it is for ppo, a2c, actor_critic and reinforce)")
+    _, run_dir = cli_run
+    result = evaluate_cli(str(run_dir), "--stochastic")
+    assert (result.returncode, result.stderr.strip()) == (
+        2, "evaluate: error: --stochastic: dqn acts epsilon-greedily in evaluation; use --epsilon instead (0 is greedy)")
+    result = evaluate_cli(str(run_dir), "--stochastic", "--deterministic")
+    assert result.returncode == 2 and "not allowed with argument" in result.stderr
+
 
 def copy_run(run_dir: Path, to: Path) -> Path:
     shutil.copytree(run_dir, to)
