@@ -114,16 +114,27 @@ def replaced_task(env: str, overrides: list[str]) -> str:
         if key not in ("env.id", "env.game"):
             continue
         field = key.split(".")[1]
-        configs = {path.stem: yaml.safe_load(path.read_text()) or {} for path in (CONF_DIR / "env").glob("*.yaml")}
-        base = _base(configs.get(env, {}))  # a game is MinAtar's or the ALE's, as the config's own
-        own = sorted(name for name, doc in configs.items() if name not in GENERIC_ENVS
-                     and doc.get(field) == value and _base(doc) == base)
+        base = _base(env_configs().get(env, {}))  # a game is MinAtar's or the ALE's, as the config's own
+        own = named_env_config(field, value, base)
         # The generic config that takes it: env=gym an id (not of an ALE or MinAtar config), their own a game.
         generic = base if field == "game" else None if base else "gym"
-        instead = (f"env={own[0]} is {value}'s own config" if own
+        instead = (f"env={own} is {value}'s own config" if own
                    else f"env={generic} {key}={value} runs it with env={generic}'s settings" if generic else "")
         return f"; {key}={value} replaced env={env}'s task and keeps its settings" + (f" ({instead})" if instead else "")
     return ""
+
+
+def env_configs() -> dict[str, dict]:
+    """conf/env/*.yaml by name, as written (no composing)."""
+    return {path.stem: yaml.safe_load(path.read_text()) or {} for path in (CONF_DIR / "env").glob("*.yaml")}
+
+
+def named_env_config(field: str, value: str, base: str | None) -> str | None:
+    """The named env config whose `field` (id or game) is `value` and which builds on `base` (atari,
+    minatar, or None for the classic ones), if there is one: env=pong for the ALE's Pong."""
+    own = sorted(name for name, doc in env_configs().items() if name not in GENERIC_ENVS
+                 and doc.get(field) == value and _base(doc) == base)
+    return own[0] if own else None
 
 
 def _base(env_doc: dict) -> str | None:

@@ -254,15 +254,33 @@ def test_a_bad_value_is_refused_before_torch_and_the_envs_are_imported(tmp_path)
     assert not (tmp_path / "outputs").exists()
 
 
-@pytest.mark.parametrize(("env_id", "fix"), [
-    ("ALE/Pong-v5", "an ALE game, built with the DQN-paper preprocessing by env=atari; use env=atari env.game=Pong"),
-    ("ALE/SpaceInvaders-v5", "an ALE game, built with the DQN-paper preprocessing by env=atari; use env=atari "
-                             "env.game=SpaceInvaders"),
-    ("MinAtar/Breakout-v1", "a MinAtar game, built by env=minatar; use env=minatar env.id=MinAtar/Breakout-v1"),
+ALE = "an ALE game, built with the DQN-paper preprocessing by env=atari"
+OLD_ALE = "an ALE game (an id of the older ALE versions), built with the DQN-paper preprocessing by env=atari"
+NOT_STICKY = "; its actions were not sticky: add env.repeat_action_probability=0 to match"
+
+
+@pytest.mark.parametrize(("env_id", "fix", "advised", "made"), [
+    ("ALE/Pong-v5", f"{ALE}; use env=pong (its own config; or env=atari env.game=Pong)",
+     [["env=pong"], ["env=atari", "env.game=Pong"]], "ALE/Pong-v5"),
+    ("ALE/MsPacman-v5", f"{ALE}; use env=atari env.game=MsPacman", [["env=atari", "env.game=MsPacman"]],
+     "ALE/MsPacman-v5"),
+    # the ids SB3's and CleanRL's Atari scripts use, and the oldest
+    ("BreakoutNoFrameskip-v4", f"{OLD_ALE}; use env=breakout (its own config; or env=atari env.game=Breakout)"
+                               f"{NOT_STICKY}",
+     [["env=breakout", "env.repeat_action_probability=0"]], "ALE/Breakout-v5"),
+    ("SpaceInvaders-v0", f"{OLD_ALE}; use env=spaceinvaders (its own config; or env=atari "
+                         "env.game=SpaceInvaders)", [["env=spaceinvaders"]], "ALE/SpaceInvaders-v5"),
+    ("MinAtar/Seaquest-v0", "a MinAtar game, built by env=minatar; use env=minatar_seaquest (its own config; or "
+                            "env=minatar env.game=Seaquest)",
+     [["env=minatar_seaquest"], ["env=minatar", "env.game=Seaquest"]], "MinAtar/Seaquest-v0"),
+    ("MinAtar/Breakout-v1", "a MinAtar game, built by env=minatar; use env=minatar_breakout env.id=MinAtar/Breakout-v1 "
+                            "(its own config; or env=minatar env.game=Breakout env.id=MinAtar/Breakout-v1)",
+     [["env=minatar_breakout", "env.id=MinAtar/Breakout-v1"]], "MinAtar/Breakout-v1"),
 ])
-def test_a_game_asked_for_through_env_gym_is_pointed_to_its_own_config(tmp_path, env_id, fix):
+def test_a_game_asked_for_through_env_gym_is_pointed_to_its_own_config(tmp_path, env_id, fix, advised, made):
     """Before, `env=gym env.id=ALE/Pong-v5` said gymnasium does not know the id and asked whether
-    the package for ALE was installed (it is: env=atari registers its games). The advice works."""
+    the package for ALE was installed (it is: env=atari registers its games), and an old ALE id
+    (`BreakoutNoFrameskip-v4`) that gymnasium did not know. The advice builds that game."""
     from conftest import compose_config
     from deeprl.build import build
     from deeprl.core.errors import ConfigError
@@ -270,12 +288,14 @@ def test_a_game_asked_for_through_env_gym_is_pointed_to_its_own_config(tmp_path,
     with pytest.raises(ConfigError) as caught:
         build(compose_config("env=gym", f"env.id={env_id}"), tmp_path / "run")
     assert str(caught.value) == f"env.id: {env_id} is {fix}"
-    advised = fix.rpartition("use ")[2].split()
-    run = build(compose_config(*advised, "num_envs=1"), tmp_path / "advised")
-    try:
-        assert run.cfg.env.id == env_id
-    finally:
-        run.envs.close()
+    for i, overrides in enumerate(advised):
+        run = build(compose_config(*overrides, "num_envs=1"), tmp_path / f"advised{i}", with_loop=False)
+        try:
+            assert run.cfg.env.id == made
+            if "env.repeat_action_probability=0" in overrides:
+                assert run.cfg.env.repeat_action_probability == 0
+        finally:
+            run.envs.close()
 
 
 @pytest.mark.parametrize(("env_id", "algo", "fix"), [

@@ -41,10 +41,19 @@ def _check_gym_id(env_id: str) -> None:
     namespace, _, name = env_id.partition("/")
     if name and namespace == "ALE":
         raise ConfigError("env.id", f"{env_id} is an ALE game, built with the DQN-paper preprocessing by env=atari; "
-                                    f"use env=atari env.game={name.split('-v')[0]}")
+                                    f"use {game_config('atari', name.split('-v')[0])}")
     if name and namespace == "MinAtar":
-        raise ConfigError("env.id", f"{env_id} is a MinAtar game, built by env=minatar; use env=minatar "
-                                    f"env.id={env_id}")
+        game, _, version = name.rpartition("-v")
+        also = "" if version == "0" else f" env.id={env_id}"  # the named configs take v0
+        raise ConfigError("env.id", f"{env_id} is a MinAtar game, built by env=minatar; use "
+                                    f"{game_config('minatar', game, also)}")
+    if not namespace or not name:
+        legacy = legacy_ale_game(env_id)
+        if legacy is not None:
+            game, sticky = legacy
+            match = "" if sticky else "; its actions were not sticky: add env.repeat_action_probability=0 to match"
+            raise ConfigError("env.id", f"{env_id} is an ALE game (an id of the older ALE versions), built with the "
+                                        f"DQN-paper preprocessing by env=atari; use {game_config('atari', game)}{match}")
     try:
         gym.spec(env_id)
     except gym.error.Error as e:  # NameNotFound, VersionNotFound, NamespaceNotFound, DeprecatedEnv, ...
@@ -52,6 +61,33 @@ def _check_gym_id(env_id: str) -> None:
         instead = registered_like(env_id, first_line)
         fix = f"did you mean env.id={instead}?" if instead else "pick a registered id, e.g. env=gym env.id=CartPole-v1"
         raise ConfigError("env.id", f"gymnasium does not know '{env_id}' ({first_line}); {fix}") from None
+
+
+def game_config(kind: str, game: str, also: str = "") -> str:
+    """How to ask for an ALE or MinAtar game: its named env config (env=pong, env=minatar_seaquest,
+    with its tuned presets) when it has one, else the generic config with env.game."""
+    from deeprl.sweep import named_env_config
+
+    own = named_env_config("game", game, kind)
+    generic = f"env={kind} env.game={game}{also}"
+    return f"env={own}{also} (its own config; or {generic})" if own else generic
+
+
+def legacy_ale_game(env_id: str) -> tuple[str, bool] | None:
+    """(game, sticky actions) for an id of the older ALE versions (`BreakoutNoFrameskip-v4`, as
+    SB3's and CleanRL's Atari scripts write it, `Pong-v0`, `SeaquestDeterministic-v4`), else None."""
+    import re
+
+    if env_id in gym.registry and not str(gym.registry[env_id].entry_point).startswith("ale_py"):
+        return None  # gymnasium's own (CartPole-v1): no need to import the ALE
+    import ale_py
+
+    gym.register_envs(ale_py)
+    spec = gym.registry.get(env_id)
+    if spec is None or not str(spec.entry_point).startswith("ale_py"):
+        return None
+    game = re.sub(r"(NoFrameskip|Deterministic)$", "", spec.name)
+    return game, float(spec.kwargs.get("repeat_action_probability", 0.0)) > 0
 
 
 def registered_like(env_id: str, message: str) -> str | None:
