@@ -27,6 +27,7 @@ from deeprl.core.checkpoint import (
 from deeprl.core.console import say
 from deeprl.core.errors import ConfigError, WriteFailed, refused_writes
 from deeprl.core.interrupt import ctrl_c_noted, stop_if_asked
+from deeprl.core.run_dir import in_use_by
 from deeprl.runs import plural, pointer
 
 VIDEO_REFUSED = ("--video", "run without --video")  # the key and the fix when frames cannot be drawn
@@ -50,6 +51,15 @@ def locate(path: Path) -> tuple[Path, Path]:
     if not checkpoint.is_file():
         if path.is_dir() and (instead := pointer(path, "evaluate ")):
             raise ConfigError("path", instead)
+        if path.is_dir() and (holder := in_use_by(path)) and (run_dir / ".hydra" / "config.yaml").is_file():
+            saved = OmegaConf.load(run_dir / ".hydra" / "config.yaml").checkpoint
+            when = " or ".join([f"every {saved.every} steps"] * (saved.every > 0)
+                               + [f"every {saved.every_minutes} minutes"] * (saved.every_minutes > 0)) or "at its end"
+            raise ConfigError("checkpoint", f"{path} has no checkpoint yet: its run is still training ({holder}) and "
+                                            f"writes one {when}; evaluate it then")
+        if path.is_dir() and (run_dir / ".hydra" / "config.yaml").is_file():
+            raise ConfigError("checkpoint", f"{path} has no checkpoint: its run ended before writing one (or they "
+                                            "were removed); pass another run")
         raise ConfigError("checkpoint", f"no checkpoint at {checkpoint}; pass a run dir or a .pt file")
     if not (run_dir / ".hydra" / "config.yaml").is_file():
         raise ConfigError("run_dir", f"{run_dir} has no .hydra/config.yaml; pass a run dir made by `train`")

@@ -221,6 +221,29 @@ def test_evaluate_on_a_run_that_has_not_finished_uses_its_newest_checkpoint(cli_
     assert not (run / "evaluation.json").exists()
 
 
+def test_evaluate_on_a_run_still_training_before_its_first_checkpoint_says_so(cli_run, tmp_path):
+    import socket
+
+    from deeprl.core.run_dir import hold, release
+
+    _, run_dir = cli_run
+    run = copy_run(run_dir, tmp_path / "starting")
+    shutil.rmtree(run / "checkpoints")  # as a run looks before its first checkpoint
+    (run / "checkpoints").mkdir()
+    hold(run, "hydra.run.dir")  # this process plays the run still training there
+    try:
+        result = evaluate_cli(str(run))
+    finally:
+        release(run)
+    assert (result.returncode, result.stderr.strip()) == (
+        2, f"evaluate: error: checkpoint: {run} has no checkpoint yet: its run is still training (pid {os.getpid()} "
+           f"on {socket.gethostname()}) and writes one every 200 steps or every 10 minutes; evaluate it then")
+    result = evaluate_cli(str(run))  # once it has ended (here: stopped before any checkpoint)
+    assert (result.returncode, result.stderr.strip()) == (
+        2, f"evaluate: error: checkpoint: {run} has no checkpoint: its run ended before writing one (or they were "
+           "removed); pass another run")
+
+
 def test_a_path_that_is_not_a_run_dir_is_answered_with_the_run_dir_to_pass(cli_run, tmp_path):
     _, run_dir = cli_run
     older = copy_run(run_dir, tmp_path / "runs" / "a")

@@ -160,6 +160,24 @@ def _holder(fd: int) -> str:
     return "another process"
 
 
+def in_use_by(run_dir: Path) -> str | None:
+    """Who holds `run_dir` ("pid N on HOST", see `hold`), or None when no process does (or the file
+    system has no locks). Looks with a shared lock taken and dropped at once."""
+    try:
+        fd = os.open(Path(run_dir) / LOCK, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as error:
+        return _holder(fd) if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN) else None
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
 def release(run_dir: Path) -> None:
     """Let go of a run dir `hold` took (nothing if this process does not hold it)."""
     fd = _held.pop(run_dir.resolve(), None)
