@@ -50,11 +50,21 @@ def _key_allowed(key: str) -> bool:
     return key == "resume" or key.split(".")[0] in ALLOWED
 
 
+def _hydra_flags(args: list[str]):
+    """The command line as Hydra's own argument parser reads it: its flags (`--cfg job`, `-p algo`)
+    and, in `.overrides`, the overrides, each flag's value left out."""
+    from hydra._internal.utils import get_args_parser
+
+    parsed, rest = get_args_parser().parse_known_args(args)
+    parsed.overrides += [a for a in rest if not a.startswith("-")]  # those after a flag (`--cfg job x=1`)
+    return parsed
+
+
 def _overrides(args: list[str]) -> list:
     """The command line's overrides other than resume= and hydra's own, parsed by Hydra."""
     try:
         parsed = OverridesParser.create().parse_overrides(
-            [a for a in args if not a.startswith("-") and not _is_resume(a)])
+            [a for a in _hydra_flags(args).overrides if not _is_resume(a)])
     except OverrideParseException as error:
         raise from_hydra(error) from None
     return [o for o in parsed if not o.key_or_group.startswith("hydra")]
@@ -88,12 +98,8 @@ def requested(args: list[str]) -> bool:
     return value is not None and value.lower() not in ("", "null", "none")
 
 
-def hydra_args(args: list[str]) -> list[str]:
-    """Check a resume request given on the command line and return the arguments for Hydra:
-    unchanged without `resume=`, else pointed at the run dir. Raises ConfigError."""
-    if not requested(args):
-        return args
-    value = _resume_value(args)
+def _allowed_overrides(args: list[str]) -> list:
+    """The command line's overrides, each of a key a resume may change; else a ConfigError."""
     if any(a in ("-m", "--multirun") for a in args):
         raise ConfigError("resume", "resumes one run at a time; drop -m/--multirun and resume each job's run dir")
     overrides = _overrides(args)
@@ -101,6 +107,16 @@ def hydra_args(args: list[str]) -> list[str]:
         if not _key_allowed(override.key_or_group):
             raise ConfigError(override.key_or_group, f"cannot be changed when resuming (the run keeps its own "
                                                      f"config); only {ALLOWED_TEXT} can; drop it")
+    return overrides
+
+
+def hydra_args(args: list[str]) -> list[str]:
+    """Check a resume request given on the command line and return the arguments for Hydra:
+    unchanged without `resume=`, else pointed at the run dir. Raises ConfigError."""
+    if not requested(args):
+        return args
+    value = _resume_value(args)
+    overrides = _allowed_overrides(args)
     run_dir = Path(value).expanduser()
     _, state = find_checkpoint(run_dir)
     config = OmegaConf.create(state["config"])
@@ -109,6 +125,31 @@ def hydra_args(args: list[str]) -> list[str]:
     where = _quote(str(run_dir.resolve()))
     return [*(a for a in args if not _is_resume(a)), f"resume={where}", f"hydra.run.dir={where}",
             "hydra.output_subdir=null"]
+
+
+def shown_config(args: list[str]) -> str | None:
+    """`train resume=<dir> --cfg job` (or `all`, `-p <package>`): the config the run goes on with,
+    its own with the command line's overrides, as YAML; None without --cfg. Hydra's `--cfg` would
+    print a new run's config composed from the defaults, not the run's. Raises ConfigError."""
+    flags = _hydra_flags(args)
+    if flags.cfg is None:
+        return None
+    if flags.cfg == "hydra":
+        raise ConfigError("--cfg", "hydra prints Hydra's settings for a new run; a resumed run keeps its own "
+                                   "(<run dir>/.hydra/hydra.yaml): use --cfg job")
+    overrides = _allowed_overrides(args)  # the total is not checked: the config of a finished run is shown
+    _, state = find_checkpoint(Path(_resume_value(args)).expanduser())
+    config = OmegaConf.create(state["config"])
+    with open_dict(config):
+        for override in overrides:
+            OmegaConf.update(config, override.key_or_group, override.value(), merge=False)
+        config.resume = None
+    if flags.package:
+        shown = OmegaConf.select(config, flags.package)
+        if shown is None:
+            raise ConfigError("--package", f"the run's config has no '{flags.package}'; e.g. --package algo")
+        return OmegaConf.to_yaml(shown) if isinstance(shown, DictConfig) else f"{shown}\n"
+    return OmegaConf.to_yaml(config)
 
 
 def check_total_steps(total, step: int) -> None:

@@ -169,6 +169,9 @@ def main() -> None:
 def _main() -> None:
     try:
         check_search_is_a_sweep(sys.argv[1:])
+        if resume.requested(sys.argv[1:]) and (shown := resume.shown_config(sys.argv[1:])) is not None:
+            print(shown, end="")
+            return
         sys.argv[1:] = resume.hydra_args(sys.argv[1:])
     except ConfigError as error:
         fail(error)

@@ -150,6 +150,34 @@ def test_resume_extends_a_finished_run_and_tensorboard_continues(tmp_path):
     assert returns == sorted(returns) and returns[-1] > 800
 
 
+def test_cfg_job_with_resume_prints_the_config_the_run_goes_on_with(tmp_path):
+    """Hydra's --cfg would print a new run's config composed from the defaults (dqn on CartPole here,
+    whatever the run was); with resume= it prints the run's own, the command line's overrides
+    applied, and changes nothing. Before, `--cfg job` beside resume= was an error about 'job'."""
+    first = train_cli("algo=ppo", "env=acrobot", "total_steps=256", "algo.n_steps=32", "eval.episodes=1",
+                      "log.progress=false", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    (run_dir,) = (tmp_path / "outputs" / "ppo" / "acrobot").iterdir()
+    before = {p: p.stat().st_mtime_ns for p in run_dir.rglob("*")}
+    shown = train_cli(f"resume={run_dir}", "--cfg", "job", "total_steps=1024", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    config = OmegaConf.create(shown.stdout)
+    saved = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+    assert config.algo.name == "ppo" and config.env.id == "Acrobot-v1" and config.algo.n_steps == 32
+    assert config.total_steps == 1024 and config.resume is None
+    assert OmegaConf.to_container(config.algo) == OmegaConf.to_container(saved.algo)
+    package = train_cli(f"resume={run_dir}", "-c", "job", "-p", "algo.n_steps", cwd=tmp_path)
+    assert (package.returncode, package.stdout) == (0, "32\n")  # a finished run's config, without a new total
+    refused = [train_cli(f"resume={run_dir}", "--cfg", "hydra", cwd=tmp_path),
+               train_cli(f"resume={run_dir}", "--cfg", "job", "algo.lr=1", cwd=tmp_path)]
+    assert [r.returncode for r in refused] == [2, 2]
+    assert refused[0].stderr.startswith("deeprl: error: --cfg: hydra prints Hydra's settings for a new run")
+    assert refused[1].stderr.startswith("deeprl: error: algo.lr: cannot be changed when resuming")
+    assert {p: p.stat().st_mtime_ns for p in run_dir.rglob("*")} == before
+    assert sorted(p.name for p in (tmp_path / "outputs").rglob("*") if p.is_dir() and p.parent.name == "acrobot") == [
+        run_dir.name]  # no new run dir
+
+
 def test_a_checkpoint_of_another_network_layout_is_refused_in_one_line(tmp_path):
     """A checkpoint whose agent networks do not fit this version's (other parameter names or
     shapes): `train resume=` and `evaluate` each stop with one line naming the network, exit 2,
