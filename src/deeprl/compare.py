@@ -29,6 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from deeprl import version_line
 from deeprl.core.checkpoint import save_atomic, write_text_atomic
+from deeprl.core.console import shell
 from deeprl.core.errors import (
     ConfigError,
     quiet_event_writer_failures,
@@ -464,7 +465,7 @@ def compare(args: argparse.Namespace) -> list[str]:
     if notes:
         print("\n" + "\n".join(f"compare: {n}" for n in notes))
     print(f"\nwrote {', '.join(name + '/' if name == 'tb' else name for name in written)} to {out}"
-          + (f" | view: tensorboard --logdir {out / 'tb'}" if curves else ""))
+          + (f" | view: tensorboard --logdir {shell(out / 'tb')}" if curves else ""))
     return notes
 
 

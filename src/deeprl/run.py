@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from deeprl import versions
 from deeprl.core.checkpoint import prune, save_atomic, step_files, write_json_atomic
-from deeprl.core.console import say
+from deeprl.core.console import say, shell
 from deeprl.core.device import keep_freed_memory
 from deeprl.core.errors import ConfigError, WriteFailed, refused_writes, write_failure
 from deeprl.core.seeding import rng_state, set_rng_state
@@ -103,7 +103,7 @@ class Run:
         to do. Nothing half-written is left (save_atomic) and no older checkpoint was pruned."""
         written = list((self.run_dir / "checkpoints").glob("*.pt"))  # not save_atomic's hidden .tmp files
         kept = max(written, key=lambda p: p.stat().st_mtime) if written else None
-        then = (f"the last checkpoint is {kept}; make room, then: train resume={self.run_dir.resolve()}"
+        then = (f"the last checkpoint is {kept}; make room, then: train resume={shell(self.run_dir.resolve())}"
                 if kept is not None else "no checkpoint was written before it; make room and run it again")
         return ConfigError(key, f"cannot write {path} at step {step}: {reason}; training stopped and {then}"
                                 + (f" ({hint})" if hint else ""))
@@ -136,7 +136,7 @@ class Run:
         device = f"{self.device} ({self.device_why})" if self.device_why else str(self.device)
         recipe = f" | {self.composed_from}" if self.composed_from else ""
         say(f"deeprl | {cfg.algo.name} on {cfg.env.id}{recipe} | seed {cfg.seed} | device {device} | "
-            f"{verb} {run_dir} | view: tensorboard --logdir {run_dir}")
+            f"{verb} {run_dir} | view: tensorboard --logdir {shell(run_dir)}")
         logger = None
         try:
             # The handlers go in before anything is written: a scheduler's USR1/USR2 that arrives
@@ -218,7 +218,7 @@ class Run:
         signum = session.stop_signal
         name = SIGNAL_NAMES.get(signum) or HANDOFF_SIGNALS.get(signum, f"signal {signum}")
         say(f"\ndeeprl | stopped by {name} at step {step}; checkpoint {path}\n"
-            f"deeprl | resume with: train resume={self.run_dir.resolve()}", err=True)
+            f"deeprl | resume with: train resume={shell(self.run_dir.resolve())}", err=True)
         scheduler = self.handoff.get(signum)
         if scheduler is not None:
             scheduler(signum, None)  # e.g. submitit: requeue this job (it exits the process)

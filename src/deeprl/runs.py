@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from deeprl.core.console import shell
 from deeprl.core.errors import ConfigError
 
 TAG = "eval/episodic_return"
@@ -87,17 +88,17 @@ def pointer(path: Path, command: str) -> str | None:
     of a checkpoint file; None when there is neither. `command` is written right before the path
     it advises ("evaluate ", "train resume=")."""
     if path.is_file() and path.suffix == ".pt" and path.parent.name == "checkpoints":
-        return f"{path} is a checkpoint file; pass its run dir: {command}{path.parent.parent}"
+        return f"{path} is a checkpoint file; pass its run dir: {command}{shell(path.parent.parent)}"
     if path.is_dir() and path.name == "checkpoints":
-        return f"{path} is a run's checkpoints folder; pass its run dir: {command}{path.parent}"
+        return f"{path} is a run's checkpoints folder; pass its run dir: {command}{shell(path.parent)}"
     below = runs_below(path) if path.is_dir() else []
     if not below:
         return None
     if len(below) == 1:
-        return f"{path} is not a run dir but holds one; pass it: {command}{below[0]}"
+        return f"{path} is not a run dir but holds one; pass it: {command}{shell(below[0])}"
     newest = max(below, key=lambda run: (run / "checkpoints").stat().st_mtime)
     return (f"{path} is not a run dir but holds {plural(len(below), 'run')}; "
-            f"pass one of them, e.g. the newest: {command}{newest}")
+            f"pass one of them, e.g. the newest: {command}{shell(newest)}")
 
 
 def hydra_dir(run_dir: Path) -> Path | None:

@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 
 from deeprl import resume, sweep
 from deeprl.core import hydra_errors
-from deeprl.core.console import say
+from deeprl.core.console import say, shell
 from deeprl.core.errors import ConfigError
 from deeprl.core.run_dir import LOCK, Claim, claim_run_dir, discard_run_dir, hold, note_holder
 from deeprl.validate import validate
@@ -157,7 +157,7 @@ def main() -> None:
             if code not in (128 + int(signal.SIGINT), 128 + int(signal.SIGTERM)):
                 raise
             where = sweep.SweepReport.sweep_dir
-            again = f"the same command with hydra.sweep.dir={where.resolve()}" if where else "the same command"
+            again = f"the same command with hydra.sweep.dir={shell(where.resolve())}" if where else "the same command"
             say(f"\ndeeprl | sweep stopped by {signal.Signals(code - 128).name}; to go on, run {again} (finished "
                 "jobs are kept, the others resume from their checkpoints)", err=True, log_it=False)
             sys.exit(code)

@@ -247,12 +247,13 @@ def test_evaluate_on_a_run_still_training_before_its_first_checkpoint_says_so(cl
 def test_a_path_that_is_not_a_run_dir_is_answered_with_the_run_dir_to_pass(cli_run, tmp_path):
     _, run_dir = cli_run
     older = copy_run(run_dir, tmp_path / "runs" / "a")
-    newer = copy_run(run_dir, tmp_path / "runs" / "b" / "seed_1")
+    # a space and a list override's brackets (a sweep job's dir): quoted, so the advice can be pasted
+    newer = copy_run(run_dir, tmp_path / "runs" / "b c" / "network.hidden_sizes=[8,8]")
     os.utime(older / "checkpoints", (1e9, 1e9))
     os.utime(newer / "checkpoints", (2e9, 2e9))  # the newest: named as the example
     before = sorted(tmp_path.rglob("*"))
     runs, checkpoints, final = tmp_path / "runs", older / "checkpoints", older / "checkpoints" / "final.pt"
-    expected = {runs: f"{runs} is not a run dir but holds 2 runs; pass one of them, e.g. the newest: {{}} {newer}",
+    expected = {runs: f"{runs} is not a run dir but holds 2 runs; pass one of them, e.g. the newest: {{}} '{newer}'",
                 checkpoints: f"{checkpoints} is a run's checkpoints folder; pass its run dir: {{}} {older}"}
     for path, message in expected.items():
         result = evaluate_cli(str(path))
@@ -262,6 +263,11 @@ def test_a_path_that_is_not_a_run_dir_is_answered_with_the_run_dir_to_pass(cli_r
         result = train_cli(f"resume={path}", cwd=tmp_path)
         assert (result.returncode, result.stderr.strip()) == (2, "deeprl: error: resume: "
                                                                  + message.format("train resume=").replace("= ", "="))
+    advice = evaluate_cli(str(runs)).stderr.strip().rpartition(": evaluate ")[2]
+    pasted = subprocess.run(["bash", "-c", f"{Path(sys.executable).parent / 'evaluate'} {advice} --episodes 1"],
+                            capture_output=True, text=True, timeout=300)
+    assert pasted.returncode == 0 and pasted.stdout.strip().endswith(str(newer / "checkpoints" / "final.pt")), pasted.stderr
+    (newer / "evaluation.json").unlink()
     result = evaluate_cli(str(tmp_path / "nope"))
     assert (result.returncode, result.stderr.strip()) == (2, f"evaluate: error: path: {tmp_path / 'nope'}: no such file "
                                                              "or directory; pass a run dir or a .pt file")

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from deeprl.core.console import say
+from deeprl.core.console import say, shell
 from deeprl.logging import Logger
 
 
@@ -86,3 +86,9 @@ def test_a_line_above_a_live_bar_leaves_the_bar_whole(tmp_path, monkeypatch):
         logger.close()
     assert out.getvalue() == "deeprl | note: between updates\n"
     assert "#3: 100%" in err.getvalue()  # the bar names its job
+
+
+def test_paths_in_advised_commands_are_quoted_only_where_a_shell_needs_it():
+    assert shell("/runs/algo=dqn,seed=1") == "/runs/algo=dqn,seed=1"  # a sweep job's dir, as typed
+    assert shell("/runs/my run") == "'/runs/my run'"
+    assert shell("/runs/network.hidden_sizes=[64,64]") == "'/runs/network.hidden_sizes=[64,64]'"  # zsh globs []

@@ -8,6 +8,7 @@ a Hydra run the logger has no handler and the line is only printed.
 """
 
 import logging
+import shlex
 import sys
 
 from tqdm import tqdm
@@ -16,6 +17,12 @@ ERROR_PREFIX = "deeprl: error: "
 log = logging.getLogger("deeprl")
 log.addHandler(logging.NullHandler())  # outside Hydra: no "last resort" copy of errors on stderr,
 log.propagate = False  # and none through the handlers Hydra gives the root logger (its console)
+
+
+def shell(path) -> str:
+    """A path as it is typed into a command the console advises: quoted where a shell would split
+    or glob it (a space; the brackets of a sweep job's list override, which zsh globs)."""
+    return shlex.quote(str(path))
 
 
 def say(line: str, *, err: bool = False, above_bar: bool = False, log_it: bool = True) -> None:

@@ -11,6 +11,7 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from deeprl.core.console import shell
 from deeprl.core.errors import ConfigError
 
 # What a run writes into its dir; a dir holding any of these holds a run.
@@ -53,7 +54,7 @@ def claim_run_dir(run_dir: Path) -> Claim:
             raise ConfigError("hydra.run.dir", f"{run_dir} is a file, not a dir; give a dir (hydra.run.dir=<dir>)")
         if holds_a_run(claim.before):
             if any((run_dir / "checkpoints").glob("*.pt")):
-                fix = f"go on with it (train resume={run_dir}) or give this run a new dir (hydra.run.dir=<dir>)"
+                fix = f"go on with it (train resume={shell(run_dir)}) or give this run a new dir (hydra.run.dir=<dir>)"
             else:
                 fix = "it has no checkpoint to go on from; give this run a new dir (hydra.run.dir=<dir>) or remove it"
             raise ConfigError("hydra.run.dir", f"{run_dir} already holds a run; {fix}")
