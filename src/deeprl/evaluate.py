@@ -48,20 +48,21 @@ def locate(path: Path) -> tuple[Path, Path]:
     else:
         checkpoint = path
         run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    config = run_dir / ".hydra" / "config.yaml"
     if not checkpoint.is_file():
         if path.is_dir() and (instead := pointer(path, "evaluate ")):
             raise ConfigError("path", instead)
-        if path.is_dir() and (holder := in_use_by(path)) and (run_dir / ".hydra" / "config.yaml").is_file():
-            saved = OmegaConf.load(run_dir / ".hydra" / "config.yaml").checkpoint
+        if not (path.is_dir() and config.is_file()):
+            raise ConfigError("checkpoint", f"no checkpoint at {checkpoint}; pass a run dir or a .pt file")
+        if holder := in_use_by(path):
+            saved = OmegaConf.load(config).checkpoint
             when = " or ".join([f"every {saved.every} steps"] * (saved.every > 0)
                                + [f"every {saved.every_minutes} minutes"] * (saved.every_minutes > 0)) or "at its end"
             raise ConfigError("checkpoint", f"{path} has no checkpoint yet: its run is still training ({holder}) and "
                                             f"writes one {when}; evaluate it then")
-        if path.is_dir() and (run_dir / ".hydra" / "config.yaml").is_file():
-            raise ConfigError("checkpoint", f"{path} has no checkpoint: its run ended before writing one (or they "
-                                            "were removed); pass another run")
-        raise ConfigError("checkpoint", f"no checkpoint at {checkpoint}; pass a run dir or a .pt file")
-    if not (run_dir / ".hydra" / "config.yaml").is_file():
+        raise ConfigError("checkpoint", f"{path} has no checkpoint: its run ended before writing one (or they "
+                                        "were removed); pass another run")
+    if not config.is_file():
         raise ConfigError("run_dir", f"{run_dir} has no .hydra/config.yaml; pass a run dir made by `train`")
     return run_dir, checkpoint
 

@@ -139,11 +139,7 @@ def shown_config(args: list[str]) -> str | None:
                                    "(<run dir>/.hydra/hydra.yaml): use --cfg job")
     overrides = _allowed_overrides(args)  # the total is not checked: the config of a finished run is shown
     _, state = find_checkpoint(Path(_resume_value(args)).expanduser())
-    config = OmegaConf.create(state["config"])
-    with open_dict(config):
-        for override in overrides:
-            OmegaConf.update(config, override.key_or_group, override.value(), merge=False)
-        config.resume = None
+    config = _going_on_with(state, {override.key_or_group: override.value() for override in overrides})
     if flags.package:
         shown = OmegaConf.select(config, flags.package)
         if shown is None:
@@ -158,18 +154,23 @@ def check_total_steps(total, step: int) -> None:
                                          f"total_steps=<more than {step}>")
 
 
+def _going_on_with(state: dict, updates: dict) -> DictConfig:
+    """The checkpoint's config with `updates` ({key: value}, the allowed overrides) applied."""
+    config = OmegaConf.create(state["config"])
+    with open_dict(config):
+        for key, value in updates.items():
+            OmegaConf.update(config, key, value, merge=False)
+        config.resume = None  # the checkpoint's config describes the run, not how it was started
+    return config
+
+
 def resumed_config(cfg: DictConfig, task_overrides: list[str]) -> tuple[DictConfig, dict, Path]:
     """(the config to go on with, the checkpoint's contents, its path) for `cfg.resume`: the
     checkpoint's config with the allowed command-line overrides applied (values as composed)."""
     run_dir = Path(cfg.resume).expanduser()
     path, state = find_checkpoint(run_dir)
-    config = OmegaConf.create(state["config"])
-    for override in _overrides(task_overrides):
-        key = override.key_or_group
-        with open_dict(config):
-            OmegaConf.update(config, key, OmegaConf.select(cfg, key), merge=False)
-    with open_dict(config):
-        config.resume = None  # the checkpoint's config describes the run, not how it was started
+    keys = [override.key_or_group for override in _overrides(task_overrides)]
+    config = _going_on_with(state, {key: OmegaConf.select(cfg, key) for key in keys})
     OmegaConf.set_struct(config, True)
     check_total_steps(config.total_steps, int(state["step"]))
     return config, state, path

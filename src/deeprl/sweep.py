@@ -29,7 +29,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from deeprl import GENERIC_ENVS, usable_cores
-from deeprl.conf import CONF_DIR
+from deeprl.conf import CONF_DIR, base_env, env_configs, named_env_config
 from deeprl.core.checkpoint import latest, write_json_atomic, write_text_atomic
 from deeprl.core.console import ERROR_PREFIX, say
 from deeprl.core.errors import ConfigError
@@ -114,7 +114,7 @@ def replaced_task(env: str, overrides: list[str]) -> str:
         if key not in ("env.id", "env.game"):
             continue
         field = key.split(".")[1]
-        base = _base(env_configs().get(env, {}))  # a game is MinAtar's or the ALE's, as the config's own
+        base = base_env(env_configs().get(env, {}))  # a game is MinAtar's or the ALE's, as the config's own
         own = named_env_config(field, value, base)
         # The generic config that takes it: env=gym an id (not of an ALE or MinAtar config), their own a game.
         generic = base if field == "game" else None if base else "gym"
@@ -122,24 +122,6 @@ def replaced_task(env: str, overrides: list[str]) -> str:
                    else f"env={generic} {key}={value} runs it with env={generic}'s settings" if generic else "")
         return f"; {key}={value} replaced env={env}'s task and keeps its settings" + (f" ({instead})" if instead else "")
     return ""
-
-
-def env_configs() -> dict[str, dict]:
-    """conf/env/*.yaml by name, as written (no composing)."""
-    return {path.stem: yaml.safe_load(path.read_text()) or {} for path in (CONF_DIR / "env").glob("*.yaml")}
-
-
-def named_env_config(field: str, value: str, base: str | None) -> str | None:
-    """The named env config whose `field` (id or game) is `value` and which builds on `base` (atari,
-    minatar, or None for the classic ones), if there is one: env=pong for the ALE's Pong."""
-    own = sorted(name for name, doc in env_configs().items() if name not in GENERIC_ENVS
-                 and doc.get(field) == value and _base(doc) == base)
-    return own[0] if own else None
-
-
-def _base(env_doc: dict) -> str | None:
-    """The env config a named one builds on (breakout: atari; minatar_breakout: minatar), if any."""
-    return next((item for item in env_doc.get("defaults") or [] if isinstance(item, str) and item != "_self_"), None)
 
 
 def job(cfg: DictConfig, job_dir: Path) -> float:

@@ -7,6 +7,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode
 from omegaconf import OmegaConf
 
+from deeprl.conf import named_env_config
 from deeprl.core.errors import ConfigError, nearest
 from deeprl.envs.model import OneHotObservation
 from deeprl.envs.one_env import OneEnvVector
@@ -66,8 +67,6 @@ def _check_gym_id(env_id: str) -> None:
 def game_config(kind: str, game: str, also: str = "") -> str:
     """How to ask for an ALE or MinAtar game: its named env config (env=pong, env=minatar_seaquest,
     with its tuned presets) when it has one, else the generic config with env.game."""
-    from deeprl.sweep import named_env_config
-
     own = named_env_config("game", game, kind)
     generic = f"env={kind} env.game={game}{also}"
     return f"env={own}{also} (its own config; or {generic})" if own else generic
