@@ -69,6 +69,10 @@ class Logger:
             self.flush()
 
     def progress(self, step: int, **postfix) -> None:
+        # Vector envs step in whole batches, so a run can end a few steps past total_steps
+        # (1,504 for 1,500 with 8 envs): the bar's total follows, and it still ends at 100%.
+        if self.bar.total is not None and step > self.bar.total:
+            self.bar.total = step
         self.bar.update(step - self._bar_step)
         self._bar_step = step
         if postfix:

@@ -177,7 +177,7 @@ class Run:
             finally:
                 self.envs.close()
         work = (f"{summary['sweeps']} sweeps in {summary['wall_time_s']:.1f} s" if "sweeps" in summary else
-                f"{summary['total_steps']} steps in {summary['wall_time_s']:.1f} s ({summary['sps']:.0f} steps/s)")
+                f"{summary['steps']} steps in {summary['wall_time_s']:.1f} s ({summary['sps']:.0f} steps/s)")
         say(f"deeprl | eval return {summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f} "
             f"over {plural(summary['eval_episodes'], 'episode')} | {work} | {run_dir}")
         return summary
@@ -185,13 +185,15 @@ class Run:
     def _finish(self, extra: dict | None) -> dict:
         cfg, session = self.cfg, self.session
         train_time = session.train_time()
-        steps = int(cfg.total_steps)
+        # The final evaluation and checkpoint stand at the step the loop ended at, so a resume
+        # purges nothing it will not log again. Planners count sweeps, not steps.
+        steps = getattr(self.loop, "end_step", int(cfg.total_steps))
         session.reached(steps)  # a run resumed to go further counts its intervals from here
         returns, _ = session.evaluate(steps, self.agent)
         session.checkpoint(steps, "final.pt")
         summary = {
             "algo": cfg.algo.name, "env": cfg.env.id, "seed": int(cfg.seed), "device": str(self.device),
-            "total_steps": steps, "wall_time_s": round(train_time, 3),
+            "total_steps": int(cfg.total_steps), "steps": steps, "wall_time_s": round(train_time, 3),
             "sps": round(steps / max(train_time, 1e-9), 1),
             "eval_return_mean": float(returns.mean()), "eval_return_std": float(returns.std()),
             "eval_episodes": len(returns), "evaluations": session.history, "resumed": session.resumed,

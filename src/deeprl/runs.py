@@ -146,7 +146,8 @@ def load_run(run_dir: Path, tag: str, scalars: dict | None = None) -> Run | None
         seed = next((o.split("=", 1)[1] for o in overrides or [] if o.startswith("seed=")), None)
     return Run(path=run_dir, steps=steps, values=values,
                final=float(values[-1] if final is None else final),
-               total_steps=float(summary.get("total_steps", steps[-1])),
+               # the steps taken (a run written before summaries had them: its total_steps)
+               total_steps=float(summary.get("steps", summary.get("total_steps", steps[-1]))),
                wall_time_s=float(summary.get("wall_time_s", np.nan)),
                seed=int(seed) if str(seed).lstrip("-").isdigit() else None,
                overrides=overrides, config=config, summary=summary or None)

@@ -144,7 +144,7 @@ def check_search_is_a_sweep(args: list[str]) -> None:
 
 def main() -> None:
     """Console entry point: a resume request is checked before Hydra creates or touches anything."""
-    if sys.argv[1:2] == ["--version"]:  # Hydra's own flag names only Hydra's version
+    if "--version" in sys.argv[1:]:  # Hydra's own flag (anywhere on the line) names only Hydra's version
         from deeprl import version_line
 
         print(version_line("train"))

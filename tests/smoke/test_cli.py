@@ -284,13 +284,16 @@ def test_cfg_job_prints_composed_config(tmp_path):
     assert not (tmp_path / "outputs").exists()
 
 
-@pytest.mark.parametrize("prog", ["train", "evaluate", "compare"])
-def test_version_names_deeprl_and_the_libraries_results_depend_on(tmp_path, prog):
+@pytest.mark.parametrize("prog, args", [("train", ["--version"]), ("evaluate", ["--version"]),
+                                         ("compare", ["--version"]),
+                                         # after an override, where Hydra's own flag would answer
+                                         ("train", ["algo=ppo", "--version"]), ("evaluate", ["x", "--version"])])
+def test_version_names_deeprl_and_the_libraries_results_depend_on(tmp_path, prog, args):
     from importlib import metadata
 
     from deeprl import __version__
 
-    result = subprocess.run([str(Path(sys.executable).parent / prog), "--version"], cwd=tmp_path,
+    result = subprocess.run([str(Path(sys.executable).parent / prog), *args], cwd=tmp_path,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"{prog} (deeprl) {__version__} | Python "), result.stdout

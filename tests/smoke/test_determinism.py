@@ -38,7 +38,8 @@ def test_final_checkpoint_restores_the_trained_agent(tmp_path):
 
     summary = run_in_process(tmp_path / "run", *RUN, "seed=3")
     state = load(tmp_path / "run" / "checkpoints" / "final.pt")
-    assert state["step"] == 1500 and {"agent", "rng"} <= set(state)
+    # The preset's 8 envs step in batches of 8: total_steps=1500 ends at 1504.
+    assert state["step"] == summary["steps"] == 1504 and {"agent", "rng"} <= set(state)
     fresh = build(compose_config(*RUN, "seed=4"), tmp_path / "fresh")
     fresh.agent.load_state_dict(state["agent"])
     from deeprl.loops.evaluate import evaluate

@@ -329,3 +329,24 @@ def test_an_event_file_that_cannot_be_written_stops_the_run_in_one_line(tmp_path
     assert re.fullmatch(f"deeprl: error: run dir: cannot write {re.escape(str(run_dir))} at step [0-9]+: File too large; "
                         "training stopped and no checkpoint was written before it; make room and run it again", line)
     assert not run_dir.exists()
+
+
+def test_a_run_that_ends_past_total_steps_resumes_from_where_it_ended(tmp_path):
+    """8 envs step in batches of 8: total_steps=1500 ends at 1504. The final evaluation and
+    checkpoint stand at 1504, so extending the run purges none of the first piece's points."""
+    overrides = ["algo=dqn", "env=cartpole", "num_envs=8", "total_steps=1500", "algo.learning_starts=200",
+                 *QUIET, "eval.every=0"]
+    summary = run(tmp_path, overrides)
+    assert summary["total_steps"] == 1500 and summary["steps"] == 1504
+    assert [e["step"] for e in summary["evaluations"]] == [1504]
+    final = load(tmp_path / "checkpoints/final.pt")
+    assert final["step"] == 1504
+    tags = ("charts/episodic_return", "charts/SPS", "losses/td_loss", "eval/episodic_return")
+    first = {tag: events(tmp_path, tag) for tag in tags}
+    assert max(step for points in first.values() for step, _ in points) == 1504
+    cfg = OmegaConf.create(final["config"])
+    cfg.total_steps = 3000
+    resumed = build(cfg, tmp_path, resume_from=final).execute()
+    assert resumed["resumed"][0]["step"] == 1504 and resumed["steps"] == 3000
+    for tag, points in first.items():
+        assert events(tmp_path, tag)[:len(points)] == points, tag

@@ -266,3 +266,7 @@ def test_load_run_reads_events_summary_and_overrides(tmp_path):
     assert group_key(run) == ("algo.lr=0.001",)
     assert load_run(run_dir, "charts/episodic_return").final == 20.0  # other tags: the last value
     assert load_run(run_dir, "losses/td_loss") is None
+    # A run that ended past its total (vector envs step in batches) reports the steps it took.
+    (run_dir / "summary.json").write_text(json.dumps(
+        {"eval_return_mean": 2.5, "total_steps": 300, "steps": 304, "wall_time_s": 12.0, "seed": 4}))
+    assert load_run(run_dir, "eval/episodic_return").total_steps == 304

@@ -40,3 +40,17 @@ def test_the_logger_uses_the_interval_of_stderr(tmp_path, monkeypatch):
         finally:
             logger.close()
         assert "100/100" in stream.getvalue()  # the final state is written either way
+
+
+def test_a_run_that_ends_past_its_total_still_ends_at_a_full_bar(tmp_path, monkeypatch):
+    # 8 vector envs and total_steps=1500 end at 1504: tqdm would drop the total and the percentage.
+    stream = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stream)
+    logger = Logger(tmp_path / "run", total_steps=1500)
+    try:
+        logger.progress(752)
+        logger.progress(1504)
+        assert logger.bar.total == 1504
+    finally:
+        logger.close()
+    assert "100%" in stream.getvalue() and "1504/1504" in stream.getvalue()

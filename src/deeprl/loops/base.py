@@ -31,6 +31,12 @@ class EnvLoop:
         self.tracker = EpisodeTracker.for_envs(envs)  # full-game scores when the env reports them (Atari)
         self.notes: list[str] = []  # what a resume could not restore exactly, for the console and summary
 
+    @property
+    def end_step(self) -> int:
+        """The step a finished run ends at: total_steps, or a few steps past it, as vector envs step
+        in whole batches (8 envs and total_steps=1500 end at 1504, as SB3's would)."""
+        return max(self.step, self.total_steps)
+
     def start(self) -> None:
         self.obs = self.observe(self.envs.reset(seed=self.seed)[0])
 
