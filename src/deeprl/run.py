@@ -176,7 +176,7 @@ class Run:
                     raise
             finally:
                 self.envs.close()
-        work = (f"{summary['sweeps']} sweeps in {summary['wall_time_s']:.1f} s" if "sweeps" in summary else
+        work = (f"{plural(summary['sweeps'], 'sweep')} in {summary['wall_time_s']:.1f} s" if "sweeps" in summary else
                 f"{summary['steps']} steps in {summary['wall_time_s']:.1f} s ({summary['sps']:.0f} steps/s)")
         say(f"deeprl | eval return {summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f} "
             f"over {plural(summary['eval_episodes'], 'episode')} | {work} | {run_dir}")

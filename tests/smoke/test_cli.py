@@ -335,3 +335,21 @@ def test_multirun_writes_one_dir_per_override(tmp_path):
     for name, seed in zip(dirs, (1, 2), strict=True):
         assert json.loads((sweep / name / "summary.json").read_text())["seed"] == seed
     assert result.stdout.count("| algo=dqn with conf/tuned/dqn_cartpole.yaml | ") == 2  # each job's banner
+
+
+@pytest.mark.parametrize("algo, total, learns", [
+    ("dqn", 200, False), ("dqn", 201, True),  # 8 envs: 201 ends at 208, past learning_starts=200
+    ("sac", 200, False),
+])
+def test_a_run_too_short_to_learn_says_so(tmp_path, algo, total, learns):
+    env = "cartpole" if algo == "dqn" else "pendulum"
+    result = train_cli(f"algo={algo}", f"env={env}", f"total_steps={total}", "algo.learning_starts=200",
+                       "eval.episodes=1", "log.progress=false", "log.every=8", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    (run_dir,) = (tmp_path / "outputs" / algo / env).iterdir()
+    updated = any(tag.startswith("losses/") for tag in load_events(run_dir).Tags()["scalars"])
+    note = (f"deeprl | note: total_steps={total} ends before learning starts (algo.learning_starts=200): "
+            "the agent is never updated and scores as untrained; raise total_steps or lower algo.learning_starts")
+    assert updated == learns
+    assert (note in result.stdout) == (not learns)
+    assert (note.removeprefix("deeprl | ") in (run_dir / "train.log").read_text()) == (not learns)

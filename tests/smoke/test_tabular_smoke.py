@@ -68,6 +68,17 @@ def test_value_iteration_cli_writes_summary_values_and_policy(value_iteration_cl
     # The console shows the value grid.
     assert "0.812    0.868    0.918        +" in result.stdout
     assert "↑ ← ← ←" in result.stdout
+    n = summary["sweeps"]
+    assert f"value_iteration: converged after {n} sweeps, last max |dV| = " in result.stdout
+    assert f" | {n} sweeps in " in result.stdout
+
+
+def test_one_sweep_is_said_in_the_singular(tmp_path):
+    # Taxi's starting policy (shortest paths to a terminal) is already optimal: one improvement.
+    result = train_cli("algo=policy_iteration", "env=taxi", "eval.episodes=1", "log.progress=false", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "policy_iteration: converged after 1 sweep, last max |dV| = " in result.stdout
+    assert " | 1 sweep in " in result.stdout
 
 
 def test_value_iteration_cli_writes_the_values_after_every_sweep(value_iteration_cli):

@@ -51,6 +51,16 @@ class OffPolicyLoop(EnvLoop):
                                   prioritized=replay and prioritized["enabled"], alpha=prioritized["alpha"],
                                   eps=prioritized["eps"], replay_device=replay_device)
 
+    def start(self) -> None:
+        super().start()
+        num_envs = self.envs.num_envs
+        if -(-self.total_steps // num_envs) * num_envs <= self.learning_starts:
+            # A short smoke run may mean it; a search or a quick look at a score seldom does.
+            self.session.logger.write(
+                f"deeprl | note: total_steps={self.total_steps} ends before learning starts "
+                f"(algo.learning_starts={self.learning_starts}): the agent is never updated and scores as "
+                "untrained; raise total_steps or lower algo.learning_starts")
+
     def random_actions(self) -> np.ndarray:
         """One uniformly random action per env, from the loop's generator (Box: within its bounds)."""
         space, n = self.envs.single_action_space, self.envs.num_envs

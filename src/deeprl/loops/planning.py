@@ -15,6 +15,7 @@ import numpy as np
 
 from deeprl.envs.model import tabular_model
 from deeprl.loops import report
+from deeprl.runs import plural
 
 # Values (sweeps x states) kept for values_by_sweep.csv before the record thins out: 8 MB.
 KEEP_EVERY_SWEEP = 1_000_000
@@ -72,7 +73,7 @@ class PlanningLoop:
         status = "converged" if self.converged else "stopped (not converged; raise algo.max_sweeps)"
         report.write_values_by_sweep(session.run_dir, model, self.history)
         report.finish(agent, model, session, self.step,
-                      f"{agent.name}: {status} after {self.step} sweeps, last max |dV| = {delta:.3g}")
+                      f"{agent.name}: {status} after {plural(self.step, 'sweep')}, last max |dV| = {delta:.3g}")
         session.final_video(self.step, agent)
         # Planners take no environment steps (evaluation rollouts aside): they sweep the model.
         # start_value is in the returns' convention (reward = -cost): it compares with eval returns.
