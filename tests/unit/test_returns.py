@@ -119,3 +119,42 @@ def test_episode_returns_repeat_each_episodes_full_discounted_return():
     dones = col(0, 0, 1, 0, 1)
     first, second = 1 + G * 2 + G**2 * 3, 4 + G * 5
     np.testing.assert_allclose(episode_returns(r, dones, G), col(first, first, first, second, second))
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("lam", [0.0, 0.95, 1.0])
+def test_gae_and_nstep_returns_agree_with_stable_baselines3(seed, lam):
+    """The same rollouts through SB3's RolloutBuffer. SB3 marks episode starts rather than ends and
+    handles a time-limit truncation by adding γ V(final obs) to the reward (OnPolicyAlgorithm's
+    collect_rollouts); deeprl keeps the two kinds of end apart. Both must give the same numbers."""
+    import gymnasium as gym
+    import torch
+    from stable_baselines3.common.buffers import RolloutBuffer
+
+    rng = np.random.default_rng(seed)
+    T, N, gamma = 16, 3, 0.97
+    rewards = rng.normal(size=(T, N))
+    values = rng.normal(size=(T, N))
+    dones = rng.random((T, N)) < 0.2
+    dones[-1, 0] = True  # a rollout that ends with an episode end in some env
+    terminated = dones & (rng.random((T, N)) < 0.5)
+    final_values = rng.normal(size=(T, N))  # V(final obs) where an episode ended
+    last_values = rng.normal(size=N)  # V(s_T) after the rollout
+    following = np.concatenate([values[1:], last_values[None]])
+    next_values = np.where(dones, final_values, following)
+
+    buffer = RolloutBuffer(T, gym.spaces.Box(-1, 1, (1,)), gym.spaces.Discrete(2), "cpu",
+                           gae_lambda=lam, gamma=gamma, n_envs=N)
+    starts = np.concatenate([np.ones((1, N), bool), dones[:-1]])
+    truncated = dones & ~terminated
+    for t in range(T):
+        reward = rewards[t] + gamma * truncated[t] * final_values[t]  # SB3's time-limit bootstrap
+        buffer.add(np.zeros((N, 1)), np.zeros((N, 1)), reward, starts[t], torch.as_tensor(values[t]),
+                   torch.zeros(N))
+    buffer.compute_returns_and_advantage(torch.as_tensor(last_values), dones[-1])
+
+    advantages = gae(rewards, values, next_values, terminated, dones, gamma, lam)
+    np.testing.assert_allclose(advantages, buffer.advantages, rtol=1e-5, atol=1e-5)
+    if lam == 1.0:  # A2C's n-step targets are SB3's λ = 1 returns
+        returns = nstep_returns(rewards, next_values, terminated, dones, gamma)
+        np.testing.assert_allclose(returns, buffer.returns, rtol=1e-5, atol=1e-5)
