@@ -152,3 +152,43 @@ def test_prioritized_samples_carry_n_step_targets(storage):
     expected = dict(zip(range(6), [2.75, 4.5, 5.0, 4.0, 8.0, 6.0], strict=True))
     for slot, reward in zip(batch.indices, batch.rewards.numpy(), strict=True):
         assert reward == pytest.approx(expected[int(slot)])
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("n_step", [1, 3, 5])
+def test_nstep_targets_agree_with_stable_baselines3(seed, n_step):
+    """The same transitions (3 envs, terminations, time-limit truncations, a store that has wrapped)
+    through SB3's NStepReplayBuffer: every stored transition gives the same n-step reward, the
+    same s' to bootstrap from and the same discount (SB3's γ^k times its 1 - done)."""
+    import gymnasium as gym
+    from stable_baselines3.common.buffers import NStepReplayBuffer
+
+    rng = np.random.default_rng(seed)
+    steps, n_envs, size, gamma = 23, 3, 8, 0.9
+    ours = ReplayBuffer(size * n_envs, (1,), np.float32, (), np.int64, gamma, CPU, n_step)
+    # SB3's size counts the transitions of all envs together, as deeprl's capacity does.
+    theirs = NStepReplayBuffer(size * n_envs, gym.spaces.Box(-1e6, 1e6, (1,)), gym.spaces.Discrete(2), "cpu",
+                               n_envs=n_envs, n_steps=n_step, gamma=gamma)
+    for t in range(steps):
+        terminated = rng.random(n_envs) < 0.15
+        truncated = ~terminated & (rng.random(n_envs) < 0.15)
+        obs = (t * n_envs + np.arange(n_envs)).astype(np.float32)[:, None]  # each transition's id
+        next_obs = obs + 0.5
+        rewards = rng.normal(size=n_envs).astype(np.float32)
+        actions = np.zeros(n_envs, np.int64)
+        ours.add(obs, actions, rewards, next_obs, terminated, truncated)
+        theirs.add(obs, next_obs, actions[:, None], rewards, terminated | truncated,
+                   [{"TimeLimit.truncated": bool(x)} for x in truncated])
+
+    rows = np.repeat(np.arange(size), n_envs)  # every stored transition: SB3's (row, env)...
+    np.random.seed(seed)
+    envs = np.random.randint(0, n_envs, size=rows.shape)  # ...with the envs SB3 draws for them
+    np.random.seed(seed)
+    sample = theirs._get_samples(rows)
+    slots = ours.oldest % ours.capacity  # wrapped: our slot of SB3's row r, env e is r * n_envs + e
+    assert slots == (theirs.pos * n_envs) % ours.capacity
+    last, rewards, discounts = ours._returns(rows * n_envs + envs)
+    np.testing.assert_allclose(rewards, sample.rewards.numpy()[:, 0], rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(ours.next_obs[last, 0], sample.next_observations.numpy()[:, 0])
+    expected = sample.discounts.numpy()[:, 0] * (1.0 - sample.dones.numpy()[:, 0])
+    np.testing.assert_allclose(discounts, expected, rtol=1e-6)
