@@ -108,7 +108,7 @@ class Logger:
         if keys is not None:
             flat = {k: v for k, v in flat.items() if k in keys or any(k.startswith(p + ".") for p in keys)}
         hp = {k: v if isinstance(v, (numbers.Number, str, bool)) else str(v) for k, v in flat.items()}
-        for summary in hparams(hp, metrics):
+        for summary in with_bools(hparams(hp, metrics), {k for k, v in hp.items() if isinstance(v, bool)}):
             self.writer.file_writer.add_summary(summary)
         # At the run's last step, so that a resumed (extended) run's value replaces it cleanly.
         for name, value in metrics.items():
@@ -118,6 +118,25 @@ class Logger:
         self.bar.close()
         self.flush()
         self.writer.close()
+
+
+def with_bools(summaries, bools: set[str]):
+    """torch's `hparams` writes True and False as the numbers 1 and 0 (its int branch comes
+    before its bool branch), so the HParams tab showed 1.0000 for `algo.double=true` and offered a
+    numeric range to filter on. Mark those keys as booleans, as TensorBoard's own API does."""
+    from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
+
+    for summary in summaries:
+        value = summary.value[0]
+        data = plugin_data_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content)
+        for info in data.experiment.hparam_infos:
+            if info.name in bools:
+                info.type = api_pb2.DATA_TYPE_BOOL
+        for name, hparam in data.session_start_info.hparams.items():
+            if name in bools:
+                hparam.bool_value = bool(hparam.number_value)
+        value.metadata.plugin_data.content = data.SerializeToString()
+        yield summary
 
 
 def flatten(tree: dict, prefix: str = "") -> dict:

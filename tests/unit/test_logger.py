@@ -47,3 +47,27 @@ def test_a_full_batch_a_late_batch_and_a_direct_write_each_reach_the_file_before
     logger.config(OmegaConf.create({"seed": 1}))  # a direct write sends what is pending first
     assert on_disk(tmp_path, "c") == [(3, 3.0)]
     logger.close()
+
+
+def test_hparams_keep_booleans_numbers_and_strings_apart(tmp_path):
+    """The HParams tab shows `algo.double=true` as true (and filters it as a boolean), not 1.0."""
+    from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
+
+    logger = Logger(tmp_path, total_steps=10, progress=False)
+    cfg = OmegaConf.create({"algo": {"double": True, "dueling": False, "lr": 1e-3, "batch_size": 32,
+                                     "name": "dqn", "hidden": [64, 64]}})
+    logger.hparams(cfg, {"hparams/eval_return_mean": 1.0}, step=10)
+    logger.close()
+    acc = EventAccumulator(str(tmp_path))
+    acc.Reload()
+    content = acc.PluginTagToContent("hparams")
+    start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
+    values = {k: (v.WhichOneof("kind"), getattr(v, v.WhichOneof("kind")))
+              for k, v in start.session_start_info.hparams.items()}
+    assert values == {"algo.double": ("bool_value", True), "algo.dueling": ("bool_value", False),
+                      "algo.lr": ("number_value", 1e-3), "algo.batch_size": ("number_value", 32),
+                      "algo.name": ("string_value", "dqn"), "algo.hidden": ("string_value", "[64, 64]")}
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+    types = {info.name: info.type for info in experiment.hparam_infos}
+    assert types["algo.double"] == types["algo.dueling"] == api_pb2.DATA_TYPE_BOOL
+    assert types["algo.lr"] == types["algo.batch_size"] == api_pb2.DATA_TYPE_FLOAT64
