@@ -192,7 +192,8 @@ def probability_of_improvement(x, y, reps: int = 2_000,
 def summarize(label: str, runs: list[Run], metric: str, reps: int) -> dict:
     """One row of the table: final-score statistics of a group over its seeds."""
     scores = np.array([r.final for r in runs])
-    low, high = bootstrap_ci(scores, metric, reps)
+    # Resampling one score only ever draws it again: no interval, rather than a zero-width one.
+    low, high = bootstrap_ci(scores, metric, reps) if len(runs) > 1 else (np.nan, np.nan)
     return {"group": label, "n_seeds": len(runs),
             "seeds": " ".join(str(r.seed) for r in runs if r.seed is not None),
             "mean": float(scores.mean()),
@@ -398,6 +399,16 @@ def report(rows: list[dict], named: list[tuple[str, list[Run]]], common: list[st
     return "\n".join(lines) + "\n"
 
 
+def single_seed_note(rows: list[dict]) -> list[str]:
+    """A note naming the groups of one run: their score has no spread and no confidence interval."""
+    single = [r["group"] for r in rows if r["n_seeds"] == 1]
+    if not single:
+        return []
+    named = ", ".join(single[:3]) + (f" and {len(single) - 3} more" if len(single) > 3 else "")
+    return [f"{plural(len(single), 'group')} of one run ({named}): no std or confidence interval; "
+            "run more seeds for one (e.g. seed=1,2,3)"]
+
+
 def env_notes(runs: list[Run]) -> list[str]:
     """A note when the runs are on several envs: their returns are on different scales, so a
     ranking, a mean or a CI across them says little."""
@@ -426,7 +437,7 @@ def compare(args: argparse.Namespace) -> list[str]:
                    key=lambda item: -aggregate([r.final for r in item[1]], args.metric))
     rows = [summarize(label, group, args.metric, args.reps) for label, group in named]
     curves, curve_notes = group_curves(named, args.metric, args.smooth)
-    notes += curve_notes + env_notes(runs)
+    notes += curve_notes + single_seed_note(rows) + env_notes(runs)
     body = report(rows, named, shared(list(groups)), args)
 
     extra = ["![learning curves](compare.png)"] if curves else []

@@ -106,16 +106,20 @@ def test_notes_on_failed_jobs_missing_tags_and_truncated_curves(tmp_path, capsys
     main([str(sweep), "--out", str(out), "--metric", "iqm", "--smooth", "2", "--reps", "500"])
     stdout = capsys.readouterr().out
     notes = [line for line in stdout.splitlines() if line.startswith("compare: ")]
-    assert len(notes) == 3, stdout
+    assert len(notes) == 4, stdout
     assert notes[0].startswith("compare: skipped 1 failed job (algo.lr: must be a number > 0")
     assert notes[1].startswith(f"compare: skipped 1 run without '{TAG}': ")
     assert notes[2] == ("compare: algo=ppo: runs end at steps 300..500; curves truncated to step "
                         "300, where the shortest (seed 2) ends")
+    assert notes[3] == ("compare: 1 group of one run (algo=a2c): no std or confidence interval; "
+                        "run more seeds for one (e.g. seed=1,2,3)")
     assert "95% CI of IQM" in stdout and "P(algo=ppo > algo=a2c)" in stdout
     with open(out / "compare.csv") as f:
         rows = list(csv.DictReader(f))
     assert [(r["group"], r["n_seeds"]) for r in rows] == [("algo=ppo", "2"), ("algo=a2c", "1")]
-    assert "iqm_ci95_low" in rows[0]
+    assert float(rows[0]["iqm_ci95_low"]) <= float(rows[0]["iqm_ci95_high"])
+    assert rows[1]["iqm_ci95_low"] == rows[1]["iqm_ci95_high"] == "nan"  # one run: no interval
+    assert "| algo=a2c | 1 | " in stdout and "| [–, –] |" in stdout
     acc = EventAccumulator(str(out / "tb" / "algo=ppo"), size_guidance={"scalars": 0})
     acc.Reload()
     assert [e.step for e in acc.Scalars(f"{TAG}/iqm")] == [100, 200, 300]
