@@ -31,10 +31,11 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from deeprl import GENERIC_ENVS, usable_cores
 from deeprl.conf import CONF_DIR, base_env, env_configs, named_env_config
 from deeprl.core.checkpoint import latest, write_json_atomic, write_text_atomic
-from deeprl.core.console import ERROR_PREFIX, say
+from deeprl.core.console import ERROR_PREFIX, say, shell
 from deeprl.core.errors import ConfigError
 from deeprl.core.hydra_errors import config_composed
 from deeprl.core.run_dir import Claim, as_found, hold, release
+from deeprl.runs import plural
 
 TUNED_DIR = CONF_DIR / "tuned"
 FAILED = "failed.txt"
@@ -283,8 +284,13 @@ class SweepReport(Callback):
         started = getattr(self, "started", 0.0)
         failures = [(path.parent, path.read_text().strip()) for path in sorted(sweep_dir.rglob(FAILED))
                     if path.stat().st_mtime >= started]
+        jobs = [d for d in job_dirs(sweep_dir) if (d / ".hydra" / "hydra.yaml").stat().st_mtime >= started]
+        if jobs and not failures and not results.is_file():
+            # A launcher that runs jobs elsewhere (submitit, Ray) leaves their result lines in their
+            # own logs: say here that the sweep is done and how to read it.
+            print(f"deeprl | sweep done: {plural(len(jobs), 'job')} in {sweep_dir}; compare them: "
+                  f"compare {shell(sweep_dir)}", flush=True)
         if failures:
-            jobs = [d for d in job_dirs(sweep_dir) if (d / ".hydra" / "hydra.yaml").stat().st_mtime >= started]
             print(f"deeprl: error: {len(failures)} of {max(len(jobs), len(failures))} jobs failed:",
                   file=sys.stderr)
             for path, reason in failures:

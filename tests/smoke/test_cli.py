@@ -335,6 +335,9 @@ def test_multirun_writes_one_dir_per_override(tmp_path):
     for name, seed in zip(dirs, (1, 2), strict=True):
         assert json.loads((sweep / name / "summary.json").read_text())["seed"] == seed
     assert result.stdout.count("| algo=dqn with conf/tuned/dqn_cartpole.yaml | ") == 2  # each job's banner
+    # The end: what a launcher that runs jobs elsewhere (submitit, Ray) would otherwise leave unsaid.
+    where = sweep.relative_to(tmp_path)  # as Hydra names it: relative to where train ran
+    assert result.stdout.endswith(f"deeprl | sweep done: 2 jobs in {where}; compare them: compare {where}\n")
 
 
 @pytest.mark.parametrize("algo, total, learns", [
