@@ -20,13 +20,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from deeprl import versions
 from deeprl.core.checkpoint import prune, save_atomic, step_files, write_json_atomic
-from deeprl.core.console import say, shell
+from deeprl.core.console import plural, say, shell
 from deeprl.core.device import keep_freed_memory
 from deeprl.core.errors import ConfigError, WriteFailed, refused_writes, write_failure
 from deeprl.core.seeding import rng_state, set_rng_state
 from deeprl.logging import Logger
 from deeprl.loops.session import NonFiniteError, Session
-from deeprl.runs import plural
 
 FORMAT = 1
 SIGNAL_NAMES = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}

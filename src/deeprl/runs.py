@@ -13,15 +13,11 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from deeprl.core.console import shell
+from deeprl.core.console import plural, shell
 from deeprl.core.errors import ConfigError
 
 TAG = "eval/episodic_return"
 EVENTS = "events.out.tfevents."
-
-
-def plural(n: int, word: str) -> str:
-    return f"{n} {word}" + ("" if n == 1 else "s")
 
 
 @dataclass

@@ -31,11 +31,10 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from deeprl import GENERIC_ENVS, usable_cores
 from deeprl.conf import CONF_DIR, base_env, env_configs, named_env_config
 from deeprl.core.checkpoint import latest, write_json_atomic, write_text_atomic
-from deeprl.core.console import ERROR_PREFIX, say, shell
+from deeprl.core.console import ERROR_PREFIX, plural, say, shell
 from deeprl.core.errors import ConfigError
 from deeprl.core.hydra_errors import config_composed
 from deeprl.core.run_dir import Claim, as_found, hold, release
-from deeprl.runs import plural
 
 TUNED_DIR = CONF_DIR / "tuned"
 FAILED = "failed.txt"

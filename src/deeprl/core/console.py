@@ -42,3 +42,8 @@ def say(line: str, *, err: bool = False, above_bar: bool = False, log_it: bool =
         log.error(text.removeprefix(ERROR_PREFIX))
     else:
         log.log(logging.WARNING if err else logging.INFO, text.removeprefix("deeprl | "))
+
+
+def plural(n: int, word: str) -> str:
+    """`1 sweep`, `2 sweeps`."""
+    return f"{n} {word}" + ("" if n == 1 else "s")

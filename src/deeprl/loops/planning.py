@@ -13,9 +13,9 @@ and so on (see `recorded`), plus the last one, which is a few hundred rows of st
 
 import numpy as np
 
+from deeprl.core.console import plural
 from deeprl.envs.model import tabular_model
 from deeprl.loops import report
-from deeprl.runs import plural
 
 # Values (sweeps x states) kept for values_by_sweep.csv before the record thins out: 8 MB.
 KEEP_EVERY_SWEEP = 1_000_000
