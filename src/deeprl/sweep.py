@@ -95,12 +95,23 @@ def composed_from() -> str:
     or that the pair has none and runs on the config groups' defaults."""
     hydra_cfg = HydraConfig.get()
     choices = hydra_cfg.runtime.choices
-    tuned = choices.get("tuned")
-    if tuned and (TUNED_DIR / f"{tuned}.yaml").is_file():
-        recipe = f"algo={choices.get('algo')} with conf/tuned/{tuned}.yaml"
+    presets = applied_presets(choices)
+    if presets:
+        recipe = f"algo={choices.get('algo')} with {' and '.join(presets)}"
     else:
         recipe = f"algo={choices.get('algo')}, no tuned preset for env={choices.get('env')}"
     return recipe + replaced_task(str(choices.get("env")), list(hydra_cfg.overrides.task))
+
+
+def applied_presets(choices) -> list[str]:
+    """The tuned presets a composition took, in the order they apply: the one its algo and env
+    families share (conf/tuned/family/), then the pair's own (conf/tuned/)."""
+    pair = choices.get("tuned") or f"{choices.get('algo')}_{choices.get('env')}"
+    found = []
+    for group, name in (("tuned/family", choices.get("tuned/family")), ("tuned", pair)):
+        if name and (CONF_DIR / group / f"{name}.yaml").is_file():
+            found.append(f"conf/{group}/{name}.yaml")
+    return found
 
 
 def replaced_task(env: str, overrides: list[str]) -> str:
@@ -314,7 +325,8 @@ def job_dirs(sweep_dir: Path) -> list[Path]:
 
 def write_tuned(sweep_dir: Path, params: dict, value: float, config: DictConfig) -> Path:
     """The best parameters as a `# @package _global_` preset: the (algo, env) pair's current tuned
-    preset with the best values put in, so that it can replace that preset as it is."""
+    preset with the best values put in, so that it can replace that preset as it is (a family's
+    preset, conf/tuned/family/, still applies under it)."""
     algo = OmegaConf.select(config, "hydra.runtime.choices.algo") or "algo"
     env = OmegaConf.select(config, "hydra.runtime.choices.env") or "env"
     current = TUNED_DIR / f"{algo}_{env}.yaml"
@@ -323,7 +335,8 @@ def write_tuned(sweep_dir: Path, params: dict, value: float, config: DictConfig)
         OmegaConf.update(tree, key, val, merge=False, force_add=True)
     objective_kind = OmegaConf.select(config, "optimize.objective")
     seeds = OmegaConf.select(config, "optimize.seeds")
-    base = f"conf/tuned/{current.name} with" if current.is_file() else "the defaults with"
+    presets = applied_presets(OmegaConf.select(config, "hydra.runtime.choices") or {})
+    base = f"{' and '.join(presets)} with" if presets else "the defaults with"
     use = f"# Copy to conf/tuned/{algo}_{env}.yaml to make it the default for algo={algo} env={env}.\n"
     key = GENERIC_ENVS.get(env)
     if key is not None:  # a preset for env=gym would apply to every id: the searched one needs a config of its own

@@ -37,6 +37,53 @@ def test_every_algo_env_pair_composes_and_validates(algo, env):
     validate(cfg)
 
 
+def with_choices(*overrides: str):
+    """The composed config with Hydra's own node (hydra.runtime.choices: what each group picked)."""
+    with initialize_config_module("deeprl.conf", version_base="1.3"):
+        return compose("config", overrides=list(overrides), return_hydra_config=True)
+
+
+def choices(*overrides: str):
+    return with_choices(*overrides).hydra.runtime.choices
+
+
+# Which configs belong to a family, as the algo and env configs declare it (`override /algo_family`).
+ALGO_FAMILIES = {"dqn": {"dqn", "double_dqn", "dueling_dqn", "prioritized_dqn", "rainbow_lite"}, "ppo": {"ppo"}}
+ENV_FAMILIES = {"atari": {"atari", "breakout", "pong", "seaquest", "spaceinvaders", "beamrider"},
+                "minatar": {"minatar"} | {n for n in ENV_NAMES if n.startswith("minatar_")}}
+
+
+def test_each_config_names_its_family():
+    for algo in ALGO_NAMES:
+        expected = next((f for f, members in ALGO_FAMILIES.items() if algo in members), "none")
+        assert choices(f"algo={algo}").algo_family == expected, algo
+    for env in [*ENV_NAMES, "atari"]:
+        expected = next((f for f, members in ENV_FAMILIES.items() if env in members), "none")
+        assert choices(f"env={env}", *(["env.game=Pong"] if env == "atari" else [])).env_family == expected, env
+
+
+@pytest.mark.parametrize("family", sorted(p.stem for p in (CONF_DIR / "tuned" / "family").glob("*.yaml")))
+def test_a_family_preset_applies_to_every_pair_of_its_families_under_the_pairs_own(family):
+    """tuned/family/dqn_atari.yaml is the Atari protocol of every DQN variant on every Atari game,
+    a game added later included (env=atari env.game=Qbert)."""
+    algo_family, env_family = family.split("_", 1)
+    preset = OmegaConf.load(CONF_DIR / "tuned" / "family" / f"{family}.yaml")
+    for algo in sorted(ALGO_FAMILIES[algo_family]):
+        for env in sorted(ENV_FAMILIES[env_family]):
+            game = ["env.game=Qbert"] if env == "atari" else []  # a game with no config of its own
+            cfg = with_choices(f"algo={algo}", f"env={env}", *game)
+            assert cfg.hydra.runtime.choices["tuned/family"] == family, (algo, env)
+            assert not (CONF_DIR / "tuned" / f"{algo}_{env}.yaml").is_file(), "a pair file that repeats its family's"
+            assert (cfg.total_steps, cfg.algo.lr) == (preset.total_steps, preset.algo.lr), (algo, env)
+
+
+def test_a_pairs_own_preset_goes_on_top_of_its_familys():
+    """The order in conf/config.yaml: the family's preset, then the pair's, then the command line."""
+    with_pair = with_choices("algo=ppo", "env=minatar_breakout", "tuned=ppo_breakout")  # in the pair's place
+    assert with_pair.hydra.runtime.choices["tuned/family"] == "ppo_minatar"
+    assert with_pair.total_steps == OmegaConf.load(CONF_DIR / "tuned" / "ppo_breakout.yaml").total_steps
+
+
 def test_generic_gym_env_takes_any_id():
     cfg = compose_config("env=gym", "env.id=Acrobot-v1")
     assert cfg.env.id == "Acrobot-v1" and cfg.env.kind == "gym"

@@ -356,3 +356,12 @@ def test_a_run_too_short_to_learn_says_so(tmp_path, algo, total, learns):
     assert updated == learns
     assert (note in result.stdout) == (not learns)
     assert (note.removeprefix("deeprl | ") in (run_dir / "train.log").read_text()) == (not learns)
+
+
+def test_the_banner_names_a_family_preset(tmp_path):
+    # Double DQN on a MinAtar game has no file of its own: the DQN family's MinAtar preset applies.
+    result = train_cli("algo=double_dqn", "env=minatar_freeway", "total_steps=64", "algo.learning_starts=32",
+                       "algo.buffer_size=500", "eval.every=0", "eval.episodes=1", "log.progress=false", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.startswith("deeprl | dqn on MinAtar/Freeway-v0 | algo=double_dqn with "
+                                    "conf/tuned/family/dqn_minatar.yaml | seed 1 |"), result.stdout[:300]

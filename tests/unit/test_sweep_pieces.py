@@ -69,6 +69,17 @@ def test_best_parameters_become_a_complete_preset(tmp_path):
     assert preset["algo"]["double"] == current["algo"]["double"]
 
 
+def test_the_best_preset_of_a_pair_under_a_family_preset_holds_the_searched_keys(tmp_path):
+    # double_dqn on breakout has no preset of its own: the family's (dqn_atari) applies under it.
+    choices = {"algo": "double_dqn", "env": "breakout", "tuned/family": "dqn_atari", "tuned": "double_dqn_breakout"}
+    config = OmegaConf.create({"hydra": {"runtime": {"choices": choices}},
+                               "optimize": {"objective": "final", "seeds": 1}, "total_steps": 50000})
+    text = sweep.write_tuned(tmp_path, {"algo.lr": 2e-4}, 12.0, config).read_text()
+    assert "# conf/tuned/family/dqn_atari.yaml with algo.lr from the search." in text
+    assert "# Copy to conf/tuned/double_dqn_breakout.yaml to make it the default" in text
+    assert yaml.safe_load(text) == {"algo": {"lr": 2e-4}}
+
+
 def test_job_dirs_leave_out_seed_runs(tmp_path):
     for rel in ("a/.hydra", "a/seed_1/.hydra", "a/seed_2/.hydra", "b/.hydra"):
         (tmp_path / rel).mkdir(parents=True)
