@@ -4,9 +4,12 @@
     evaluate outputs/.../checkpoints/step_500000.pt --episodes 30 --epsilon 0.05 --video
     evaluate outputs/ppo/breakout/2026-11-21_12-00-00 --deterministic  # argmax, not sampled, actions
 
-Results go to the run dir: evaluation.json for final.pt, evaluation-<name>.json for another
-checkpoint (e.g. evaluation-step_500000.json), so evaluating one checkpoint never overwrites another's
-result; with --video, mp4s to videos/evaluate-<name>-episode-<i>.mp4.
+Results go to the run dir, named by the checkpoint and by each flag that changes the result from the
+default one: evaluation.json for final.pt with the defaults, evaluation-step_500000.json for another
+checkpoint, evaluation-step_500000-episodes30-epsilon0.05.json with flags. Evaluating with other
+flags or another checkpoint never overwrites a result; the same evaluation again writes the same one.
+With --video, mp4s go to videos/evaluate-<name>-episode-<i>.mp4 (named the same way, less --episodes,
+which the videos do not depend on).
 """
 
 import argparse
@@ -67,12 +70,14 @@ def locate(path: Path) -> tuple[Path, Path]:
     return run_dir, checkpoint
 
 
-def run(args: argparse.Namespace) -> dict:
+def run(args: argparse.Namespace) -> tuple[dict, Path]:
     from deeprl.build import build
     from deeprl.loops.evaluate import evaluate, record_video
 
     run_dir, checkpoint = locate(Path(args.path))
     cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+    run_epsilon = OmegaConf.select(cfg, "algo.exploration.eval")
+    run_mode = {True: "deterministic", False: "stochastic", None: None}[OmegaConf.select(cfg, "algo.deterministic_eval")]
     if args.epsilon is not None:
         if OmegaConf.select(cfg, "algo.exploration.eval") is None:
             raise ConfigError("--epsilon", f"{cfg.algo.name} does not act epsilon-greedily; drop --epsilon")
@@ -115,27 +120,36 @@ def run(args: argparse.Namespace) -> dict:
     agent = built.agent
     check_agent_state(agent, saved, "checkpoint")
     agent.load_state_dict(saved)
-    seed = args.seed if args.seed is not None else 20_000 + int(cfg.seed)
+    default_seed = 20_000 + int(cfg.seed)
+    seed = args.seed if args.seed is not None else default_seed
     returns, lengths = evaluate(agent, cfg.env, args.episodes, seed)
     result = {"checkpoint": str(checkpoint), "env": cfg.env.id, "episodes": args.episodes, "seed": seed,
               "epsilon": OmegaConf.select(cfg, "algo.exploration.eval"),
               "deterministic": OmegaConf.select(cfg, "algo.deterministic_eval"),
               "return_mean": float(returns.mean()), "return_std": float(returns.std()),
               "returns": returns.tolist(), "lengths": lengths.tolist()}
+    # For the file names: each flag that changes what is measured, where it differs from its default
+    # (the run's own, for how the agent acts). --episodes is added for the result only.
+    acting = [flag for flag, changed in ((f"seed{seed}", seed != default_seed),
+                                         (f"epsilon{args.epsilon:g}" if args.epsilon is not None else "",
+                                          args.epsilon not in (None, run_epsilon)),
+                                         (args.mode, args.mode is not None and args.mode != run_mode))
+              if changed]
     if args.video:
         videos = record_video(agent, cfg.env, args.video_episodes or 1, seed, run_dir / "videos",
-                              f"evaluate-{checkpoint.stem}", *VIDEO_REFUSED)
+                              "-".join(["evaluate", checkpoint.stem, *acting]), *VIDEO_REFUSED)
         result["videos"] = [str(v) for v in videos]
-    path = run_dir / result_name(checkpoint)
+    path = run_dir / result_name(checkpoint, [f"episodes{args.episodes}"] * (args.episodes != 10) + acting)
     stop_if_asked()
     with refused_writes(lambda reason: WriteFailed("evaluation", path, reason, "make room and run it again")):
         write_json_atomic(path, result)
-    return result
+    return result, path
 
 
-def result_name(checkpoint: Path) -> str:
-    """evaluation.json for a run's final checkpoint, evaluation-<name>.json for any other."""
-    return "evaluation.json" if checkpoint.name == "final.pt" else f"evaluation-{checkpoint.stem}.json"
+def result_name(checkpoint: Path, flags: list[str]) -> str:
+    """evaluation.json for a run's final checkpoint evaluated with the defaults; otherwise the
+    checkpoint (unless final.pt) and the flags that differ from the defaults, joined by "-"."""
+    return "-".join(["evaluation", *[checkpoint.stem] * (checkpoint.name != "final.pt"), *flags]) + ".json"
 
 
 def main(argv=None) -> None:
@@ -162,7 +176,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     try:
         with ctrl_c_noted():
-            result = run(args)
+            result, path = run(args)
     except ConfigError as error:
         print(f"evaluate: error: {error}", file=sys.stderr)
         sys.exit(2)
@@ -177,6 +191,7 @@ def main(argv=None) -> None:
         acting = " (deterministic)" if result["deterministic"] else " (stochastic)"
     print(f"{result['env']}: return {returns.mean():.2f} ± {returns.std():.2f} over {plural(len(returns), 'episode')}"
           f"{acting} | {result['checkpoint']}")
+    print(f"result: {path}")
     for video in result.get("videos", []):
         print(f"video: {video}")
 

@@ -131,15 +131,27 @@ def evaluate_cli(*args: str) -> subprocess.CompletedProcess:
 
 def test_evaluate_with_epsilon_reports_and_records_it(cli_run):
     _, run_dir = cli_run
+    default = evaluate_cli(str(run_dir))
+    assert default.returncode == 0, default.stderr
+    assert default.stdout.splitlines()[1] == f"result: {run_dir / 'evaluation.json'}"
+    kept = (run_dir / "evaluation.json").read_bytes()
     result = evaluate_cli(str(run_dir), "--episodes", "3", "--epsilon", "1.0", "--seed", "5")
     assert result.returncode == 0, result.stderr
-    [line] = result.stdout.splitlines()
+    line, written = result.stdout.splitlines()
     assert line.startswith("CartPole-v1: return ") and "over 3 episodes (epsilon 1.0) | " in line
     assert line.endswith(str(run_dir / "checkpoints" / "final.pt"))
-    saved = json.loads((run_dir / "evaluation.json").read_text())
+    # Named by the flags that differ from the defaults: the default evaluation's result is kept.
+    path = run_dir / "evaluation-episodes3-seed5-epsilon1.json"
+    assert written == f"result: {path}" and (run_dir / "evaluation.json").read_bytes() == kept
+    saved = json.loads(path.read_text())
     assert saved["epsilon"] == 1.0 and saved["seed"] == 5 and len(saved["returns"]) == 3
     # A random policy: CartPole's uniform-action episodes last about 22 steps, rarely 100.
     assert max(saved["lengths"]) < 100 and saved["returns"] == saved["lengths"]
+    # A flag given at its default value names nothing: the same evaluation, the same file.
+    again = evaluate_cli(str(run_dir), "--episodes", "10", "--epsilon", "0", "--seed", str(json.loads(kept)["seed"]))
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.splitlines()[1] == f"result: {run_dir / 'evaluation.json'}"
+    assert (run_dir / "evaluation.json").read_bytes() == kept
 
 
 def test_evaluate_refuses_epsilon_for_an_agent_that_is_not_epsilon_greedy(tmp_path):
@@ -159,7 +171,8 @@ def test_evaluate_refuses_epsilon_for_an_agent_that_is_not_epsilon_greedy(tmp_pa
     for mode in ([], ["--deterministic"], ["--stochastic"]):
         result = evaluate_cli(str(run_dir), *mode)
         assert result.returncode == 0, result.stderr
-        saved = json.loads((run_dir / "evaluation.json").read_text())
+        # The run's own way of acting is the default: only --stochastic is named.
+        saved = json.loads((run_dir / f"evaluation{'-stochastic' * (mode == ['--stochastic'])}.json").read_text())
         played[tuple(mode)] = (saved["deterministic"], saved["returns"])
         assert result.stdout.split(" | ")[0].endswith("(stochastic)" if mode == ["--stochastic"] else "(deterministic)")
     assert played[()] == played[("--deterministic",)] and played[()][0] is True
@@ -215,8 +228,10 @@ def test_evaluate_on_a_run_that_has_not_finished_uses_its_newest_checkpoint(cli_
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stderr.strip() == (f"evaluate: note: {run} has no final.pt (the run has not finished); "
                                      "evaluating its newest checkpoint, step_400.pt")
-    assert result.stdout.strip().endswith(str(run / "checkpoints" / "step_400.pt"))
-    saved = json.loads((run / "evaluation-step_400.json").read_text())
+    line, written = result.stdout.splitlines()
+    assert line.endswith(str(run / "checkpoints" / "step_400.pt"))
+    assert written == f"result: {run / 'evaluation-step_400-episodes2.json'}"
+    saved = json.loads((run / "evaluation-step_400-episodes2.json").read_text())
     assert saved["checkpoint"] == str(run / "checkpoints" / "step_400.pt") and len(saved["returns"]) == 2
     assert not (run / "evaluation.json").exists()
 
@@ -266,8 +281,9 @@ def test_a_path_that_is_not_a_run_dir_is_answered_with_the_run_dir_to_pass(cli_r
     advice = evaluate_cli(str(runs)).stderr.strip().rpartition(": evaluate ")[2]
     pasted = subprocess.run(["bash", "-c", f"{Path(sys.executable).parent / 'evaluate'} {advice} --episodes 1"],
                             capture_output=True, text=True, timeout=300)
-    assert pasted.returncode == 0 and pasted.stdout.strip().endswith(str(newer / "checkpoints" / "final.pt")), pasted.stderr
-    (newer / "evaluation.json").unlink()
+    assert pasted.returncode == 0, pasted.stderr
+    assert pasted.stdout.splitlines()[0].endswith(str(newer / "checkpoints" / "final.pt"))
+    (newer / "evaluation-episodes1.json").unlink()
     result = evaluate_cli(str(tmp_path / "nope"))
     assert (result.returncode, result.stderr.strip()) == (2, f"evaluate: error: path: {tmp_path / 'nope'}: no such file "
                                                              "or directory; pass a run dir or a .pt file")

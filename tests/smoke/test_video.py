@@ -69,18 +69,27 @@ def test_evaluate_names_results_and_videos_by_checkpoint(cartpole_run):
     assert final.returncode == 0, final.stderr[-3000:]
     assert_quiet(final)
     videos = run_dir / "videos"
-    assert final.stdout.splitlines()[1:] == [f"video: {videos / f'evaluate-final-episode-{i}.mp4'}" for i in (0, 1)]
+    # The videos do not depend on --episodes, so their names leave it out; the result's name has it.
+    assert final.stdout.splitlines()[1:] == [f"result: {run_dir / 'evaluation-episodes2.json'}",
+                                             *(f"video: {videos / f'evaluate-final-episode-{i}.mp4'}" for i in (0, 1))]
     step = evaluate_cli(str(run_dir / "checkpoints" / "step_2000.pt"), "--episodes", "3", "--video")
     assert step.returncode == 0, step.stderr[-3000:]
     assert_quiet(step)
-    # Only the video this command wrote is reported; the final checkpoint's result is kept.
-    assert step.stdout.splitlines()[1:] == [f"video: {videos / 'evaluate-step_2000-episode-0.mp4'}"]
-    kept = json.loads((run_dir / "evaluation.json").read_text())
-    other = json.loads((run_dir / "evaluation-step_2000.json").read_text())
+    # Only the files this command wrote are reported; the final checkpoint's result is kept.
+    assert step.stdout.splitlines()[1:] == [f"result: {run_dir / 'evaluation-step_2000-episodes3.json'}",
+                                            f"video: {videos / 'evaluate-step_2000-episode-0.mp4'}"]
+    kept = json.loads((run_dir / "evaluation-episodes2.json").read_text())
+    other = json.loads((run_dir / "evaluation-step_2000-episodes3.json").read_text())
     assert kept["checkpoint"].endswith("final.pt") and kept["episodes"] == 2 and len(kept["videos"]) == 2
     assert other["checkpoint"].endswith("step_2000.pt") and other["episodes"] == 3
     assert other["videos"] == [str(videos / "evaluate-step_2000-episode-0.mp4")]
-    for name in ("evaluate-final-episode-0.mp4", "evaluate-final-episode-1.mp4", "evaluate-step_2000-episode-0.mp4"):
+    # Acting otherwise is another video: the policy sampling, named, beside its most likely actions.
+    noisy = evaluate_cli(str(run_dir / "checkpoints" / "step_2000.pt"), "--episodes", "3", "--video", "--stochastic")
+    assert noisy.returncode == 0, noisy.stderr[-3000:]
+    assert noisy.stdout.splitlines()[1:] == [f"result: {run_dir / 'evaluation-step_2000-episodes3-stochastic.json'}",
+                                             f"video: {videos / 'evaluate-step_2000-stochastic-episode-0.mp4'}"]
+    for name in ("evaluate-final-episode-0.mp4", "evaluate-final-episode-1.mp4", "evaluate-step_2000-episode-0.mp4",
+                 "evaluate-step_2000-stochastic-episode-0.mp4"):
         assert frames(videos / name).shape[0] >= 9
 
 
@@ -158,7 +167,7 @@ def test_evaluate_is_refused_before_its_episodes_when_frames_cannot_be_drawn(tmp
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("evaluate: error: --video: HalfCheetah-v5 cannot render a frame here (ImportError: ")
     assert line.endswith("install one, or run without --video")
-    assert not (run_dir / "evaluation.json").exists() and not (run_dir / "videos").exists()
+    assert not list(run_dir.glob("evaluation*.json")) and not (run_dir / "videos").exists()
 
 
 def test_videos_can_be_turned_off_or_on_when_resuming(tmp_path):
@@ -234,7 +243,7 @@ def test_ctrl_c_while_evaluate_records_stops_in_one_line_and_leaves_no_partial_v
     _, run_dir = cartpole_run
     videos = run_dir / "videos"
     before = sorted(p.name for p in videos.iterdir())
-    evaluation = (run_dir / "evaluation.json").read_bytes() if (run_dir / "evaluation.json").exists() else None
+    evaluations = {p.name: p.read_bytes() for p in run_dir.glob("evaluation*.json")}
     proc = subprocess.Popen([str(Path(sys.executable).parent / "evaluate"), str(run_dir), "--episodes", "1", "--video",
                              "--video-episodes", "50"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=HEADLESS, preexec_fn=as_in_a_terminal)
@@ -248,5 +257,4 @@ def test_ctrl_c_while_evaluate_records_stops_in_one_line_and_leaves_no_partial_v
                                                                     "is left")
     assert "Traceback" not in err
     assert sorted(p.name for p in videos.iterdir()) == before  # no staging folder, no new video
-    after = (run_dir / "evaluation.json").read_bytes() if (run_dir / "evaluation.json").exists() else None
-    assert after == evaluation
+    assert {p.name: p.read_bytes() for p in run_dir.glob("evaluation*.json")} == evaluations

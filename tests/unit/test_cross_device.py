@@ -64,7 +64,7 @@ def test_a_gpu_checkpoint_evaluates_and_resumes_on_a_cpu(tmp_path):
         result = subprocess.run([str(exe / "evaluate"), str(run_dir), "--episodes", "2"], capture_output=True,
                                 text=True, timeout=300)
         assert result.returncode == 0, result.stderr
-        assert np.isfinite(json.loads((run_dir / "evaluation.json").read_text())["return_mean"])
+        assert np.isfinite(json.loads((run_dir / "evaluation-episodes2.json").read_text())["return_mean"])
         # how it acted: ppo's policy its most likely action; sac has one way (no "(epsilon None)")
         assert f"over 2 episodes{' (deterministic)' if algo == 'ppo' else ''} | " in result.stdout
         result = subprocess.run([str(exe / "train"), f"resume={run_dir}", "total_steps=320", "log.progress=false"],
