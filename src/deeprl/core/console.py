@@ -10,6 +10,7 @@ a Hydra run the logger has no handler and the line is only printed.
 import logging
 import shlex
 import sys
+import threading
 
 from tqdm import tqdm
 
@@ -17,6 +18,12 @@ ERROR_PREFIX = "deeprl: error: "
 log = logging.getLogger("deeprl")
 log.addHandler(logging.NullHandler())  # outside Hydra: no "last resort" copy of errors on stderr,
 log.propagate = False  # and none through the handlers Hydra gives the root logger (its console)
+
+# tqdm's default lock holds a multiprocessing semaphore, made by the first bar, for bars that share
+# a terminal across processes. deeprl's bars never do (each run, each sweep job in its own process,
+# has one bar), and a sweep job stopped by Ctrl-C left the semaphore for Python's resource tracker to
+# warn about ("There appear to be 2 leaked semaphore objects"). A thread lock does the same work here.
+tqdm.set_lock(threading.RLock())
 
 
 def shell(path) -> str:
