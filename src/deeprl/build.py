@@ -85,7 +85,7 @@ def build(cfg: DictConfig, run_dir: Path, resume_from: dict | None = None, with_
         algo = OmegaConf.to_container(cfg.algo, resolve=True)
         loop_kwargs = {key: algo.pop(key) for key in loop_cls.KEYS}
         loop_kwargs.update({key: algo[key] for key in loop_cls.SHARED_KEYS})
-        algo.pop("name"), algo.pop("loop")
+        algo.pop("name"), algo.pop("loop", None)  # ALGOS picks the loop (older runs name it too)
         total_steps = int(cfg.total_steps)
         agent = agent_cls(spec, cfg.network, device, rng, total_steps, **_to_cfg(algo))
         if resume_from is not None:

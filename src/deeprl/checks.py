@@ -228,20 +228,20 @@ def check_memory(cfg: DictConfig, spec: EnvSpec) -> None:
 def storage(cfg: DictConfig, spec: EnvSpec) -> list[tuple[int, str, str, int]]:
     """(bytes, what, key that sets the size, bytes per unit of that key) of what the run stores."""
     algo, num_envs = cfg.algo, int(cfg.num_envs)
-    name, loop = algo.get("name"), algo.get("loop")
+    name = algo.get("name")
     obs = _nbytes(spec.obs_shape, spec.obs_dtype)
     action = _nbytes(spec.action_shape, spec.action_space.dtype or np.int64)
     out = []
-    if loop == "off_policy" or "buffer_size" in algo:
+    if "buffer_size" in algo:  # off-policy
         out.append(_replay(cfg, spec, action))
-    elif loop == "on_policy" or "n_steps" in algo:
+    elif "n_steps" in algo:  # on-policy
         steps = 1 if algo.get("mode") == "online" else int(algo.n_steps)
         # obs (and its copy and the next observations when the rollout is finished), the sampled
         # actions twice, rewards, values and log-probabilities twice (kept per step, then finished),
         # next values, two flags.
         per_step = num_envs * (3 * obs + 2 * action + 6 * 4 + 2)
         out.append((steps * per_step, f"a rollout of {steps:,} steps × {num_envs} envs", "algo.n_steps", per_step))
-    elif loop == "episodic" or "batch_steps" in algo:
+    elif "batch_steps" in algo:  # episodic
         rows = max(int(algo.batch_steps) // num_envs, 1) * 2
         per_step = 3 * obs + 2 * action + 6 * 4 + 2
         out.append((rows * num_envs * per_step, f"a batch of {int(algo.batch_steps):,} steps", "algo.batch_steps",

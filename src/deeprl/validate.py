@@ -183,7 +183,6 @@ RULES: dict[str, Number | Choice | Flag | Text | Sizes | Passthrough] = {
     "log.progress": FLAG,
     # Every algorithm.
     "algo.name": TEXT,
-    "algo.loop": TEXT,
     "algo.gamma": Number(0, 1, low_open=True, fix="e.g. algo.gamma=0.99"),
     # Optimisation.
     "algo.lr": POSITIVE,

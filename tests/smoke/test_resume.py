@@ -122,6 +122,24 @@ def test_resumed_run_ends_exactly_as_the_uninterrupted_one(tmp_path, family):
     assert events(cut, tag) == after
 
 
+def test_a_run_whose_config_names_its_loop_resumes_exactly(tmp_path):
+    """Runs saved before the ALGOS table alone picked the loop carry `algo.loop` in their config
+    (and their checkpoints): they still resume, and end as the uninterrupted run."""
+    overrides, k = FAMILIES["dqn"]
+    overrides = [*overrides, *QUIET, f"checkpoint.every={k}", f"eval.every={k}"]
+    whole = tmp_path / "whole"
+    summary = run(whole, overrides)
+    state = load(whole / "checkpoints" / f"step_{k}.pt")
+    cfg = OmegaConf.create(state["config"])
+    assert "loop" not in cfg.algo
+    cfg.algo.loop = "off_policy"
+    state["config"] = OmegaConf.to_yaml(cfg)
+    torch.save(state, tmp_path / "older.pt")
+    resumed = resume_from(tmp_path / "cut", tmp_path / "older.pt")
+    assert_same_agent(load(whole / "checkpoints/final.pt")["agent"], load(tmp_path / "cut/checkpoints/final.pt")["agent"])
+    assert resumed["eval_return_mean"] == summary["eval_return_mean"]
+
+
 def test_resume_extends_a_finished_run_and_tensorboard_continues(tmp_path):
     """`train resume=<dir> total_steps=<more>` in a subprocess: the same run dir goes on from
     final.pt; no duplicate or backward points on the x axis; summary.json covers both pieces."""
