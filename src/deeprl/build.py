@@ -4,6 +4,7 @@ import math
 from pathlib import Path
 
 import torch
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from deeprl.algos.a2c import A2C
@@ -17,7 +18,7 @@ from deeprl.algos.reinforce import Reinforce
 from deeprl.algos.sac import SAC
 from deeprl.algos.tabular import TabularQ
 from deeprl.checks import IMAGE, NEEDS, NETWORKS, VECTOR, check_spec
-from deeprl.core.checkpoint import check_agent_state
+from deeprl.core.checkpoint import UnreadableCheckpoint, check_agent_state, read
 from deeprl.core.device import auto_device, resolve_device
 from deeprl.core.errors import ConfigError
 from deeprl.core.seeding import seed_everything, set_deterministic
@@ -92,6 +93,8 @@ def build(cfg: DictConfig, run_dir: Path, resume_from: dict | None = None, with_
             check_agent_state(agent, resume_from["agent"], "resume")
         if not with_loop:
             return Run(cfg, Path(run_dir), device, rng, envs, spec, agent, None, None, saved_config)
+        # A new run may start from what another run's agent learned; a resumed one has its own.
+        started_from = start_from(agent, cfg) if resume_from is None and cfg.get("init_from") else ""
         if int(cfg.video.every) > 0:  # a machine that cannot draw frames is told now, not at the first video
             render_env(cfg.env, "video.every", "set video.every=0").close()
         # The logger joins at the start of execution: building writes nothing.
@@ -103,11 +106,76 @@ def build(cfg: DictConfig, run_dir: Path, resume_from: dict | None = None, with_
         loop = loop_cls(agent, envs, session, spec=spec, device=device, seed=int(cfg.seed), rng=rng,
                         total_steps=total_steps, **loop_kwargs)
         loop.save_buffer = bool(cfg.checkpoint.buffer)
+        loop.starts_trained = bool(started_from)
     except BaseException:
         envs.close()
         raise
     return Run(cfg, Path(run_dir), device, rng, envs, spec, agent, loop, session, saved_config, resume_from,
-               device_why=device_why)
+               device_why=device_why, started_from=started_from)
+
+
+def start_from(agent, cfg: DictConfig) -> str:
+    """`init_from=<run dir or checkpoint>`: load what another run's agent learned (its `LEARNED`
+    entries: networks and their targets, a Q table) into this new run's agent; its optimizer,
+    schedules, buffer and random streams start afresh, as configured. Returns the note the run
+    prints. ConfigError(init_from), before anything is written, for a path without a checkpoint,
+    another algorithm, or networks of other shapes (another env or network setting)."""
+    from deeprl.runs import locate
+
+    name = cfg.algo.name
+    learned = getattr(agent, "LEARNED", ())
+    if not learned:
+        raise ConfigError("init_from", f"{name} does not start from another run's agent (it is for the DQN family, "
+                                       "the policy-gradient algorithms, DDPG, TD3, SAC, q_learning and sarsa); drop "
+                                       "init_from")
+    path = Path(str(cfg.init_from)).expanduser()
+    if not path.is_absolute() and HydraConfig.initialized():  # with hydra.job.chdir=true the job runs in its dir
+        path = Path(HydraConfig.get().runtime.cwd) / path
+    try:
+        _, checkpoint, final = locate(path, command="init_from=", then="start from it then")
+        state = read(checkpoint, "agent", "config", "step")
+    except ConfigError as error:
+        raise ConfigError("init_from", str(error).partition(": ")[2]) from None
+    except UnreadableCheckpoint as error:
+        raise ConfigError("init_from", f"cannot read {checkpoint}: {error}; pass a run dir or a checkpoint "
+                                       "written by `train`") from None
+    source = OmegaConf.create(state["config"])
+    if ALGOS.get(source.algo.name, (None,))[0] is not type(agent):
+        raise ConfigError("init_from", f"{checkpoint} holds a {source.algo.name} agent and this run trains {name}; "
+                                       f"start from a run of {name}")
+    mine, theirs = agent.state_dict(), state["agent"]
+    for key in learned:
+        if (difference := _layout_difference(mine[key], theirs.get(key))) is not None:
+            raise ConfigError("init_from", f"{checkpoint} ({source.algo.name} on {source.env.id}) does not fit this "
+                                           f"run: its '{key}' {difference}; start from a run of the same env and "
+                                           "network settings")
+    agent.load_state_dict({**mine, **{key: theirs[key] for key in learned}})
+    unfinished = "" if final else ", the newest checkpoint of a run that has not finished"
+    return (f"the agent starts from what {source.algo.name} learned on {source.env.id} in {checkpoint} (step "
+            f"{int(state['step'])}{unfinished}): {', '.join(learned)}; the rest (optimizer, schedules, buffer) "
+            "starts afresh as configured")
+
+
+def _layout_difference(mine, theirs) -> str | None:
+    """How a saved network's parameters (or a table) differ in names or shapes from this agent's;
+    None when they fit."""
+    def shapes(value):
+        if isinstance(value, dict):
+            return {k: tuple(getattr(v, "shape", ())) for k, v in value.items()}
+        return {"": tuple(getattr(value, "shape", ()))}
+
+    if theirs is None:
+        return "is missing"
+    here, there = shapes(mine), shapes(theirs)
+    for k in [*here, *(k for k in there if k not in here)]:  # in the network's own order
+        if here.get(k) != there.get(k):
+            what = f"{k} " if k else ""
+            if k not in there:
+                return f"has no {k}"
+            if k not in here:
+                return f"has {k}, which this run's has not"
+            return f"{what}is {list(there[k])} there and {list(here[k])} here"
+    return None
 
 
 def network_cost(cfg: DictConfig, spec) -> tuple[bool, int]:

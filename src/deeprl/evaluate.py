@@ -23,59 +23,29 @@ from deeprl import version_line
 from deeprl.core.checkpoint import (
     UnreadableCheckpoint,
     check_agent_state,
-    latest,
     read,
     write_json_atomic,
 )
 from deeprl.core.console import say
 from deeprl.core.errors import ConfigError, WriteFailed, refused_writes
 from deeprl.core.interrupt import ctrl_c_noted, stop_if_asked
-from deeprl.core.run_dir import in_use_by
-from deeprl.runs import plural, pointer
+from deeprl.runs import locate, plural
 
 VIDEO_REFUSED = ("--video", "run without --video")  # the key and the fix when frames cannot be drawn
-
-
-def locate(path: Path) -> tuple[Path, Path]:
-    """(run dir, checkpoint file) from either of them."""
-    if not path.exists():
-        raise ConfigError("path", f"{path}: no such file or directory; pass a run dir or a .pt file")
-    if path.is_dir():
-        checkpoint = path / "checkpoints" / "final.pt"
-        run_dir = path
-        if not checkpoint.is_file() and (found := latest(path / "checkpoints")):
-            # a run that stopped early (signal, time limit) or is still going: its newest checkpoint
-            checkpoint = found[0]
-            say(f"evaluate: note: {path} has no final.pt (the run has not finished); "
-                f"evaluating its newest checkpoint, {checkpoint.name}", err=True)
-    else:
-        checkpoint = path
-        run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
-    config = run_dir / ".hydra" / "config.yaml"
-    if not checkpoint.is_file():
-        if path.is_dir() and (instead := pointer(path, "evaluate ")):
-            raise ConfigError("path", instead)
-        if not (path.is_dir() and config.is_file()):
-            raise ConfigError("checkpoint", f"no checkpoint at {checkpoint}; pass a run dir or a .pt file")
-        if holder := in_use_by(path):
-            saved = OmegaConf.load(config).checkpoint
-            when = " or ".join([f"every {saved.every} steps"] * (saved.every > 0)
-                               + [f"every {saved.every_minutes} minutes"] * (saved.every_minutes > 0)) or "at its end"
-            raise ConfigError("checkpoint", f"{path} has no checkpoint yet: its run is still training ({holder}) and "
-                                            f"writes one {when}; evaluate it then")
-        raise ConfigError("checkpoint", f"{path} has no checkpoint: its run ended before writing one (or they "
-                                        "were removed); pass another run")
-    if not config.is_file():
-        raise ConfigError("run_dir", f"{run_dir} has no .hydra/config.yaml; pass a run dir made by `train`")
-    return run_dir, checkpoint
 
 
 def run(args: argparse.Namespace) -> tuple[dict, Path]:
     from deeprl.build import build
     from deeprl.loops.evaluate import evaluate, record_video
 
-    run_dir, checkpoint = locate(Path(args.path))
-    cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+    run_dir, checkpoint, final = locate(Path(args.path))
+    if not final:
+        say(f"evaluate: note: {args.path} has no final.pt (the run has not finished); evaluating its newest "
+            f"checkpoint, {checkpoint.name}", err=True)
+    config = run_dir / ".hydra" / "config.yaml"
+    if not config.is_file():
+        raise ConfigError("run_dir", f"{run_dir} has no .hydra/config.yaml; pass a run dir made by `train`")
+    cfg = OmegaConf.load(config)
     run_epsilon = OmegaConf.select(cfg, "algo.exploration.eval")
     run_mode = {True: "deterministic", False: "stochastic", None: None}[OmegaConf.select(cfg, "algo.deterministic_eval")]
     if args.epsilon is not None:

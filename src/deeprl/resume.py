@@ -110,9 +110,25 @@ def _allowed_overrides(args: list[str]) -> list:
     return overrides
 
 
+def quoted_init_from(args: list[str]) -> list[str]:
+    """`init_from=<path>` of a single run taken as written, as `resume=` is: a sweep job's dir
+    holds `=` and `,`, which Hydra's grammar would read as an override or a sweep. In a sweep
+    (-m) a comma still sweeps over paths, so there it is left to Hydra."""
+    if any(a in ("-m", "--multirun") for a in args):
+        return args
+    out = []
+    for arg in args:
+        key, _, value = arg.partition("=")
+        if key.lstrip("+") == "init_from" and value and value[0] not in "'\"" and any(c in value for c in "=,"):
+            arg = f"{key}={_quote(value)}"
+        out.append(arg)
+    return out
+
+
 def hydra_args(args: list[str]) -> list[str]:
     """Check a resume request given on the command line and return the arguments for Hydra:
     unchanged without `resume=`, else pointed at the run dir. Raises ConfigError."""
+    args = quoted_init_from(args)
     if not requested(args):
         return args
     value = _resume_value(args)

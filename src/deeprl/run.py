@@ -58,6 +58,7 @@ class Run:
     label: str = ""  # the progress bar's name for the run (a sweep job: its number, as Hydra lists it)
     composed_from: str = ""  # for the start banner: the algo= choice and tuned preset (set by train, sweep)
     handoff: dict = field(default_factory=dict)  # signal -> the scheduler's handler to call after saving
+    started_from: str = ""  # init_from: what the new run's agent starts from, for its console and log
 
     # Whole-run state -----------------------------------------------------------------------
 
@@ -155,6 +156,8 @@ class Run:
                         logger.write(f"deeprl | note: {note}")
                 else:
                     logger.config(cfg)
+                    if self.started_from:
+                        logger.write(f"deeprl | note: {self.started_from}")
                     self.loop.start()
                 try:
                     # A loop may return extra summary fields (e.g. a planner's sweeps and convergence).

@@ -13,8 +13,10 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from deeprl.core.checkpoint import latest
 from deeprl.core.console import plural, shell
 from deeprl.core.errors import ConfigError
+from deeprl.core.run_dir import in_use_by
 
 TAG = "eval/episodic_return"
 EVENTS = "events.out.tfevents."
@@ -95,6 +97,39 @@ def pointer(path: Path, command: str) -> str | None:
     newest = max(below, key=lambda run: (run / "checkpoints").stat().st_mtime)
     return (f"{path} is not a run dir but holds {plural(len(below), 'run')}; "
             f"pass one of them, e.g. the newest: {command}{shell(newest)}")
+
+
+def locate(path: Path, command: str = "evaluate ", then: str = "evaluate it then") -> tuple[Path, Path, bool]:
+    """(run dir, checkpoint file, whether it is the run's final one) from either of them: a run dir
+    gives its final.pt, or the newest checkpoint of a run that has not finished. `command` is
+    written before the path the errors advise instead (a sweep dir: one of its runs); `then` ends
+    the advice for a run still training before its first checkpoint."""
+    if not path.exists():
+        raise ConfigError("path", f"{path}: no such file or directory; pass a run dir or a .pt file")
+    if path.is_dir():
+        checkpoint = path / "checkpoints" / "final.pt"
+        run_dir = path
+        if not checkpoint.is_file() and (found := latest(path / "checkpoints")):
+            # a run that stopped early (signal, time limit) or is still going: its newest checkpoint
+            return run_dir, found[0], False
+    else:
+        checkpoint = path
+        run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    config = run_dir / ".hydra" / "config.yaml"
+    if not checkpoint.is_file():
+        if path.is_dir() and (instead := pointer(path, command)):
+            raise ConfigError("path", instead)
+        if not (path.is_dir() and config.is_file()):
+            raise ConfigError("checkpoint", f"no checkpoint at {checkpoint}; pass a run dir or a .pt file")
+        if holder := in_use_by(path):
+            saved = OmegaConf.load(config).checkpoint
+            when = " or ".join([f"every {saved.every} steps"] * (saved.every > 0)
+                               + [f"every {saved.every_minutes} minutes"] * (saved.every_minutes > 0)) or "at its end"
+            raise ConfigError("checkpoint", f"{path} has no checkpoint yet: its run is still training ({holder}) and "
+                                            f"writes one {when}; {then}")
+        raise ConfigError("checkpoint", f"{path} has no checkpoint: its run ended before writing one (or they "
+                                        "were removed); pass another run")
+    return run_dir, checkpoint, True
 
 
 def hydra_dir(run_dir: Path) -> Path | None:

@@ -177,6 +177,7 @@ RULES: dict[str, Number | Choice | Flag | Text | Sizes | Passthrough] = {
     "checkpoint.buffer": FLAG,
     "guard": Choice(("stop", "warn", "off")),
     "resume": Passthrough(),  # a run dir, checked by deeprl.resume before anything starts
+    "init_from": Passthrough(),  # a run dir or checkpoint, checked by deeprl.build.start_from
     "optimize.objective": Choice(("final", "mean_eval")),
     "optimize.seeds": Number(1, 100, integer=True),
     "log.every": INT1,

@@ -7,7 +7,14 @@ from deeprl.envs import EnvSpec
 
 
 class Agent(Protocol):
-    """What every loop needs from an algorithm."""
+    """What every loop needs from an algorithm.
+
+    `LEARNED`: the entries of `state_dict()` that hold what the agent learned (its networks, their
+    targets, a Q table), which `init_from=` carries into a new run; not its optimizer state, random
+    streams or counters. An agent without it (planners, fitted Q-iteration) cannot be started from
+    another run."""
+
+    LEARNED: tuple[str, ...]
 
     def act(self, obs: np.ndarray, step: int, eval_mode: bool = False) -> np.ndarray: ...
 

@@ -32,6 +32,7 @@ class ContinuousAgent:
     """Builds the critics (`n_critics` Q-networks on an MLP of `network`'s sizes) and their target;
     subclasses add the actor (`self.actor`, `self.actor_flat`, `self.actor_optimizer`) and their
     `update` and `policy`."""
+    LEARNED = ("critic", "critic_target", "actor")
 
     def __init__(self, name: str, spec: EnvSpec, network, device: torch.device, rng: np.random.Generator, *,
                  n_critics: int, gamma: float, tau: float, critic_lr: float, precision: str, cpu_gemm: str):

@@ -24,6 +24,8 @@ from deeprl.networks.continuous import DeterministicActor
 
 
 class DDPG(ContinuousAgent):
+    LEARNED = (*ContinuousAgent.LEARNED, "actor_target")
+
     def __init__(self, spec: EnvSpec, network, device: torch.device, rng: np.random.Generator,
                  total_steps: int, *, gamma: float, tau: float, actor_lr: float, critic_lr: float,
                  exploration, twin_critics: bool, policy_delay: int, target_noise: float,

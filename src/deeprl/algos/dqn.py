@@ -49,6 +49,8 @@ class QNetwork(nn.Module):
 
 
 class DQN:
+    LEARNED = ("q", "q_target")
+
     def __init__(self, spec: EnvSpec, network, device: torch.device, rng: np.random.Generator,
                  total_steps: int, *, gamma: float, lr: float, anneal_lr: bool, adam_eps: float,
                  loss: str, max_grad_norm: float | None, double: bool, dueling: bool,

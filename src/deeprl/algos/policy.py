@@ -29,6 +29,7 @@ ACTION_BOUNDS = ("clip", "tanh")
 class PolicyAgent:
     """Acting, value estimates, learning-rate schedule and checkpoints; subclasses set
     `self.optimizer` and write `update`."""
+    LEARNED = ("net",)  # the observation normaliser's statistics included
 
     def __init__(self, name: str, spec: EnvSpec, network, device: torch.device,
                  rng: np.random.Generator, total_steps: int, *, critic: bool, shared_torso: bool,

@@ -79,6 +79,7 @@ class Transition(NamedTuple):
 
 
 class TabularQ:
+    LEARNED = ("Q",)
     RULES = ("q_learning", "sarsa")
     OBSERVES_STATE_INDEX = True  # observations are state indices, not network inputs (build.py)
 

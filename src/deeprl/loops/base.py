@@ -22,6 +22,7 @@ class EnvLoop:
     KEYS: tuple[str, ...] = ()  # algo config keys this loop consumes
     SHARED_KEYS: tuple[str, ...] = ()  # algo config keys both it and the agent receive
     save_buffer = True  # checkpoint.buffer: whether checkpoints hold the replay buffer
+    starts_trained = False  # init_from: the agent starts from another run's, not untrained
 
     def __init__(self, agent, envs, session, *, seed: int, total_steps: int):
         self.agent, self.envs, self.session = agent, envs, session

@@ -59,7 +59,8 @@ class OffPolicyLoop(EnvLoop):
             self.session.logger.write(
                 f"deeprl | note: total_steps={self.total_steps} ends before learning starts "
                 f"(algo.learning_starts={self.learning_starts}): the agent is never updated and scores as "
-                "untrained; raise total_steps or lower algo.learning_starts")
+                f"{'it started (init_from)' if self.starts_trained else 'untrained'}; raise total_steps or lower "
+                "algo.learning_starts")
 
     def random_actions(self) -> np.ndarray:
         """One uniformly random action per env, from the loop's generator (Box: within its bounds)."""
