@@ -147,8 +147,9 @@ def start_from(agent, cfg: DictConfig) -> str:
     for key in learned:
         if (difference := _layout_difference(mine[key], theirs.get(key))) is not None:
             raise ConfigError("init_from", f"{checkpoint} ({source.algo.name} on {source.env.id}) does not fit this "
-                                           f"run: its '{key}' {difference}; start from a run of the same env and "
-                                           "network settings")
+                                           f"run: its '{key}' {difference}; start from a run whose networks have "
+                                           "the same shapes (the same env, network.* and algo settings such as "
+                                           "algo.dueling)")
     agent.load_state_dict({**mine, **{key: theirs[key] for key in learned}})
     unfinished = "" if final else ", the newest checkpoint of a run that has not finished"
     return (f"the agent starts from what {source.algo.name} learned on {source.env.id} in {checkpoint} (step "

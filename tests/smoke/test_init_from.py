@@ -28,6 +28,7 @@ SOURCES = {
     "q_learning": ["algo=q_learning", "env=frozenlake", "total_steps=2000"],
 }
 QUIET = ["eval.every=0", "eval.episodes=2", "device=cpu"]
+SHAPES = "whose networks have the same shapes (the same env, network.* and algo settings such as algo.dueling)"
 
 
 def same(a, b) -> bool:
@@ -113,12 +114,14 @@ def test_a_run_that_cannot_start_from_the_given_one_is_refused_in_one_line_and_l
     [source] = list((tmp_path / "outputs" / "dqn" / "cartpole").iterdir())
     final = source / "checkpoints" / "final.pt"
     cases = [
+        (["algo=dueling_dqn"], f"{final} (dqn on CartPole-v1) does not fit this run: its 'q' has no head.value.weight; "
+                               f"start from a run {SHAPES}"),
         (["algo=ppo"], f"{final} holds a dqn agent and this run trains ppo; start from a run of ppo"),
         (["network.hidden_sizes=[32]"], f"{final} (dqn on CartPole-v1) does not fit this run: its 'q' "
                                         "torso.layers.0.weight is [128, 4] there and [32, 4] here; start from a run "
-                                        "of the same env and network settings"),
+                                        f"{SHAPES}"),
         (["env=acrobot"], f"{final} (dqn on CartPole-v1) does not fit this run: its 'q' torso.layers.0.weight is "
-                          "[128, 4] there and [64, 6] here; start from a run of the same env and network settings"),
+                          f"[128, 4] there and [64, 6] here; start from a run {SHAPES}"),
         (["algo=value_iteration", "env=gridworld_4x3"], "value_iteration does not start from another run's agent (it "
                                                         "is for the DQN family, the policy-gradient algorithms, DDPG, "
                                                         "TD3, SAC, q_learning and sarsa); drop init_from"),
