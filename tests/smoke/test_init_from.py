@@ -137,3 +137,20 @@ def test_a_run_that_cannot_start_from_the_given_one_is_refused_in_one_line_and_l
         assert (result.returncode, result.stderr.strip()) == (2, f"deeprl: error: init_from: {message}")
     # Each refused run's dir was removed: only the source is left.
     assert list((tmp_path / "outputs").glob("*/*/*")) == [source]
+
+
+@pytest.mark.cuda
+def test_a_run_on_one_device_starts_from_a_run_on_the_other(tmp_path):
+    """A GPU run's agent into a CPU run and the reverse: the tensors are read to the CPU and
+    copied onto the new agent's device."""
+    overrides = [*SOURCES["sac"], "eval.every=0", "eval.episodes=2"]
+    for source_device, new_device in (("cuda", "cpu"), ("cpu", "cuda")):
+        source = tmp_path / f"from_{source_device}"
+        run_in_process(source, *overrides, f"device={source_device}")
+        saved = load(source / "checkpoints" / "final.pt")["agent"]  # to the CPU
+        run = build(compose_config(*overrides, f"device={new_device}", f"init_from={source}"), tmp_path / "new")
+        run.envs.close()
+        state = run.agent.state_dict()
+        for key in run.agent.LEARNED:
+            assert all(t.device.type == new_device for t in state[key].values())
+            assert same({k: t.cpu() for k, t in state[key].items()}, saved[key])
