@@ -111,16 +111,20 @@ def _allowed_overrides(args: list[str]) -> list:
 
 
 def quoted_init_from(args: list[str]) -> list[str]:
-    """`init_from=<path>` of a single run taken as written, as `resume=` is: a sweep job's dir
-    holds `=` and `,`, which Hydra's grammar would read as an override or a sweep. In a sweep
-    (-m) a comma still sweeps over paths, so there it is left to Hydra."""
+    """`init_from=<path>` of a single run, made absolute (the run's config then says where its agent
+    came from wherever it is read) and taken as written, as `resume=` is: a sweep job's dir holds
+    `=` and `,`, which Hydra's grammar would read as an override or a sweep. In a sweep (-m) a
+    comma still sweeps over paths, so there it is left to Hydra."""
     if any(a in ("-m", "--multirun") for a in args):
         return args
     out = []
     for arg in args:
         key, _, value = arg.partition("=")
-        if key.lstrip("+") == "init_from" and value and value[0] not in "'\"" and any(c in value for c in "=,"):
-            arg = f"{key}={_quote(value)}"
+        if key.lstrip("+") == "init_from" and value.strip() and value.strip().lower() not in ("null", "none"):
+            value = value.strip()
+            if len(value) > 1 and value[0] == value[-1] and value[0] in "'\"":
+                value = value[1:-1]  # already quoted for Hydra
+            arg = f"{key}={_quote(str(Path(value).expanduser().absolute()))}"
         out.append(arg)
     return out
 

@@ -100,12 +100,15 @@ def test_the_console_says_what_the_run_starts_from(tmp_path):
     [new] = list((tmp_path / "outputs" / "double_dqn" / "cartpole").iterdir())
     assert lines[1].removeprefix("deeprl | ") in (new / "train.log").read_text()
     assert json.loads((new / "summary.json").read_text())["steps"] == 304
-    # A sweep job's dir, with its `=` and `,`, is taken as written (Hydra would read an override).
+    # A sweep job's dir, with its `=` and `,`, is taken as written (Hydra would read an override),
+    # and a relative path is kept absolute in the new run's config.
     job = tmp_path / "multirun" / "algo=dqn,seed=1"
     shutil.copytree(source, job)
-    result = train_cli(f"init_from={job}", "total_steps=8", *QUIET, "log.progress=false", cwd=tmp_path)
+    result = train_cli("init_from=multirun/algo=dqn,seed=1", "total_steps=8", *QUIET, "log.progress=false",
+                       "hydra.run.dir=from_job", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert f" in {job / 'checkpoints' / 'final.pt'} (step 304): " in result.stdout.splitlines()[1]
+    assert OmegaConf.load(tmp_path / "from_job" / ".hydra" / "config.yaml").init_from == str(job)
 
 
 def test_a_run_that_cannot_start_from_the_given_one_is_refused_in_one_line_and_leaves_nothing(tmp_path):
