@@ -132,7 +132,7 @@ def start_from(agent, cfg: DictConfig) -> str:
     if not path.is_absolute() and HydraConfig.initialized():  # with hydra.job.chdir=true the job runs in its dir
         path = Path(HydraConfig.get().runtime.cwd) / path
     try:
-        _, checkpoint, final = locate(path, command="init_from=", then="start from it then")
+        _, checkpoint, unfinished = locate(path, command="init_from=", then="start from it then")
         state = read(checkpoint, "agent", "config", "step")
     except ConfigError as error:
         raise ConfigError("init_from", str(error).partition(": ")[2]) from None
@@ -151,9 +151,9 @@ def start_from(agent, cfg: DictConfig) -> str:
                                            "the same shapes (the same env, network.* and algo settings such as "
                                            "algo.dueling)")
     agent.load_state_dict({**mine, **{key: theirs[key] for key in learned}})
-    unfinished = "" if final else ", the newest checkpoint of a run that has not finished"
+    newest = ", the newest checkpoint of a run that has not finished" if unfinished else ""
     return (f"the agent starts from what {source.algo.name} learned on {source.env.id} in {checkpoint} (step "
-            f"{int(state['step'])}{unfinished}): {', '.join(learned)}; the rest (optimizer, schedules, buffer) "
+            f"{int(state['step'])}{newest}): {', '.join(learned)}; the rest (optimizer, schedules, buffer) "
             "starts afresh as configured")
 
 

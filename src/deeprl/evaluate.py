@@ -38,8 +38,8 @@ def run(args: argparse.Namespace) -> tuple[dict, Path]:
     from deeprl.build import build
     from deeprl.loops.evaluate import evaluate, record_video
 
-    run_dir, checkpoint, final = locate(Path(args.path))
-    if not final:
+    run_dir, checkpoint, unfinished = locate(Path(args.path))
+    if unfinished:
         say(f"evaluate: note: {args.path} has no final.pt (the run has not finished); evaluating its newest "
             f"checkpoint, {checkpoint.name}", err=True)
     config = run_dir / ".hydra" / "config.yaml"

@@ -100,8 +100,8 @@ def pointer(path: Path, command: str) -> str | None:
 
 
 def locate(path: Path, command: str = "evaluate ", then: str = "evaluate it then") -> tuple[Path, Path, bool]:
-    """(run dir, checkpoint file, whether it is the run's final one) from either of them: a run dir
-    gives its final.pt, or the newest checkpoint of a run that has not finished. `command` is
+    """(run dir, checkpoint file, whether it is the newest checkpoint of a run that has not finished)
+    from either of them: a run dir gives its final.pt, or else its newest checkpoint. `command` is
     written before the path the errors advise instead (a sweep dir: one of its runs); `then` ends
     the advice for a run still training before its first checkpoint."""
     if not path.exists():
@@ -111,7 +111,7 @@ def locate(path: Path, command: str = "evaluate ", then: str = "evaluate it then
         run_dir = path
         if not checkpoint.is_file() and (found := latest(path / "checkpoints")):
             # a run that stopped early (signal, time limit) or is still going: its newest checkpoint
-            return run_dir, found[0], False
+            return run_dir, found[0], True
     else:
         checkpoint = path
         run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
@@ -129,7 +129,7 @@ def locate(path: Path, command: str = "evaluate ", then: str = "evaluate it then
                                             f"writes one {when}; {then}")
         raise ConfigError("checkpoint", f"{path} has no checkpoint: its run ended before writing one (or they "
                                         "were removed); pass another run")
-    return run_dir, checkpoint, True
+    return run_dir, checkpoint, False
 
 
 def hydra_dir(run_dir: Path) -> Path | None:

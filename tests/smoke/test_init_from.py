@@ -85,7 +85,7 @@ def test_the_new_run_scores_as_the_agent_it_starts_from_and_uses_its_own_hyperpa
 
 def test_the_console_says_what_the_run_starts_from(tmp_path):
     trained = train_cli("algo=dqn", "env=cartpole", "total_steps=304", "algo.learning_starts=100", *QUIET,
-                        "log.progress=false", cwd=tmp_path)
+                        "checkpoint.every=152", "log.progress=false", cwd=tmp_path)
     assert trained.returncode == 0, trained.stderr[-3000:]
     [source] = list((tmp_path / "outputs" / "dqn" / "cartpole").iterdir())
     result = train_cli("algo=double_dqn", "env=cartpole", f"init_from={source}", "total_steps=300",
@@ -109,6 +109,12 @@ def test_the_console_says_what_the_run_starts_from(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert f" in {job / 'checkpoints' / 'final.pt'} (step 304): " in result.stdout.splitlines()[1]
     assert OmegaConf.load(tmp_path / "from_job" / ".hydra" / "config.yaml").init_from == str(job)
+    # A run that has not finished (no final.pt): its newest checkpoint, and the note says so.
+    (job / "checkpoints" / "final.pt").unlink()
+    result = train_cli(f"init_from={job}", "total_steps=8", *QUIET, "log.progress=false", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (f" in {job / 'checkpoints' / 'step_152.pt'} (step 152, the newest checkpoint of a run that has not "
+            "finished): ") in result.stdout.splitlines()[1]
 
 
 def test_a_run_that_cannot_start_from_the_given_one_is_refused_in_one_line_and_leaves_nothing(tmp_path):
