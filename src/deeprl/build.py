@@ -18,7 +18,7 @@ from deeprl.algos.reinforce import Reinforce
 from deeprl.algos.sac import SAC
 from deeprl.algos.tabular import TabularQ
 from deeprl.checks import IMAGE, NEEDS, NETWORKS, VECTOR, check_spec
-from deeprl.core.checkpoint import UnreadableCheckpoint, check_agent_state, read
+from deeprl.core.checkpoint import UnreadableCheckpoint, check_agent_state, layout_difference, read
 from deeprl.core.device import auto_device, resolve_device
 from deeprl.core.errors import ConfigError
 from deeprl.core.seeding import seed_everything, set_deterministic
@@ -145,7 +145,7 @@ def start_from(agent, cfg: DictConfig) -> str:
                                        f"start from a run of {name}")
     mine, theirs = agent.state_dict(), state["agent"]
     for key in learned:
-        if (difference := _layout_difference(mine[key], theirs.get(key))) is not None:
+        if (difference := layout_difference(mine[key], theirs.get(key))) is not None:
             raise ConfigError("init_from", f"{checkpoint} ({source.algo.name} on {source.env.id}) does not fit this "
                                            f"run: its '{key}' {difference}; start from a run whose networks have "
                                            "the same shapes (the same env, network.* and algo settings such as "
@@ -155,28 +155,6 @@ def start_from(agent, cfg: DictConfig) -> str:
     return (f"the agent starts from what {source.algo.name} learned on {source.env.id} in {checkpoint} (step "
             f"{int(state['step'])}{newest}): {', '.join(learned)}; the rest (optimizer, schedules, buffer) "
             "starts afresh as configured")
-
-
-def _layout_difference(mine, theirs) -> str | None:
-    """How a saved network's parameters (or a table) differ in names or shapes from this agent's;
-    None when they fit."""
-    def shapes(value):
-        if isinstance(value, dict):
-            return {k: tuple(getattr(v, "shape", ())) for k, v in value.items()}
-        return {"": tuple(getattr(value, "shape", ()))}
-
-    if theirs is None:
-        return "is missing"
-    here, there = shapes(mine), shapes(theirs)
-    for k in [*here, *(k for k in there if k not in here)]:  # in the network's own order
-        if here.get(k) != there.get(k):
-            what = f"{k} " if k else ""
-            if k not in there:
-                return f"has no {k}"
-            if k not in here:
-                return f"has {k}, which this run's has not"
-            return f"{what}is {list(there[k])} there and {list(here[k])} here"
-    return None
 
 
 def network_cost(cfg: DictConfig, spec) -> tuple[bool, int]:

@@ -132,7 +132,6 @@ def quoted_init_from(args: list[str]) -> list[str]:
 def hydra_args(args: list[str]) -> list[str]:
     """Check a resume request given on the command line and return the arguments for Hydra:
     unchanged without `resume=`, else pointed at the run dir. Raises ConfigError."""
-    args = quoted_init_from(args)
     if not requested(args):
         return args
     value = _resume_value(args)

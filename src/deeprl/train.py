@@ -172,7 +172,7 @@ def _main() -> None:
         if resume.requested(sys.argv[1:]) and (shown := resume.shown_config(sys.argv[1:])) is not None:
             print(shown, end="")
             return
-        sys.argv[1:] = resume.hydra_args(sys.argv[1:])
+        sys.argv[1:] = resume.hydra_args(resume.quoted_init_from(sys.argv[1:]))
     except ConfigError as error:
         fail(error)
     ours = hydra_errors.begin_composing()  # Hydra raises what it cannot compose: worded here as one line

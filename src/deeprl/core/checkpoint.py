@@ -112,12 +112,32 @@ def check_agent_state(agent, saved: dict, key: str) -> None:
     for name, value in agent.state_dict().items():
         if not (isinstance(value, dict) and value and all(isinstance(v, torch.Tensor) for v in value.values())):
             continue  # not a module's parameters (an optimizer, a counter, a generator)
-        old = saved.get(name)
-        shapes = {k: tuple(v.shape) for k, v in value.items()}
-        if not isinstance(old, dict) or {k: tuple(getattr(v, "shape", ())) for k, v in old.items()} != shapes:
+        if layout_difference(value, saved.get(name)) is not None:
             raise ConfigError(key, f"the checkpoint's '{name}' network does not fit this agent's layout (written "
                                    "by another deeprl version); use that version to resume or evaluate it, "
                                    "or start a new run")
+
+
+def layout_difference(mine, theirs) -> str | None:
+    """How a saved network's parameters (or a table) differ in names or shapes from this agent's;
+    None when they fit."""
+    def shapes(value):
+        if isinstance(value, dict):
+            return {k: tuple(getattr(v, "shape", ())) for k, v in value.items()}
+        return {"": tuple(getattr(value, "shape", ()))}
+
+    if theirs is None:
+        return "is missing"
+    here, there = shapes(mine), shapes(theirs)
+    for k in [*here, *(k for k in there if k not in here)]:  # in the network's own order
+        if here.get(k) != there.get(k):
+            what = f"{k} " if k else ""
+            if k not in there:
+                return f"has no {k}"
+            if k not in here:
+                return f"has {k}, which this run's has not"
+            return f"{what}is {list(there[k])} there and {list(here[k])} here"
+    return None
 
 
 def step_files(folder: Path) -> list[tuple[int, Path]]:
