@@ -116,6 +116,19 @@ def test_deterministic_false_lets_cudnn_autotune(tmp_path):
     assert torch.backends.cudnn.benchmark and not torch.backends.cudnn.deterministic
 
 
+def test_deterministic_false_leaves_torchs_compiler_unloaded():
+    """Off is torch's default: setting it again would import torch's compiler (about 0.8 s of a
+    planner's or tabular learner's start-up), so set_deterministic(False) leaves it alone."""
+    import subprocess
+    import sys
+
+    code = ("import sys, torch; from deeprl.core.seeding import set_deterministic; set_deterministic(False); "
+            "print('torch._inductor' in sys.modules, torch.are_deterministic_algorithms_enabled(), "
+            "torch.backends.cudnn.benchmark)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stdout.split() == ["False", "False", "True"], result.stderr[-2000:]
+
+
 def test_deterministic_true_runs_every_algorithm_family(tmp_path):
     """Policy gradients, continuous control and a convolutional torso have deterministic kernels
     for every op they use (use_deterministic_algorithms raises on one without)."""

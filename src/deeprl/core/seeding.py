@@ -18,10 +18,15 @@ def set_deterministic(on: bool) -> None:
     (`torch.use_deterministic_algorithms`, an error naming the op if one has none), cuDNN's
     deterministic convolutions without autotuning, and the cuBLAS workspace setting CUDA needs for
     repeatable matmuls. False: cuDNN autotunes convolutions for the fixed Atari shapes (faster on
-    a GPU, not bit-repeatable there). On the CPU a run repeats bit for bit either way."""
+    a GPU, not bit-repeatable there). On the CPU a run repeats bit for bit either way.
+
+    Off is torch's default, and setting it imports torch's compiler (about 0.8 s of every run's
+    start-up), so it is only set where it changes something: on, or back off after an earlier run
+    in the same process turned it on."""
     if on:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read at each cuBLAS call
-    torch.use_deterministic_algorithms(on)
+    if on or torch.are_deterministic_algorithms_enabled():
+        torch.use_deterministic_algorithms(on)
     torch.backends.cudnn.deterministic = on
     torch.backends.cudnn.benchmark = not on
 
