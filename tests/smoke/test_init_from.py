@@ -17,6 +17,7 @@ from omegaconf import OmegaConf
 from conftest import compose_config, run_in_process, train_cli
 from deeprl.build import build
 from deeprl.core.checkpoint import load
+from deeprl.core.errors import ConfigError
 
 SOURCES = {
     "dqn": ["algo=dqn", "env=cartpole", "total_steps=1200", "algo.learning_starts=400"],
@@ -118,33 +119,33 @@ def test_the_console_says_what_the_run_starts_from(tmp_path):
 
 
 def test_a_run_that_cannot_start_from_the_given_one_is_refused_in_one_line_and_leaves_nothing(tmp_path):
-    trained = train_cli("algo=dqn", "env=cartpole", "total_steps=200", *QUIET, "log.progress=false", cwd=tmp_path)
-    assert trained.returncode == 0, trained.stderr[-3000:]
-    [source] = list((tmp_path / "outputs" / "dqn" / "cartpole").iterdir())
+    source = tmp_path / "outputs" / "dqn" / "cartpole" / "source"
+    run_in_process(source, "algo=dqn", "env=cartpole", "total_steps=200", *QUIET)
     final = source / "checkpoints" / "final.pt"
     cases = [
         (["algo=dueling_dqn"], f"{final} (dqn on CartPole-v1) does not fit this run: its 'q' has no head.value.weight; "
                                f"start from a run {SHAPES}"),
         (["algo=ppo"], f"{final} holds a dqn agent and this run trains ppo; start from a run of ppo"),
-        (["network.hidden_sizes=[32]"], f"{final} (dqn on CartPole-v1) does not fit this run: its 'q' "
-                                        "torso.layers.0.weight is [128, 4] there and [32, 4] here; start from a run "
-                                        f"{SHAPES}"),
         (["env=acrobot"], f"{final} (dqn on CartPole-v1) does not fit this run: its 'q' torso.layers.0.weight is "
                           f"[128, 4] there and [64, 6] here; start from a run {SHAPES}"),
         (["algo=value_iteration", "env=gridworld_4x3"], "value_iteration does not start from another run's agent (it "
                                                         "is for the DQN family, the policy-gradient algorithms, DDPG, "
                                                         "TD3, SAC, q_learning and sarsa); drop init_from"),
+        ([], f"{tmp_path / 'outputs'} is not a run dir but holds one; pass it: init_from={source}", tmp_path / "outputs"),
     ]
-    for extra, message in cases:
-        result = train_cli(f"init_from={source}", *extra, "log.progress=false", cwd=tmp_path)
-        assert (result.returncode, result.stderr.strip()) == (2, f"deeprl: error: init_from: {message}"), extra
-    for path, message in [(tmp_path / "nope", f"{tmp_path / 'nope'}: no such file or directory; pass a run dir or a "
-                                              ".pt file"),
-                          (tmp_path / "outputs", f"{tmp_path / 'outputs'} is not a run dir but holds one; pass it: "
-                                                 f"init_from={source}")]:
-        result = train_cli(f"init_from={path}", "log.progress=false", cwd=tmp_path)
+    for extra, message, *path in cases:
+        cfg = compose_config(f"init_from={path[0] if path else source}", *extra, "log.progress=false")
+        with pytest.raises(ConfigError) as refused:
+            build(cfg, tmp_path / "refused")
+        assert str(refused.value) == f"init_from: {message}", extra
+    # From the command line: one line, exit status 2, and the refused run's dir is removed.
+    for args, message in [([f"init_from={source}", "network.hidden_sizes=[32]"],
+                           f"{final} (dqn on CartPole-v1) does not fit this run: its 'q' torso.layers.0.weight is "
+                           f"[128, 4] there and [32, 4] here; start from a run {SHAPES}"),
+                          ([f"init_from={tmp_path / 'nope'}"],
+                           f"{tmp_path / 'nope'}: no such file or directory; pass a run dir or a .pt file")]:
+        result = train_cli(*args, "log.progress=false", cwd=tmp_path)
         assert (result.returncode, result.stderr.strip()) == (2, f"deeprl: error: init_from: {message}")
-    # Each refused run's dir was removed: only the source is left.
     assert list((tmp_path / "outputs").glob("*/*/*")) == [source]
 
 
