@@ -127,7 +127,7 @@ def test_a_run_that_cannot_start_from_the_given_one_is_refused_in_one_line_and_l
                                f"start from a run {SHAPES}"),
         (["algo=ppo"], f"{final} holds a dqn agent and this run trains ppo; start from a run of ppo"),
         (["env=acrobot"], f"{final} (dqn on CartPole-v1) does not fit this run: its 'q' torso.layers.0.weight is "
-                          f"[128, 4] there and [64, 6] here; start from a run {SHAPES}"),
+                          f"[128, 4] there and [128, 6] here; start from a run {SHAPES}"),
         (["algo=value_iteration", "env=gridworld_4x3"], "value_iteration does not start from another run's agent (it "
                                                         "is for the DQN family, the policy-gradient algorithms, DDPG, "
                                                         "TD3, SAC, q_learning and sarsa); drop init_from"),
