@@ -32,6 +32,7 @@ from deeprl.core.interrupt import ctrl_c_noted, stop_if_asked
 from deeprl.runs import locate, plural
 
 VIDEO_REFUSED = ("--video", "run without --video")  # the key and the fix when frames cannot be drawn
+EPISODES = 10  # --episodes by default; a result of another count names it
 
 
 def run(args: argparse.Namespace) -> tuple[dict, Path]:
@@ -49,14 +50,14 @@ def run(args: argparse.Namespace) -> tuple[dict, Path]:
     run_epsilon = OmegaConf.select(cfg, "algo.exploration.eval")
     run_mode = {True: "deterministic", False: "stochastic", None: None}[OmegaConf.select(cfg, "algo.deterministic_eval")]
     if args.epsilon is not None:
-        if OmegaConf.select(cfg, "algo.exploration.eval") is None:
+        if run_epsilon is None:
             raise ConfigError("--epsilon", f"{cfg.algo.name} does not act epsilon-greedily; drop --epsilon")
         if not 0.0 <= args.epsilon <= 1.0:
             raise ConfigError("--epsilon", f"must be a number in [0, 1], got {args.epsilon}; e.g. --epsilon 0.05")
         cfg.algo.exploration.eval = args.epsilon
     if args.mode is not None:
-        if OmegaConf.select(cfg, "algo.deterministic_eval") is None:
-            if OmegaConf.select(cfg, "algo.exploration.eval") is not None:
+        if run_mode is None:
+            if run_epsilon is not None:
                 raise ConfigError(f"--{args.mode}", f"{cfg.algo.name} acts epsilon-greedily in evaluation; "
                                                     "use --epsilon instead (0 is greedy)")
             raise ConfigError(f"--{args.mode}", f"{cfg.algo.name} has one way to act in evaluation; drop "
@@ -109,7 +110,7 @@ def run(args: argparse.Namespace) -> tuple[dict, Path]:
         videos = record_video(agent, cfg.env, args.video_episodes or 1, seed, run_dir / "videos",
                               "-".join(["evaluate", checkpoint.stem, *acting]), *VIDEO_REFUSED)
         result["videos"] = [str(v) for v in videos]
-    path = run_dir / result_name(checkpoint, [f"episodes{args.episodes}"] * (args.episodes != 10) + acting)
+    path = run_dir / result_name(checkpoint, [f"episodes{args.episodes}"] * (args.episodes != EPISODES) + acting)
     stop_if_asked()
     with refused_writes(lambda reason: WriteFailed("evaluation", path, reason, "make room and run it again")):
         write_json_atomic(path, result)
@@ -128,7 +129,8 @@ def main(argv=None) -> None:
     parser.add_argument("--version", action="version", version=version_line("evaluate"))
     parser.add_argument("path", help="a run dir (uses checkpoints/final.pt, or the newest step_N.pt of a run that has not "
                              "finished) or a checkpoint file")
-    parser.add_argument("--episodes", type=int, default=10, help="episodes to play, in parallel (default: 10)")
+    parser.add_argument("--episodes", type=int, default=EPISODES,
+                        help=f"episodes to play, in parallel (default: {EPISODES})")
     parser.add_argument("--epsilon", type=float, default=None,
                         help="exploration during evaluation (default: the run's, 0.05 for Atari, else 0)")
     acting = parser.add_mutually_exclusive_group()

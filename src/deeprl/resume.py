@@ -32,14 +32,20 @@ def _is_resume(arg: str) -> bool:
     return arg.startswith(("resume=", "+resume=", "++resume="))
 
 
-def _resume_value(args: list[str]) -> str | None:
-    """The raw value of `resume=`: a run dir, taken as written (a sweep job's dir holds `=` and `,`,
-    which Hydra's grammar would otherwise read as an override or a sweep)."""
-    values = [a.partition("=")[2] for a in args if _is_resume(a)]
-    value = values[-1].strip() if values else None
-    if value and len(value) > 1 and value[0] == value[-1] and value[0] in "'\"":
-        value = value[1:-1]  # already quoted for Hydra
+def _as_written(value: str) -> str:
+    """A path given on the command line, taken as written (a sweep job's dir holds `=` and `,`,
+    which Hydra's grammar would otherwise read as an override or a sweep), less the quotes of one
+    already quoted for Hydra."""
+    value = value.strip()
+    if len(value) > 1 and value[0] == value[-1] and value[0] in "'\"":
+        value = value[1:-1]
     return value
+
+
+def _resume_value(args: list[str]) -> str | None:
+    """The raw value of `resume=`: a run dir, taken as written."""
+    values = [a.partition("=")[2] for a in args if _is_resume(a)]
+    return _as_written(values[-1]) if values else None
 
 
 def _quote(value: str) -> str:
@@ -121,10 +127,7 @@ def quoted_init_from(args: list[str]) -> list[str]:
     for arg in args:
         key, _, value = arg.partition("=")
         if key.lstrip("+") == "init_from" and value.strip() and value.strip().lower() not in ("null", "none"):
-            value = value.strip()
-            if len(value) > 1 and value[0] == value[-1] and value[0] in "'\"":
-                value = value[1:-1]  # already quoted for Hydra
-            arg = f"{key}={_quote(str(Path(value).expanduser().absolute()))}"
+            arg = f"{key}={_quote(str(Path(_as_written(value)).expanduser().absolute()))}"
         out.append(arg)
     return out
 
