@@ -36,9 +36,6 @@ EPISODES = 10  # --episodes by default; a result of another count names it
 
 
 def run(args: argparse.Namespace) -> tuple[dict, Path]:
-    from deeprl.build import build
-    from deeprl.loops.evaluate import evaluate, record_video
-
     run_dir, checkpoint, unfinished = locate(Path(args.path))
     if unfinished:
         say(f"evaluate: note: {args.path} has no final.pt (the run has not finished); evaluating its newest "
@@ -72,6 +69,10 @@ def run(args: argparse.Namespace) -> tuple[dict, Path]:
             raise ConfigError("--video-episodes", "records videos only with --video; add --video")
         if args.video_episodes < 1:
             raise ConfigError("--video-episodes", f"must be >= 1, got {args.video_episodes}")
+    # torch and the envs only now: a mistyped path or flag is answered without their seconds of import.
+    from deeprl.build import build
+    from deeprl.loops.evaluate import evaluate, record_video
+
     # Read to the CPU (random generator states must stay there) and mapped, so that a replay buffer
     # saved in the checkpoint is never read; the agent moves its tensors to its own device.
     try:

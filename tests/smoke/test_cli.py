@@ -196,6 +196,23 @@ def test_evaluate_refuses_a_choice_of_acting_an_agent_does_not_have(cli_run, tmp
     assert result.returncode == 2 and "not allowed with argument" in result.stderr
 
 
+
+def test_evaluate_refuses_a_bad_path_or_flag_before_torch_is_imported(cli_run, tmp_path):
+    """A mistyped path or flag is answered in a fraction of a second, not after torch's import."""
+    _, run_dir = cli_run
+    code = ("import sys\n"
+            "from deeprl.evaluate import main\n"
+            "try:\n"
+            "    main(sys.argv[1:])\n"
+            "except SystemExit as stop:\n"
+            "    print('exit', stop.code, 'torch' in sys.modules)\n")
+    for argv, error in (([str(tmp_path / "no_such_run")], f"path: {tmp_path / 'no_such_run'}: no such file or "
+                                                           "directory; pass a run dir or a .pt file"),
+                        ([str(run_dir), "--episodes", "0"], "--episodes: must be >= 1, got 0")):
+        result = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120)
+        assert result.stdout.split() == ["exit", "2", "False"], result.stdout + result.stderr[-2000:]
+        assert result.stderr.strip() == f"evaluate: error: {error}"
+
 def copy_run(run_dir: Path, to: Path) -> Path:
     shutil.copytree(run_dir, to)
     (to / "evaluation.json").unlink(missing_ok=True)
