@@ -17,6 +17,11 @@ Workloads:
   ppo-cartpole  PPO on CartPole-v1, 100k steps, deeprl's tuned preset in both libraries, one torch
                 thread each: wall time, in two rollout shapes (8 envs x 32 steps = the preset; 1 env x
                 256 steps). Both final policies are evaluated greedily on 10 episodes.
+  a2c-lunarlander
+                A2C on LunarLander-v3, 200k steps, RL-Zoo's LunarLander A2C settings (8 envs x 5 steps,
+                gamma 0.995, lr 8.3e-4 annealed to 0, entropy 1e-5; SB3's A2C defaults for the rest) in
+                both libraries, one torch thread each: wall time and both final policies' greedy
+                return over 50 episodes, per seed, and their medians.
   ddpg-pendulum, td3-pendulum, sac-pendulum
                 DDPG / TD3 / SAC on Pendulum-v1, 20k steps, deeprl's tuned preset
                 (conf/tuned/<algo>_pendulum.yaml) in both libraries, CPU, one torch thread each:
@@ -506,6 +511,97 @@ def ppo_cartpole(seeds: list[int], steps: int = 100_000) -> list[str]:
 
 
 
+# RL-Zoo (hyperparams/a2c.yml), LunarLander-v2; what it leaves out is SB3's A2C defaults, which are
+# deeprl's too (separate 64-64 tanh actor and critic, RMSprop, n-step returns, vf 0.5, clip 0.5).
+A2C_LUNARLANDER = ["algo=a2c", "env=lunarlander", "num_envs=8", "algo.n_steps=5", "algo.gamma=0.995",
+                   "algo.lr=8.3e-4", "algo.anneal_lr=true", "algo.ent_coef=1e-5",
+                   "network.hidden_sizes=[64,64]", "network.activation=tanh"]
+A2C_EVAL_EPISODES = 50
+
+
+def a2c_preset(overrides: list[str]) -> dict:
+    """deeprl's A2C settings (`overrides` composed) as plain values for both libraries. Asserts what
+    SB3's A2C does too, so the comparison stays like for like."""
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module("deeprl.conf", version_base="1.3"):
+        cfg = compose("config", overrides=overrides)
+    a, net = cfg.algo, cfg.network
+    assert a.optimizer == "rmsprop" and a.rms_alpha == 0.99 and not a.norm_adv and not a.shared_torso
+    assert a.ortho_init and a.reward_scale == 1.0 and not a.normalize_obs and a.deterministic_eval
+    return dict(env_id=str(cfg.env.id), num_envs=int(cfg.num_envs), n_steps=int(a.n_steps),
+                gamma=float(a.gamma), gae_lambda=float(a.gae_lambda), lr=float(a.lr),
+                anneal_lr=bool(a.anneal_lr), ent_coef=float(a.ent_coef), vf_coef=float(a.vf_coef),
+                max_grad_norm=float(a.max_grad_norm), optim_eps=float(a.optim_eps),
+                hidden=list(net.hidden_sizes), activation=str(net.activation))
+
+
+def sb3_a2c_model(seed: int, hp: dict):
+    """SB3's A2C with `hp` (the keys of `a2c_preset`), on the CPU with one torch thread."""
+    import torch
+    from stable_baselines3 import A2C
+    from stable_baselines3.common.env_util import make_vec_env
+
+    torch.set_num_threads(1)
+    lr = hp["lr"]
+    schedule = (lambda progress_remaining: lr * progress_remaining) if hp["anneal_lr"] else lr
+    activation = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU}[hp["activation"]]
+    envs = make_vec_env(hp["env_id"], n_envs=hp["num_envs"], seed=seed)
+    # use_rms_prop gives RMSprop(alpha=0.99, eps=rms_prop_eps), as deeprl's optimizer=rmsprop.
+    return A2C("MlpPolicy", envs, learning_rate=schedule, n_steps=hp["n_steps"], gamma=hp["gamma"],
+               gae_lambda=hp["gae_lambda"], ent_coef=hp["ent_coef"], vf_coef=hp["vf_coef"],
+               max_grad_norm=hp["max_grad_norm"], use_rms_prop=True, rms_prop_eps=hp["optim_eps"],
+               normalize_advantage=False,
+               policy_kwargs={"net_arch": {"pi": hp["hidden"], "vf": hp["hidden"]},
+                              "activation_fn": activation, "ortho_init": True},
+               seed=seed, device="cpu", verbose=0)
+
+
+def sb3_final(model, steps: int, env_id: str, episodes: int) -> dict:
+    """Train `model` for `steps`, then its greedy return over `episodes` on a fresh env."""
+    import gymnasium as gym
+    from stable_baselines3.common.evaluation import evaluate_policy
+
+    t0 = time.perf_counter()
+    model.learn(total_timesteps=steps)
+    wall = time.perf_counter() - t0
+    mean, _ = evaluate_policy(model, gym.make(env_id), n_eval_episodes=episodes, deterministic=True, warn=False)
+    model.get_env().close()
+    return {"wall_time_s": wall, "sps": steps / wall, "eval_return_mean": float(mean)}
+
+
+def a2c_lunarlander(seeds: list[int], steps: int = 200_000) -> list[str]:
+    """A2C on LunarLander-v3 with RL-Zoo's settings in both libraries: wall time and final return."""
+    hp = a2c_preset(A2C_LUNARLANDER)
+    rows, results = [], []
+    for seed in seeds:
+        overrides = [*A2C_LUNARLANDER, f"seed={seed}", f"total_steps={steps}", "eval.every=0",
+                     f"eval.episodes={A2C_EVAL_EPISODES}", "threads=1"]
+        # Alternate the order so drift in machine load does not favour one library.
+        if not seed % 2:
+            s = sb3_final(sb3_a2c_model(seed, hp), steps, hp["env_id"], A2C_EVAL_EPISODES)
+        d = deeprl_run(overrides)
+        if seed % 2:
+            s = sb3_final(sb3_a2c_model(seed, hp), steps, hp["env_id"], A2C_EVAL_EPISODES)
+        results.append((d, s))
+        rows.append(f"| {seed} | {d['wall_time_s']:.1f} | {s['wall_time_s']:.1f} | "
+                    f"{d['wall_time_s'] / s['wall_time_s']:.2f} | {d['eval_return_mean']:.1f} | "
+                    f"{s['eval_return_mean']:.1f} |")
+        print(f"a2c-lunarlander {rows[-1]}", flush=True)
+    med = {k: [statistics.median(r[i][k] for r in results) for i in (0, 1)]
+           for k in ("wall_time_s", "eval_return_mean")}
+    return [f"## A2C on LunarLander-v3 ({steps // 1000}k steps, RL-Zoo's settings in both libraries)", "",
+            f"{hp['num_envs']} envs x {hp['n_steps']} steps per update, γ {hp['gamma']}, lr {hp['lr']:g} "
+            f"annealed to 0, entropy {hp['ent_coef']:g}, separate {'-'.join(map(str, hp['hidden']))} "
+            f"{hp['activation']} actor and critic, RMSprop; one torch thread each; training wall time, "
+            f"evaluation excluded; final greedy return over {A2C_EVAL_EPISODES} episodes.", "",
+            "| seed | deeprl s | SB3 s | deeprl/SB3 | deeprl final return | SB3 final return |",
+            "| --- | --- | --- | --- | --- | --- |", *rows, "",
+            f"Medians: wall time deeprl {med['wall_time_s'][0]:.1f} s, SB3 {med['wall_time_s'][1]:.1f} s "
+            f"(ratio **{med['wall_time_s'][0] / med['wall_time_s'][1]:.2f}**); final return deeprl "
+            f"{med['eval_return_mean'][0]:.1f}, SB3 {med['eval_return_mean'][1]:.1f}", ""]
+
+
 TAXI_PRESET = ["algo=q_learning", "env=taxi"]
 
 
@@ -608,6 +704,7 @@ def deterministic(seeds: list[int]) -> list[str]:
 
 
 WORKLOADS = {"dqn-cartpole": dqn_cartpole, "dqn-breakout": dqn_breakout, "ppo-cartpole": ppo_cartpole,
+             "a2c-lunarlander": a2c_lunarlander,
              "ddpg-pendulum": ddpg_pendulum, "td3-pendulum": td3_pendulum, "sac-pendulum": sac_pendulum,
              "sac-halfcheetah": sac_halfcheetah, "q-learning-taxi": q_learning_taxi, "deterministic": deterministic}
 

@@ -8,11 +8,13 @@ network, the schedules at every step, the env steps of the target syncs, the net
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from conftest import compose_config
+from deeprl.buffers.rollout import RolloutBatch
 from deeprl.build import build
 from deeprl.networks import MLP
 
@@ -154,3 +156,65 @@ def test_sb3_off_policy_continuous_takes_deeprls_gradient_steps(tmp_path, algo):
     assert (model.batch_size, model.gamma, model.tau) == (loop.batch_size, agent.gamma, agent.tau)
     # deeprl stacks its critics into batched weights (one matmul for all), so only the sizes compare.
     assert numel(model.critic) == numel(agent.critic) and numel(model.actor) == numel(agent.actor)
+
+
+def test_a2c_update_equals_sb3s_from_the_same_weights_and_rollout(tmp_path):
+    """Not only the same settings: the same update. deeprl's A2C starts from SB3's initial weights
+    and learns from the rollout SB3 collected; after each of three updates the losses, the clipped
+    gradients and the weights agree (float rounding aside) with SB3's own. The schedules agree at
+    every update of the benchmark's run."""
+    steps = 200_000
+    hp = benchmark.a2c_preset(benchmark.A2C_LUNARLANDER)
+    model = benchmark.sb3_a2c_model(1, hp)
+    agent = build(compose_config(*benchmark.A2C_LUNARLANDER, f"total_steps={steps}", "device=cpu",
+                                 "log.progress=false"), tmp_path, with_loop=False).agent
+    policy, net = model.policy, agent.net
+    pairs = [(net.actor_torso.layers[0], policy.mlp_extractor.policy_net[0]),
+             (net.actor_torso.layers[1], policy.mlp_extractor.policy_net[2]),
+             (net.critic_torso.layers[0], policy.mlp_extractor.value_net[0]),
+             (net.critic_torso.layers[1], policy.mlp_extractor.value_net[2]),
+             (net.head.out, policy.action_net), (net.value_head.out, policy.value_net)]
+    assert shapes(policy) == shapes(net) and activations(policy) == activations(net) == {"tanh"}
+    with torch.no_grad():
+        for ours, theirs in pairs:
+            ours.weight.copy_(theirs.weight)
+            ours.bias.copy_(theirs.bias)
+    (ours_opt,), theirs_opt = agent.optimizer.param_groups, policy.optimizer.param_groups[0]
+    assert type(agent.optimizer) is type(policy.optimizer) is torch.optim.RMSprop
+    assert all(ours_opt[k] == theirs_opt[k] for k in ("alpha", "eps", "momentum", "centered", "weight_decay"))
+
+    from stable_baselines3.common.callbacks import CallbackList
+
+    model._setup_learn(steps, CallbackList([]))
+    callback = CallbackList([])
+    callback.init_callback(model)
+    buffer = model.rollout_buffer
+    for _ in range(3):
+        model.collect_rollouts(model.env, callback, buffer, n_rollout_steps=model.n_steps)
+        step = model.num_timesteps
+        model._update_current_progress_remaining(step, steps)  # as SB3's learn() does before train()
+        # No episode ends this early in LunarLander, so V(s') is the next step's V(s), and after the
+        # last step the value SB3 bootstrapped its returns from.
+        assert not buffer.episode_starts[1:].any()
+        last = (buffer.returns[-1] - buffer.rewards[-1]) / hp["gamma"]
+        obs = torch.as_tensor(buffer.observations)
+        batch = RolloutBatch(obs=obs, actions=torch.as_tensor(buffer.actions[..., 0]).long(),
+                             log_probs=torch.as_tensor(buffer.log_probs), next_obs=obs, values=buffer.values,
+                             next_values=np.concatenate([buffer.values[1:], last[None]]), rewards=buffer.rewards,
+                             terminated=np.zeros(buffer.rewards.shape, bool), dones=np.zeros(buffer.rewards.shape, bool))
+        assert model.lr_schedule(model._current_progress_remaining) == pytest.approx(agent.learning_rate(step))
+        metrics = agent.update(batch, step)
+        model.train()
+        logged = model.logger.name_to_value
+        for ours, theirs in (("policy_loss", "policy_loss"), ("value_loss", "value_loss")):
+            assert float(metrics[ours]) == pytest.approx(logged[f"train/{theirs}"], rel=1e-5), (step, ours)
+        assert float(metrics["entropy"]) == pytest.approx(-logged["train/entropy_loss"], rel=1e-5)
+        for ours, theirs in pairs:
+            for a, b in ((ours.weight, theirs.weight), (ours.bias, theirs.bias)):
+                scale = b.grad.abs().max()
+                torch.testing.assert_close(a.grad, b.grad, rtol=0, atol=1e-5 * scale)
+                torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+    # Over the whole run: the learning rate each update uses.
+    rollout = hp["num_envs"] * hp["n_steps"]
+    for t in range(rollout, steps + 1, rollout * 97):
+        assert model.lr_schedule(1 - t / steps) == pytest.approx(agent.learning_rate(t)), t
