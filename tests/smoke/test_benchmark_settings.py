@@ -158,63 +158,115 @@ def test_sb3_off_policy_continuous_takes_deeprls_gradient_steps(tmp_path, algo):
     assert numel(model.critic) == numel(agent.critic) and numel(model.actor) == numel(agent.actor)
 
 
-def test_a2c_update_equals_sb3s_from_the_same_weights_and_rollout(tmp_path):
-    """Not only the same settings: the same update. deeprl's A2C starts from SB3's initial weights
-    and learns from the rollout SB3 collected; after each of three updates the losses, the clipped
-    gradients and the weights agree (float rounding aside) with SB3's own. The schedules agree at
-    every update of the benchmark's run."""
-    steps = 200_000
-    hp = benchmark.a2c_preset(benchmark.A2C_LUNARLANDER)
-    model = benchmark.sb3_a2c_model(1, hp)
-    agent = build(compose_config(*benchmark.A2C_LUNARLANDER, f"total_steps={steps}", "device=cpu",
-                                 "log.progress=false"), tmp_path, with_loop=False).agent
-    policy, net = model.policy, agent.net
+
+def sb3_weights_copied(policy, net) -> list[tuple[nn.Module, nn.Module]]:
+    """Copy an SB3 MlpPolicy's weights (separate actor and critic) into deeprl's ActorCriticNet;
+    the pairs of matching layers, deeprl's first."""
     pairs = [(net.actor_torso.layers[0], policy.mlp_extractor.policy_net[0]),
              (net.actor_torso.layers[1], policy.mlp_extractor.policy_net[2]),
              (net.critic_torso.layers[0], policy.mlp_extractor.value_net[0]),
              (net.critic_torso.layers[1], policy.mlp_extractor.value_net[2]),
              (net.head.out, policy.action_net), (net.value_head.out, policy.value_net)]
-    assert shapes(policy) == shapes(net) and activations(policy) == activations(net) == {"tanh"}
+    assert shapes(policy) == shapes(net) and activations(policy) == activations(net)
     with torch.no_grad():
         for ours, theirs in pairs:
             ours.weight.copy_(theirs.weight)
             ours.bias.copy_(theirs.bias)
-    (ours_opt,), theirs_opt = agent.optimizer.param_groups, policy.optimizer.param_groups[0]
-    assert type(agent.optimizer) is type(policy.optimizer) is torch.optim.RMSprop
-    assert all(ours_opt[k] == theirs_opt[k] for k in ("alpha", "eps", "momentum", "centered", "weight_decay"))
+    return pairs
 
+
+def sb3_rollouts(model, steps: int):
+    """Start `model` learning for `steps` and yield after each rollout it collects, with the
+    rollout as deeprl's RolloutBatch and the step count, before SB3's update (`model.train()`)."""
     from stable_baselines3.common.callbacks import CallbackList
+    from stable_baselines3.common.utils import obs_as_tensor
 
-    model._setup_learn(steps, CallbackList([]))
     callback = CallbackList([])
+    model._setup_learn(steps, callback)
     callback.init_callback(model)
     buffer = model.rollout_buffer
-    for _ in range(3):
+    while True:
         model.collect_rollouts(model.env, callback, buffer, n_rollout_steps=model.n_steps)
-        step = model.num_timesteps
-        model._update_current_progress_remaining(step, steps)  # as SB3's learn() does before train()
-        # No episode ends this early in LunarLander, so V(s') is the next step's V(s), and after the
-        # last step the value SB3 bootstrapped its returns from.
-        assert not buffer.episode_starts[1:].any()
-        last = (buffer.returns[-1] - buffer.rewards[-1]) / hp["gamma"]
+        model._update_current_progress_remaining(model.num_timesteps, steps)  # as SB3's learn() does
+        with torch.no_grad():
+            last = model.policy.predict_values(obs_as_tensor(model._last_obs, "cpu")).numpy().reshape(-1)
+        # Every episode end here is a termination (the time limits, 500 and 1,000 steps, are far):
+        # V(s') is 0 there, else the next step's V(s), and after the last step V of the obs reached.
+        dones = np.concatenate([buffer.episode_starts[1:], model._last_episode_starts[None]]).astype(bool)
         obs = torch.as_tensor(buffer.observations)
         batch = RolloutBatch(obs=obs, actions=torch.as_tensor(buffer.actions[..., 0]).long(),
                              log_probs=torch.as_tensor(buffer.log_probs), next_obs=obs, values=buffer.values,
-                             next_values=np.concatenate([buffer.values[1:], last[None]]), rewards=buffer.rewards,
-                             terminated=np.zeros(buffer.rewards.shape, bool), dones=np.zeros(buffer.rewards.shape, bool))
+                             next_values=np.where(dones, 0.0, np.concatenate([buffer.values[1:], last[None]])),
+                             rewards=buffer.rewards, terminated=dones, dones=dones)
+        yield batch, model.num_timesteps
+
+
+def updated_alike(agent, batch, step, model, pairs) -> dict:
+    """Update both on the rollout SB3 collected: the advantages and returns deeprl computes are
+    SB3's, and after both updates the clipped gradients (of the last minibatch) and the weights agree
+    to float rounding. deeprl's metrics."""
+    advantages, returns = agent.gae_targets(batch)
+    buffer = model.rollout_buffer  # [T, N] until SB3's update flattens it
+    torch.testing.assert_close(advantages, torch.as_tensor(buffer.advantages).reshape(-1), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(returns, torch.as_tensor(buffer.returns).reshape(-1), rtol=1e-5, atol=1e-5)
+    metrics = agent.update(batch, step)
+    model.train()
+    for ours, theirs in pairs:
+        for a, b in ((ours.weight, theirs.weight), (ours.bias, theirs.bias)):
+            torch.testing.assert_close(a.grad, b.grad, rtol=0, atol=1e-4 * b.grad.abs().max())
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+    return metrics
+
+
+def test_a2c_update_equals_sb3s_from_the_same_weights_and_rollout(tmp_path):
+    """Not only the same settings: the same update. deeprl's A2C starts from SB3's initial weights
+    and learns from the rollouts SB3 collects; after each of three updates the advantages, the
+    losses, the clipped gradients and the weights agree (float rounding aside) with SB3's own. The
+    schedules agree at every update of the benchmark's run."""
+    steps = 200_000
+    hp = benchmark.a2c_preset(benchmark.A2C_LUNARLANDER)
+    model = benchmark.sb3_a2c_model(1, hp)
+    agent = build(compose_config(*benchmark.A2C_LUNARLANDER, f"total_steps={steps}", "device=cpu",
+                                 "log.progress=false"), tmp_path, with_loop=False).agent
+    pairs = sb3_weights_copied(model.policy, agent.net)
+    assert activations(agent.net) == {"tanh"}
+    (ours,), theirs = agent.optimizer.param_groups, model.policy.optimizer.param_groups[0]
+    assert type(agent.optimizer) is type(model.policy.optimizer) is torch.optim.RMSprop
+    assert all(ours[k] == theirs[k] for k in ("alpha", "eps", "momentum", "centered", "weight_decay"))
+    for update, (batch, step) in enumerate(sb3_rollouts(model, steps)):
         assert model.lr_schedule(model._current_progress_remaining) == pytest.approx(agent.learning_rate(step))
-        metrics = agent.update(batch, step)
-        model.train()
+        metrics = updated_alike(agent, batch, step, model, pairs)
         logged = model.logger.name_to_value
-        for ours, theirs in (("policy_loss", "policy_loss"), ("value_loss", "value_loss")):
-            assert float(metrics[ours]) == pytest.approx(logged[f"train/{theirs}"], rel=1e-5), (step, ours)
+        assert float(metrics["policy_loss"]) == pytest.approx(logged["train/policy_loss"], rel=1e-5)
+        assert float(metrics["value_loss"]) == pytest.approx(logged["train/value_loss"], rel=1e-5)
         assert float(metrics["entropy"]) == pytest.approx(-logged["train/entropy_loss"], rel=1e-5)
-        for ours, theirs in pairs:
-            for a, b in ((ours.weight, theirs.weight), (ours.bias, theirs.bias)):
-                scale = b.grad.abs().max()
-                torch.testing.assert_close(a.grad, b.grad, rtol=0, atol=1e-5 * scale)
-                torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+        if update == 2:
+            break
     # Over the whole run: the learning rate each update uses.
     rollout = hp["num_envs"] * hp["n_steps"]
     for t in range(rollout, steps + 1, rollout * 97):
         assert model.lr_schedule(1 - t / steps) == pytest.approx(agent.learning_rate(t)), t
+
+
+def test_ppo_update_equals_sb3s_from_the_same_weights_and_rollout(tmp_path):
+    """The same for PPO's preset (10 epochs of one minibatch, the whole rollout, so SB3's shuffle
+    only reorders a sum): after each of three updates of 10 Adam steps, with episodes ending
+    within the rollouts, deeprl's advantages, gradients and weights are SB3's. A learning rate 10x
+    the preset's moves the policy far enough within an update for the clip to bind."""
+    steps, overrides = 100_000, ["algo.lr=0.01"]
+    hp = benchmark.ppo_preset(overrides)
+    model = benchmark.sb3_ppo_model(1, hp)
+    agent = build(compose_config(*benchmark.ppo_fixed(1, steps, overrides), "device=cpu", "log.progress=false"),
+                  tmp_path, with_loop=False).agent
+    assert agent.num_minibatches == 1 and model.batch_size == hp["num_envs"] * hp["n_steps"]
+    pairs = sb3_weights_copied(model.policy, agent.net)
+    ended, clipped = 0, []
+    for update, (batch, step) in enumerate(sb3_rollouts(model, steps)):
+        ended += int(batch.dones.sum())
+        metrics = updated_alike(agent, batch, step, model, pairs)
+        # deeprl's fraction is the last epoch's; SB3 logs the mean over all epochs.
+        clipped.append(float(metrics["clipfrac"]))
+        if update == 2:
+            break
+    assert ended > 10  # CartPole's first episodes are short: terminations are covered
+    assert max(clipped) > 0.05, clipped
