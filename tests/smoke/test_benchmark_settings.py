@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from conftest import compose_config
+from deeprl.buffers.replay import Batch
 from deeprl.buffers.rollout import RolloutBatch
 from deeprl.build import build
 from deeprl.networks import MLP
@@ -270,3 +271,41 @@ def test_ppo_update_equals_sb3s_from_the_same_weights_and_rollout(tmp_path):
             break
     assert ended > 10  # CartPole's first episodes are short: terminations are covered
     assert max(clipped) > 0.05, clipped
+
+
+def test_dqn_update_equals_sb3s_on_the_same_weights_and_batches(tmp_path):
+    """deeprl's DQN takes the gradient steps SB3's does: from SB3's initial weights, on the batches
+    SB3 samples from its own replay (filled by its random-start steps, episode ends and all), 20
+    updates give the same TD losses and weights (float rounding aside). The gradient norm is
+    clipped at 0.5 rather than the preset's 10, which these early gradients never reach. Target
+    syncs are left out: their timing is checked above."""
+    steps, updates = 50_000, 20
+    overrides = [*benchmark.dqn_fixed(1, steps), "algo.max_grad_norm=0.5"]
+    hp = benchmark.dqn_preset(overrides)
+    model = benchmark.sb3_dqn_model(1, hp)
+    model.learn(total_timesteps=hp["learning_starts"])  # random actions into SB3's replay, no update yet
+    agent = build(compose_config(*overrides, "device=cpu", "log.progress=false"), tmp_path, with_loop=False).agent
+    with torch.no_grad():
+        for ours, theirs in ((agent.q, model.q_net), (agent.q_target, model.q_net_target)):
+            for a, b in zip(ours.parameters(), theirs.parameters(), strict=True):
+                assert a.shape == b.shape
+                a.copy_(b)
+    agent.target_syncs = steps  # no sync within this test
+    sample = model.replay_buffer.sample
+    ended, clipped = 0, 0
+    for i in range(updates):
+        step = hp["learning_starts"] + i * 4
+        data = sample(model.batch_size)
+        ended += int(data.dones.sum())
+        model.replay_buffer.sample = lambda *_, **__: data  # noqa: B023 - SB3's train() samples once per step
+        model._current_progress_remaining = 1 - step / steps
+        model.train(gradient_steps=1, batch_size=model.batch_size)
+        batch = Batch(obs=data.observations, actions=data.actions.reshape(-1), rewards=data.rewards.reshape(-1),
+                      next_obs=data.next_observations, discounts=hp["gamma"] * (1 - data.dones.reshape(-1)))
+        metrics, _ = agent.update(batch, step)
+        assert float(metrics["td_loss"]) == pytest.approx(model.logger.name_to_value["train/loss"], rel=1e-5), i
+        clipped += bool(torch.linalg.vector_norm(agent.flat.grad) == pytest.approx(0.5, rel=1e-4))
+        for a, b in zip(agent.q.parameters(), model.q_net.parameters(), strict=True):
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+    assert ended > 0  # terminations (discount 0) are among the batches
+    assert clipped > updates // 4, clipped
