@@ -309,3 +309,59 @@ def test_dqn_update_equals_sb3s_on_the_same_weights_and_batches(tmp_path):
             torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
     assert ended > 0  # terminations (discount 0) are among the batches
     assert clipped > updates // 4, clipped
+
+
+def sb3_linears(module: nn.Module) -> list[nn.Linear]:
+    return [m for m in module.modules() if isinstance(m, nn.Linear)]
+
+
+def copy_into_stacked(stacked, linears_per_net: list[list[nn.Linear]]) -> None:
+    """SB3's nn.Linear layers (one list per network) into deeprl's StackedMLP: layer l of network
+    i is weights[l][i] = weightᵀ, biases[l][i] = bias."""
+    with torch.no_grad():
+        for i, linears in enumerate(linears_per_net):
+            assert len(linears) == len(stacked.weights)
+            for weight, bias, linear in zip(stacked.weights, stacked.biases, linears, strict=True):
+                weight[i].copy_(linear.weight.T)
+                bias[i, 0].copy_(linear.bias)
+
+
+def stacked_close(stacked, linears_per_net: list[list[nn.Linear]], atol: float) -> None:
+    for i, linears in enumerate(linears_per_net):
+        for weight, bias, linear in zip(stacked.weights, stacked.biases, linears, strict=True):
+            torch.testing.assert_close(weight[i], linear.weight.T, rtol=0, atol=atol)
+            torch.testing.assert_close(bias[i, 0], linear.bias, rtol=0, atol=atol)
+
+
+@pytest.mark.parametrize("algo", ["ddpg", "td3"])
+def test_ddpg_and_td3_updates_equal_sb3s_on_the_same_weights_and_batches(tmp_path, algo):
+    """deeprl writes its continuous-control gradients out by hand (checked against autograd in
+    tests/unit/test_continuous.py); here the whole update is checked against SB3's. From SB3's
+    initial actor, critics and targets, on the batches SB3 samples from its replay, 10 updates
+    leave every network (targets included, after TD3's delayed actor steps and Polyak averaging)
+    equal to SB3's to float rounding. TD3's target policy noise is off in both: it is random."""
+    steps, starts, updates = 2_000, 300, 10
+    overrides = [f"algo.learning_starts={starts}", *(["algo.target_noise=0"] if algo == "td3" else [])]
+    cfg = bench_continuous.deeprl_config(algo, "pendulum", 1, steps, overrides)
+    model = bench_continuous.sb3_model(cfg, bench_continuous.sb3_hparams(cfg))
+    model.learn(total_timesteps=starts)  # random actions into SB3's replay, no update yet
+    agent = build(cfg, tmp_path, with_loop=False).agent
+    critics = [[sb3_linears(q) for q in model.critic.q_networks],
+               [sb3_linears(q) for q in model.critic_target.q_networks]]
+    actors = [[sb3_linears(model.actor)], [sb3_linears(model.actor_target)]]
+    ours = [agent.critic.net, agent.critic_target.net, agent.actor.net, agent.actor_target.net]
+    for stacked, linears in zip(ours, [*critics, *actors], strict=True):
+        copy_into_stacked(stacked, linears)
+    sample = model.replay_buffer.sample
+    high = torch.as_tensor(model.action_space.high)
+    for i in range(updates):
+        data = sample(model.batch_size)
+        model.replay_buffer.sample = lambda *_, **__: data  # noqa: B023 - SB3's train() samples once per step
+        model.train(gradient_steps=1, batch_size=model.batch_size)
+        # SB3 stores actions scaled to [-1, 1]; deeprl stores the env's (Pendulum: [-2, 2]).
+        batch = Batch(obs=data.observations, actions=data.actions * high, rewards=data.rewards.reshape(-1),
+                      next_obs=data.next_observations, discounts=cfg.algo.gamma * (1 - data.dones.reshape(-1)))
+        agent.update(batch, starts + i)
+        for stacked, linears in zip(ours, [*critics, *actors], strict=True):
+            stacked_close(stacked, linears, atol=1e-5)
+    assert model._n_updates == agent.updates == updates
