@@ -7,6 +7,7 @@ network, the schedules at every step, the env steps of the target syncs, the net
 
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -202,7 +203,7 @@ def sb3_rollouts(model, steps: int):
         yield batch, model.num_timesteps
 
 
-def updated_alike(agent, batch, step, model, pairs) -> dict:
+def update_both(agent, batch, step, model, pairs) -> dict:
     """Update both on the rollout SB3 collected: the advantages and returns deeprl computes are
     SB3's, and after both updates the clipped gradients (of the last minibatch) and the weights agree
     to float rounding. deeprl's metrics."""
@@ -236,7 +237,7 @@ def test_a2c_update_equals_sb3s_from_the_same_weights_and_rollout(tmp_path):
     assert all(ours[k] == theirs[k] for k in ("alpha", "eps", "momentum", "centered", "weight_decay"))
     for update, (batch, step) in enumerate(sb3_rollouts(model, steps)):
         assert model.lr_schedule(model._current_progress_remaining) == pytest.approx(agent.learning_rate(step))
-        metrics = updated_alike(agent, batch, step, model, pairs)
+        metrics = update_both(agent, batch, step, model, pairs)
         logged = model.logger.name_to_value
         assert float(metrics["policy_loss"]) == pytest.approx(logged["train/policy_loss"], rel=1e-5)
         assert float(metrics["value_loss"]) == pytest.approx(logged["train/value_loss"], rel=1e-5)
@@ -264,7 +265,7 @@ def test_ppo_update_equals_sb3s_from_the_same_weights_and_rollout(tmp_path):
     ended, clipped = 0, []
     for update, (batch, step) in enumerate(sb3_rollouts(model, steps)):
         ended += int(batch.dones.sum())
-        metrics = updated_alike(agent, batch, step, model, pairs)
+        metrics = update_both(agent, batch, step, model, pairs)
         # deeprl's fraction is the last epoch's; SB3 logs the mean over all epochs.
         clipped.append(float(metrics["clipfrac"]))
         if update == 2:
@@ -326,11 +327,22 @@ def copy_into_stacked(stacked, linears_per_net: list[list[nn.Linear]]) -> None:
                 bias[i, 0].copy_(linear.bias)
 
 
-def stacked_close(stacked, linears_per_net: list[list[nn.Linear]], atol: float) -> None:
+def close(a: torch.Tensor, b: torch.Tensor) -> None:
+    torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+
+
+def alike(a: torch.Tensor, b: torch.Tensor) -> None:
+    """99% of the elements within 1e-5, all within 1e-3 (see the SAC test)."""
+    apart = (a - b).abs()
+    assert float((apart > 1e-5).float().mean()) < 0.01 and float(apart.max()) < 1e-3, (
+        f"{int((apart > 1e-5).sum())} of {apart.numel()} elements more than 1e-5 apart, the most {float(apart.max()):.2e}")
+
+
+def stacked_close(stacked, linears_per_net: list[list[nn.Linear]], equal=close) -> None:
     for i, linears in enumerate(linears_per_net):
         for weight, bias, linear in zip(stacked.weights, stacked.biases, linears, strict=True):
-            torch.testing.assert_close(weight[i], linear.weight.T, rtol=0, atol=atol)
-            torch.testing.assert_close(bias[i, 0], linear.bias, rtol=0, atol=atol)
+            equal(weight[i], linear.weight.T)
+            equal(bias[i, 0], linear.bias)
 
 
 @pytest.mark.parametrize("algo", ["ddpg", "td3"])
@@ -363,5 +375,89 @@ def test_ddpg_and_td3_updates_equal_sb3s_on_the_same_weights_and_batches(tmp_pat
                       next_obs=data.next_observations, discounts=cfg.algo.gamma * (1 - data.dones.reshape(-1)))
         agent.update(batch, starts + i)
         for stacked, linears in zip(ours, [*critics, *actors], strict=True):
-            stacked_close(stacked, linears, atol=1e-5)
+            stacked_close(stacked, linears)
     assert model._n_updates == agent.updates == updates
+
+
+def test_sac_update_equals_sb3s_on_the_same_weights_batches_and_noise(tmp_path, monkeypatch):
+    """SAC draws its actions inside the update, so the noise is matched too: each of SB3's draws
+    (ε for a ~ π(·|s), then for a' ~ π(·|s')) is recorded and handed to deeprl's actor for the same
+    observations. From SB3's initial weights and temperature, 10 updates leave the critics, their
+    targets, the actor and α equal to SB3's to float rounding.
+
+    Two conventions differ. SB3's critic loss is ½ Σᵢ MSEᵢ (the SAC paper's), deeprl's Σᵢ MSEᵢ
+    (CleanRL's, and TD3's in both libraries). Adam's step does not depend on the loss's scale except
+    through its ε (1e-8), which still moves gradient elements near 1e-8 apart, so here SB3's MSE is
+    doubled to deeprl's. And SB3 adds 1e-6 inside the tanh correction's log where deeprl's is exact:
+    far below the tolerance while actions stay clear of ±1, as they do early on.
+
+    "Equal" allows for one more thing: Adam's first steps are nearly the sign of the gradient, so an
+    element whose gradient is float noise (near 0) can step either way in either library. So 99% of
+    each tensor's elements must agree to 1e-5, and every element to 1e-3 (one step of lr 1e-3).
+    Measured: 0.5% of one actor layer's elements were 4.5e-5 apart at the 10th update; everything
+    else within 3e-6."""
+    steps, starts, updates = 2_000, 300, 10
+    cfg = bench_continuous.deeprl_config("sac", "pendulum", 1, steps, [f"algo.learning_starts={starts}"])
+    model = bench_continuous.sb3_model(cfg, bench_continuous.sb3_hparams(cfg))
+    model.learn(total_timesteps=starts)  # random actions into SB3's replay, no update yet
+    agent = build(cfg, tmp_path, with_loop=False).agent
+    critics = [[sb3_linears(q) for q in model.critic.q_networks],
+               [sb3_linears(q) for q in model.critic_target.q_networks]]
+    for stacked, linears in zip([agent.critic.net, agent.critic_target.net], critics, strict=True):
+        copy_into_stacked(stacked, linears)
+    # deeprl's actor is one MLP whose last layer gives the mean and the log-std; SB3 has two heads.
+    actor = model.actor
+    hidden = sb3_linears(actor.latent_pi)
+    with torch.no_grad():
+        copy_into_stacked(agent.actor.net, [[*hidden, actor.mu]])  # the mean's half of the last layer...
+        last = len(hidden)
+        agent.actor.net.weights[last][0].copy_(torch.cat([actor.mu.weight.T, actor.log_std.weight.T], dim=1))
+        agent.actor.net.biases[last][0, 0].copy_(torch.cat([actor.mu.bias, actor.log_std.bias]))
+        agent.log_alpha.copy_(model.log_ent_coef)
+    import stable_baselines3.sac.sac as sb3_sac
+
+    mse = sb3_sac.F.mse_loss  # SB3's SAC takes it for the critic loss alone
+    monkeypatch.setattr(sb3_sac, "F", SimpleNamespace(mse_loss=lambda *a, **k: 2 * mse(*a, **k)))
+
+    import torch.distributions.normal as normal
+
+    draws = []
+    standard_normal = normal._standard_normal
+    monkeypatch.setattr(normal, "_standard_normal", lambda *a, **k: draws.append(standard_normal(*a, **k)) or draws[-1])
+    rsample = agent.actor.rsample
+
+    def rsample_with_sb3s_noise(obs, generator=None):
+        noise = draws[0] if obs is batch.obs else draws[1]
+        with monkeypatch.context() as m:
+            m.setattr(torch, "randn", lambda *_, **__: noise.clone())
+            return rsample(obs, generator)
+
+    monkeypatch.setattr(agent.actor, "rsample", rsample_with_sb3s_noise)
+    sample = model.replay_buffer.sample
+    high = torch.as_tensor(model.action_space.high)
+    for i in range(updates):
+        data = sample(model.batch_size)
+        model.replay_buffer.sample = lambda *_, **__: data  # noqa: B023 - SB3's train() samples once per step
+        draws.clear()
+        model.train(gradient_steps=1, batch_size=model.batch_size)
+        assert len(draws) == 2  # a ~ π(·|s), then a' ~ π(·|s')
+        batch = Batch(obs=data.observations, actions=data.actions * high, rewards=data.rewards.reshape(-1),
+                      next_obs=data.next_observations, discounts=cfg.algo.gamma * (1 - data.dones.reshape(-1)))
+        metrics, _ = agent.update(batch, starts + i)
+        logged = model.logger.name_to_value
+        # The losses, whose scale Adam's steps hide: each is the same function of the same values.
+        assert float(metrics["qf1_loss"] + metrics["qf2_loss"]) == pytest.approx(logged["train/critic_loss"], rel=1e-5)
+        # These two read log π, whose mean SB3's 1e-6 shifts (by up to 1e-6 / (1 - a²) a sample),
+        # and both pass near 0 (α log π against Q; α's loss is -log α, 0 at α = 1, times log π's gap
+        # to the target entropy): absolute tolerances. Measured: 4.4e-6 and 1.4e-8 at most.
+        assert float(metrics["actor_loss"]) == pytest.approx(logged["train/actor_loss"], rel=1e-4, abs=1e-4)
+        assert float(metrics["alpha_loss"]) == pytest.approx(logged["train/ent_coef_loss"], rel=1e-4, abs=1e-6)
+        for stacked, linears in zip([agent.critic.net, agent.critic_target.net], critics, strict=True):
+            stacked_close(stacked, linears, alike)
+        weight, bias = agent.actor.net.weights[last][0], agent.actor.net.biases[last][0, 0]
+        alike(weight, torch.cat([actor.mu.weight.T, actor.log_std.weight.T], dim=1))
+        alike(bias, torch.cat([actor.mu.bias, actor.log_std.bias]))
+        for layer, linear in enumerate(hidden):
+            alike(agent.actor.net.weights[layer][0], linear.weight.T)
+        torch.testing.assert_close(agent.log_alpha.detach(), model.log_ent_coef.detach(), rtol=0, atol=1e-6)
+    assert agent.updates == model._n_updates == updates
