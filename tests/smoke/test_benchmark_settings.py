@@ -3,7 +3,12 @@ scripts/bench_continuous.py). Its "identical hyperparameters" claims rest on tra
 config into SB3's arguments, whose units differ (vector steps against env steps, progress against
 steps); a slip there makes a ratio compare unlike work. So both libraries run the same short
 workload for real, and what they did is read back from each: the number of optimizer steps of every
-network, the schedules at every step, the env steps of the target syncs, the networks' shapes."""
+network, the schedules at every step, the env steps of the target syncs, the networks' shapes.
+
+Then the updates themselves: for DQN, A2C, PPO, DDPG, TD3 and SAC, deeprl starts from SB3's initial
+weights and learns from the very batches or rollouts SB3 learns from (and SAC from its noise);
+after each update both hold the same weights, to float rounding. SB3 serves as the reference
+implementation of each algorithm."""
 
 import sys
 from pathlib import Path
