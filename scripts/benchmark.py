@@ -457,16 +457,18 @@ def sb3_ppo_model(seed: int, hp: dict):
 
 
 def sb3_ppo(seed: int, steps: int, hp: dict) -> dict:
+    return sb3_final(sb3_ppo_model(seed, hp), steps, "CartPole-v1", EVAL_EPISODES)
+
+
+def sb3_final(model, steps: int, env_id: str, episodes: int) -> dict:
+    """Train `model` for `steps`, then its greedy return over `episodes` on a fresh env."""
     import gymnasium as gym
     from stable_baselines3.common.evaluation import evaluate_policy
 
-    model = sb3_ppo_model(seed, hp)
     t0 = time.perf_counter()
     model.learn(total_timesteps=steps)
     wall = time.perf_counter() - t0
-    eval_env = gym.make("CartPole-v1")
-    mean, _ = evaluate_policy(model, eval_env, n_eval_episodes=EVAL_EPISODES, deterministic=True,
-                              warn=False)
+    mean, _ = evaluate_policy(model, gym.make(env_id), n_eval_episodes=episodes, deterministic=True, warn=False)
     model.get_env().close()
     return {"wall_time_s": wall, "sps": steps / wall, "eval_return_mean": float(mean)}
 
@@ -508,7 +510,6 @@ def ppo_cartpole(seeds: list[int], steps: int = 100_000) -> list[str]:
                   f"Median wall time: deeprl {ours:.1f} s, SB3 {theirs:.1f} s, ratio deeprl/SB3 = "
                   f"**{ours / theirs:.2f}**", ""]
     return lines
-
 
 
 # RL-Zoo (hyperparams/a2c.yml), LunarLander-v2; what it leaves out is SB3's A2C defaults, which are
@@ -555,19 +556,6 @@ def sb3_a2c_model(seed: int, hp: dict):
                policy_kwargs={"net_arch": {"pi": hp["hidden"], "vf": hp["hidden"]},
                               "activation_fn": activation, "ortho_init": True},
                seed=seed, device="cpu", verbose=0)
-
-
-def sb3_final(model, steps: int, env_id: str, episodes: int) -> dict:
-    """Train `model` for `steps`, then its greedy return over `episodes` on a fresh env."""
-    import gymnasium as gym
-    from stable_baselines3.common.evaluation import evaluate_policy
-
-    t0 = time.perf_counter()
-    model.learn(total_timesteps=steps)
-    wall = time.perf_counter() - t0
-    mean, _ = evaluate_policy(model, gym.make(env_id), n_eval_episodes=episodes, deterministic=True, warn=False)
-    model.get_env().close()
-    return {"wall_time_s": wall, "sps": steps / wall, "eval_return_mean": float(mean)}
 
 
 def a2c_lunarlander(seeds: list[int], steps: int = 200_000) -> list[str]:
