@@ -10,6 +10,7 @@ weights and learns from the very batches or rollouts SB3 learns from (and SAC fr
 after each update both hold the same weights, to float rounding. SB3 serves as the reference
 implementation of each algorithm."""
 
+import itertools
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -165,7 +166,6 @@ def test_sb3_off_policy_continuous_takes_deeprls_gradient_steps(tmp_path, algo):
     assert numel(model.critic) == numel(agent.critic) and numel(model.actor) == numel(agent.actor)
 
 
-
 def sb3_weights_copied(policy, net) -> list[tuple[nn.Module, nn.Module]]:
     """Copy an SB3 MlpPolicy's weights (separate actor and critic) into deeprl's ActorCriticNet;
     the pairs of matching layers, deeprl's first."""
@@ -240,15 +240,13 @@ def test_a2c_update_equals_sb3s_from_the_same_weights_and_rollout(tmp_path):
     (ours,), theirs = agent.optimizer.param_groups, model.policy.optimizer.param_groups[0]
     assert type(agent.optimizer) is type(model.policy.optimizer) is torch.optim.RMSprop
     assert all(ours[k] == theirs[k] for k in ("alpha", "eps", "momentum", "centered", "weight_decay"))
-    for update, (batch, step) in enumerate(sb3_rollouts(model, steps)):
+    for batch, step in itertools.islice(sb3_rollouts(model, steps), 3):
         assert model.lr_schedule(model._current_progress_remaining) == pytest.approx(agent.learning_rate(step))
         metrics = update_both(agent, batch, step, model, pairs)
         logged = model.logger.name_to_value
         assert float(metrics["policy_loss"]) == pytest.approx(logged["train/policy_loss"], rel=1e-5)
         assert float(metrics["value_loss"]) == pytest.approx(logged["train/value_loss"], rel=1e-5)
         assert float(metrics["entropy"]) == pytest.approx(-logged["train/entropy_loss"], rel=1e-5)
-        if update == 2:
-            break
     # Over the whole run: the learning rate each update uses.
     rollout = hp["num_envs"] * hp["n_steps"]
     for t in range(rollout, steps + 1, rollout * 97):
@@ -268,13 +266,10 @@ def test_ppo_update_equals_sb3s_from_the_same_weights_and_rollout(tmp_path):
     assert agent.num_minibatches == 1 and model.batch_size == hp["num_envs"] * hp["n_steps"]
     pairs = sb3_weights_copied(model.policy, agent.net)
     ended, clipped = 0, []
-    for update, (batch, step) in enumerate(sb3_rollouts(model, steps)):
+    for batch, step in itertools.islice(sb3_rollouts(model, steps), 3):
         ended += int(batch.dones.sum())
         metrics = update_both(agent, batch, step, model, pairs)
-        # deeprl's fraction is the last epoch's; SB3 logs the mean over all epochs.
-        clipped.append(float(metrics["clipfrac"]))
-        if update == 2:
-            break
+        clipped.append(float(metrics["clipfrac"]))  # of the last epoch
     assert ended > 10  # CartPole's first episodes are short: terminations are covered
     assert max(clipped) > 0.05, clipped
 
