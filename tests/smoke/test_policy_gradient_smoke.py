@@ -89,6 +89,26 @@ def test_online_actor_critic_updates_after_every_step(tmp_path, monkeypatch):
     assert sizes == [(1, 3)] * 20
 
 
+@pytest.mark.parametrize("mode", ["online", "batch"])
+def test_actor_critic_learns_the_same_without_the_rollouts_estimates(tmp_path, monkeypatch, mode):
+    """ActorCritic recomputes V and log π in its update, so `Rollout.finish` skips its passes for
+    them (READS_COLLECTION_ESTIMATES). The passes have no side effect: with them made again, the
+    run learns the same weights, bit for bit."""
+    from deeprl.algos.actor_critic import ActorCritic
+
+    overrides = ["algo=actor_critic", "env=cartpole", f"algo.mode={mode}", "num_envs=3", "algo.n_steps=16",
+                 "total_steps=480", "eval.every=0", "eval.episodes=1", "checkpoint.every=0"]
+    learned = {}
+    for reads in (False, True):
+        monkeypatch.setattr(ActorCritic, "READS_COLLECTION_ESTIMATES", reads)
+        run = build(compose_config(*overrides, "log.progress=false"), tmp_path / str(reads))
+        run.execute()
+        learned[reads] = run.agent.net.state_dict()
+    assert learned[False].keys() == learned[True].keys()
+    for key, value in learned[False].items():
+        assert torch.equal(value, learned[True][key]), key
+
+
 def test_reinforce_learns_from_whole_episodes_only(tmp_path):
     # One env: a batch is whole episodes of at least batch_steps, so updates come after episode ends.
     run_in_process(tmp_path, "algo=reinforce", "env=cartpole", "total_steps=500", "algo.batch_steps=100",

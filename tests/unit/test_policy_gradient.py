@@ -138,6 +138,27 @@ def test_rollout_without_a_critic_has_zero_values_and_grows_past_capacity():
     assert not batch.values.any() and not batch.next_values.any()
 
 
+def test_rollout_finish_without_estimates_leaves_them_out_and_the_rest_alike():
+    """For an agent that recomputes them (READS_COLLECTION_ESTIMATES false): log-probabilities and
+    values are None (nothing reads a stand-in), the rest is what `finish` gives with them."""
+    batches = []
+    for fns in ((zero_log_probs, fake_values), (None, None)):
+        rollout = Rollout(3)
+        for i in range(3):
+            ended = np.array([i == 1, False])
+            rollout.add(torch.full((2, 2), float(i)), torch.zeros(2, dtype=torch.long), np.ones(2), ended,
+                        np.zeros(2, bool), {"final_obs": [np.full(2, 9.0, np.float32), None]})
+        batches.append(rollout.finish(torch.full((2, 2), 3.0), *fns))
+        assert len(rollout) == 0
+    full, bare = batches
+    assert bare.log_probs is None and bare.values is None and bare.next_values is None
+    for name in ("obs", "actions", "next_obs"):
+        assert torch.equal(getattr(full, name), getattr(bare, name)), name
+    for name in ("rewards", "terminated", "dones"):
+        assert np.array_equal(getattr(full, name), getattr(bare, name)), name
+    assert torch.equal(bare.next_obs[1, 0], torch.full((2,), 9.0))  # the episode's final observation
+
+
 def test_select_episodes_lays_whole_episodes_end_to_end():
     rollout = Rollout(4)
     dones = [np.array([False, False]), np.array([True, False]), np.array([False, True]), np.array([False, False])]

@@ -25,6 +25,8 @@ MODES = ("batch", "online")
 
 
 class ActorCritic(PolicyAgent):
+    READS_COLLECTION_ESTIMATES = False  # V and log π come from the networks as the update moves them
+
     def __init__(self, spec: EnvSpec, network, device: torch.device, rng: np.random.Generator,
                  total_steps: int, *, mode: str, gamma: float, actor_lr: float, critic_lr: float,
                  anneal_lr: bool, adam_eps: float, target_updates: int, critic_steps: int,

@@ -30,6 +30,10 @@ class PolicyAgent:
     """Acting, value estimates, learning-rate schedule and checkpoints; subclasses set
     `self.optimizer` and write `update`."""
     LEARNED = ("net",)  # the observation normaliser's statistics included
+    # Whether `update` reads the log-probabilities and values of the policy and critic that
+    # collected the rollout. An agent that recomputes both (ActorCritic) spares `Rollout.finish`
+    # its passes over the rollout: for online actor-critic, two of the few per environment step.
+    READS_COLLECTION_ESTIMATES = True
 
     def __init__(self, name: str, spec: EnvSpec, network, device: torch.device,
                  rng: np.random.Generator, total_steps: int, *, critic: bool, shared_torso: bool,

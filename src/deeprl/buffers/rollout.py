@@ -19,15 +19,17 @@ class RolloutBatch(NamedTuple):
     `actions` are the policy's own samples (before any clipping or squashing to the env's bounds),
     so `log_probs` are theirs. `next_obs` is the true s' of every step (the episode's final
     observation where it ended), and `next_values` = V(s') for it: V(final obs) after a
-    truncation, 0 after a termination, and 0 throughout for agents without a critic.
+    truncation, 0 after a termination, and 0 throughout for agents without a critic. `log_probs`,
+    `values` and `next_values` are None for an agent that does not read them
+    (`PolicyAgent.READS_COLLECTION_ESTIMATES`).
     """
 
     obs: torch.Tensor
     actions: torch.Tensor
-    log_probs: torch.Tensor
+    log_probs: torch.Tensor | None
     next_obs: torch.Tensor
-    values: np.ndarray
-    next_values: np.ndarray
+    values: np.ndarray | None
+    next_values: np.ndarray | None
     rewards: np.ndarray
     terminated: np.ndarray
     dones: np.ndarray
@@ -93,11 +95,13 @@ class Rollout:
         self.t += 1
 
     def finish(self, last_obs: torch.Tensor,
-               log_prob_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-               value_fn: Callable[[torch.Tensor], torch.Tensor | None]) -> RolloutBatch:
+               log_prob_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None,
+               value_fn: Callable[[torch.Tensor], torch.Tensor | None] | None) -> RolloutBatch:
         """The batch of everything added since the last `finish`. `last_obs` is the observation
         after the last step. `log_prob_fn(obs, actions)` and `value_fn(obs)` (None without a critic)
-        are the policy and critic that collected the data, called without gradient on flat batches."""
+        are the policy and critic that collected the data, called without gradient on flat batches.
+        Both None: an agent that does not read them; the batch's log_probs, values and next_values
+        are None."""
         T = self.t
         obs = self._tensors["obs"][:T].clone()
         actions = self._tensors["actions"][:T].clone()
@@ -110,6 +114,13 @@ class Rollout:
             rows, cols = (torch.tensor(x, device=obs.device) for x in zip(*ended, strict=True))
             next_obs[rows, cols] = final.to(obs.dtype)
 
+        batch = RolloutBatch(obs=obs, actions=actions, log_probs=None, next_obs=next_obs, values=None,
+                             next_values=None, rewards=self._arrays["rewards"][:T].copy(),
+                             terminated=terminated, dones=dones)
+        self.t = 0
+        self._final_obs = {}
+        if log_prob_fn is None and value_fn is None:
+            return batch
         kept = {k: self._tensors[k][:T] for k in self._kept}
         with torch.no_grad():
             log_probs = kept["log_probs"].clone() if "log_probs" in kept else \
@@ -134,12 +145,7 @@ class Rollout:
                 # Episode ends: V(final obs) after a truncation, nothing after a termination.
                 next_values[k] = 0.0 if terminated[k] else v
 
-        batch = RolloutBatch(obs=obs, actions=actions, log_probs=log_probs, next_obs=next_obs, values=values,
-                             next_values=next_values, rewards=self._arrays["rewards"][:T].copy(),
-                             terminated=terminated, dones=dones)
-        self.t = 0
-        self._final_obs = {}
-        return batch
+        return batch._replace(log_probs=log_probs, values=values, next_values=next_values)
 
     def state_dict(self) -> dict:
         """The steps added since the last `finish` (a rollout in progress), on the CPU."""

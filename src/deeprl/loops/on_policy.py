@@ -19,6 +19,7 @@ class OnPolicyLoop(PolicyLoop):
 
     def run(self) -> None:
         agent, envs, session, rollout = self.agent, self.envs, self.session, self.rollout
+        estimates = (agent.log_prob, agent.value) if agent.READS_COLLECTION_ESTIMATES else (None, None)
         while self.step < self.total_steps and not session.stopping:
             env_actions, actions, log_probs, values = agent.explore(self.obs)
             next_obs, rewards, terminated, truncated, infos = envs.step(env_actions)
@@ -30,7 +31,7 @@ class OnPolicyLoop(PolicyLoop):
             session.episodes(step, self.tracker.step(rewards, terminated | truncated, infos))
             # The last rollout is cut short if total_steps is not a multiple of n_steps × num_envs.
             if len(rollout) == self.n_steps or step >= self.total_steps:
-                metrics = agent.update(rollout.finish(self.obs, agent.log_prob, agent.value), step)
+                metrics = agent.update(rollout.finish(self.obs, *estimates), step)
                 session.metrics(step, metrics)
             session.tick(step, agent, self.charts)
 
