@@ -16,6 +16,7 @@ threads than the machine has cores (`threads_cap`).
 
 import json
 import math
+import os
 import shutil
 import sys
 import time
@@ -38,6 +39,19 @@ from deeprl.core.run_dir import Claim, as_found, hold, release
 
 TUNED_DIR = CONF_DIR / "tuned"
 FAILED = "failed.txt"
+# loky, the process pool behind Hydra's joblib launcher, runs a resource tracker process. When Ctrl-C
+# has stopped a sweep it can report a semaphore of a stopped worker as leaked, then fail to remove
+# what is already gone: four lines of its internals under the sweep's one line, about what it has
+# cleaned up itself. Seen under load, on one run in many. That process takes its warning filters
+# from the environment.
+LOKY_TRACKER_QUIET = "ignore::UserWarning:joblib.externals.loky.backend.resource_tracker"
+
+
+def quiet_loky_tracker(environ=os.environ) -> None:
+    """Add LOKY_TRACKER_QUIET to PYTHONWARNINGS (after any the user set), once."""
+    filters = [f for f in environ.get("PYTHONWARNINGS", "").split(",") if f]
+    if LOKY_TRACKER_QUIET not in filters:
+        environ["PYTHONWARNINGS"] = ",".join([*filters, LOKY_TRACKER_QUIET])
 TRIAL = "trial.json"
 GUARD_EXIT = 3  # RunStopped's code when the numerical guard stops a run
 

@@ -150,6 +150,7 @@ def main() -> None:
         print(version_line("train"))
         return
     if any(a in ("-m", "--multirun") for a in sys.argv[1:]):  # a sweep: its launcher stops its jobs
+        sweep.quiet_loky_tracker()
         try:
             return _main()
         except (KeyboardInterrupt, SystemExit) as stop:  # a job's run stopped by a signal: RunStopped

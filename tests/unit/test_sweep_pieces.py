@@ -1,6 +1,9 @@
 """Sweep jobs' pieces: thread caps per launcher, scores, the search's preset file, varied keys."""
 
 import math
+import os
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -161,3 +164,27 @@ def test_the_best_preset_of_a_generic_env_says_the_id_needs_a_config_of_its_own(
 ])
 def test_the_banner_says_when_the_command_line_replaced_a_named_envs_task(env, overrides, expected):
     assert sweep.replaced_task(env, overrides) == expected
+
+
+def test_loky_trackers_report_of_what_it_cleaned_up_is_kept_out_of_a_sweeps_output():
+    """A Ctrl-C'd joblib sweep could end with loky's resource tracker reporting a stopped worker's
+    semaphore as leaked (four lines of warnings). Its process reads the filter a sweep adds to
+    PYTHONWARNINGS: here a real tracker is left a semaphore it cannot find, with and without it."""
+    environ = {"PYTHONWARNINGS": "default::DeprecationWarning"}
+    sweep.quiet_loky_tracker(environ)
+    sweep.quiet_loky_tracker(environ)  # once
+    assert environ["PYTHONWARNINGS"] == f"default::DeprecationWarning,{sweep.LOKY_TRACKER_QUIET}"
+    code = ("from joblib.externals.loky.backend import resource_tracker\n"
+            "resource_tracker.ensure_running()\n"
+            "resource_tracker.register('/deeprl-test-semlock', 'semlock')\n")
+    outputs = {}
+    for quiet in (False, True):
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
+        if quiet:
+            sweep.quiet_loky_tracker(env)
+        # The tracker outlives this process and shares its stderr: the pipe closes when both have.
+        result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        outputs[quiet] = result.stderr
+    assert "leaked semlock" in outputs[False], outputs[False]
+    assert outputs[True] == ""
