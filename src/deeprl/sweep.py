@@ -39,11 +39,12 @@ from deeprl.core.run_dir import Claim, as_found, hold, release
 
 TUNED_DIR = CONF_DIR / "tuned"
 FAILED = "failed.txt"
+TRIAL = "trial.json"
+GUARD_EXIT = 3  # RunStopped's code when the numerical guard stops a run
 # loky, the process pool behind Hydra's joblib launcher, runs a resource tracker process. When Ctrl-C
 # has stopped a sweep it can report a semaphore of a stopped worker as leaked, then fail to remove
-# what is already gone: four lines of its internals under the sweep's one line, about what it has
-# cleaned up itself. Seen under load, on one run in many. That process takes its warning filters
-# from the environment.
+# it because it is already gone: four lines of its internals under the sweep's one line. Seen under
+# load, once in many runs. That process takes its warning filters from the environment.
 LOKY_TRACKER_QUIET = "ignore::UserWarning:joblib.externals.loky.backend.resource_tracker"
 
 
@@ -52,8 +53,6 @@ def quiet_loky_tracker(environ=os.environ) -> None:
     filters = [f for f in environ.get("PYTHONWARNINGS", "").split(",") if f]
     if LOKY_TRACKER_QUIET not in filters:
         environ["PYTHONWARNINGS"] = ",".join([*filters, LOKY_TRACKER_QUIET])
-TRIAL = "trial.json"
-GUARD_EXIT = 3  # RunStopped's code when the numerical guard stops a run
 
 
 # Scores -------------------------------------------------------------------------------------
