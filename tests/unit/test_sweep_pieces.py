@@ -166,7 +166,7 @@ def test_the_banner_says_when_the_command_line_replaced_a_named_envs_task(env, o
     assert sweep.replaced_task(env, overrides) == expected
 
 
-def test_loky_trackers_report_of_what_it_cleaned_up_is_kept_out_of_a_sweeps_output():
+def test_loky_trackers_leak_report_is_kept_out_of_a_sweeps_output():
     """A Ctrl-C'd joblib sweep could end with loky's resource tracker reporting a stopped worker's
     semaphore as leaked (four lines of warnings). Its process reads the filter a sweep adds to
     PYTHONWARNINGS: here a real tracker is left a semaphore it cannot find, with and without it."""
