@@ -27,7 +27,11 @@ def test_reaches_the_pendulum_threshold_on_most_seeds(tmp_path, algo):
                                                       "fp32, and algo.precision=auto never picks them here")
 def test_sac_with_bf16_products_reaches_the_pendulum_threshold_on_most_seeds(tmp_path):
     """The same claim with the hidden-to-hidden products in bf16 (what `auto` picks for wide
-    networks on a CPU with native bf16; forced here on the preset's 64-64 networks)."""
-    returns = final_returns(tmp_path, SEEDS, "algo=sac", "env=pendulum", "algo.precision=bf16", "eval.every=0",
-                            threshold=-250, at_least=2)
+    networks on a CPU with native bf16; forced here on the preset's 64-64 networks), after 12k of
+    the preset's 20k steps: this test is about bf16's numerics, and SAC has settled by then.
+    Measured on an AVX-512 BF16 CPU: final returns -166, -149, -154, -169, -177, -141 (seeds 1-6)
+    at 12k; evaluated every 2k steps (10 episodes), seeds 1-4 dipped to -408 and -324 at 8k and
+    stayed within -146 to -204 from 10k to 20k."""
+    returns = final_returns(tmp_path, SEEDS, "algo=sac", "env=pendulum", "algo.precision=bf16", "total_steps=12000",
+                            "eval.every=0", threshold=-250, at_least=2)
     assert_at_least(returns, -250, 2)

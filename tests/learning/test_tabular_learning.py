@@ -17,7 +17,9 @@ SEEDS = (1, 2, 3)
 
 
 def train(tmp_path, *overrides):
-    cfg = compose_config(*overrides, "log.progress=false", "eval.episodes=5", "eval.every=0")
+    # No value figures on the way (a tenth of a second each; tests/smoke/test_tabular_smoke.py
+    # checks them): they take no part in learning.
+    cfg = compose_config(*overrides, "log.progress=false", "eval.episodes=5", "eval.every=0", "algo.figure_every=0")
     run = build(cfg, tmp_path)
     summary = run.execute()
     return run.agent, summary

@@ -346,7 +346,7 @@ def close(a: torch.Tensor, b: torch.Tensor) -> None:
 
 def alike(a: torch.Tensor, b: torch.Tensor) -> None:
     """99% of the elements within 1e-5, all within 1e-3 (see the SAC test)."""
-    apart = (a - b).abs()
+    apart = (a.detach() - b.detach()).abs()
     assert float((apart > 1e-5).float().mean()) < 0.01 and float(apart.max()) < 1e-3, (
         f"{int((apart > 1e-5).sum())} of {apart.numel()} elements more than 1e-5 apart, the most {float(apart.max()):.2e}")
 
