@@ -298,13 +298,27 @@ def plot(curves: dict[str, tuple], path: Path, tag: str, metric: str, window: in
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    fig = plt.figure(figsize=(8, 5), dpi=120)
+    draw(fig.add_subplot(), curves, tag, metric, window)
+    fig.tight_layout()
+    save_atomic(fig, path, write=lambda figure, f: figure.savefig(f, format="png"))
+    plt.close(fig)
+
+
+def draw(ax, curves: dict[str, tuple], tag: str, metric: str, window: int) -> None:
+    """`plot`'s chart on `ax`. A group evaluated at one step only (a run that evaluates only at its
+    end) has no band to shade: its CI is an error bar there."""
     from matplotlib.ticker import EngFormatter
 
-    fig, ax = plt.subplots(figsize=(8, 5), dpi=120)
     for label, (steps, center, lower, upper, n) in curves.items():
         marker = "o" if len(steps) <= 20 else None
         (line,) = ax.plot(steps, center, label=f"{label} (n={n})", marker=marker, markersize=3)
-        ax.fill_between(steps, lower, upper, color=line.get_color(), alpha=0.2, linewidth=0)
+        if len(steps) == 1:
+            ax.errorbar(steps, center, yerr=[np.subtract(center, lower), np.subtract(upper, center)],
+                        color=line.get_color(), capsize=4, linewidth=1, fmt="none")
+        else:
+            ax.fill_between(steps, lower, upper, color=line.get_color(), alpha=0.2, linewidth=0)
     ax.set_xlabel("environment steps")
     ax.set_ylabel(tag)
     ax.xaxis.set_major_formatter(EngFormatter(sep=""))
@@ -317,9 +331,6 @@ def plot(curves: dict[str, tuple], path: Path, tag: str, metric: str, window: in
                   frameon=False)
     else:
         ax.legend(fontsize=8, loc="best")
-    fig.tight_layout()
-    save_atomic(fig, path, write=lambda figure, f: figure.savefig(f, format="png"))
-    plt.close(fig)
 
 
 def write_tb(curves: dict[str, tuple], tb_dir: Path, tag: str, metric: str) -> dict[str, Path]:

@@ -13,6 +13,7 @@ from deeprl.compare import (
     align,
     bootstrap_ci,
     curve_band,
+    draw,
     env_notes,
     group_key,
     group_runs,
@@ -227,6 +228,27 @@ def test_curve_band_brackets_the_aggregate_at_each_step(metric):
 
 
 # --- finding and reading runs -------------------------------------------------------------------
+
+
+def test_a_group_evaluated_at_one_step_gets_an_error_bar_and_longer_curves_a_band():
+    """A run that evaluates only at its end has one point: a band over one step would be drawn
+    with no width, so its CI would not show at all."""
+    from matplotlib.collections import LineCollection, PolyCollection
+    from matplotlib.colors import to_rgba
+    from matplotlib.container import ErrorbarContainer
+    from matplotlib.figure import Figure
+
+    ax = Figure().add_subplot()
+    draw(ax, {"a2c": ([10000, 20000], [-88.0, -80.6], [-91.7, -81.5], [-84.3, -79.7], 2),
+              "ppo": ([20000], [-92.8], [-96.0], [-89.6], 2)}, "eval/episodic_return", "mean", 1)
+    [bar] = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    [segment] = bar.lines[2][0].get_segments()
+    np.testing.assert_allclose(segment, [[20000, -96.0], [20000, -89.6]])
+    assert tuple(bar.lines[2][0].get_color()[0]) == to_rgba(ax.lines[1].get_color())  # the group's own colour
+    [band] = [c for c in ax.collections if isinstance(c, PolyCollection) and not isinstance(c, LineCollection)]
+    vertices = band.get_paths()[0].vertices
+    assert vertices[:, 0].min() == 10000 and vertices[:, 0].max() == 20000
+    assert vertices[:, 1].min() == pytest.approx(-91.7) and vertices[:, 1].max() == pytest.approx(-79.7)
 
 
 def test_discover_finds_runs_recursively_and_skips_failed_jobs(tmp_path):
