@@ -1,8 +1,10 @@
 """TensorBoard events in the run dir, and the console progress bar."""
 
 import numbers
+import re
 import sys
 import time
+from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.tensorboard import SummaryWriter
@@ -18,6 +20,28 @@ def progress_interval(stream) -> float:
     file or pipe (a cluster job's log), where each update is written out and none is overwritten."""
     isatty = getattr(stream, "isatty", None)
     return 0.5 if isatty is not None and isatty() else 60.0
+
+
+# TensorBoard reads a run dir's event files in the order of their names,
+# events.out.tfevents.<10-digit second>.<host>.<pid>.<n>, where n counts the writers a process has
+# made. A resumed piece's points (and its purge of what the earlier piece logged past the
+# checkpoint) count only if its file comes after the earlier pieces' files.
+EVENT_FILE = re.compile(r"events\.out\.tfevents\.(\d{10})\.")
+# A file more than this far in the future came from a skewed clock: waiting would not help.
+LONGEST_WAIT_S = 2.0
+
+
+def after_earlier_event_files(run_dir) -> None:
+    """Wait, when needed, until the second a new event file is named after is later than that of
+    every event file already in `run_dir`. Within one second the names compare by host, pid and
+    counter, which sort as text ("…pid.10" before "…pid.9"): a run resumed in the process and the
+    second that started it (a notebook, the tests) could be read before the piece it continues.
+    A resume in a new process starts seconds later and never waits."""
+    seconds = [int(m.group(1)) for path in Path(run_dir).glob("events.out.tfevents.*")
+               if (m := EVENT_FILE.match(path.name))]
+    wait = max(seconds, default=0) + 1 - time.time()
+    if 0 < wait <= LONGEST_WAIT_S:
+        time.sleep(wait)
 
 
 class Logger:
@@ -40,6 +64,8 @@ class Logger:
     def __init__(self, run_dir, total_steps: int, progress: bool = True, start_step: int = 0,
                  desc: str | None = None):
         quiet_event_writer_failures()
+        if start_step:
+            after_earlier_event_files(run_dir)
         # Points at start_step itself were logged before the checkpoint was taken: keep them.
         self.writer = SummaryWriter(log_dir=str(run_dir), purge_step=start_step + 1 if start_step else None)
         self.bar = tqdm(total=total_steps, initial=start_step, unit="step", dynamic_ncols=True, desc=desc,

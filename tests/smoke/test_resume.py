@@ -10,6 +10,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -347,6 +348,26 @@ def test_an_event_file_that_cannot_be_written_stops_the_run_in_one_line(tmp_path
     assert re.fullmatch(f"deeprl: error: run dir: cannot write {re.escape(str(run_dir))} at step [0-9]+: File too large; "
                         "training stopped and no checkpoint was written before it; make room and run it again", line)
     assert not run_dir.exists()
+
+
+def test_a_resumed_pieces_event_file_is_read_after_an_earlier_one_from_the_same_second(tmp_path):
+    """TensorBoard reads event files in name order, and within one second the names compare by
+    host, pid and a per-process counter, as text: a run resumed in the process and second that
+    started it had its new file read first once the counter went from 9 to 10, and TensorBoard
+    dropped the earlier piece's points (found by a random test order). Here the earlier file is
+    named one second ahead on a host that sorts last, so only the resume's wait puts it first."""
+    overrides = ["algo=dqn", "env=cartpole", "total_steps=1000", "algo.learning_starts=200", *QUIET, "eval.every=0"]
+    run(tmp_path, overrides)
+    [first] = tmp_path.glob("events.out.tfevents.*")
+    ahead = first.with_name(f"events.out.tfevents.{int(time.time()) + 1:010d}.~.0.0")
+    first.rename(ahead)
+    before = events(tmp_path, "charts/episodic_return")
+    cfg = OmegaConf.create(load(tmp_path / "checkpoints/final.pt")["config"])
+    cfg.total_steps = 2000
+    build(cfg, tmp_path, resume_from=load(tmp_path / "checkpoints/final.pt")).execute()
+    assert sorted(p.name for p in tmp_path.glob("events.out.tfevents.*"))[0] == ahead.name
+    after = events(tmp_path, "charts/episodic_return")
+    assert after[:len(before)] == before and after[len(before)][0] > before[-1][0] and after[-1][0] > 1000
 
 
 def test_a_run_that_ends_past_total_steps_resumes_from_where_it_ended(tmp_path):

@@ -71,3 +71,26 @@ def test_hparams_keep_booleans_numbers_and_strings_apart(tmp_path):
     types = {info.name: info.type for info in experiment.hparam_infos}
     assert types["algo.double"] == types["algo.dueling"] == api_pb2.DATA_TYPE_BOOL
     assert types["algo.lr"] == types["algo.batch_size"] == api_pb2.DATA_TYPE_FLOAT64
+
+
+def test_a_resumed_logger_waits_only_for_an_event_file_of_this_or_the_next_second(tmp_path, monkeypatch):
+    """(tests/smoke/test_resume.py shows why.) A file from a clock far ahead is not waited for, and
+    a new run (start step 0) never waits."""
+    import time
+
+    from deeprl import logging as deeprl_logging
+
+    slept = []
+    monkeypatch.setattr(deeprl_logging.time, "sleep", slept.append)
+    (tmp_path / "events.out.tfevents.1000000000.host.1.0").touch()  # long ago
+    Logger(tmp_path, total_steps=10, progress=False, start_step=5).close()
+    assert slept == []
+    ahead = tmp_path / f"events.out.tfevents.{int(time.time()) + 1:010d}.~.0.0"
+    ahead.touch()
+    Logger(tmp_path, total_steps=10, progress=False).close()
+    assert slept == []
+    Logger(tmp_path, total_steps=10, progress=False, start_step=5).close()
+    assert len(slept) == 1 and 1.0 <= slept[0] <= 2.0
+    ahead.rename(tmp_path / f"events.out.tfevents.{int(time.time()) + 3600:010d}.~.0.0")
+    Logger(tmp_path, total_steps=10, progress=False, start_step=5).close()
+    assert len(slept) == 1
