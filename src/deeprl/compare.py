@@ -293,7 +293,7 @@ def csv_text(rows: list[dict]) -> str:
 
 
 def plot(curves: dict[str, tuple], path: Path, tag: str, metric: str, window: int) -> None:
-    """One line per group (its mean or IQM over seeds) and a shaded 95% bootstrap CI band."""
+    """One line per group (its mean or IQM over seeds) and its 95% bootstrap CI (see `draw`)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -324,7 +324,7 @@ def draw(ax, curves: dict[str, tuple], tag: str, metric: str, window: int) -> No
     ax.xaxis.set_major_formatter(EngFormatter(sep=""))
     name = "IQM" if metric == "iqm" else "mean"
     smoothed = f", moving average over {window} points" if window > 1 else ""
-    ax.set_title(f"{tag}: {name} over seeds, shaded 95% bootstrap CI{smoothed}", fontsize=10)
+    ax.set_title(f"{tag}: {name} over seeds with its 95% bootstrap CI{smoothed}", fontsize=10)
     ax.grid(alpha=0.3)
     if len(curves) > 6:  # many groups: the legend goes below the axes instead of over the curves
         ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2,
