@@ -296,11 +296,9 @@ def test_dqn_update_equals_sb3s_on_the_same_weights_and_batches(tmp_path):
     ended, clipped = 0, 0
     for i in range(updates):
         step = hp["learning_starts"] + i * 4
-        data = sample(model.batch_size)
-        ended += int(data.dones.sum())
-        model.replay_buffer.sample = lambda *_, **__: data  # noqa: B023 - SB3's train() samples once per step
         model._current_progress_remaining = 1 - step / steps
-        model.train(gradient_steps=1, batch_size=model.batch_size)
+        data = sb3_update(model, sample)
+        ended += int(data.dones.sum())
         batch = Batch(obs=data.observations, actions=data.actions.reshape(-1), rewards=data.rewards.reshape(-1),
                       next_obs=data.next_observations, discounts=hp["gamma"] * (1 - data.dones.reshape(-1)))
         metrics, _ = agent.update(batch, step)
@@ -310,6 +308,14 @@ def test_dqn_update_equals_sb3s_on_the_same_weights_and_batches(tmp_path):
             torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
     assert ended > 0  # terminations (discount 0) are among the batches
     assert clipped > updates // 4, clipped
+
+
+def sb3_update(model, sample):
+    """One SB3 gradient step on a batch `sample` (its replay's own) draws; that batch, for deeprl."""
+    data = sample(model.batch_size)
+    model.replay_buffer.sample = lambda *_, **__: data  # SB3's train() samples once per step
+    model.train(gradient_steps=1, batch_size=model.batch_size)
+    return data
 
 
 def sb3_linears(module: nn.Module) -> list[nn.Linear]:
@@ -340,6 +346,29 @@ def copy_into_stacked(stacked, nets: list[list[tuple[torch.Tensor, torch.Tensor]
                 bias[i, 0].copy_(their_bias)
 
 
+def continuous_from_sb3(tmp_path, algo: str, starts: int, overrides=()):
+    """SB3's `algo` on Pendulum after `starts` random steps into its replay (no update yet), and
+    deeprl's agent with the same settings and SB3's critics and their targets: (cfg, SB3's model,
+    deeprl's agent, SB3's critics and targets in deeprl's layout, which follow SB3's updates)."""
+    cfg = bench_continuous.deeprl_config(algo, "pendulum", 1, 2_000, [f"algo.learning_starts={starts}", *overrides])
+    model = bench_continuous.sb3_model(cfg, bench_continuous.sb3_hparams(cfg))
+    model.learn(total_timesteps=starts)
+    agent = build(cfg, tmp_path, with_loop=False).agent
+    critics = [[stacked_layout(sb3_linears(q)) for q in model.critic.q_networks],
+               [stacked_layout(sb3_linears(q)) for q in model.critic_target.q_networks]]
+    for stacked, layers in zip([agent.critic.net, agent.critic_target.net], critics, strict=True):
+        copy_into_stacked(stacked, layers)
+    return cfg, model, agent, critics
+
+
+def deeprl_batch(data, model, gamma: float) -> Batch:
+    """An SB3 replay batch as deeprl's. SB3 stores actions scaled to [-1, 1]; deeprl stores the
+    env's (Pendulum: [-2, 2])."""
+    return Batch(obs=data.observations, actions=data.actions * torch.as_tensor(model.action_space.high),
+                 rewards=data.rewards.reshape(-1), next_obs=data.next_observations,
+                 discounts=gamma * (1 - data.dones.reshape(-1)))
+
+
 def close(a: torch.Tensor, b: torch.Tensor) -> None:
     torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
 
@@ -365,28 +394,16 @@ def test_ddpg_and_td3_updates_equal_sb3s_on_the_same_weights_and_batches(tmp_pat
     initial actor, critics and targets, on the batches SB3 samples from its replay, 10 updates
     leave every network (targets included, after TD3's delayed actor steps and Polyak averaging)
     equal to SB3's to float rounding. TD3's target policy noise is off in both: it is random."""
-    steps, starts, updates = 2_000, 300, 10
-    overrides = [f"algo.learning_starts={starts}", *(["algo.target_noise=0"] if algo == "td3" else [])]
-    cfg = bench_continuous.deeprl_config(algo, "pendulum", 1, steps, overrides)
-    model = bench_continuous.sb3_model(cfg, bench_continuous.sb3_hparams(cfg))
-    model.learn(total_timesteps=starts)  # random actions into SB3's replay, no update yet
-    agent = build(cfg, tmp_path, with_loop=False).agent
-    critics = [[stacked_layout(sb3_linears(q)) for q in model.critic.q_networks],
-               [stacked_layout(sb3_linears(q)) for q in model.critic_target.q_networks]]
+    starts, updates = 300, 10
+    cfg, model, agent, critics = continuous_from_sb3(tmp_path, algo, starts,
+                                                     ["algo.target_noise=0"] if algo == "td3" else [])
     actors = [[stacked_layout(sb3_linears(model.actor))], [stacked_layout(sb3_linears(model.actor_target))]]
-    ours = [agent.critic.net, agent.critic_target.net, agent.actor.net, agent.actor_target.net]
-    for stacked, layers in zip(ours, [*critics, *actors], strict=True):
+    for stacked, layers in zip([agent.actor.net, agent.actor_target.net], actors, strict=True):
         copy_into_stacked(stacked, layers)
+    ours = [agent.critic.net, agent.critic_target.net, agent.actor.net, agent.actor_target.net]
     sample = model.replay_buffer.sample
-    high = torch.as_tensor(model.action_space.high)
     for i in range(updates):
-        data = sample(model.batch_size)
-        model.replay_buffer.sample = lambda *_, **__: data  # noqa: B023 - SB3's train() samples once per step
-        model.train(gradient_steps=1, batch_size=model.batch_size)
-        # SB3 stores actions scaled to [-1, 1]; deeprl stores the env's (Pendulum: [-2, 2]).
-        batch = Batch(obs=data.observations, actions=data.actions * high, rewards=data.rewards.reshape(-1),
-                      next_obs=data.next_observations, discounts=cfg.algo.gamma * (1 - data.dones.reshape(-1)))
-        agent.update(batch, starts + i)
+        agent.update(deeprl_batch(sb3_update(model, sample), model, cfg.algo.gamma), starts + i)
         for stacked, layers in zip(ours, [*critics, *actors], strict=True):
             stacked_close(stacked, layers)
     assert model._n_updates == agent.updates == updates
@@ -409,15 +426,8 @@ def test_sac_update_equals_sb3s_on_the_same_weights_batches_and_noise(tmp_path, 
     each tensor's elements must agree to 1e-5, and every element to 1e-3 (one step of lr 1e-3).
     Measured: 0.5% of one actor layer's elements were 4.5e-5 apart at the 10th update; everything
     else within 3e-6."""
-    steps, starts, updates = 2_000, 300, 10
-    cfg = bench_continuous.deeprl_config("sac", "pendulum", 1, steps, [f"algo.learning_starts={starts}"])
-    model = bench_continuous.sb3_model(cfg, bench_continuous.sb3_hparams(cfg))
-    model.learn(total_timesteps=starts)  # random actions into SB3's replay, no update yet
-    agent = build(cfg, tmp_path, with_loop=False).agent
-    critics = [[stacked_layout(sb3_linears(q)) for q in model.critic.q_networks],
-               [stacked_layout(sb3_linears(q)) for q in model.critic_target.q_networks]]
-    for stacked, layers in zip([agent.critic.net, agent.critic_target.net], critics, strict=True):
-        copy_into_stacked(stacked, layers)
+    starts, updates = 300, 10
+    cfg, model, agent, critics = continuous_from_sb3(tmp_path, "sac", starts)
     copy_into_stacked(agent.actor.net, [sac_actor_layout(model.actor)])
     with torch.no_grad():
         agent.log_alpha.copy_(model.log_ent_coef)
@@ -441,15 +451,10 @@ def test_sac_update_equals_sb3s_on_the_same_weights_batches_and_noise(tmp_path, 
 
     monkeypatch.setattr(agent.actor, "rsample", rsample_with_sb3s_noise)
     sample = model.replay_buffer.sample
-    high = torch.as_tensor(model.action_space.high)
     for i in range(updates):
-        data = sample(model.batch_size)
-        model.replay_buffer.sample = lambda *_, **__: data  # noqa: B023 - SB3's train() samples once per step
         draws.clear()
-        model.train(gradient_steps=1, batch_size=model.batch_size)
+        batch = deeprl_batch(sb3_update(model, sample), model, cfg.algo.gamma)
         assert len(draws) == 2  # a ~ π(·|s), then a' ~ π(·|s')
-        batch = Batch(obs=data.observations, actions=data.actions * high, rewards=data.rewards.reshape(-1),
-                      next_obs=data.next_observations, discounts=cfg.algo.gamma * (1 - data.dones.reshape(-1)))
         metrics, _ = agent.update(batch, starts + i)
         logged = model.logger.name_to_value
         # The losses, whose scale Adam's steps hide: each is the same function of the same values.
