@@ -196,7 +196,6 @@ def test_evaluate_refuses_a_choice_of_acting_an_agent_does_not_have(cli_run, tmp
     assert result.returncode == 2 and "not allowed with argument" in result.stderr
 
 
-
 def test_evaluate_refuses_a_bad_path_or_flag_before_torch_is_imported(cli_run, tmp_path):
     """A mistyped path or flag is answered in a fraction of a second, not after torch's import."""
     _, run_dir = cli_run
@@ -212,6 +211,7 @@ def test_evaluate_refuses_a_bad_path_or_flag_before_torch_is_imported(cli_run, t
         result = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120)
         assert result.stdout.split() == ["exit", "2", "False"], result.stdout + result.stderr[-2000:]
         assert result.stderr.strip() == f"evaluate: error: {error}"
+
 
 def copy_run(run_dir: Path, to: Path) -> Path:
     shutil.copytree(run_dir, to)
