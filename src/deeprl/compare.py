@@ -73,6 +73,13 @@ def run_name(run: Run) -> str:
     return run.path.name
 
 
+def as_override(value) -> str:
+    """A config value written as it is given on the command line: true, false, null, [64, 64]."""
+    if isinstance(value, bool) or value is None:
+        return {True: "true", False: "false", None: "null"}[value]
+    return str(value)
+
+
 def group_key(run: Run, by: list[str] | None = None) -> tuple[str, ...]:
     """What identifies the run's group: sorted "key=value" items."""
     if by:
@@ -89,7 +96,7 @@ def group_key(run: Run, by: list[str] | None = None) -> tuple[str, ...]:
                 known = f"; keys under '{parent or 'the top'}': {', '.join(map(str, node))}" \
                     if isinstance(node, DictConfig) else ""
                 raise ConfigError("--by", f"key '{key}' is not in the config of {run.path}{known}")
-            items.append(f"{key}={value}")
+            items.append(f"{key}={as_override(value)}")
         return tuple(items)
     # Hydra lets a key be given twice and the last one wins: so does the group.
     last = {o.split("=", 1)[0]: o for o in run.overrides or [] if not left_out_of_groups(o)}

@@ -158,6 +158,15 @@ def test_group_by_config_keys():
         group_key(make_run(), ["algo.lr"])
 
 
+def test_group_by_config_keys_writes_values_as_overrides_are_written():
+    """A --by label can be pasted back into `train`: YAML's true / false / null, not Python's."""
+    config = {"algo": {"anneal_lr": True, "double": False, "max_grad_norm": None},
+              "network": {"hidden_sizes": [256, 256]}}
+    keys = ["algo.anneal_lr", "algo.double", "algo.max_grad_norm", "network.hidden_sizes"]
+    assert group_key(make_run(config=config), keys) == (
+        "algo.anneal_lr=true", "algo.double=false", "algo.max_grad_norm=null", "network.hidden_sizes=[256, 256]")
+
+
 def test_labels_keep_only_what_tells_groups_apart():
     keys = [("algo.lr=0.001", "algo=dqn", "env=cartpole"),
             ("algo.lr=0.0005", "algo=dqn", "env=cartpole")]
