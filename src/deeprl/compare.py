@@ -15,6 +15,7 @@ See docs/compare.md.
 
 import argparse
 import csv
+import functools
 import io
 import os
 import re
@@ -80,6 +81,28 @@ def as_override(value) -> str:
     return str(value)
 
 
+@functools.cache
+def override_parser():
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    return OverridesParser.create()
+
+
+def canonical(override: str) -> str:
+    """An override with a plain value written one way, as Hydra reads it: `algo.lr=1e-3` and
+    `algo.lr=0.001` are one setting, and so are `algo.double=true` and the `algo.double=True` that
+    Hydra's sweeper records. Other overrides (strings, lists, deletions) stay as given."""
+    try:
+        parsed = override_parser().parse_override(override)
+    except Exception:  # Hydra wrote these overrides; one it cannot read back is kept as it is
+        return override
+    if parsed.is_delete() or parsed.is_sweep_override():
+        return override
+    value = parsed.value()
+    if value is not None and not isinstance(value, (bool, int, float)):
+        return override
+    return f"{parsed.get_key_element()}={as_override(value)}"
+
+
 def group_key(run: Run, by: list[str] | None = None) -> tuple[str, ...]:
     """What identifies the run's group: sorted "key=value" items."""
     if by:
@@ -99,7 +122,7 @@ def group_key(run: Run, by: list[str] | None = None) -> tuple[str, ...]:
             items.append(f"{key}={as_override(value)}")
         return tuple(items)
     # Hydra lets a key be given twice and the last one wins: so does the group.
-    last = {o.split("=", 1)[0]: o for o in run.overrides or [] if not left_out_of_groups(o)}
+    last = {o.split("=", 1)[0]: canonical(o) for o in run.overrides or [] if not left_out_of_groups(o)}
     items = sorted(last.values())
     return tuple(items) if items else (run_name(run),)
 

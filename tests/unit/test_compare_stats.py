@@ -120,6 +120,19 @@ def test_group_key_takes_the_last_of_a_key_given_twice_as_hydra_does():
     assert group_key(twice) == group_key(once) == ("algo.lr=0.001", "total_steps=500")
 
 
+def test_group_key_reads_a_plain_value_as_hydra_does():
+    """Hydra's sweeper records `algo.double=true,false` as algo.double=True / False, and a float as
+    Python prints it: a run started by hand with the same settings joins the sweep's group."""
+    swept = make_run(overrides=["algo.double=True", "algo.lr=0.001", "algo.max_grad_norm=null", "total_steps=500"])
+    by_hand = make_run(overrides=["total_steps=500", "algo.lr=1e-3", "algo.double=true", "algo.max_grad_norm=NULL"])
+    assert group_key(swept) == group_key(by_hand) == (
+        "algo.double=true", "algo.lr=0.001", "algo.max_grad_norm=null", "total_steps=500")
+    assert group_key(make_run(overrides=["+env.kwargs.continuous=True"])) == ("+env.kwargs.continuous=true",)
+    # Strings, lists, groups and deletions stay as given.
+    kept = ["algo=dqn", "env.id=CartPole-v1", "network.hidden_sizes=[64,64]", "~tuned"]
+    assert group_key(make_run(overrides=kept)) == tuple(sorted(kept))
+
+
 def test_runs_without_overrides_are_named_by_algo_and_env():
     summary = {"algo": "dqn", "env": "CartPole-v1"}
     assert group_key(make_run(summary=summary)) == ("dqn CartPole-v1",)
