@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 import scipy.stats
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
 from deeprl import version_line
@@ -83,7 +85,6 @@ def as_override(value) -> str:
 
 @functools.cache
 def override_parser():
-    from hydra.core.override_parser.overrides_parser import OverridesParser
     return OverridesParser.create()
 
 
@@ -93,7 +94,7 @@ def canonical(override: str) -> str:
     Hydra's sweeper records. Other overrides (strings, lists, deletions) stay as given."""
     try:
         parsed = override_parser().parse_override(override)
-    except Exception:  # Hydra wrote these overrides; one it cannot read back is kept as it is
+    except HydraException:  # Hydra wrote these overrides; one it cannot read back is kept as it is
         return override
     if parsed.is_delete() or parsed.is_sweep_override():
         return override

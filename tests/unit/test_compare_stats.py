@@ -128,8 +128,8 @@ def test_group_key_reads_a_plain_value_as_hydra_does():
     assert group_key(swept) == group_key(by_hand) == (
         "algo.double=true", "algo.lr=0.001", "algo.max_grad_norm=null", "total_steps=500")
     assert group_key(make_run(overrides=["+env.kwargs.continuous=True"])) == ("+env.kwargs.continuous=true",)
-    # Strings, lists, groups and deletions stay as given.
-    kept = ["algo=dqn", "env.id=CartPole-v1", "network.hidden_sizes=[64,64]", "~tuned"]
+    # Strings, lists, groups, deletions and what Hydra cannot read stay as given.
+    kept = ["algo=dqn", "env.id=CartPole-v1", "network.hidden_sizes=[64,64]", "~tuned", "x=[1,"]
     assert group_key(make_run(overrides=kept)) == tuple(sorted(kept))
 
 
