@@ -22,6 +22,11 @@ Workloads:
                 gamma 0.995, lr 8.3e-4 annealed to 0, entropy 1e-5; SB3's A2C defaults for the rest) in
                 both libraries, one torch thread each: wall time and both final policies' greedy
                 return over 50 episodes, per seed, and their medians.
+  dqn-mountaincar
+                DQN on MountainCar-v0, 120k steps, deeprl's preset (conf/tuned/dqn_mountaincar.yaml:
+                RL-Zoo's settings with the learning rate annealed to 0) in both libraries, uniform random
+                actions until learning starts as SB3 acts, one torch thread each: wall time and both
+                final policies' greedy return over 50 episodes, per seed, and their medians.
   ddpg-pendulum, td3-pendulum, sac-pendulum
                 DDPG / TD3 / SAC on Pendulum-v1, 20k steps, deeprl's tuned preset
                 (conf/tuned/<algo>_pendulum.yaml) in both libraries, CPU, one torch thread each:
@@ -67,7 +72,7 @@ SB3_DQN_DEFAULTS = dict(num_envs=1, anneal_lr=False, exploration_initial_eps=1.0
                         max_grad_norm=10.0, adam_eps=1e-8, activation="relu")
 # RL-Zoo (hyperparams/dqn.yml), CartPole-v1.
 ZOO_DQN_CARTPOLE = dict(
-    SB3_DQN_DEFAULTS,
+    SB3_DQN_DEFAULTS, env_id="CartPole-v1",
     n_timesteps=50_000, learning_rate=2.3e-3, batch_size=64, buffer_size=100_000,
     learning_starts=1_000, gamma=0.99, target_update_interval=10, train_freq=256,
     gradient_steps=128, exploration_fraction=0.16, exploration_final_eps=0.04, net_arch=[256, 256],
@@ -130,7 +135,7 @@ def dqn_preset(overrides: list[str]) -> dict:
     # SB3 counts train_freq and the target interval in vector steps (n_envs env steps each).
     assert a.train_freq % n_envs == 0 or n_envs % a.train_freq == 0, "train_freq vs num_envs"
     assert a.target.every % n_envs == 0, "SB3 syncs the target every target.every // num_envs vector steps"
-    return dict(num_envs=n_envs, learning_rate=float(a.lr), anneal_lr=bool(a.anneal_lr),
+    return dict(env_id=str(cfg.env.id), num_envs=n_envs, learning_rate=float(a.lr), anneal_lr=bool(a.anneal_lr),
                 batch_size=int(a.batch_size), buffer_size=int(a.buffer_size),
                 learning_starts=int(a.learning_starts), gamma=float(a.gamma),
                 target_update_interval=int(a.target.every), tau=float(a.target.tau),
@@ -142,7 +147,7 @@ def dqn_preset(overrides: list[str]) -> dict:
 
 
 def sb3_dqn_model(seed: int, hp: dict):
-    """SB3's DQN on CartPole-v1 with `hp` (the keys of `dqn_preset`), on the CPU with one torch thread."""
+    """SB3's DQN on `hp["env_id"]` with `hp` (the keys of `dqn_preset`), on the CPU with one torch thread."""
     import torch
     from stable_baselines3 import DQN
     from stable_baselines3.common.env_util import make_vec_env
@@ -155,7 +160,7 @@ def sb3_dqn_model(seed: int, hp: dict):
     n_envs = hp["num_envs"]
     train_freq = max(1, hp["train_freq"] // n_envs)
     gradient_steps = hp["gradient_steps"] * train_freq * n_envs // hp["train_freq"]
-    env = make_vec_env("CartPole-v1", n_envs=n_envs, seed=seed) if n_envs > 1 else "CartPole-v1"
+    env = make_vec_env(hp["env_id"], n_envs=n_envs, seed=seed) if n_envs > 1 else hp["env_id"]
     activation = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU}[hp["activation"]]
     return DQN("MlpPolicy", env, learning_rate=schedule, batch_size=hp["batch_size"],
                buffer_size=hp["buffer_size"], learning_starts=hp["learning_starts"], gamma=hp["gamma"],
@@ -178,7 +183,7 @@ def sb3_dqn(seed: int, total_steps: int, hp: dict, eval_every: int) -> dict:
     class TimedEval(BaseCallback):
         def __init__(self):
             super().__init__()
-            self.eval_env = gym.make("CartPole-v1")
+            self.eval_env = gym.make(hp["env_id"])
             self.eval_time = 0.0
             self.history = []
 
@@ -590,6 +595,48 @@ def a2c_lunarlander(seeds: list[int], steps: int = 200_000) -> list[str]:
             f"{med['eval_return_mean'][0]:.1f}, SB3 {med['eval_return_mean'][1]:.1f}", ""]
 
 
+# deeprl's MountainCar preset (RL-Zoo's settings with the learning rate annealed), acting uniformly
+# at random until learning starts as SB3's DQN does (the preset's epsilon is 0.96 by then anyway).
+DQN_MOUNTAINCAR = ["algo=dqn", "env=mountaincar", "algo.random_starts=true"]
+MOUNTAINCAR_SOLVED = -110.0
+
+
+def dqn_mountaincar(seeds: list[int], steps: int = 120_000, episodes: int = 50) -> list[str]:
+    """DQN on MountainCar-v0 with deeprl's preset in both libraries: wall time and final return."""
+    hp = dqn_preset(DQN_MOUNTAINCAR)
+    rows, results = [], []
+    for seed in seeds:
+        overrides = [*DQN_MOUNTAINCAR, f"seed={seed}", f"total_steps={steps}", "eval.every=0",
+                     f"eval.episodes={episodes}", "threads=1"]
+        # Alternate the order so drift in machine load does not favour one library.
+        if not seed % 2:
+            s = sb3_final(sb3_dqn_model(seed, hp), steps, hp["env_id"], episodes)
+        d = deeprl_run(overrides)
+        if seed % 2:
+            s = sb3_final(sb3_dqn_model(seed, hp), steps, hp["env_id"], episodes)
+        results.append((d, s))
+        rows.append(f"| {seed} | {d['wall_time_s']:.1f} | {s['wall_time_s']:.1f} | "
+                    f"{d['wall_time_s'] / s['wall_time_s']:.2f} | {d['eval_return_mean']:.1f} | "
+                    f"{s['eval_return_mean']:.1f} |")
+        print(f"dqn-mountaincar {rows[-1]}", flush=True)
+    med = {k: [statistics.median(r[i][k] for r in results) for i in (0, 1)]
+           for k in ("wall_time_s", "eval_return_mean")}
+    reached = [sum(r[i]["eval_return_mean"] >= MOUNTAINCAR_SOLVED for r in results) for i in (0, 1)]
+    return [f"## DQN on MountainCar-v0 ({steps // 1000}k steps, deeprl's preset in both libraries)", "",
+            f"{hp['gradient_steps']} updates of {hp['batch_size']} every {hp['train_freq']} steps, target every "
+            f"{hp['target_update_interval']} steps, γ {hp['gamma']}, lr {hp['learning_rate']:g}"
+            f"{' annealed to 0' if hp['anneal_lr'] else ''}, ε to {hp['exploration_final_eps']} over the first "
+            f"{hp['exploration_fraction']:.0%}, {'-'.join(map(str, hp['net_arch']))} {hp['activation']}; one env "
+            f"and one torch thread each; training wall time, evaluation excluded; final greedy return over "
+            f"{episodes} episodes.", "",
+            "| seed | deeprl s | SB3 s | deeprl/SB3 | deeprl final return | SB3 final return |",
+            "| --- | --- | --- | --- | --- | --- |", *rows, "",
+            f"Medians: wall time deeprl {med['wall_time_s'][0]:.1f} s, SB3 {med['wall_time_s'][1]:.1f} s "
+            f"(ratio **{med['wall_time_s'][0] / med['wall_time_s'][1]:.2f}**); final return deeprl "
+            f"{med['eval_return_mean'][0]:.1f}, SB3 {med['eval_return_mean'][1]:.1f}; at or above "
+            f"{MOUNTAINCAR_SOLVED:.0f}: deeprl {reached[0]} of {len(results)}, SB3 {reached[1]} of {len(results)}", ""]
+
+
 TAXI_PRESET = ["algo=q_learning", "env=taxi"]
 
 
@@ -692,7 +739,7 @@ def deterministic(seeds: list[int]) -> list[str]:
 
 
 WORKLOADS = {"dqn-cartpole": dqn_cartpole, "dqn-breakout": dqn_breakout, "ppo-cartpole": ppo_cartpole,
-             "a2c-lunarlander": a2c_lunarlander,
+             "a2c-lunarlander": a2c_lunarlander, "dqn-mountaincar": dqn_mountaincar,
              "ddpg-pendulum": ddpg_pendulum, "td3-pendulum": td3_pendulum, "sac-pendulum": sac_pendulum,
              "sac-halfcheetah": sac_halfcheetah, "q-learning-taxi": q_learning_taxi, "deterministic": deterministic}
 

@@ -58,11 +58,18 @@ def run_deeprl(overrides: list[str], run_dir: Path):
     return run
 
 
-def test_sb3_dqn_takes_deeprls_gradient_steps_syncs_and_schedules(tmp_path, monkeypatch):
+# dqn-cartpole's identical-settings part (8 envs) and dqn-mountaincar (one env, 8 updates every 16
+# steps), each with enough steps for six target syncs.
+DQN_WORKLOADS = {"cartpole": (benchmark.dqn_fixed(1, 3_000), 3_000, 8),
+                 "mountaincar": ([*benchmark.DQN_MOUNTAINCAR, "seed=1", "total_steps=4000", "eval.every=0",
+                                  "eval.episodes=1"], 4_000, 1)}
+
+
+@pytest.mark.parametrize("workload", list(DQN_WORKLOADS))
+def test_sb3_dqn_takes_deeprls_gradient_steps_syncs_and_schedules(tmp_path, monkeypatch, workload):
     import stable_baselines3.dqn.dqn as sb3_dqn
 
-    steps = 3_000
-    overrides = benchmark.dqn_fixed(1, steps)
+    overrides, steps, envs = DQN_WORKLOADS[workload]
     deeprl_syncs, sb3_syncs = [], []
     run = build(compose_config(*overrides, "log.progress=false"), tmp_path)
     agent, loop = run.agent, run.loop
@@ -84,9 +91,11 @@ def test_sb3_dqn_takes_deeprls_gradient_steps_syncs_and_schedules(tmp_path, monk
     model.learn(total_timesteps=steps)
 
     n_envs, starts = hp["num_envs"], loop.configured_learning_starts
-    assert model.n_envs == run.envs.num_envs == n_envs == 8
-    # One round of updates per train_freq env steps after learning starts, gradient_steps each.
-    updates = (steps - starts) // loop.train_freq * loop.gradient_steps
+    assert model.n_envs == run.envs.num_envs == n_envs == envs
+    assert model.get_env().envs[0].spec.id == hp["env_id"] == run.cfg.env.id
+    # One round of updates at each multiple of train_freq env steps past learning_starts (1008, 1024,
+    # ... for 16 and 1000), gradient_steps each.
+    updates = (steps // loop.train_freq - starts // loop.train_freq) * loop.gradient_steps
     assert adam_steps(model.policy.optimizer) == adam_steps(agent.optimizer) == updates
     assert model.batch_size == loop.batch_size and model.gamma == agent.gamma
     assert model.replay_buffer.buffer_size * n_envs == hp["buffer_size"] == loop.buffer.capacity
@@ -96,9 +105,13 @@ def test_sb3_dqn_takes_deeprls_gradient_steps_syncs_and_schedules(tmp_path, monk
     for t in range(0, steps + 1, n_envs):
         assert model.exploration_schedule(1 - t / steps) == pytest.approx(agent.epsilon(t)), t
         assert model.lr_schedule(1 - t / steps) == pytest.approx(agent.learning_rate(t)), t
-    # The target syncs at the same env steps. SB3 also copies while nothing has learned yet (a no-op);
-    # deeprl makes one copy at its first update instead.
-    assert deeprl_syncs[0] == starts and len(deeprl_syncs) > 5
+    # The target syncs once per target.every env steps, on the same boundaries (each sync is recorded
+    # as the multiple of target.every it is for). SB3 copies at the boundary's env step, also while
+    # nothing has learned yet (a no-op); deeprl at its first update at or past the boundary, and it
+    # makes one copy at its very first update (CartPole's falls in the 1000 boundary; MountainCar's,
+    # at step 1008 with train_freq 16, in the 600 one).
+    first_update = (starts // loop.train_freq + 1) * loop.train_freq
+    assert deeprl_syncs[0] == first_update // agent.target_every * agent.target_every and len(deeprl_syncs) > 5
     assert [s for s in sb3_syncs if s > starts] == deeprl_syncs[1:]
     assert model.tau == agent.tau and model.max_grad_norm == agent.max_grad_norm
     # The same network and optimizer settings.
