@@ -478,6 +478,31 @@ def sb3_final(model, steps: int, env_id: str, episodes: int) -> dict:
     return {"wall_time_s": wall, "sps": steps / wall, "eval_return_mean": float(mean)}
 
 
+def final_returns_side_by_side(name: str, seeds: list[int], steps: int, episodes: int, overrides: list[str],
+                               sb3_model, env_id: str) -> tuple[list[str], list[tuple[dict, dict]], dict]:
+    """Per seed, deeprl's run on `overrides` and SB3's `sb3_model(seed)`, each trained for `steps` and
+    its greedy policy scored over `episodes`: the table rows, the (deeprl, SB3) results, and the
+    medians {"wall_time_s" | "eval_return_mean": [deeprl, SB3]}."""
+    rows, results = [], []
+    for seed in seeds:
+        run = [*overrides, f"seed={seed}", f"total_steps={steps}", "eval.every=0", f"eval.episodes={episodes}",
+               "threads=1"]
+        # Alternate the order so drift in machine load does not favour one library.
+        if not seed % 2:
+            s = sb3_final(sb3_model(seed), steps, env_id, episodes)
+        d = deeprl_run(run)
+        if seed % 2:
+            s = sb3_final(sb3_model(seed), steps, env_id, episodes)
+        results.append((d, s))
+        rows.append(f"| {seed} | {d['wall_time_s']:.1f} | {s['wall_time_s']:.1f} | "
+                    f"{d['wall_time_s'] / s['wall_time_s']:.2f} | {d['eval_return_mean']:.1f} | "
+                    f"{s['eval_return_mean']:.1f} |")
+        print(f"{name} {rows[-1]}", flush=True)
+    med = {k: [statistics.median(r[i][k] for r in results) for i in (0, 1)]
+           for k in ("wall_time_s", "eval_return_mean")}
+    return rows, results, med
+
+
 def ppo_cartpole(seeds: list[int], steps: int = 100_000) -> list[str]:
     """PPO on CartPole-v1, fixed step budget, identical hyperparameters, in two rollout shapes."""
     variants = list(PPO_VARIANTS)
@@ -566,23 +591,8 @@ def sb3_a2c_model(seed: int, hp: dict):
 def a2c_lunarlander(seeds: list[int], steps: int = 200_000) -> list[str]:
     """A2C on LunarLander-v3 with RL-Zoo's settings in both libraries: wall time and final return."""
     hp = a2c_preset(A2C_LUNARLANDER)
-    rows, results = [], []
-    for seed in seeds:
-        overrides = [*A2C_LUNARLANDER, f"seed={seed}", f"total_steps={steps}", "eval.every=0",
-                     f"eval.episodes={A2C_EVAL_EPISODES}", "threads=1"]
-        # Alternate the order so drift in machine load does not favour one library.
-        if not seed % 2:
-            s = sb3_final(sb3_a2c_model(seed, hp), steps, hp["env_id"], A2C_EVAL_EPISODES)
-        d = deeprl_run(overrides)
-        if seed % 2:
-            s = sb3_final(sb3_a2c_model(seed, hp), steps, hp["env_id"], A2C_EVAL_EPISODES)
-        results.append((d, s))
-        rows.append(f"| {seed} | {d['wall_time_s']:.1f} | {s['wall_time_s']:.1f} | "
-                    f"{d['wall_time_s'] / s['wall_time_s']:.2f} | {d['eval_return_mean']:.1f} | "
-                    f"{s['eval_return_mean']:.1f} |")
-        print(f"a2c-lunarlander {rows[-1]}", flush=True)
-    med = {k: [statistics.median(r[i][k] for r in results) for i in (0, 1)]
-           for k in ("wall_time_s", "eval_return_mean")}
+    rows, _, med = final_returns_side_by_side("a2c-lunarlander", seeds, steps, A2C_EVAL_EPISODES, A2C_LUNARLANDER,
+                                              lambda seed: sb3_a2c_model(seed, hp), hp["env_id"])
     return [f"## A2C on LunarLander-v3 ({steps // 1000}k steps, RL-Zoo's settings in both libraries)", "",
             f"{hp['num_envs']} envs x {hp['n_steps']} steps per update, γ {hp['gamma']}, lr {hp['lr']:g} "
             f"annealed to 0, entropy {hp['ent_coef']:g}, separate {'-'.join(map(str, hp['hidden']))} "
@@ -604,23 +614,8 @@ MOUNTAINCAR_SOLVED = -110.0
 def dqn_mountaincar(seeds: list[int], steps: int = 120_000, episodes: int = 50) -> list[str]:
     """DQN on MountainCar-v0 with deeprl's preset in both libraries: wall time and final return."""
     hp = dqn_preset(DQN_MOUNTAINCAR)
-    rows, results = [], []
-    for seed in seeds:
-        overrides = [*DQN_MOUNTAINCAR, f"seed={seed}", f"total_steps={steps}", "eval.every=0",
-                     f"eval.episodes={episodes}", "threads=1"]
-        # Alternate the order so drift in machine load does not favour one library.
-        if not seed % 2:
-            s = sb3_final(sb3_dqn_model(seed, hp), steps, hp["env_id"], episodes)
-        d = deeprl_run(overrides)
-        if seed % 2:
-            s = sb3_final(sb3_dqn_model(seed, hp), steps, hp["env_id"], episodes)
-        results.append((d, s))
-        rows.append(f"| {seed} | {d['wall_time_s']:.1f} | {s['wall_time_s']:.1f} | "
-                    f"{d['wall_time_s'] / s['wall_time_s']:.2f} | {d['eval_return_mean']:.1f} | "
-                    f"{s['eval_return_mean']:.1f} |")
-        print(f"dqn-mountaincar {rows[-1]}", flush=True)
-    med = {k: [statistics.median(r[i][k] for r in results) for i in (0, 1)]
-           for k in ("wall_time_s", "eval_return_mean")}
+    rows, results, med = final_returns_side_by_side("dqn-mountaincar", seeds, steps, episodes, DQN_MOUNTAINCAR,
+                                                    lambda seed: sb3_dqn_model(seed, hp), hp["env_id"])
     reached = [sum(r[i]["eval_return_mean"] >= MOUNTAINCAR_SOLVED for r in results) for i in (0, 1)]
     return [f"## DQN on MountainCar-v0 ({steps // 1000}k steps, deeprl's preset in both libraries)", "",
             f"{hp['gradient_steps']} updates of {hp['batch_size']} every {hp['train_freq']} steps, target every "
