@@ -41,6 +41,7 @@ from deeprl.core.errors import (
 )
 from deeprl.core.interrupt import ctrl_c_noted, stop_if_asked
 from deeprl.runs import TAG, Run, plural, read_runs
+from deeprl.validate import as_override
 
 CONFIDENCE = 0.95
 SEED = 0  # of every bootstrap, so the same runs always give the same intervals
@@ -74,13 +75,6 @@ def run_name(run: Run) -> str:
         if algo is not None and env is not None:
             return f"{algo} {env}"
     return run.path.name
-
-
-def as_override(value) -> str:
-    """A config value written as it is given on the command line: true, false, null, [64, 64]."""
-    if isinstance(value, bool) or value is None:
-        return {True: "true", False: "false", None: "null"}[value]
-    return str(value)
 
 
 @functools.cache

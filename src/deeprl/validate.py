@@ -140,12 +140,16 @@ class Passthrough:
         pass
 
 
+def as_override(value) -> str:
+    """A config value written as it is given on the command line: true, false, null, 0.001, [64, 64]."""
+    if isinstance(value, bool) or value is None:
+        return {True: "true", False: "false", None: "null"}[value]
+    return str(value)
+
+
 def _yaml(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "null"
-    return repr(value) if isinstance(value, str) else str(value)
+    """A value in a message: as on the command line, strings quoted."""
+    return repr(value) if isinstance(value, str) else as_override(value)
 
 
 INT0 = Number(0, integer=True)
