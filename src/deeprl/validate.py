@@ -313,6 +313,7 @@ RULES: dict[str, Number | Choice | Flag | Text | Sizes | Passthrough] = {
     "env.fire_reset": Choice(("auto", True, False)),
     "env.full_action_space": FLAG,
     "env.eval_epsilon": PROBABILITY,
+    "env.deterministic_eval": FLAG,
     "env.max_frames": Number(1, integer=True, nullable=True),
     # MinAtar (its sticky actions are env.repeat_action_probability).
     "env.difficulty_ramping": FLAG,

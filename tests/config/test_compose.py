@@ -37,6 +37,20 @@ def test_every_algo_env_pair_composes_and_validates(algo, env):
     validate(cfg)
 
 
+@EVERY_CONFIG
+def test_policy_gradients_evaluate_atari_by_sampling_and_the_mode_elsewhere():
+    # A greedy policy that never presses FIRE after a lost life stalls an Atari game for its 27,000
+    # agent steps, so on Atari a policy-gradient agent evaluates as it trains; the command line wins.
+    pairs = {key: cfg for key, cfg in every_config().items()
+             if "deterministic_eval" in cfg.get("algo", {})}
+    assert {key.split()[0] for key in pairs} == {"reinforce", "actor_critic", "a2c", "ppo"}
+    for key, cfg in pairs.items():
+        assert cfg.algo.deterministic_eval is (cfg.env.kind != "atari"), key
+    assert compose_config("algo=a2c", "env=pong", "algo.deterministic_eval=true").algo.deterministic_eval is True
+    assert compose_config("algo=ppo", "env=atari", "env.game=Pong", "env.deterministic_eval=true"
+                          ).algo.deterministic_eval is True
+
+
 def with_choices(*overrides: str):
     """The composed config with Hydra's own node (hydra.runtime.choices: what each group picked)."""
     with initialize_config_module("deeprl.conf", version_base="1.3"):
