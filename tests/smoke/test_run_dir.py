@@ -172,7 +172,7 @@ def test_a_run_still_training_refuses_a_resume_of_it_until_it_stops(tmp_path):
 
 def test_a_sweep_started_again_while_it_runs_is_refused_and_the_first_reports_no_failure(tmp_path):
     sweep = tmp_path / "sweep"
-    args = ["-m", "seed=1,2", "total_steps=40000", "checkpoint.every=1000", "eval.every=0", "eval.episodes=1",
+    args = ["-m", "seed=1,2", "total_steps=12000", "checkpoint.every=1000", "eval.every=0", "eval.episodes=1",
             "log.progress=false", f"hydra.sweep.dir={sweep}"]
     first = start_train(*args, cwd=tmp_path)
     wait_for(lambda: any(sweep.glob("*/checkpoints/step_*.pt")), first)

@@ -134,7 +134,7 @@ def submitit_tasks(sweep_dir: Path) -> list[int]:
 def test_submitit_jobs_preempted_midway_requeue_and_resume_from_their_checkpoints(tmp_path):
     sweep_dir = tmp_path / "sweep"
     exe = Path(sys.executable).parent / "train"
-    proc = subprocess.Popen([str(exe), "-m", "hydra/launcher=submitit_local", "seed=1,2", "total_steps=40000",
+    proc = subprocess.Popen([str(exe), "-m", "hydra/launcher=submitit_local", "seed=1,2", "total_steps=20000",
                              "eval.every=0", "eval.episodes=2", "log.progress=false",
                              f"hydra.sweep.dir={sweep_dir}"],
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -152,8 +152,8 @@ def test_submitit_jobs_preempted_midway_requeue_and_resume_from_their_checkpoint
     done = summaries(sweep_dir)
     assert sorted(s["seed"] for s in done.values()) == [1, 2]
     for summary in done.values():
-        assert summary["total_steps"] == 40000
-        assert len(summary["resumed"]) == 1 and 0 < summary["resumed"][0]["step"] < 40000
+        assert summary["total_steps"] == 20000
+        assert len(summary["resumed"]) == 1 and 0 < summary["resumed"][0]["step"] < 20000
     logs = "".join(p.read_text() for p in sweep_dir.glob(".submitit/*/*_log.err"))
     assert logs.count("stopped by SIGUSR2") == 2
 
@@ -163,7 +163,7 @@ def test_ctrl_c_stops_a_parallel_sweep_with_one_line_and_the_same_command_goes_o
     line saying how to go on (before: exit 130 without a word, or joblib's KeyboardInterrupt
     traceback when only the sweep's own process got the signal), and the advice works."""
     sweep_dir = tmp_path / "sweep"
-    args = ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=1,2", "total_steps=30000",
+    args = ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=1,2", "total_steps=15000",
             "checkpoint.every=1000", "eval.every=0", "eval.episodes=1", "log.progress=false",
             f"hydra.sweep.dir={sweep_dir}"]
     exe = str(Path(sys.executable).parent / "train")
@@ -187,7 +187,7 @@ def test_ctrl_c_stops_a_parallel_sweep_with_one_line_and_the_same_command_goes_o
     again = train_cli(*args, cwd=tmp_path, timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stdout.count("deeprl | going on from ") == 2
-    assert sorted(s["total_steps"] for s in summaries(sweep_dir).values()) == [30000, 30000]
+    assert sorted(s["total_steps"] for s in summaries(sweep_dir).values()) == [15000, 15000]
 
 
 def test_a_search_goes_on_past_failed_trials_and_lists_them_at_the_end(tmp_path):
