@@ -79,7 +79,8 @@ def build(cfg: DictConfig, run_dir: Path, resume_from: dict | None = None, with_
     try:
         spec = spec_of(envs, cfg.env.id)
         # Algorithm x spaces x network, storage memory, the known model: before anything is built.
-        check_spec(cfg, spec, getattr(envs, "envs", [None])[0], memory=with_loop)  # async: no model
+        check_spec(cfg, spec, getattr(envs, "envs", [None])[0], memory=with_loop,  # async: no model
+                   time_limit=resume_from is None and with_loop)
         if auto:  # by what the run computes: see deeprl.core.device.auto_device
             device, device_why = auto_device(*network_cost(cfg, spec))
         resolve_network_auto(cfg, device)

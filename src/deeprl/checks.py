@@ -10,6 +10,7 @@ network or buffer is built.
   otherwise start fine and be killed hours later).
 - With a single env at hand, what its known model implies (planners need one; gamma = 1 needs
   every state to reach a terminal).
+- A time limit: evaluation plays each episode to its end, so an env that sets none needs one.
 
 Every failure is one ConfigError naming the key to change. `check_spec` runs them all; the range
 checks that need no env are deeprl.validate.validate.
@@ -87,16 +88,20 @@ def action_kind(spec: EnvSpec) -> str:
     return type(spec.action_space).__name__
 
 
-def check_spec(cfg: DictConfig, spec: EnvSpec, env: gym.Env | None = None, *, memory: bool = True) -> None:
-    """All checks that need the env: pairing, memory and, given one env, its known model.
+def check_spec(cfg: DictConfig, spec: EnvSpec, env: gym.Env | None = None, *, memory: bool = True,
+               time_limit: bool = True) -> None:
+    """All checks that need the env: pairing, memory, a time limit and, given one env, its known model.
 
     Call it after the envs exist and before the agent (and its buffers) is built. `env` is one
     (unwrappable) env of the run, e.g. `envs.envs[0]`; without it the model checks are skipped.
-    `memory=False` skips the storage check (building an agent to evaluate fills no replay).
+    `memory=False` skips the storage check (building an agent to evaluate fills no replay);
+    `time_limit=False` the time-limit check (a run that exists already: it keeps its own config).
     """
     check_pairing(cfg, spec)
     if memory:
         check_memory(cfg, spec)
+    if time_limit:
+        check_time_limit(cfg.env)
     if env is not None:
         check_env_model(cfg, spec, env)
 
@@ -290,6 +295,34 @@ def _replay(cfg: DictConfig, spec: EnvSpec, action: int) -> tuple[int, str, str,
 
 def _nbytes(shape, dtype) -> int:
     return int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+
+
+# A time limit -------------------------------------------------------------------------------
+
+
+def check_time_limit(env_cfg: DictConfig) -> None:
+    """Every episode must end: evaluation plays each to its end, and a policy that never reaches one
+    (the greedy policy of an early evaluation, walking into a wall, or stepping off CliffWalking's
+    cliff back to its start) would play on forever, with no word, in an env that sets no time limit.
+    Gymnasium's registered tasks set one, but for a few (CliffWalking-v1); a gridworld's is
+    env.max_episode_steps. ALE and MinAtar games end by their own rules (and frame limits)."""
+    kind = env_cfg.get("kind", "gym")
+    if env_cfg.get("max_episode_steps") or kind not in ("gym", "gridworld"):
+        return
+    fix = "set one, e.g. env.max_episode_steps=1000"
+    if kind == "gym":
+        if gym.spec(env_cfg.id).max_episode_steps or (env_cfg.get("kwargs") or {}).get("max_episode_steps"):
+            return
+        from deeprl.conf import named_env_config
+
+        own = named_env_config("id", env_cfg.id, None)
+        if own and own != env_cfg.get("name"):
+            fix += f", or use env={own} (its own config, which sets one)"
+        what = f"{env_cfg.id} sets no time limit"
+    else:
+        what, fix = "a gridworld without env.max_episode_steps has no time limit", "set one, e.g. env.max_episode_steps=100"
+    raise ConfigError("env.max_episode_steps", f"{what}, so an episode of a policy that never reaches an end (the "
+                                               f"greedy policy of an early evaluation) would never stop; {fix}")
 
 
 # The known model ----------------------------------------------------------------------------

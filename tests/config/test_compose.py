@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 
 from conftest import CONF_DIR, EVERY_CONFIG, compose_config, every_config
 from deeprl.build import ALGOS
+from deeprl.checks import check_time_limit
 from deeprl.validate import validate
 
 ALGO_NAMES = sorted(p.stem for p in (CONF_DIR / "algo").glob("*.yaml"))
@@ -35,6 +36,7 @@ def test_every_algo_env_pair_composes_and_validates(algo, env):
     assert "_target_" in cfg.network, "each env must select a default network"
     OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
     validate(cfg)
+    check_time_limit(cfg.env)  # each env's episodes end: a time limit, or a game's own rules
 
 
 @EVERY_CONFIG

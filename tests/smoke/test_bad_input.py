@@ -190,6 +190,9 @@ KEYED = [
     (["env=gym"], "env.id"),
     (["+env.kwargs.foo=1"], "env.kwargs"),
     (["algo=q_learning", "env=frozenlake", "env.kwargs.map_name=9x9"], "env.kwargs"),
+    # No time limit: an evaluation's greedy policy that never reaches an end would play forever.
+    (["algo=q_learning", "env=gym", "env.id=CliffWalking-v1"], "env.max_episode_steps"),
+    (["algo=q_learning", "env=gridworld", "env.max_episode_steps=null"], "env.max_episode_steps"),
 ]
 
 
@@ -203,7 +206,7 @@ CLI_SAMPLE = {"network=nature_cnn", "algo.n_step=0", "algo=prioritized_dqn algo.
               "algo=ppo algo.n_steps=" + HUGE, "algo=policy_iteration env=gridworld " + WALLED_OFF + " algo.gamma=1.0",
               "network.hidden_sizes=[0]", "total_steps=1e4", "+algo.foo=1", "env=atari",
               "algo=q_learning env=frozenlake env.kwargs.map_name=9x9", "algo=dqn env=gym env.id=Blackjack-v1",
-              "algo=sac env=cartpole"}
+              "algo=sac env=cartpole", "algo=q_learning env=gym env.id=CliffWalking-v1"}
 
 
 @pytest.mark.parametrize(("overrides", "key"), KEYED, ids=[_id(c) for c in KEYED])

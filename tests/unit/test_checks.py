@@ -19,6 +19,7 @@ from deeprl.checks import (
     check_memory,
     check_pairing,
     check_spec,
+    check_time_limit,
     observation_kind,
     storage,
 )
@@ -258,3 +259,27 @@ def test_frame_replay_pointers_bound_the_buffer_size():
     cfg = compose_config("algo=dqn", "env=breakout", f"algo.buffer_size={2**31}")
     with pytest.raises(ConfigError, match=r"^algo\.buffer_size: a frame replay holds at most 2,082,407,392"):
         storage(cfg, env_and_spec("env=breakout")[1])
+
+
+def test_an_env_without_a_time_limit_needs_one_and_the_fix_lets_the_run_end(tmp_path):
+    """CliffWalking-v1 sets no time limit and stepping off its cliff sends the agent back to the
+    start without ending the episode: an evaluation's greedy policy that walks into the cliff or a
+    wall played on forever, with no word. The run is refused, naming the key; with a limit, an
+    untrained greedy agent's evaluation ends (every episode cut at the limit)."""
+    from conftest import run_in_process
+
+    bare = compose_config("algo=q_learning", "env=gym", "env.id=CliffWalking-v1")
+    with pytest.raises(ConfigError) as caught:
+        check_time_limit(bare.env)
+    assert str(caught.value).startswith("env.max_episode_steps: CliffWalking-v1 sets no time limit")
+    assert str(caught.value).endswith("set one, e.g. env.max_episode_steps=1000, or use env=cliffwalking (its own "
+                                      "config, which sets one)")
+    with pytest.raises(ConfigError, match="^env.max_episode_steps: a gridworld without"):
+        check_time_limit(compose_config("env=gridworld", "env.max_episode_steps=null").env)
+    # A limit given either way, or set by gymnasium's registration, passes.
+    check_time_limit(compose_config("env=gym", "env.id=CliffWalking-v1", "env.max_episode_steps=50").env)
+    check_time_limit(compose_config("env=gym", "env.id=CliffWalking-v1", "+env.kwargs.max_episode_steps=50").env)
+    check_time_limit(compose_config("env=gym", "env.id=Taxi-v4").env)
+    summary = run_in_process(tmp_path, "algo=q_learning", "env=gym", "env.id=CliffWalking-v1", "env.max_episode_steps=50",
+                             "algo.exploration.eval=0", "total_steps=100", "eval.every=0", "eval.episodes=3")
+    assert summary["eval_return_mean"] <= -50  # -1 per step (-100 for the cliff): cut at 50 steps at the latest
