@@ -266,7 +266,7 @@ def test_an_env_without_a_time_limit_needs_one_and_the_fix_lets_the_run_end(tmp_
     start without ending the episode: an evaluation's greedy policy that walks into the cliff or a
     wall played on forever, with no word. The run is refused, naming the key; with a limit, an
     untrained greedy agent's evaluation ends (every episode cut at the limit)."""
-    from conftest import run_in_process
+    from deeprl.build import build
 
     bare = compose_config("algo=q_learning", "env=gym", "env.id=CliffWalking-v1")
     with pytest.raises(ConfigError) as caught:
@@ -280,6 +280,10 @@ def test_an_env_without_a_time_limit_needs_one_and_the_fix_lets_the_run_end(tmp_
     check_time_limit(compose_config("env=gym", "env.id=CliffWalking-v1", "env.max_episode_steps=50").env)
     check_time_limit(compose_config("env=gym", "env.id=CliffWalking-v1", "+env.kwargs.max_episode_steps=50").env)
     check_time_limit(compose_config("env=gym", "env.id=Taxi-v4").env)
-    summary = run_in_process(tmp_path, "algo=q_learning", "env=gym", "env.id=CliffWalking-v1", "env.max_episode_steps=50",
-                             "algo.exploration.eval=0", "total_steps=100", "eval.every=0", "eval.episodes=3")
-    assert summary["eval_return_mean"] <= -50  # -1 per step (-100 for the cliff): cut at 50 steps at the latest
+    cfg = compose_config("algo=q_learning", "env=gym", "env.id=CliffWalking-v1", "env.max_episode_steps=50",
+                         "algo.exploration.eval=0", "total_steps=100", "eval.every=0", "eval.episodes=3",
+                         "log.progress=false")
+    run = build(cfg, tmp_path)
+    run.execute()
+    _, lengths = run.session.last_eval
+    assert len(lengths) == 3 and 0 < lengths.max() <= 50
