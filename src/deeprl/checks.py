@@ -25,7 +25,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from deeprl.buffers.memory import check_fits
-from deeprl.conf import CONF_DIR
+from deeprl.conf import CONF_DIR, named_env_config
 from deeprl.core.errors import ConfigError
 from deeprl.envs import EnvSpec
 from deeprl.envs.model import TabularModel
@@ -313,8 +313,6 @@ def check_time_limit(env_cfg: DictConfig) -> None:
     if kind == "gym":
         if gym.spec(env_cfg.id).max_episode_steps or (env_cfg.get("kwargs") or {}).get("max_episode_steps"):
             return
-        from deeprl.conf import named_env_config
-
         own = named_env_config("id", env_cfg.id, None)
         if own and own != env_cfg.get("name"):
             fix += f", or use env={own} (its own config, which sets one)"
