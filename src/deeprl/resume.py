@@ -140,10 +140,10 @@ def hydra_args(args: list[str]) -> list[str]:
     value = _resume_value(args)
     overrides = _allowed_overrides(args)
     run_dir = Path(value).expanduser()
-    _, state = find_checkpoint(run_dir)
+    path, state = find_checkpoint(run_dir)
     config = OmegaConf.create(state["config"])
     total = next((o.value() for o in overrides if o.key_or_group == "total_steps"), config.total_steps)
-    check_total_steps(total, int(state["step"]))
+    check_total_steps(total, int(state["step"]), unfinished(path, config))
     where = _quote(str(run_dir.resolve()))
     return [*(a for a in args if not _is_resume(a)), f"resume={where}", f"hydra.run.dir={where}",
             "hydra.output_subdir=null"]
@@ -170,7 +170,16 @@ def shown_config(args: list[str]) -> str | None:
     return OmegaConf.to_yaml(config)
 
 
-def check_total_steps(total, step: int) -> None:
+def unfinished(path: Path, config) -> int | None:
+    """The run's own total_steps when `path` is not its final checkpoint, else None."""
+    return None if path.name == "final.pt" else int(config.total_steps)
+
+
+def check_total_steps(total, step: int, unfinished_total: int | None = None) -> None:
+    """A resume must go past the checkpoint's step, except that a run stopped at its end (during
+    its final evaluation: no final.pt yet) resumes to finish with its own total (`unfinished_total`)."""
+    if total == unfinished_total and not isinstance(total, bool):
+        return
     if not isinstance(total, int) or isinstance(total, bool) or total <= step:
         raise ConfigError("total_steps", f"the run is already at step {step}; to go on, resume with "
                                          f"total_steps=<more than {step}>")
@@ -194,5 +203,5 @@ def resumed_config(cfg: DictConfig, task_overrides: list[str]) -> tuple[DictConf
     keys = [override.key_or_group for override in _overrides(task_overrides)]
     config = _going_on_with(state, {key: OmegaConf.select(cfg, key) for key in keys})
     OmegaConf.set_struct(config, True)
-    check_total_steps(config.total_steps, int(state["step"]))
+    check_total_steps(config.total_steps, int(state["step"]), unfinished(path, OmegaConf.create(state["config"])))
     return config, state, path

@@ -154,6 +154,9 @@ class Run:
                     session.resumed.append({"step": start_step, "notes": self.notes})
                     for note in self.notes:
                         logger.write(f"deeprl | note: {note}")
+                    if saved_total != int(cfg.total_steps):
+                        session.ended = None  # extended: the loop goes on
+                    session.settle(self.agent)  # what the stop cut short
                 else:
                     logger.config(cfg)
                     if self.started_from:
@@ -161,7 +164,9 @@ class Run:
                     self.loop.start()
                 try:
                     # A loop may return extra summary fields (e.g. a planner's sweeps and convergence).
-                    extra = self.loop.run()
+                    # One stopped during the final evaluation or video has run already: not again
+                    # (a planner's or tabular loop's report at its end).
+                    extra = self.loop.run() if session.ended is None else session.ended
                     if session.stopping:
                         self._stop_on_signal()
                     summary = self._finish(extra)
@@ -190,8 +195,15 @@ class Run:
         # The final evaluation and checkpoint stand at the step the loop ended at, so a resume
         # purges nothing it will not log again. Planners count sweeps, not steps.
         steps = getattr(self.loop, "end_step", int(cfg.total_steps))
+        if session.ended is None:
+            session.ended = dict(extra or {})
+            if getattr(self.loop, "VIDEO_AT_END", False):
+                session.final_video(self.loop.step, self.agent)  # cut short by a stop: owed
         session.reached(steps)  # a run resumed to go further counts its intervals from here
-        returns, _ = session.evaluate(steps, self.agent)
+        evaluated = session.evaluate(steps, self.agent, final=True)
+        if evaluated is None:  # a stop signal came: the resumed run evaluates, from this checkpoint
+            self._stop_on_signal()
+        returns, _ = evaluated
         session.checkpoint(steps, "final.pt")
         summary = {
             "algo": cfg.algo.name, "env": cfg.env.id, "seed": int(cfg.seed), "device": str(self.device),
@@ -253,8 +265,8 @@ def extended_note(saved_total: int, total: int) -> list[str]:
 
 @contextlib.contextmanager
 def stop_on_signals(session: Session):
-    """SIGINT (Ctrl-C) and SIGTERM ask the run to stop after the current step; a second one stops
-    at once. So do USR1/USR2 when a job scheduler has hooked them; the context's value maps those
+    """SIGINT (Ctrl-C) and SIGTERM ask the run to stop after the current step (an evaluation or
+    video under way stops at its next step: the resumed run plays it); a second one stops at once. So do USR1/USR2 when a job scheduler has hooked them; the context's value maps those
     to the scheduler's handlers, for the run to call once its checkpoint is written. Handlers are
     only installed from the main thread, and restored afterwards."""
     if threading.current_thread() is not threading.main_thread():

@@ -211,9 +211,9 @@ def test_signal_handlers_are_restored_after_a_run(tmp_path):
 
 
 def test_a_second_ctrl_c_stops_at_once(tmp_path):
-    # Evaluations of 30000 episodes every 8 steps: nearly all the time is spent inside one, where the
-    # first Ctrl-C can only ask for a stop at the end of the step; the second must not wait for it.
-    proc, run_dir = start(tmp_path, *LONG, "num_envs=8", "eval.every=8", "eval.episodes=30000")
+    # 200000 updates in one step, from step 100 on: nearly all the time is spent inside one step,
+    # where the first Ctrl-C can only ask for a stop at its end; the second must not wait for it.
+    proc, run_dir = start(tmp_path, *LONG, "algo.learning_starts=100", "algo.gradient_steps=200000")
     proc.send_signal(signal.SIGINT)
     first = ""
     while "send it again to stop at once" not in first:  # the first one has been taken in
@@ -224,6 +224,28 @@ def test_a_second_ctrl_c_stops_at_once(tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGINT, first + err[-2000:]
     assert "stopped by" not in err, "the second Ctrl-C waited for the checkpoint"
+
+
+def test_a_stop_during_the_final_evaluation_stops_there_and_the_resume_finishes(tmp_path):
+    """SIGTERM while the run plays its final evaluation (2000 Pendulum episodes of 200 steps, side by
+    side): the run stops at the evaluation's next step with a checkpoint at its last step, not
+    final.pt (before, the evaluation played to its end and the run exited 0 as if nothing came).
+    `train resume=` with no new total then only finishes it: the evaluation, final.pt, the summary."""
+    proc, run_dir = start(tmp_path, "algo=ddpg", "env=pendulum", "total_steps=1000", "algo.learning_starts=900",
+                          "checkpoint.every=990", "eval.every=0", "eval.episodes=2000", "log.progress=false")
+    until(lambda: (run_dir / "checkpoints" / "step_990.pt").is_file(), proc)
+    time.sleep(0.5)  # ten steps on: the final evaluation is under way (its envs take ~0.5 s to make)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err[-2000:]
+    assert "stopped by SIGTERM at step 1000" in err, err[-2000:]
+    assert not (run_dir / "summary.json").exists() and not (run_dir / "checkpoints" / "final.pt").exists()
+    resumed = train_cli(f"resume={run_dir}", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["steps"] == 1000 and summary["eval_episodes"] == 2000
+    assert [e["step"] for e in summary["evaluations"]] == [1000]
+    assert steps(run_dir, "eval/episodic_return") == [1000]
 
 
 def test_ctrl_c_reaching_async_env_workers_still_checkpoints_and_resumes(tmp_path):

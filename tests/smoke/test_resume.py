@@ -7,7 +7,9 @@ uninterrupted run's after step k.
 """
 
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -21,6 +23,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from conftest import compose_config, train_cli
 from deeprl.build import build
 from deeprl.core.checkpoint import load
+from deeprl.resume import check_total_steps, unfinished
+from deeprl.run import RunStopped
 
 # Small, fast variants of each family's CartPole/gridworld settings; k is never a rollout boundary.
 FAMILIES = {
@@ -389,3 +393,104 @@ def test_a_run_that_ends_past_total_steps_resumes_from_where_it_ended(tmp_path):
     assert resumed["resumed"][0]["step"] == 1504 and resumed["steps"] == 3000
     for tag, points in first.items():
         assert events(tmp_path, tag)[:len(points)] == points, tag
+
+
+def stop_during_evaluation(run, at_step: int, after: int = 3) -> dict:
+    """Send this process a real SIGTERM from inside the run's evaluation at `at_step`, once it has
+    acted `after` times; count how often the evaluation acts after it."""
+    act, seen = run.agent.act, {"sent": False, "acted_after": 0}
+
+    def spy(obs, step, eval_mode=False):
+        if eval_mode and run.loop.step == at_step:
+            if seen["sent"]:
+                seen["acted_after"] += 1
+            else:
+                seen["acted"] = seen.get("acted", 0) + 1
+                if seen["acted"] == after:
+                    seen["sent"] = True
+                    os.kill(os.getpid(), signal.SIGTERM)
+        return act(obs, step, eval_mode=eval_mode)
+
+    run.agent.act = spy
+    return seen
+
+
+@pytest.mark.parametrize("when", ["mid-run", "final"])
+def test_a_stop_during_an_evaluation_cuts_it_short_and_the_resume_plays_it_exactly(tmp_path, when):
+    """A SIGTERM (or Ctrl-C) while the run evaluates stops it at the next evaluation step, not at
+    the end of an evaluation that can take minutes (Atari). The checkpoint it writes owes the
+    evaluation; the resumed run plays it first, at the same step, and ends as the uninterrupted run:
+    same agent, same evaluations at the same steps with the same returns, same eval curve."""
+    overrides, k = FAMILIES["dqn"]
+    overrides = [*overrides, *QUIET, "eval.episodes=3", f"checkpoint.every={k}", f"eval.every={k}"]
+    whole, stopped = tmp_path / "whole", tmp_path / "stopped"
+    summary = run(whole, overrides)
+    at = k if when == "mid-run" else summary["steps"]
+    interrupted = build(compose_config(*overrides), stopped)
+    seen = stop_during_evaluation(interrupted, at)
+    with pytest.raises(RunStopped) as stop:
+        interrupted.execute()
+    assert stop.value.code == 128 + signal.SIGTERM
+    assert seen["sent"] and seen["acted_after"] == 0, seen
+    state = load(stopped / "checkpoints" / f"step_{at}.pt")
+    assert not (stopped / "checkpoints" / "final.pt").exists() and not (stopped / "summary.json").exists()
+    if when == "mid-run":
+        assert state["session"]["owed"] == {"eval": k}
+        assert state["session"]["ended"] is None
+    else:  # the final evaluation is played by any resumed run; the loop's work is done
+        assert state["session"]["owed"] == {} and state["session"]["ended"] == {}
+    assert [e["step"] for e in state["session"]["history"]] == [e["step"] for e in summary["evaluations"]
+                                                                if e["step"] < at]
+    # What `train resume=` with the run's own total accepts: going on to the end (mid-run), or
+    # only finishing (final: the checkpoint is at total_steps, yet not final.pt).
+    check_total_steps(int(OmegaConf.create(state["config"]).total_steps), state["step"],
+                      unfinished(stopped / "checkpoints" / f"step_{at}.pt", OmegaConf.create(state["config"])))
+
+    resumed = build(OmegaConf.create(state["config"]), stopped, resume_from=state).execute()
+    assert_same_agent(load(whole / "checkpoints/final.pt")["agent"], load(stopped / "checkpoints/final.pt")["agent"])
+    assert resumed["eval_return_mean"] == summary["eval_return_mean"]
+    assert [(e["step"], e["eval_return_mean"]) for e in resumed["evaluations"]] == \
+        [(e["step"], e["eval_return_mean"]) for e in summary["evaluations"]]
+    assert events(stopped, "eval/episodic_return") == events(whole, "eval/episodic_return")
+
+
+def test_a_stop_during_a_planners_final_video_owes_it_and_the_resume_only_finishes(tmp_path, capsys):
+    """Planners record their final policy after their last sweep. A stop while it plays leaves no
+    video; the resumed run records it, evaluates and writes final.pt, and does not sweep or report
+    again (its values, policy and figure were written before the stop)."""
+    overrides = ["algo=value_iteration", "env=gridworld_4x3", "video.every=1", *QUIET]
+    whole, stopped = tmp_path / "whole", tmp_path / "stopped"
+    summary = run(whole, overrides)
+    interrupted = build(compose_config(*overrides), stopped)
+    seen = stop_during_evaluation(interrupted, summary["sweeps"], after=2)
+    with pytest.raises(RunStopped):
+        interrupted.execute()
+    assert seen["sent"] and seen["acted_after"] == 0, seen
+    assert not (stopped / "videos").exists() or not any((stopped / "videos").iterdir())
+    state = load(stopped / "checkpoints" / f"step_{summary['sweeps']}.pt")
+    assert state["session"]["owed"] == {"video": [summary["sweeps"], "final"]}
+    values = (stopped / "values.csv").read_text()
+    assert values == (whole / "values.csv").read_text()
+    assert "V:" in capsys.readouterr().out  # the report, before the video
+
+    resumed = build(OmegaConf.create(state["config"]), stopped, resume_from=state).execute()
+    assert "V:" not in capsys.readouterr().out, "the resumed run reported its values again"
+    assert sorted(p.name for p in (stopped / "videos").iterdir()) == ["final-episode-0.mp4"]
+    assert (stopped / "videos/final-episode-0.mp4").stat().st_size > 0
+    assert {key: resumed[key] for key in ("sweeps", "converged", "start_value", "eval_return_mean")} == \
+        {key: summary[key] for key in ("sweeps", "converged", "start_value", "eval_return_mean")}
+    assert_same_agent(load(whole / "checkpoints/final.pt")["agent"], load(stopped / "checkpoints/final.pt")["agent"])
+
+
+def test_a_checkpoint_from_before_stops_could_owe_an_evaluation_still_resumes_exactly(tmp_path):
+    """Checkpoints written before a stop could cut an evaluation short have no `owed` or `ended`
+    in their session state: nothing is owed, and the loop goes on."""
+    overrides, k = FAMILIES["dqn"]
+    overrides = [*overrides, *QUIET, f"checkpoint.every={k}", f"eval.every={k}"]
+    whole = tmp_path / "whole"
+    summary = run(whole, overrides)
+    state = load(whole / "checkpoints" / f"step_{k}.pt")
+    del state["session"]["owed"], state["session"]["ended"]
+    resumed = build(OmegaConf.create(state["config"]), tmp_path / "older", resume_from=state).execute()
+    assert_same_agent(load(whole / "checkpoints/final.pt")["agent"], load(tmp_path / "older/checkpoints/final.pt")["agent"])
+    assert resumed["evaluations"][-1]["eval_return_mean"] == summary["eval_return_mean"]

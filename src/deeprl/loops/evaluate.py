@@ -1,5 +1,6 @@
 import contextlib
 import copy
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -9,12 +10,27 @@ from deeprl.envs import make_vec_env
 from deeprl.envs.episodes import EpisodeTracker
 
 
-def evaluate(agent, env_cfg, episodes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+class EvaluationCut(Exception):
+    """A training run's stop signal came while it was evaluating or recording: it stopped there."""
+
+
+def check_stop(stopped: Callable[[], bool] | None) -> None:
+    """Between two steps of an evaluation or a video: the `evaluate` command's noted Ctrl-C
+    raises KeyboardInterrupt, a training run's stop request (`stopped()`) EvaluationCut."""
+    stop_if_asked()
+    if stopped is not None and stopped():
+        raise EvaluationCut
+
+
+def evaluate(agent, env_cfg, episodes: int, seed: int,
+             stopped: Callable[[], bool] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Play `episodes` evaluation episodes in parallel (one env each) with `agent.act(eval_mode=True)`.
 
     Returns per-episode returns and lengths. Env i is reset with seed + i and the agent acts from
     streams seeded by `seed` (`evaluation_streams`), so an evaluation is a function of the policy
     and the seed: independent of the training envs' state and of the evaluations before it.
+    Raises EvaluationCut at the first step after `stopped()` turns true (a training run asked to
+    stop: an Atari evaluation can take minutes).
     """
     envs = make_vec_env(env_cfg, episodes, seed, training=False)
     try:
@@ -27,7 +43,7 @@ def evaluate(agent, env_cfg, episodes: int, seed: int) -> tuple[np.ndarray, np.n
             lengths = np.zeros(episodes, dtype=np.int64)
             running = np.ones(episodes, dtype=bool)
             while running.any():
-                stop_if_asked()
+                check_stop(stopped)
                 actions = agent.act(obs, step=0, eval_mode=True)
                 obs, rewards, terminated, truncated, infos = envs.step(actions)
                 for i, ret, length in tracker.step_envs(rewards, terminated | truncated, infos):
@@ -39,14 +55,16 @@ def evaluate(agent, env_cfg, episodes: int, seed: int) -> tuple[np.ndarray, np.n
 
 
 def record_video(agent, env_cfg, episodes: int, seed: int, folder, name_prefix: str = "eval",
-                 key: str = "video.every", fix: str = "set video.every=0") -> list:
+                 key: str = "video.every", fix: str = "set video.every=0",
+                 stopped: Callable[[], bool] | None = None) -> list:
     """Play `episodes` greedy episodes one after another and save each as
     `folder/<name_prefix>-episode-<i>.mp4` (i from 0; a file of that name is replaced).
 
     Uses gymnasium's RecordVideo on the evaluation env (full games for Atari: no life-loss resets).
     The agent's random streams are left as they were (`random_streams_kept`), so recording a video
     changes nothing that is learned or evaluated after it. Returns the paths of the videos written.
-    A machine that cannot render raises ConfigError(`key`).
+    A machine that cannot render raises ConfigError(`key`). Stops as `evaluate` does on `stopped()`,
+    writing no video.
     """
     import os
     import shutil
@@ -82,14 +100,14 @@ def record_video(agent, env_cfg, episodes: int, seed: int, folder, name_prefix: 
                     pending = None
                     done = False
                     while not done:
-                        stop_if_asked()
+                        check_stop(stopped)
                         action = agent.act(np.asarray(obs)[None], step=0, eval_mode=True)[0]
                         obs, _, terminated, truncated, _ = env.step(action)
                         done = terminated or truncated
             pending = videos[-1]
         finally:
             env.close()
-        stop_if_asked()
+        check_stop(stopped)
         check_encoded(staging / videos[-1].name, videos[-1], key, fix)
         for video in videos:
             os.replace(staging / video.name, video)

@@ -16,6 +16,8 @@ from deeprl.loops.off_policy import final_observations
 
 
 class FQILoop(EnvLoop):
+    # Its video comes at the end, `video.every` steps never coming round (Run._finish).
+    VIDEO_AT_END = True
     KEYS = ("iterations", "tol", "figure_every")
     # Reads envs.envs[0] (its model, its states), so the envs must live in this process.
     READS_ENV = True
@@ -67,7 +69,6 @@ class FQILoop(EnvLoop):
         if not rewarded:  # then every target is 0: "converged" after one iteration says nothing
             session.logger.write("deeprl | warning: no transition in the data has a reward, so Q is 0 and the greedy "
                                  "policy arbitrary; collect more (total_steps) or use algo.behaviour=expert")
-        session.final_video(self.step, agent)
         return {"iterations": self.iteration, "converged": self.converged, "dataset_size": len(data.obs),
                 "rewarded_transitions": rewarded}
 

@@ -28,6 +28,8 @@ def recorded(sweep: int, every_sweep: bool) -> bool:
 
 
 class PlanningLoop:
+    # Its video comes at the end, `video.every` steps never coming round (Run._finish).
+    VIDEO_AT_END = True
     KEYS = ("max_sweeps", "figure_every")
     # Reads envs.envs[0] (its model, its states), so the envs must live in this process.
     READS_ENV = True
@@ -74,7 +76,6 @@ class PlanningLoop:
         report.write_values_by_sweep(session.run_dir, model, self.history)
         report.finish(agent, model, session, self.step,
                       f"{agent.name}: {status} after {plural(self.step, 'sweep')}, last max |dV| = {delta:.3g}")
-        session.final_video(self.step, agent)
         # Planners take no environment steps (evaluation rollouts aside): they sweep the model.
         # start_value is in the returns' convention (reward = -cost): it compares with eval returns.
         start_value = float(model.initial @ agent.V)

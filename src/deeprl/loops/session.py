@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from deeprl.logging import Logger
-from deeprl.loops.evaluate import evaluate, record_video
+from deeprl.loops.evaluate import EvaluationCut, evaluate, record_video
 
 GUARDS = ("stop", "warn", "off")
 # Diagnostics that are undefined on some batches and then NaN, which says nothing of divergence:
@@ -32,7 +32,12 @@ class Session:
     `tick()` once per environment step, and return from `run` when `stopping` is set; everything
     else (what is due when) is decided here. `save(step, name)` (set by the run) writes a
     checkpoint of the whole run. The session's own state (what is due next, the evaluation
-    history, the training time so far) is part of every checkpoint.
+    history, the training time so far, what a stop left owed) is part of every checkpoint.
+
+    A stop signal cuts an evaluation or video short at its next step (an Atari evaluation can take
+    minutes). One that was due mid-run is then owed: the checkpoint written at the stop says so,
+    and the resumed run plays it first (`settle`), at the same step, from the same agent (the
+    checkpoint is of the step it came due at) and from its own seed, as the uninterrupted run did.
     """
 
     def __init__(self, *, logger: Logger, run_dir: Path, env_cfg, seed: int, rng: np.random.Generator,
@@ -64,6 +69,11 @@ class Session:
         self.history: list[dict] = []  # (step, eval mean) for every evaluation
         self.resumed: list[dict] = []  # one entry per resume: step, whether episodes restarted
         self.warned: set[str] = set()
+        # What a stop cut short, to play at the resume: {"eval": step, "video": [step, name]}.
+        self.owed: dict = {}
+        # The loop's summary fields once its run() has returned at the end (then only the final
+        # evaluation and checkpoint are left: a run stopped during them resumes to those alone).
+        self.ended: dict | None = None
 
     @property
     def stopping(self) -> bool:
@@ -162,10 +172,14 @@ class Session:
 
     def video(self, step: int, agent, name: str | None = None) -> list:
         """One greedy episode recorded to <run dir>/videos/<name>-episode-0.mp4, by default
-        step_<N>-episode-0.mp4 (time excluded from SPS)."""
-        t0 = time.perf_counter()
-        videos = record_video(agent, self.env_cfg, 1, self.eval_seed, self.run_dir / "videos", name or f"step_{step}")
-        self.eval_time += time.perf_counter() - t0
+        step_<N>-episode-0.mp4 (time excluded from SPS). [] when a stop signal came first or cut it
+        short: then it is owed."""
+        name = name or f"step_{step}"
+        videos = self._cut_short(lambda: record_video(agent, self.env_cfg, 1, self.eval_seed, self.run_dir / "videos",
+                                                      name, stopped=lambda: self.stopping))
+        if videos is None:
+            self.owed["video"] = [step, name]
+            return []
         return videos
 
     def final_video(self, step: int, agent) -> None:
@@ -174,6 +188,28 @@ class Session:
         if self.video_every > 0:
             self.video(step, agent, name="final")
 
+    def _cut_short(self, play: Callable):
+        """`play()`'s result, or None if a stop signal came before it or during it; the time it
+        took is excluded from SPS."""
+        if self.stopping:
+            return None
+        t0 = time.perf_counter()
+        try:
+            return play()
+        except EvaluationCut:
+            return None
+        finally:
+            self.eval_time += time.perf_counter() - t0
+
+    def settle(self, agent) -> None:
+        """At a resume: play what the stop cut short (`owed`), in the order the run plays them."""
+        owed, self.owed = self.owed, {}
+        if "eval" in owed:
+            self.evaluate(owed["eval"], agent)
+        if "video" in owed:
+            step, name = owed["video"]
+            self.video(step, agent, name)
+
     def sps(self, step: int) -> float:
         return step / max(self.train_time(), 1e-9)
 
@@ -181,10 +217,16 @@ class Session:
         """Seconds spent training (evaluation and videos excluded), over every piece of the run."""
         return self.time_before + time.perf_counter() - self.start - self.eval_time
 
-    def evaluate(self, step: int, agent) -> tuple[np.ndarray, np.ndarray]:
-        t0 = time.perf_counter()
-        returns, lengths = evaluate(agent, self.env_cfg, self.eval_episodes, self.eval_seed)
-        self.eval_time += time.perf_counter() - t0
+    def evaluate(self, step: int, agent, final: bool = False) -> tuple[np.ndarray, np.ndarray] | None:
+        """None when a stop signal came first or cut it short: it is then owed, unless `final`
+        (the run's final evaluation, which a resumed run plays in any case)."""
+        result = self._cut_short(lambda: evaluate(agent, self.env_cfg, self.eval_episodes, self.eval_seed,
+                                                  stopped=lambda: self.stopping))
+        if result is None:
+            if not final:
+                self.owed["eval"] = step
+            return None
+        returns, lengths = result
         self.logger.scalars({"eval/episodic_return": returns.mean(),
                              "eval/episodic_length": lengths.mean()}, step)
         self.last_eval = (returns, lengths)
@@ -197,7 +239,7 @@ class Session:
     def state_dict(self) -> dict:
         return {"last": dict(self._last), "recent": list(self._recent), "history": list(self.history),
                 "train_time": self.train_time(), "resumed": list(self.resumed),
-                "last_eval": self.last_eval}
+                "last_eval": self.last_eval, "owed": dict(self.owed), "ended": self.ended}
 
     def load_state_dict(self, state: dict) -> None:
         self._last = dict(state["last"])
@@ -205,6 +247,8 @@ class Session:
         self.history = list(state["history"])
         self.resumed = list(state["resumed"])
         self.last_eval = state["last_eval"]
+        self.owed = dict(state.get("owed", {}))  # absent from checkpoints older than it
+        self.ended = state.get("ended")
         self.time_before = float(state["train_time"])
         self.start = self.last_save = time.perf_counter()
         self.eval_time = 0.0
