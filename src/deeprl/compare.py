@@ -39,7 +39,7 @@ from deeprl.core.errors import (
     refused_writes,
     write_failure,
 )
-from deeprl.core.interrupt import ctrl_c_noted, stop_if_asked
+from deeprl.core.interrupt import stop_if_asked, stop_signals_noted, stopped_by
 from deeprl.runs import TAG, Run, plural, read_runs
 from deeprl.validate import as_override
 
@@ -535,14 +535,13 @@ def main(argv=None) -> None:
     try:
         with refused_writes(lambda reason: ConfigError("--out", f"cannot write to {args.out}: {reason}; make room, "
                                                                 "or pass another --out")):
-            with ctrl_c_noted():
+            with stop_signals_noted():
                 compare(args)
     except ConfigError as error:
         print(f"compare: error: {error}", file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt:  # Ctrl-C: what it writes is staged and moved in at the end
-        print("\ncompare: stopped by SIGINT; nothing half-written is left", file=sys.stderr)
-        sys.exit(130)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: what it writes is staged and moved in at the end
+        sys.exit(stopped_by("compare"))
 
 
 if __name__ == "__main__":

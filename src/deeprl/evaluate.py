@@ -28,7 +28,7 @@ from deeprl.core.checkpoint import (
 )
 from deeprl.core.console import say
 from deeprl.core.errors import ConfigError, WriteFailed, refused_writes
-from deeprl.core.interrupt import ctrl_c_noted, stop_if_asked
+from deeprl.core.interrupt import stop_if_asked, stop_signals_noted, stopped_by
 from deeprl.runs import locate, plural
 
 VIDEO_REFUSED = ("--video", "run without --video")  # the key and the fix when frames cannot be drawn
@@ -148,14 +148,13 @@ def main(argv=None) -> None:
                         help="episodes to record with --video, one after another (default: 1)")
     args = parser.parse_args(argv)
     try:
-        with ctrl_c_noted():
+        with stop_signals_noted():
             result, path = run(args)
     except ConfigError as error:
         print(f"evaluate: error: {error}", file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt:  # Ctrl-C: what it writes is staged and moved in at the end
-        print("\nevaluate: stopped by SIGINT; nothing half-written is left", file=sys.stderr)
-        sys.exit(130)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: what it writes is staged and moved in at the end
+        sys.exit(stopped_by("evaluate"))
     returns = np.asarray(result["returns"])
     # How it acted: epsilon for the agents that act epsilon-greedily (the DQN family, tabular, FQI),
     # deterministic or stochastic for the policy-gradient algorithms.

@@ -236,9 +236,15 @@ def test_a_video_a_run_cannot_write_stops_it_in_one_line_and_the_advice_goes_on(
     assert json.loads((run / "summary.json").read_text())["total_steps"] == 3000
 
 
-def test_ctrl_c_while_evaluate_records_stops_in_one_line_and_leaves_no_partial_video(cartpole_run):
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_while_evaluate_records_stops_in_one_line_and_leaves_no_partial_video(cartpole_run, sig):
+    """Ctrl-C, or SIGTERM (`kill`, `timeout`, a cluster's cancellation). Before, SIGTERM ended the
+    command with its staging folder left behind, or, once pygame had started SDL, was taken by SDL
+    and ignored: all 50 videos were played and written."""
     import signal
     import time
+
+    signum = signal.Signals[sig]
 
     _, run_dir = cartpole_run
     videos = run_dir / "videos"
@@ -251,10 +257,10 @@ def test_ctrl_c_while_evaluate_records_stops_in_one_line_and_leaves_no_partial_v
     while not list(videos.glob(".recording-*/*.mp4")) and proc.poll() is None and time.time() < deadline:
         time.sleep(0.02)  # until the first of its videos is encoded
     assert proc.poll() is None, "evaluate ended before it could be stopped"
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     _, err = proc.communicate(timeout=120)
-    assert (proc.returncode, err.strip().splitlines()[-1]) == (130, "evaluate: stopped by SIGINT; nothing half-written "
-                                                                    "is left")
+    assert (proc.returncode, err.strip().splitlines()[-1]) == (128 + signum, f"evaluate: stopped by {sig}; nothing "
+                                                                             "half-written is left")
     assert "Traceback" not in err
     assert sorted(p.name for p in videos.iterdir()) == before  # no staging folder, no new video
     assert {p.name: p.read_bytes() for p in run_dir.glob("evaluation*.json")} == evaluations

@@ -8,7 +8,7 @@ from conftest import as_in_a_terminal
 
 SCRIPT = """
 import os, signal, sys
-from deeprl.core.interrupt import ctrl_c_noted, stop_if_asked
+from deeprl.core.interrupt import stop_signals_noted, stop_if_asked
 
 class Clip:  # as moviepy's clips, closed by __del__ after each video
     def __del__(self):
@@ -26,7 +26,7 @@ def work():
 # As Python starts in a terminal (a parent may hand SIGINT down ignored, as pytest-xdist's workers do).
 signal.signal(signal.SIGINT, signal.SIG_IGN if sys.argv[1] == "ignored" else signal.default_int_handler)
 if sys.argv[1] in ("noted", "ignored"):
-    with ctrl_c_noted():
+    with stop_signals_noted():
         work()
 else:
     work()
@@ -46,7 +46,7 @@ def test_an_interrupt_dropped_in_a_del_stops_at_the_next_check_without_a_printed
 
 
 def test_outside_a_del_the_interrupt_is_raised_where_it_lands():
-    script = ("import os, signal\nfrom deeprl.core.interrupt import ctrl_c_noted\nwith ctrl_c_noted():\n"
+    script = ("import os, signal\nfrom deeprl.core.interrupt import stop_signals_noted\nwith stop_signals_noted():\n"
               "    try:\n        os.kill(os.getpid(), signal.SIGINT)\n        for _ in range(10**6): pass\n"
               "    except KeyboardInterrupt:\n        print('raised at once')\n")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,

@@ -3,7 +3,8 @@
 Two renderers need telling so, and neither finds out by itself on a machine without a display:
 - pygame (classic control, Box2D, toy text) opens SDL's video driver even for `rgb_array`; on a
   headless machine SDL prints "error: XDG_RUNTIME_DIR is invalid..." to stderr, through the
-  progress bar. SDL's `dummy` driver draws the same frames without a window.
+  progress bar. SDL's `dummy` driver draws the same frames without a window. SDL also takes
+  SIGTERM when it is left to its default, and a process then ignores it: told not to.
 - MuJoCo picks an OpenGL backend from `MUJOCO_GL`; unset, gymnasium tries GLFW first, which needs an
   X display and fails later with "an OpenGL platform library has not been loaded". Without a
   display, EGL (libegl1; a GPU's driver or Mesa's software one) renders offscreen. It is chosen only
@@ -33,6 +34,9 @@ MUJOCO_HINT = ("MuJoCo draws offscreen with MUJOCO_GL=egl (libegl1; the default 
 def offscreen() -> None:
     """Point pygame and MuJoCo at offscreen backends, unless the user chose theirs."""
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    # SDL otherwise takes SIGINT and SIGTERM where they are left to their default action, for a
+    # quit event no one reads here: a command or a sweep's worker would then ignore SIGTERM.
+    os.environ.setdefault("SDL_NO_SIGNAL_HANDLERS", "1")
     display = os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
     if sys.platform.startswith("linux") and not display and ctypes.util.find_library(OFFSCREEN_LIBRARIES["egl"]):
         os.environ.setdefault("MUJOCO_GL", "egl")
