@@ -428,10 +428,14 @@ def test_a_stop_during_an_evaluation_cuts_it_short_and_the_resume_plays_it_exact
     at = k if when == "mid-run" else summary["steps"]
     interrupted = build(compose_config(*overrides), stopped)
     seen = stop_during_evaluation(interrupted, at)
+    save, saved = interrupted.save, []
+    interrupted.save = lambda step, name: saved.append(step) or save(step, name)
     with pytest.raises(RunStopped) as stop:
         interrupted.execute()
     assert stop.value.code == 128 + signal.SIGTERM
     assert seen["sent"] and seen["acted_after"] == 0, seen
+    # k is a checkpoint step too: the one the stop writes stands for it (a replay can be gigabytes).
+    assert saved == [k] if when == "mid-run" else saved == [k, at]
     state = load(stopped / "checkpoints" / f"step_{at}.pt")
     assert not (stopped / "checkpoints" / "final.pt").exists() and not (stopped / "summary.json").exists()
     if when == "mid-run":

@@ -147,7 +147,10 @@ class Session:
         if self._due("video", self.video_every, step):
             self.video(step, agent)
         if step < self.total_steps and (self._due("checkpoint", self.checkpoint_every, step) or self._clock_due()):
-            self.checkpoint(step)
+            # A stop pending writes this step's checkpoint as it stops: not twice (an Atari replay
+            # is gigabytes, and a cluster's grace before SIGKILL short).
+            if not self.stopping:
+                self.checkpoint(step)
 
     def reached(self, step: int) -> None:
         """The end of the run: the final evaluation and checkpoint stand for this step's."""
@@ -156,7 +159,7 @@ class Session:
     def tick_sweep(self, count: int) -> None:
         """For loops that count sweeps or dataset steps rather than training steps (planners, FQI's
         collection): only the checkpoint cadence applies."""
-        if self._due("checkpoint", self.checkpoint_every, count) or self._clock_due():
+        if (self._due("checkpoint", self.checkpoint_every, count) or self._clock_due()) and not self.stopping:
             self.checkpoint(count)
 
     def _clock_due(self) -> bool:
