@@ -15,8 +15,8 @@ class EvaluationCut(Exception):
 
 
 def check_stop(stopped: Callable[[], bool] | None) -> None:
-    """Between two steps of an evaluation or a video: the `evaluate` command's noted Ctrl-C
-    raises KeyboardInterrupt, a training run's stop request (`stopped()`) EvaluationCut."""
+    """Between two steps of an evaluation or a video: a Ctrl-C or SIGTERM noted by the `evaluate`
+    command raises KeyboardInterrupt, a training run's stop request (`stopped()`) EvaluationCut."""
     stop_if_asked()
     if stopped is not None and stopped():
         raise EvaluationCut
