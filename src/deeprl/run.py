@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +34,10 @@ SIGNAL_NAMES = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
 # Handled only when the scheduler has hooked them: the run writes its checkpoint first, then hands
 # the signal to the scheduler's handler, which requeues the job; the requeued job resumes.
 HANDOFF_SIGNALS = {signal.SIGUSR1: "SIGUSR1", signal.SIGUSR2: "SIGUSR2"}
+# In a sweep's job, the same signal again this soon is the same request, not the second that stops
+# at once: the sweep hands its workers the signal a terminal or a cluster may also have sent them
+# (sweep.stops_relayed).
+SAME_REQUEST_S = 1.0
 
 
 class RunStopped(SystemExit):
@@ -142,7 +147,7 @@ class Run:
             # The handlers go in before anything is written: a scheduler's USR1/USR2 that arrives
             # once the run dir has files must find the run ready to checkpoint, not requeue it
             # from scratch through the scheduler's own handler.
-            with stop_on_signals(session) as self.handoff:
+            with stop_on_signals(session, SAME_REQUEST_S if self.label else 0.0) as self.handoff:
                 session.logger = logger = Logger(run_dir, int(cfg.total_steps), progress=bool(cfg.log.progress),
                                                  start_step=start_step, desc=self.label or None)
                 session.save = self.save
@@ -264,21 +269,26 @@ def extended_note(saved_total: int, total: int) -> list[str]:
 
 
 @contextlib.contextmanager
-def stop_on_signals(session: Session):
+def stop_on_signals(session: Session, same_request_s: float = 0.0):
     """SIGINT (Ctrl-C) and SIGTERM ask the run to stop after the current step (an evaluation or
     video under way stops at its next step: the resumed run plays it); a second one stops at once. So do USR1/USR2 when a job scheduler has hooked them; the context's value maps those
     to the scheduler's handlers, for the run to call once its checkpoint is written. Handlers are
-    only installed from the main thread, and restored afterwards."""
+    only installed from the main thread, and restored afterwards. The same signal again within
+    `same_request_s` of the first is the same request (a sweep's job)."""
     if threading.current_thread() is not threading.main_thread():
         yield {}
         return
 
+    first_at = [0.0]
+
     def handler(signum, frame):
         if session.stop_signal is not None:
+            if signum == session.stop_signal and time.monotonic() - first_at[0] < same_request_s:
+                return
             signal.signal(signum, signal.SIG_DFL)
             os.kill(os.getpid(), signum)
             return
-        session.stop_signal = signum
+        session.stop_signal, first_at[0] = signum, time.monotonic()
         name = SIGNAL_NAMES.get(signum) or HANDOFF_SIGNALS.get(signum, signum)
         # Not logged from a signal handler (it could interrupt a write to the same log file); the
         # run logs its stop once the checkpoint is written.

@@ -14,11 +14,15 @@ Torch threads are capped so that the jobs a launcher runs side by side do not sh
 threads than the machine has cores (`threads_cap`).
 """
 
+import contextlib
 import json
 import math
+import multiprocessing
 import os
 import shutil
+import signal
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -53,6 +57,53 @@ def quiet_loky_tracker(environ=os.environ) -> None:
     filters = [f for f in environ.get("PYTHONWARNINGS", "").split(",") if f]
     if LOKY_TRACKER_QUIET not in filters:
         environ["PYTHONWARNINGS"] = ",".join([*filters, LOKY_TRACKER_QUIET])
+
+
+class Relayed:
+    """The stop signal the sweep's own process took and handed to its worker processes (`stops_relayed`)."""
+
+    signum: int | None = None
+
+
+@contextlib.contextmanager
+def stops_relayed():
+    """Ctrl-C or SIGTERM, taken by the sweep's own process, is handed to its worker processes (the
+    multiprocessing children: loky's workers), whose runs checkpoint and stop as on a signal of
+    their own; the sweep waits for them and ends with its one line.
+
+    Before, a signal sent to the sweep's process alone (`kill <pid>`, a process manager) ended it at
+    once and left its joblib workers training on, unseen, to the end of their jobs. And a terminal's
+    Ctrl-C, which reaches every process of the group, raised KeyboardInterrupt in the sweep at once:
+    joblib then killed its workers (SIGKILL) while they were still writing their checkpoints, and
+    one of two jobs lost everything since its last one. Sent to the whole group, each worker now gets
+    the signal twice: a sweep job's run takes the second as the same request (`deeprl.run.SAME_REQUEST_S`).
+    With no workers (the basic launcher runs its jobs in this process, whose runs take the signal
+    themselves) the sweep stops at once, as before. A second signal stops the sweep's process at once.
+    A signal that is ignored (a script's background job) stays ignored."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def relay(signum, frame):
+        if Relayed.signum is not None:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        Relayed.signum = signum
+        workers = multiprocessing.active_children()
+        for worker in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(worker.pid, signum)
+        if not workers:
+            raise KeyboardInterrupt if signum == signal.SIGINT else SystemExit(128 + signum)
+
+    previous = {sig: signal.signal(sig, relay) for sig in (signal.SIGINT, signal.SIGTERM)
+                if signal.getsignal(sig) is not signal.SIG_IGN}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 # Scores -------------------------------------------------------------------------------------

@@ -152,19 +152,29 @@ def main() -> None:
     if any(a in ("-m", "--multirun") for a in sys.argv[1:]):  # a sweep: its launcher stops its jobs
         sweep.quiet_loky_tracker()
         try:
-            return _main()
+            with sweep.stops_relayed():
+                return _main()
         except (KeyboardInterrupt, SystemExit) as stop:  # a job's run stopped by a signal: RunStopped
             code = 128 + int(signal.SIGINT) if isinstance(stop, KeyboardInterrupt) else stop.code
             if code not in (128 + int(signal.SIGINT), 128 + int(signal.SIGTERM)):
                 raise
-            where = sweep.SweepReport.sweep_dir
-            again = f"the same command with hydra.sweep.dir={shell(where.resolve())}" if where else "the same command"
-            say(f"\ndeeprl | sweep stopped by {signal.Signals(code - 128).name}; to go on, run {again} (finished "
-                "jobs are kept, the others resume from their checkpoints)", err=True, log_it=False)
-            sys.exit(code)
+            _sweep_stopped(code)
+        except Exception:  # after a relayed signal: a worker that was idle ended, and the pool broke
+            if sweep.Relayed.signum is None:
+                raise
+            _sweep_stopped(128 + int(sweep.Relayed.signum))
     for signum in (signal.SIGINT, signal.SIGTERM):  # until the run installs its own (deeprl.run)
         signal.signal(signum, StartUp.handler)
     _main()
+
+
+def _sweep_stopped(code: int) -> None:
+    """The sweep's one line when a signal stopped it, and its exit."""
+    where = sweep.SweepReport.sweep_dir
+    again = f"the same command with hydra.sweep.dir={shell(where.resolve())}" if where else "the same command"
+    say(f"\ndeeprl | sweep stopped by {signal.Signals(code - 128).name}; to go on, run {again} (finished "
+        "jobs are kept, the others resume from their checkpoints)", err=True, log_it=False)
+    sys.exit(code)
 
 
 def _main() -> None:

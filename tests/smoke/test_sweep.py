@@ -190,6 +190,53 @@ def test_ctrl_c_stops_a_parallel_sweep_with_one_line_and_the_same_command_goes_o
     assert sorted(s["total_steps"] for s in summaries(sweep_dir).values()) == [15000, 15000]
 
 
+def children(pid: int) -> list[int]:
+    """The processes `pid` started (Linux: /proc), e.g. a sweep's joblib workers."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="reads the process table from /proc")
+def test_sigterm_to_the_sweep_alone_stops_its_workers_jobs_too(tmp_path):
+    """`kill <pid>` of a joblib sweep (its process alone, not the group): the sweep hands the SIGTERM
+    to its workers, whose jobs checkpoint, and ends with its one line. Before, the sweep's process
+    ended at once, without a word, and its workers trained on unseen to the end of their jobs."""
+    sweep_dir = tmp_path / "sweep"
+    args = ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=1,2", "total_steps=200000",
+            "checkpoint.every=1000", "eval.every=0", "eval.episodes=1", "log.progress=false",
+            f"hydra.sweep.dir={sweep_dir}"]
+    exe = str(Path(sys.executable).parent / "train")
+    proc = subprocess.Popen([exe, *args], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.time() + 120
+    started = lambda: {p.parents[1] for p in sweep_dir.glob("*/checkpoints/step_*.pt")}  # noqa: E731
+    while len(started()) < 2 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.communicate()[1][-3000:]
+    workers = children(proc.pid)
+    assert workers, "no worker processes"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err[-3000:]
+    # Each job took it (when both stop at once, joblib may kill the later one before it has written
+    # its checkpoint: its last periodic one stands, as after kill -9).
+    assert err.count("deeprl | SIGTERM: finishing this step") == 2, err[-3000:]
+    assert "deeprl | stopped by SIGTERM at step" in err, err[-3000:]
+    assert err.strip().splitlines()[-1].startswith("deeprl | sweep stopped by SIGTERM; to go on, run the same command")
+    deadline = time.time() + 30
+    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers), "workers outlived the sweep"
+    assert summaries(sweep_dir) == {}, "a job trained on to its end"
+
+
 def test_a_search_goes_on_past_failed_trials_and_lists_them_at_the_end(tmp_path):
     """A trial that fails (a bad value, the numerical guard) is told to Optuna as failed and the
     search goes on: before, its NaN reached Optuna as a value, which Optuna refuses, and the first
