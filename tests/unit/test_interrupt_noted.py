@@ -58,3 +58,23 @@ def test_an_ignored_interrupt_stays_ignored():
     """A shell script's background job starts with SIGINT ignored; Python leaves it so, and so do we."""
     ignored = run("ignored")
     assert ignored.returncode == 0 and "ran to the end" in ignored.stdout and ignored.stderr == ""
+
+
+def test_a_sweep_jobs_run_takes_the_same_signal_again_at_once_as_the_same_request():
+    """A sweep hands its workers the signal the terminal or the cluster may also have sent them:
+    within SAME_REQUEST_S the second is the first again, not the one that stops at once (which,
+    taken here, would end this process)."""
+    import os
+    import signal
+    import time
+    from types import SimpleNamespace
+
+    from deeprl.run import SAME_REQUEST_S, stop_on_signals
+
+    session = SimpleNamespace(stop_signal=None)
+    with stop_on_signals(session, SAME_REQUEST_S):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.01)  # the handler runs
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.01)
+    assert session.stop_signal == signal.SIGTERM
