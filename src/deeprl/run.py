@@ -24,6 +24,7 @@ from deeprl.core.checkpoint import prune, save_atomic, step_files, write_json_at
 from deeprl.core.console import plural, say, shell
 from deeprl.core.device import keep_freed_memory
 from deeprl.core.errors import ConfigError, WriteFailed, refused_writes, write_failure
+from deeprl.core.interrupt import Pending
 from deeprl.core.seeding import rng_state, set_rng_state
 from deeprl.logging import Logger
 from deeprl.loops.session import NonFiniteError, Session
@@ -297,6 +298,8 @@ def stop_on_signals(session: Session, same_request_s: float = 0.0):
 
     hooked = [sig for sig in HANDOFF_SIGNALS if callable(signal.getsignal(sig))]
     previous = {sig: signal.signal(sig, handler) for sig in [*SIGNAL_NAMES, *hooked]}
+    if Pending.signum is not None:  # a sweep's worker took it before this run had its handlers
+        handler(Pending.signum, None)
     try:
         yield {sig: previous[sig] for sig in hooked}
     finally:

@@ -39,7 +39,8 @@ from deeprl.core.checkpoint import latest, write_json_atomic, write_text_atomic
 from deeprl.core.console import ERROR_PREFIX, plural, say, shell
 from deeprl.core.errors import ConfigError
 from deeprl.core.hydra_errors import config_composed
-from deeprl.core.run_dir import Claim, as_found, hold, release
+from deeprl.core.interrupt import Pending, note_pending
+from deeprl.core.run_dir import LOCK, Claim, as_found, hold, in_use_by, release
 
 TUNED_DIR = CONF_DIR / "tuned"
 FAILED = "failed.txt"
@@ -104,6 +105,47 @@ def stops_relayed():
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def worker_started() -> None:
+    """loky's initializer for a sweep's worker processes. A stop signal that reaches a worker with no
+    run going (it has no job, or its job's run is still being built) is noted (`Pending`), not the
+    end of the worker: joblib takes a worker that ended for a broken pool and kills the others at
+    once, jobs still writing their checkpoints among them. The next run there stops at its first step."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, note_pending)
+
+
+def stop_safe_workers() -> None:
+    """Make joblib's `loky` backend (the default of Hydra's joblib launcher) start its workers with
+    `worker_started`. Hydra passes the launcher's settings to joblib, not an initializer; joblib's
+    own registry of backends is how one is given."""
+    from joblib import register_parallel_backend
+    from joblib._parallel_backends import LokyBackend
+
+    class StopSafeLoky(LokyBackend):
+        def configure(self, *args, **kwargs):
+            kwargs.setdefault("initializer", worker_started)
+            return super().configure(*args, **kwargs)
+
+    register_parallel_backend("loky", StopSafeLoky)
+
+
+# The longest a stopped job waits for the others to write their checkpoints (`others_stopped`).
+OTHERS_STOP_WITHIN_S = 600.0
+
+
+def others_stopped(sweep_dir: Path) -> None:
+    """In a joblib worker, after this job stopped on a signal: wait until no other job of the sweep
+    holds its run dir, i.e. every job stopped at the same moment has written its checkpoint. joblib
+    kills every worker (SIGKILL) once the first job comes back stopped; an Atari replay takes a
+    while to write. Not in other launchers: their jobs are other processes' or other machines'."""
+    if multiprocessing.parent_process() is None:
+        return
+    deadline = time.monotonic() + OTHERS_STOP_WITHIN_S
+    jobs = lambda: (lock.parent for lock in sweep_dir.glob(f"*/**/{LOCK}"))  # noqa: E731 (not the sweep dir's own)
+    while time.monotonic() < deadline and any(in_use_by(job_dir) for job_dir in jobs()):
+        time.sleep(0.1)
 
 
 # Scores -------------------------------------------------------------------------------------
@@ -212,6 +254,8 @@ def job(cfg: DictConfig, job_dir: Path) -> float:
     label = f"#{hydra_cfg.job.num}"  # on the progress bar: Hydra's number for the job in its launch list
     (job_dir / FAILED).unlink(missing_ok=True)  # from an earlier attempt at this job
     try:
+        if Pending.signum is not None:  # this worker took a stop signal between jobs: the sweep stops
+            raise RunStopped(128 + int(Pending.signum))
         seeds = int(cfg.optimize.seeds)
         if seeds == 1:
             scores = [run_or_resume(cfg, job_dir, keys, label)]
@@ -225,8 +269,9 @@ def job(cfg: DictConfig, job_dir: Path) -> float:
                                             f"{label} seed {seed_cfg.seed}"))
         score = float(sum(scores) / len(scores))
     except RunStopped as stop:
-        if stop.code != GUARD_EXIT:
-            raise  # a signal: the user stops the whole sweep
+        if stop.code != GUARD_EXIT:  # a signal: the user stops the whole sweep
+            others_stopped(Path(hydra_cfg.sweep.dir))
+            raise
         return failed(job_dir, overrides, getattr(stop, "reason", "the numerical guard stopped it"))
     except ConfigError as error:
         return failed(job_dir, overrides, str(error))

@@ -151,6 +151,7 @@ def main() -> None:
         return
     if any(a in ("-m", "--multirun") for a in sys.argv[1:]):  # a sweep: its launcher stops its jobs
         sweep.quiet_loky_tracker()
+        sweep.stop_safe_workers()
         try:
             with sweep.stops_relayed():
                 return _main()

@@ -4,6 +4,7 @@ executor with a preempted job that requeues and resumes from its checkpoint."""
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -204,32 +205,42 @@ def children(pid: int) -> list[int]:
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="reads the process table from /proc")
-def test_sigterm_to_the_sweep_alone_stops_its_workers_jobs_too(tmp_path):
-    """`kill <pid>` of a joblib sweep (its process alone, not the group): the sweep hands the SIGTERM
-    to its workers, whose jobs checkpoint, and ends with its one line. Before, the sweep's process
-    ended at once, without a word, and its workers trained on unseen to the end of their jobs."""
+@pytest.mark.parametrize(("sig", "group", "n_jobs"), [("SIGTERM", False, 2), ("SIGINT", True, 4)],
+                         ids=["sigterm-to-the-sweep-alone", "ctrl-c-with-idle-workers"])
+def test_a_stopped_sweep_waits_for_every_jobs_checkpoint_and_leaves_no_worker(tmp_path, sig, group, n_jobs):
+    """`kill <pid>` of a joblib sweep (its process alone): the sweep hands the SIGTERM to its workers.
+    A terminal's Ctrl-C with more workers than jobs: the two workers with no job take it without
+    ending. Either way each job writes its stop checkpoint before joblib ends the workers, and the
+    sweep ends with its one line. Before, `kill <pid>` ended the sweep alone and its workers trained
+    on unseen; a Ctrl-C made joblib kill the workers at once (one of two jobs lost its checkpoint),
+    and a worker with no job ended on it, which broke joblib's pool the same way."""
+    signum = signal.Signals[sig]
     sweep_dir = tmp_path / "sweep"
-    args = ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=1,2", "total_steps=200000",
-            "checkpoint.every=1000", "eval.every=0", "eval.episodes=1", "log.progress=false",
-            f"hydra.sweep.dir={sweep_dir}"]
+    args = ["-m", "hydra/launcher=joblib", f"hydra.launcher.n_jobs={n_jobs}", "seed=1,2", "total_steps=200000",
+            "checkpoint.every=0", "checkpoint.every_minutes=0", "eval.every=0", "eval.episodes=1",
+            "log.progress=false", f"hydra.sweep.dir={sweep_dir}"]
     exe = str(Path(sys.executable).parent / "train")
     proc = subprocess.Popen([exe, *args], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     deadline = time.time() + 120
-    started = lambda: {p.parents[1] for p in sweep_dir.glob("*/checkpoints/step_*.pt")}  # noqa: E731
+    # Both runs have their handlers in once they log (they go in first) and have taken a few steps.
+    started = lambda: {p.parent for p in sweep_dir.glob("*/events.out.tfevents.*")}  # noqa: E731
     while len(started()) < 2 and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
+    time.sleep(2.0)
     assert proc.poll() is None, proc.communicate()[1][-3000:]
     workers = children(proc.pid)
-    assert workers, "no worker processes"
-    proc.send_signal(signal.SIGTERM)
+    assert len(workers) >= n_jobs, workers
+    if group:
+        os.killpg(proc.pid, signum)  # as a terminal's Ctrl-C reaches the whole process group
+    else:
+        proc.send_signal(signum)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 143, err[-3000:]
-    # Each job took it (when both stop at once, joblib may kill the later one before it has written
-    # its checkpoint: its last periodic one stands, as after kill -9).
-    assert err.count("deeprl | SIGTERM: finishing this step") == 2, err[-3000:]
-    assert "deeprl | stopped by SIGTERM at step" in err, err[-3000:]
-    assert err.strip().splitlines()[-1].startswith("deeprl | sweep stopped by SIGTERM; to go on, run the same command")
+    assert proc.returncode == 128 + signum, err[-3000:]
+    assert [line for line in err.splitlines() if line.strip() and not line.startswith("deeprl")] == [], err[-3000:]
+    stops = re.findall(rf"deeprl \| stopped by {sig} at step \d+; checkpoint (\S+)", err)
+    assert len(stops) == 2 and all(Path(path).is_file() for path in stops), err[-3000:]
+    assert err.strip().splitlines()[-1].startswith(f"deeprl | sweep stopped by {sig}; to go on, run the same command")
     deadline = time.time() + 30
     while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.time() < deadline:
         time.sleep(0.1)

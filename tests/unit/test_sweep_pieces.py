@@ -188,3 +188,79 @@ def test_loky_trackers_leak_report_is_kept_out_of_a_sweeps_output():
         outputs[quiet] = result.stderr
     assert "leaked semlock" in outputs[False], outputs[False]
     assert outputs[True] == ""
+
+
+HOLDER = """
+import sys, time
+from pathlib import Path
+from deeprl.core.run_dir import hold
+hold(Path(sys.argv[1]), "hydra.sweep.dir")
+print("held", flush=True)
+time.sleep(1.5)
+Path(sys.argv[2]).write_text(repr(time.time()))  # then the process ends, and the lock with it
+"""
+
+
+def test_a_stopped_joblib_job_waits_until_the_other_jobs_have_let_go_of_their_dirs(tmp_path):
+    """joblib kills every worker once the first job comes back stopped: a stopped job waits, in a
+    worker process, until the other jobs (stopping at the same moment) no longer hold their run
+    dirs, i.e. their checkpoints are written. In the sweep's own process (the basic launcher runs
+    jobs there) it does not wait."""
+    import multiprocessing
+    import time
+
+    sweep_dir, released = tmp_path / "sweep", tmp_path / "released"
+    (sweep_dir / "seed=2").mkdir(parents=True)
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(sweep_dir / "seed=2"), str(released)],
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    start = time.time()
+    sweep.others_stopped(sweep_dir)  # the sweep's own process: at once
+    assert time.time() - start < 1.0 and not released.exists()
+
+    returned = multiprocessing.get_context("fork").Queue()
+
+    def worker():
+        sweep.others_stopped(sweep_dir)
+        returned.put(time.time())
+
+    process = multiprocessing.get_context("fork").Process(target=worker)
+    process.start()
+    at = returned.get(timeout=60)
+    process.join(timeout=60)
+    holder.wait(timeout=60)
+    assert at >= float(released.read_text())
+
+
+def _pid_and_pending():
+    import time
+
+    from deeprl.core.interrupt import Pending
+
+    time.sleep(0.2)  # long enough that both workers take a task
+    return os.getpid(), Pending.signum
+
+
+def test_a_joblib_worker_with_no_job_notes_a_stop_signal_instead_of_ending():
+    """A worker that ended would break joblib's pool, and joblib would kill the others at once,
+    jobs still writing their checkpoints among them. A sweep's workers note the signal instead, and
+    the next job there stops at once (`sweep.job`)."""
+    import signal
+    import time
+
+    from joblib import Parallel, delayed, register_parallel_backend
+    from joblib._parallel_backends import LokyBackend
+
+    sweep.stop_safe_workers()
+    try:
+        with Parallel(n_jobs=2, backend="loky") as parallel:
+            pids = sorted({pid for pid, _ in parallel(delayed(_pid_and_pending)() for _ in range(4))})
+            assert len(pids) == 2
+            os.kill(pids[0], signal.SIGINT)
+            time.sleep(0.5)
+            os.kill(pids[0], 0)  # still there (ProcessLookupError otherwise)
+            after = dict(parallel(delayed(_pid_and_pending)() for _ in range(6)))  # the pool still works
+            assert after and set(after) <= set(pids)
+            assert all(pending == (signal.SIGINT if pid == pids[0] else None) for pid, pending in after.items())
+    finally:
+        register_parallel_backend("loky", LokyBackend)

@@ -68,3 +68,16 @@ def stopped_by(command: str) -> int:
     _Asked.last = None
     print(f"\n{command}: stopped by {signal.Signals(signum).name}; nothing half-written is left", file=sys.stderr)
     return 128 + int(signum)
+
+
+class Pending:
+    """A stop signal that reached a sweep's worker process while no run there had its handlers in
+    (between jobs, or while a job's run was being built): the next run stops at its first step."""
+
+    signum: int | None = None
+
+
+def note_pending(signum, frame) -> None:
+    """The handler of a sweep's worker process outside its runs (deeprl.sweep.worker_started)."""
+    if Pending.signum is None:
+        Pending.signum = signum
