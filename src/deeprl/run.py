@@ -272,10 +272,12 @@ def extended_note(saved_total: int, total: int) -> list[str]:
 @contextlib.contextmanager
 def stop_on_signals(session: Session, same_request_s: float = 0.0):
     """SIGINT (Ctrl-C) and SIGTERM ask the run to stop after the current step (an evaluation or
-    video under way stops at its next step: the resumed run plays it); a second one stops at once. So do USR1/USR2 when a job scheduler has hooked them; the context's value maps those
-    to the scheduler's handlers, for the run to call once its checkpoint is written. Handlers are
-    only installed from the main thread, and restored afterwards. The same signal again within
-    `same_request_s` of the first is the same request (a sweep's job)."""
+    video under way stops at its next step: the resumed run plays it); a second one stops at once.
+    So do USR1/USR2 when a job scheduler has hooked them; the context's value maps those to the
+    scheduler's handlers, for the run to call once its checkpoint is written. Handlers are only
+    installed from the main thread, and restored afterwards. The same signal again within
+    `same_request_s` of the first is the same request (a sweep's job); one a sweep's worker took
+    before the run had its handlers (`Pending`) is taken at once."""
     if threading.current_thread() is not threading.main_thread():
         yield {}
         return

@@ -160,7 +160,7 @@ def main() -> None:
             if code not in (128 + int(signal.SIGINT), 128 + int(signal.SIGTERM)):
                 raise
             _sweep_stopped(code)
-        except Exception:  # after a relayed signal: a worker that was idle ended, and the pool broke
+        except Exception:  # after a relayed signal: a worker that ended broke joblib's pool
             if sweep.Relayed.signum is None:
                 raise
             _sweep_stopped(128 + int(sweep.Relayed.signum))
