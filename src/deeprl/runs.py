@@ -209,6 +209,13 @@ def read_runs(paths: list[Path], tag: str, skip: Path | None = None) -> tuple[li
     if not runs:
         tags = ", ".join(sorted(available)) or "none"
         raise ConfigError("--tag", f"no run under {where} logged '{tag}' (tags there: {tags})")
+    # A run stopped before its first evaluation (or during it) has checkpoints and no summary yet.
+    unfinished = [d for d in lacking if not (Path(d) / "summary.json").is_file()
+                  and any((Path(d) / "checkpoints").glob("step_*.pt"))]
+    lacking = [d for d in lacking if d not in unfinished]
+    if unfinished:
+        notes.append(f"skipped {plural(len(unfinished), 'unfinished run')} without '{tag}' yet (train resume=<run "
+                     f"dir> goes on with it): {', '.join(unfinished)}")
     if lacking:
         notes.append(f"skipped {plural(len(lacking), 'run')} without '{tag}': {', '.join(lacking)}")
     return runs, notes

@@ -100,18 +100,23 @@ def test_notes_on_failed_jobs_missing_tags_and_truncated_curves(tmp_path, capsys
     write_run(sweep / "a2", {TAG: curve[:3]}, ["algo=ppo", "seed=2"])  # stopped early
     write_run(sweep / "b1", {TAG: [(s, v / 2) for s, v in curve]}, ["algo=a2c", "seed=1"])
     write_run(sweep / "c1", {"charts/episodic_return": curve}, ["algo=dqn", "seed=1"])
+    write_run(sweep / "c2", {"charts/episodic_return": curve}, ["algo=dqn", "seed=2"])  # stopped before an eval
+    (sweep / "c2" / "checkpoints").mkdir()
+    (sweep / "c2" / "checkpoints" / "step_500.pt").write_bytes(b"")
     (sweep / "d1").mkdir()
     (sweep / "d1" / "failed.txt").write_text("algo.lr: must be a number > 0, got -1\n")
     out = tmp_path / "cmp"
     main([str(sweep), "--out", str(out), "--metric", "iqm", "--smooth", "2", "--reps", "500"])
     stdout = capsys.readouterr().out
     notes = [line for line in stdout.splitlines() if line.startswith("compare: ")]
-    assert len(notes) == 4, stdout
+    assert len(notes) == 5, stdout
     assert notes[0].startswith("compare: skipped 1 failed job (algo.lr: must be a number > 0")
-    assert notes[1].startswith(f"compare: skipped 1 run without '{TAG}': ")
-    assert notes[2] == ("compare: algo=ppo: runs end at steps 300..500; curves truncated to step "
+    assert notes[1] == (f"compare: skipped 1 unfinished run without '{TAG}' yet (train resume=<run dir> goes on "
+                        f"with it): {sweep / 'c2'}")
+    assert notes[2] == f"compare: skipped 1 run without '{TAG}': {sweep / 'c1'}"
+    assert notes[3] == ("compare: algo=ppo: runs end at steps 300..500; curves truncated to step "
                         "300, where the shortest (seed 2) ends")
-    assert notes[3] == ("compare: 1 group of one run (algo=a2c): no std or confidence interval; "
+    assert notes[4] == ("compare: 1 group of one run (algo=a2c): no std or confidence interval; "
                         "run more seeds for one (e.g. seed=1,2,3)")
     assert "95% CI of IQM" in stdout and "P(algo=ppo > algo=a2c)" in stdout
     with open(out / "compare.csv") as f:
