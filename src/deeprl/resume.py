@@ -143,7 +143,7 @@ def hydra_args(args: list[str]) -> list[str]:
     path, state = find_checkpoint(run_dir)
     config = OmegaConf.create(state["config"])
     total = next((o.value() for o in overrides if o.key_or_group == "total_steps"), config.total_steps)
-    check_total_steps(total, int(state["step"]), unfinished(path, config))
+    check_total_steps(total, int(state["step"]), unfinished(path, state))
     where = _quote(str(run_dir.resolve()))
     return [*(a for a in args if not _is_resume(a)), f"resume={where}", f"hydra.run.dir={where}",
             "hydra.output_subdir=null"]
@@ -170,9 +170,9 @@ def shown_config(args: list[str]) -> str | None:
     return OmegaConf.to_yaml(config)
 
 
-def unfinished(path: Path, config) -> int | None:
-    """The run's own total_steps when `path` is not its final checkpoint, else None."""
-    return None if path.name == "final.pt" else int(config.total_steps)
+def unfinished(path: Path, state: dict) -> int | None:
+    """The run's own total_steps when `path` (holding `state`) is not its final checkpoint, else None."""
+    return None if path.name == "final.pt" else int(OmegaConf.create(state["config"]).total_steps)
 
 
 def check_total_steps(total, step: int, unfinished_total: int | None = None) -> None:
@@ -203,5 +203,5 @@ def resumed_config(cfg: DictConfig, task_overrides: list[str]) -> tuple[DictConf
     keys = [override.key_or_group for override in _overrides(task_overrides)]
     config = _going_on_with(state, {key: OmegaConf.select(cfg, key) for key in keys})
     OmegaConf.set_struct(config, True)
-    check_total_steps(config.total_steps, int(state["step"]), unfinished(path, OmegaConf.create(state["config"])))
+    check_total_steps(config.total_steps, int(state["step"]), unfinished(path, state))
     return config, state, path

@@ -7,7 +7,6 @@ continues as if the run had never stopped.
 """
 
 import contextlib
-import os
 import signal
 import sys
 import threading
@@ -24,7 +23,7 @@ from deeprl.core.checkpoint import prune, save_atomic, step_files, write_json_at
 from deeprl.core.console import plural, say, shell
 from deeprl.core.device import keep_freed_memory
 from deeprl.core.errors import ConfigError, WriteFailed, refused_writes, write_failure
-from deeprl.core.interrupt import Pending
+from deeprl.core.interrupt import Pending, stop_at_once
 from deeprl.core.seeding import rng_state, set_rng_state
 from deeprl.logging import Logger
 from deeprl.loops.session import NonFiniteError, Session
@@ -62,6 +61,7 @@ class Run:
     device_why: str = ""  # how `device: auto` decided, for the start banner
     hparam_keys: list[str] | None = None  # a sweep's varied keys for the HParams tab (None: all)
     label: str = ""  # the progress bar's name for the run (a sweep job: its number, as Hydra lists it)
+    sweep_job: bool = False  # a job of a sweep, which may hand it a signal it got too (SAME_REQUEST_S)
     composed_from: str = ""  # for the start banner: the algo= choice and tuned preset (set by train, sweep)
     handoff: dict = field(default_factory=dict)  # signal -> the scheduler's handler to call after saving
     started_from: str = ""  # init_from: what the new run's agent starts from, for its console and log
@@ -148,7 +148,7 @@ class Run:
             # The handlers go in before anything is written: a scheduler's USR1/USR2 that arrives
             # once the run dir has files must find the run ready to checkpoint, not requeue it
             # from scratch through the scheduler's own handler.
-            with stop_on_signals(session, SAME_REQUEST_S if self.label else 0.0) as self.handoff:
+            with stop_on_signals(session, SAME_REQUEST_S if self.sweep_job else 0.0) as self.handoff:
                 session.logger = logger = Logger(run_dir, int(cfg.total_steps), progress=bool(cfg.log.progress),
                                                  start_step=start_step, desc=self.label or None)
                 session.save = self.save
@@ -288,8 +288,7 @@ def stop_on_signals(session: Session, same_request_s: float = 0.0):
         if session.stop_signal is not None:
             if signum == session.stop_signal and time.monotonic() - first_at[0] < same_request_s:
                 return
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
+            stop_at_once(signum)
             return
         session.stop_signal, first_at[0] = signum, time.monotonic()
         name = SIGNAL_NAMES.get(signum) or HANDOFF_SIGNALS.get(signum, signum)

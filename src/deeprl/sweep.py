@@ -39,7 +39,7 @@ from deeprl.core.checkpoint import latest, write_json_atomic, write_text_atomic
 from deeprl.core.console import ERROR_PREFIX, plural, say, shell
 from deeprl.core.errors import ConfigError
 from deeprl.core.hydra_errors import config_composed
-from deeprl.core.interrupt import Pending, note_pending
+from deeprl.core.interrupt import Pending, note_pending, stop_at_once
 from deeprl.core.run_dir import LOCK, Claim, as_found, hold, in_use_by, release
 
 TUNED_DIR = CONF_DIR / "tuned"
@@ -87,8 +87,7 @@ def stops_relayed():
 
     def relay(signum, frame):
         if Relayed.signum is not None:
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
+            stop_at_once(signum)
             return
         Relayed.signum = signum
         workers = multiprocessing.active_children()
@@ -313,7 +312,7 @@ def _run_or_resume(cfg: DictConfig, run_dir: Path, hparam_keys: list[str], label
     else:
         run = build(cfg, run_dir)
     # A job that goes on from its checkpoint was composed from the same overrides: the same choices.
-    run.hparam_keys, run.label, run.composed_from = hparam_keys, label, composed_from()
+    run.hparam_keys, run.label, run.composed_from, run.sweep_job = hparam_keys, label, composed_from(), True
     return objective(run.execute(), kind)
 
 

@@ -1,6 +1,5 @@
 """The `train` command: compose the config with Hydra, build, run, summarise; or resume a run."""
 
-import os
 import shlex
 import signal
 import sys
@@ -16,6 +15,7 @@ from deeprl import resume, sweep
 from deeprl.core import hydra_errors
 from deeprl.core.console import say, shell
 from deeprl.core.errors import ConfigError
+from deeprl.core.interrupt import stop_at_once
 from deeprl.core.run_dir import LOCK, Claim, claim_run_dir, discard_run_dir, hold, note_holder
 from deeprl.validate import validate
 
@@ -109,8 +109,7 @@ class StartUp:
     @staticmethod
     def handler(signum, frame) -> None:
         if StartUp.signum is not None:  # the second one: at once
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
+            stop_at_once(signum)
             return
         StartUp.signum = signum
         say(f"\ndeeprl | {signal.Signals(signum).name}: stopping once started up (send it again to stop at once)",

@@ -448,7 +448,7 @@ def test_a_stop_during_an_evaluation_cuts_it_short_and_the_resume_plays_it_exact
     # What `train resume=` with the run's own total accepts: going on to the end (mid-run), or
     # only finishing (final: the checkpoint is at total_steps, yet not final.pt).
     check_total_steps(int(OmegaConf.create(state["config"]).total_steps), state["step"],
-                      unfinished(stopped / "checkpoints" / f"step_{at}.pt", OmegaConf.create(state["config"])))
+                      unfinished(stopped / "checkpoints" / f"step_{at}.pt", state))
 
     resumed = build(OmegaConf.create(state["config"]), stopped, resume_from=state).execute()
     assert_same_agent(load(whole / "checkpoints/final.pt")["agent"], load(stopped / "checkpoints/final.pt")["agent"])

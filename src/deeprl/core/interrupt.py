@@ -14,6 +14,7 @@ played on to its last episode (deeprl.envs.render also asks SDL to leave signals
 """
 
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -68,6 +69,12 @@ def stopped_by(command: str) -> int:
     _Asked.last = None
     print(f"\n{command}: stopped by {signal.Signals(signum).name}; nothing half-written is left", file=sys.stderr)
     return 128 + int(signum)
+
+
+def stop_at_once(signum: int) -> None:
+    """A second stop signal: end this process now, as the signal's default action would."""
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
 
 
 class Pending:
