@@ -46,14 +46,20 @@ def start(cwd: Path, *args: str, group: bool = False) -> tuple[subprocess.Popen,
     return proc, run_dir
 
 
+# Steps the resumed piece trains: CartPole's episodes end by step 500, so with 8 envs every env ends
+# one within 4000 steps, however well the agent balances by the stop (800 was too few once the stop
+# came late enough on a loaded machine: no episode ended after it).
+MORE = 4000
+
+
 def finish_resumed(cwd: Path, run_dir: Path, stopped_at: int) -> dict:
-    result = train_cli(f"resume={run_dir}", f"total_steps={stopped_at + 800}", cwd=cwd)
+    result = train_cli(f"resume={run_dir}", f"total_steps={stopped_at + MORE}", cwd=cwd)
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["total_steps"] == stopped_at + 800
+    assert summary["total_steps"] == stopped_at + MORE
     # One x axis across both pieces: no duplicate, no backward point.
     sps = steps(run_dir, "charts/SPS")
-    assert sps == sorted(set(sps)) and sps[-1] == stopped_at + 800
+    assert sps == sorted(set(sps)) and sps[-1] == stopped_at + MORE
     returns = steps(run_dir, "charts/episodic_return")
     assert returns == sorted(returns) and returns[-1] > stopped_at
     return summary
@@ -75,7 +81,7 @@ def test_signal_checkpoints_prints_the_resume_command_and_resume_continues(tmp_p
     assert not (run_dir / "summary.json").exists()
     summary = finish_resumed(tmp_path, run_dir, stopped_at)
     # The only note: the total it was stopped short of (2M steps) became the resume's.
-    assert summary["resumed"] == [{"step": stopped_at, "notes": extended_note(2_000_000, stopped_at + 800)}]
+    assert summary["resumed"] == [{"step": stopped_at, "notes": extended_note(2_000_000, stopped_at + MORE)}]
     # The run's log keeps both pieces: the stop, then the resumed piece to its result.
     log = (run_dir / "train.log").read_text()
     order = [f"stopped by {signal.Signals(sig).name} at step {stopped_at}", f"resume with: train resume={run_dir}",
@@ -261,7 +267,7 @@ def test_ctrl_c_reaching_async_env_workers_still_checkpoints_and_resumes(tmp_pat
     stopped_at = int(re.search(r"stopped by SIGINT at step (\d+)", err).group(1))
     summary = finish_resumed(tmp_path, run_dir, stopped_at)
     # MinAtar's states came back exactly: no note of restarted episodes, only the new total's.
-    assert summary["resumed"] == [{"step": stopped_at, "notes": extended_note(2_000_000, stopped_at + 800)}]
+    assert summary["resumed"] == [{"step": stopped_at, "notes": extended_note(2_000_000, stopped_at + MORE)}]
 
 
 def until(found, proc: subprocess.Popen, timeout: float = 60) -> None:
