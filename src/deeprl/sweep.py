@@ -21,6 +21,7 @@ import multiprocessing
 import os
 import shutil
 import signal
+import socket
 import sys
 import threading
 import time
@@ -39,6 +40,7 @@ from deeprl.core.checkpoint import latest, write_json_atomic, write_text_atomic
 from deeprl.core.console import ERROR_PREFIX, plural, say, shell
 from deeprl.core.errors import ConfigError
 from deeprl.core.hydra_errors import config_composed
+from deeprl.core.interrupt import SIGNALS as STOP_SIGNALS
 from deeprl.core.interrupt import Pending, note_pending, stop_at_once
 from deeprl.core.run_dir import LOCK, Claim, as_found, hold, in_use_by, release
 
@@ -64,23 +66,62 @@ class Relayed:
     """The stop signal the sweep's own process took and handed to its worker processes (`stops_relayed`)."""
 
     signum: int | None = None
+    here: bool = False  # this process is the sweep's own (its jobs may run here: the basic launcher)
+
+
+# In a sweep dir once a signal stopped the sweep: a job that has not begun its run does not begin it
+# (a Ray task or a submitit job still queued when the signal came). It holds the signal's number,
+# and is removed when the next sweep there starts.
+STOPPING = ".stopping"
+
+
+class RayJobStopped(BaseException):
+    """A job of a Ray sweep stopped by a signal, as its Ray task reports it. Raised as SystemExit
+    (RunStopped), Ray takes it for a crashed worker and runs the job again, up to three times; as an
+    Exception, Hydra takes it for a failed job and prints so. The sweep gets it as a RayTaskError."""
+
+
+def job_holders(sweep_dir: Path) -> list[tuple[Path, str]]:
+    """The job (or seed) dirs of a sweep that a process holds now, with the holder ("pid N on HOST")."""
+    held = ((lock.parent, in_use_by(lock.parent)) for lock in Path(sweep_dir).glob(f"*/**/{LOCK}"))
+    return [(job_dir, holder) for job_dir, holder in held if holder is not None]  # not the sweep dir's own
+
+
+def holder_process(holder: str) -> tuple[int, str] | None:
+    """(pid, host) from a holder's note "pid N on HOST"; None for "another process" (not written yet)."""
+    words = holder.split()
+    if len(words) == 4 and words[0] == "pid" and words[1].isdigit() and words[2] == "on":
+        return int(words[1]), words[3]
+    return None
+
+
+def local_pid(holder: str) -> int | None:
+    """The pid in a holder's note if that process runs on this machine and is not this one, else None."""
+    process = holder_process(holder)
+    if process is None or process[1] != socket.gethostname() or process[0] == os.getpid():
+        return None
+    return process[0]
 
 
 @contextlib.contextmanager
 def stops_relayed():
-    """Ctrl-C or SIGTERM, taken by the sweep's own process, is handed to its worker processes (the
-    multiprocessing children: loky's workers), whose runs checkpoint and stop as on a signal of
-    their own; the sweep waits for them and ends with its one line.
+    """Ctrl-C or SIGTERM, taken by the sweep's own process, is handed to the processes that run its
+    jobs on this machine: its multiprocessing children (loky's workers) and every process holding
+    one of its job dirs (a Ray task, a submitit job). Their runs checkpoint and stop as on a signal
+    of their own, a job still queued does not start (`STOPPING`), and the sweep waits for them and
+    ends with its one line (`wait_for_jobs`).
 
     Before, a signal sent to the sweep's process alone (`kill <pid>`, a process manager) ended it at
-    once and left its joblib workers training on, unseen, to the end of their jobs. And a terminal's
-    Ctrl-C, which reaches every process of the group, raised KeyboardInterrupt in the sweep at once:
-    joblib then killed its workers (SIGKILL) while they were still writing their checkpoints, and
-    one of two jobs lost everything since its last one. Sent to the whole group, each worker now gets
-    the signal twice: a sweep job's run takes the second as the same request (`deeprl.run.SAME_REQUEST_S`).
-    With no workers (the basic launcher runs its jobs in this process, whose runs take the signal
-    themselves) the sweep stops at once, as before. A second signal stops the sweep's process at once.
-    A signal that is ignored (a script's background job) stays ignored."""
+    once and left its joblib workers or submitit jobs training on, unseen, to the end of their jobs.
+    A terminal's Ctrl-C, which reaches every process of the group, raised KeyboardInterrupt in the
+    sweep at once: joblib then killed its workers (SIGKILL) while they were still writing their
+    checkpoints, and one of two jobs lost everything since its last one; Ray's workers, in process
+    groups of their own, never saw it and ended with the sweep without a checkpoint. Sent to the
+    whole group, a worker gets the signal twice: a sweep job's run takes the second as the same
+    request (`deeprl.run.SAME_REQUEST_S`). With no job running on this machine (the basic launcher
+    runs its jobs in this process, whose runs take the signal themselves; SLURM's run elsewhere) the
+    sweep stops at once, as before. A second signal stops the sweep's process at once. A signal that
+    is ignored (a script's background job) stays ignored."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -90,15 +131,25 @@ def stops_relayed():
             stop_at_once(signum)
             return
         Relayed.signum = signum
-        workers = multiprocessing.active_children()
-        for worker in workers:
+        pids = {worker.pid for worker in multiprocessing.active_children()}
+        sweep_dir = SweepReport.sweep_dir
+        # Ray reports each stopped job's RayJobStopped that Hydra's launcher never collects (it stops
+        # at the first) as an unhandled error, with its traceback.
+        os.environ["RAY_IGNORE_UNHANDLED_ERRORS"] = "1"
+        if sweep_dir is not None and sweep_dir.is_dir():
+            (sweep_dir / STOPPING).write_text(f"{signum}\n")  # first: a job that holds its dir after the look below sees it
+            pids |= {pid for _, holder in job_holders(sweep_dir) if (pid := local_pid(holder)) is not None}
+        for pid in pids:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(worker.pid, signum)
-        if not workers:
-            raise KeyboardInterrupt if signum == signal.SIGINT else SystemExit(128 + signum)
+                os.kill(pid, signum)
+        if pids and sweep_dir is not None:
+            wait_for_jobs(sweep_dir)  # here, where a second signal comes back in and stops at once
+        elif sweep_dir is not None:  # nothing here to wait for: a cluster's jobs still to start are not stopped
+            (sweep_dir / STOPPING).unlink(missing_ok=True)
+        raise KeyboardInterrupt if signum == signal.SIGINT else SystemExit(128 + signum)
 
-    previous = {sig: signal.signal(sig, relay) for sig in (signal.SIGINT, signal.SIGTERM)
-                if signal.getsignal(sig) is not signal.SIG_IGN}
+    previous = {sig: signal.signal(sig, relay) for sig in STOP_SIGNALS if signal.getsignal(sig) is not signal.SIG_IGN}
+    Relayed.here = True
     try:
         yield
     finally:
@@ -106,12 +157,27 @@ def stops_relayed():
             signal.signal(sig, handler)
 
 
+def wait_for_jobs(sweep_dir: Path) -> None:
+    """Wait until no process on this machine holds one of the sweep's job dirs: each job stopped
+    by a relayed signal has written its checkpoint. `STOPPING` stays until the next sweep there
+    starts: Ray can still hand a queued job to a worker until this process has ended."""
+    deadline = time.monotonic() + OTHERS_STOP_WITHIN_S
+    while time.monotonic() < deadline and any(local_pid(holder) for _, holder in job_holders(sweep_dir)):
+        time.sleep(0.1)
+
+
+def elsewhere(sweep_dir: Path) -> list[str]:
+    """The hosts of the processes on other machines that hold the sweep's job dirs (a cluster's jobs)."""
+    hosts = {process[1] for _, holder in job_holders(sweep_dir) if (process := holder_process(holder)) is not None}
+    return sorted(hosts - {socket.gethostname()})
+
+
 def worker_started() -> None:
     """loky's initializer for a sweep's worker processes. A stop signal that reaches a worker with no
     run going (it has no job, or its job's run is still being built) is noted (`Pending`), not the
     end of the worker: joblib takes a worker that ended for a broken pool and kills the others at
     once, jobs still writing their checkpoints among them. The next run there stops at its first step."""
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in STOP_SIGNALS:
         signal.signal(sig, note_pending)
 
 
@@ -142,9 +208,22 @@ def others_stopped(sweep_dir: Path) -> None:
     if multiprocessing.parent_process() is None:
         return
     deadline = time.monotonic() + OTHERS_STOP_WITHIN_S
-    jobs = lambda: (lock.parent for lock in sweep_dir.glob(f"*/**/{LOCK}"))  # noqa: E731 (not the sweep dir's own)
-    while time.monotonic() < deadline and any(in_use_by(job_dir) for job_dir in jobs()):
+    while time.monotonic() < deadline and job_holders(sweep_dir):
         time.sleep(0.1)
+
+
+def stopped_with(sweep_dir: Path | None) -> int | None:
+    """The signal that stopped the sweep in `sweep_dir` (its `STOPPING` note), or None."""
+    try:
+        return int((sweep_dir / STOPPING).read_text()) if sweep_dir is not None else None
+    except (OSError, ValueError):  # not there (the sweep goes on), or being written: read as SIGTERM
+        return None if sweep_dir is None or not (sweep_dir / STOPPING).exists() else int(signal.SIGTERM)
+
+
+def in_ray_task() -> bool:
+    """Whether this process runs a Ray task now (a job of a Ray sweep)."""
+    ray = sys.modules.get("ray")
+    return ray is not None and ray.is_initialized() and ray.get_runtime_context().get_task_id() is not None
 
 
 # Scores -------------------------------------------------------------------------------------
@@ -252,12 +331,19 @@ def job(cfg: DictConfig, job_dir: Path) -> float:
     keys = varied_keys(Path(hydra_cfg.sweep.dir), list(hydra_cfg.overrides.task))
     label = f"#{hydra_cfg.job.num}"  # on the progress bar: Hydra's number for the job in its launch list
     (job_dir / FAILED).unlink(missing_ok=True)  # from an earlier attempt at this job
+    sweep_dir = Path(hydra_cfg.sweep.dir)
+    previous, mask = {}, None
+    if not Relayed.here and threading.current_thread() is threading.main_thread():
+        # A Ray task or a submitit job: a stop that the sweep relays before this job's run has its
+        # handlers in is noted, and the run stops at its first step, as in a joblib worker. Ray's
+        # workers block SIGINT: it is let through while the job runs.
+        previous = {sig: signal.signal(sig, note_pending) for sig in STOP_SIGNALS
+                    if signal.getsignal(sig) is not signal.SIG_IGN}
+        mask = signal.pthread_sigmask(signal.SIG_UNBLOCK, previous)
     try:
-        if Pending.signum is not None:  # this worker took a stop signal between jobs: the sweep stops
-            raise RunStopped(128 + int(Pending.signum))
         seeds = int(cfg.optimize.seeds)
         if seeds == 1:
-            scores = [run_or_resume(cfg, job_dir, keys, label)]
+            scores = [run_or_resume(cfg, job_dir, keys, label, sweep_dir)]
         else:
             scores = []
             for i in range(seeds):
@@ -265,11 +351,13 @@ def job(cfg: DictConfig, job_dir: Path) -> float:
                 with open_dict(seed_cfg):
                     seed_cfg.seed = int(cfg.seed) + i
                 scores.append(run_or_resume(seed_cfg, seed_dir(job_dir, int(seed_cfg.seed)), keys,
-                                            f"{label} seed {seed_cfg.seed}"))
+                                            f"{label} seed {seed_cfg.seed}", sweep_dir))
         score = float(sum(scores) / len(scores))
     except RunStopped as stop:
         if stop.code != GUARD_EXIT:  # a signal: the user stops the whole sweep
-            others_stopped(Path(hydra_cfg.sweep.dir))
+            others_stopped(sweep_dir)
+            if in_ray_task():
+                raise RayJobStopped(f"stopped by {signal.Signals(stop.code - 128).name}") from None
             raise
         return failed(job_dir, overrides, getattr(stop, "reason", "the numerical guard stopped it"))
     except ConfigError as error:
@@ -277,17 +365,30 @@ def job(cfg: DictConfig, job_dir: Path) -> float:
     except Exception as error:  # a crash in this job must not take the sweep down
         traceback.print_exc()
         return failed(job_dir, overrides, f"{type(error).__name__}: {error}")
+    finally:
+        if mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     write_json_atomic(job_dir / TRIAL, {"score": score, "objective": str(cfg.optimize.objective),
                                  "seeds": len(scores), "scores": scores, "overrides": overrides})
     return score
 
 
-def run_or_resume(cfg: DictConfig, run_dir: Path, hparam_keys: list[str], label: str = "") -> float:
+def run_or_resume(cfg: DictConfig, run_dir: Path, hparam_keys: list[str], label: str = "",
+                  sweep_dir: Path | None = None) -> float:
     """Train `cfg` in `run_dir`, going on from its checkpoint if it has one; return its score.
-    `label` names the job on its progress bar."""
+    `label` names the job on its progress bar. Raises RunStopped, before anything is made, when a
+    stop signal is pending in this process or the sweep (`sweep_dir`) is stopping."""
+    from deeprl.run import RunStopped
+
     run_dir.mkdir(parents=True, exist_ok=True)
     hold(run_dir, "hydra.sweep.dir")  # the same sweep started twice: one of them trains each run
     try:
+        # Looked at once the dir is held: a sweep stopped before then signals no process for it.
+        signum = Pending.signum or stopped_with(sweep_dir)
+        if signum is not None:
+            raise RunStopped(128 + int(signum))
         return _run_or_resume(cfg, run_dir, hparam_keys, label)
     finally:
         release(run_dir)
@@ -383,6 +484,7 @@ class SweepReport(Callback):
         try:  # held until the sweep ends: the same sweep started again meanwhile is refused
             SweepReport.sweep_dir.mkdir(parents=True, exist_ok=True)
             hold(SweepReport.sweep_dir, "hydra.sweep.dir", "a sweep still running there")
+            (SweepReport.sweep_dir / STOPPING).unlink(missing_ok=True)  # left by a stopped sweep
         except OSError as error:
             refuse(ConfigError("hydra.sweep.dir", f"{SweepReport.sweep_dir} cannot be created ({error.strerror}); "
                                                   "give a dir that can be"))

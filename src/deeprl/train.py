@@ -172,8 +172,11 @@ def _sweep_stopped(code: int) -> None:
     """The sweep's one line when a signal stopped it, and its exit."""
     where = sweep.SweepReport.sweep_dir
     again = f"the same command with hydra.sweep.dir={shell(where.resolve())}" if where else "the same command"
+    hosts = sweep.elsewhere(where) if where is not None and where.is_dir() else []
+    away = (f"; its jobs on other machines ({', '.join(hosts)}) get no signal from here: stop each there with "
+            "SIGINT or SIGTERM (scancel sends SIGTERM) and it checkpoints" if hosts else "")
     say(f"\ndeeprl | sweep stopped by {signal.Signals(code - 128).name}; to go on, run {again} (finished "
-        "jobs are kept, the others resume from their checkpoints)", err=True, log_it=False)
+        f"jobs are kept, the others resume from their checkpoints){away}", err=True, log_it=False)
     sys.exit(code)
 
 

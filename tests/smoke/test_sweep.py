@@ -108,14 +108,52 @@ def test_an_optuna_search_stopped_midway_continues_to_n_trials(tmp_path):
     assert preset.startswith("# @package _global_") and f"lr: {study.best_params['algo.lr']}" in preset
 
 
-def test_a_ray_sweep_runs_on_a_local_ray_instance(tmp_path):
+def stop_when_training(proc: subprocess.Popen, sweep_dir: Path, jobs: int, signum: int, group: bool) -> str:
+    """Once `jobs` runs of the sweep have begun training (each logs once its signal handlers are in)
+    and taken some steps, send `signum` to the sweep's process group (a terminal's Ctrl-C) or to its
+    process alone (`kill <pid>`); return its stderr once it has ended."""
+    deadline = time.time() + 180
+    started = lambda: {p.parent for p in sweep_dir.glob("*/events.out.tfevents.*")}  # noqa: E731
+    while len(started()) < jobs and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(2.0)
+    assert proc.poll() is None, proc.communicate()[1][-3000:]
+    if group:
+        os.killpg(proc.pid, signum)
+    else:
+        proc.send_signal(signum)
+    return proc.communicate(timeout=180)[1]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the job processes in /proc")
+def test_a_ray_sweep_stopped_by_ctrl_c_checkpoints_its_jobs_and_the_same_command_goes_on(tmp_path):
+    """Ray's workers run in process groups of their own and block SIGINT: a terminal's Ctrl-C never
+    reached them, and they ended with the sweep, each job's training lost. The sweep now hands the
+    signal to each process holding one of its job dirs and waits for their checkpoints; the job Ray
+    still had queued (3 jobs on 2 CPUs) does not start. Run again, the sweep goes on: the two stopped
+    jobs resume, the third starts, and each job runs on 1 torch thread."""
     sweep_dir = tmp_path / "sweep"
-    result = train_cli("-m", "hydra/launcher=ray_local", "seed=1,2", "total_steps=600", "eval.episodes=2",
-                       "log.progress=false", f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path, timeout=240)
-    assert result.returncode == 0, result.stderr[-3000:]
+    args = ["-m", "hydra/launcher=ray_local", "hydra.launcher.ray.init.num_cpus=2", "seed=1,2,3",
+            "total_steps=30000", "checkpoint.every=0", "checkpoint.every_minutes=0", "eval.every=0",
+            "eval.episodes=2", "log.progress=false", f"hydra.sweep.dir={sweep_dir}"]
+    exe = str(Path(sys.executable).parent / "train")
+    proc = subprocess.Popen([exe, *args], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    err = stop_when_training(proc, sweep_dir, 2, signal.SIGINT, group=True)
+    assert proc.returncode == 130, err[-3000:]
+    # Ray forwards its workers' lines a moment later: the sweep's line is not always the last.
+    assert (f"deeprl | sweep stopped by SIGINT; to go on, run the same command with hydra.sweep.dir={sweep_dir} "
+            "(finished jobs are kept, the others resume from their checkpoints)") in err.splitlines(), err[-3000:]
+    assert "Traceback" not in err and "Unhandled error" not in err, err[-3000:]
+    stopped = sorted(p.parents[1].name for p in sweep_dir.glob("*/checkpoints/step_*.pt"))
+    assert len(stopped) == 2 and summaries(sweep_dir) == {}, err[-3000:]
+    assert not list(sweep_dir.glob("*seed=3*/events.out.tfevents.*")), "the queued job began training"
+    again = train_cli(*args, cwd=tmp_path, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
     done = summaries(sweep_dir)
-    assert sorted(s["seed"] for s in done.values()) == [1, 2]
-    assert all(s["total_steps"] == 600 and s["threads"] == 1 for s in done.values())
+    assert sorted(s["seed"] for s in done.values()) == [1, 2, 3]
+    assert all(s["total_steps"] == 30000 and s["threads"] == 1 for s in done.values())
+    assert sorted(name for name, s in done.items() if s.get("resumed")) == stopped
 
 
 def submitit_tasks(sweep_dir: Path) -> list[int]:
@@ -157,6 +195,28 @@ def test_submitit_jobs_preempted_midway_requeue_and_resume_from_their_checkpoint
         assert len(summary["resumed"]) == 1 and 0 < summary["resumed"][0]["step"] < 20000
     logs = "".join(p.read_text() for p in sweep_dir.glob(".submitit/*/*_log.err"))
     assert logs.count("stopped by SIGUSR2") == 2
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the job processes in /proc")
+def test_sigterm_to_a_submitit_sweep_alone_stops_its_jobs_with_their_checkpoints(tmp_path):
+    """`kill <pid>` of a submitit_local sweep: its jobs are not multiprocessing children, and they
+    trained on to their ends, unseen, after the sweep had said they would resume from their
+    checkpoints. The sweep hands the signal to the processes holding its job dirs and waits."""
+    sweep_dir = tmp_path / "sweep"
+    exe = str(Path(sys.executable).parent / "train")
+    proc = subprocess.Popen([exe, "-m", "hydra/launcher=submitit_local", "seed=1,2", "total_steps=200000",
+                             "checkpoint.every=0", "checkpoint.every_minutes=0", "eval.every=0", "eval.episodes=1",
+                             "log.progress=false", f"hydra.sweep.dir={sweep_dir}"],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    err = stop_when_training(proc, sweep_dir, 2, signal.SIGTERM, group=False)
+    assert proc.returncode == 143, err[-3000:]
+    assert err.strip().splitlines()[-1].startswith("deeprl | sweep stopped by SIGTERM; to go on, run the same command")
+    logs = "".join(p.read_text() for p in sweep_dir.glob(".submitit/*/*_log.err"))
+    stops = re.findall(r"deeprl \| stopped by SIGTERM at step \d+; checkpoint (\S+)", logs)
+    assert len(stops) == 2 and all(Path(path).is_file() for path in stops), logs[-3000:]
+    assert submitit_tasks(sweep_dir) == [], "a job outlived the sweep"
+    assert summaries(sweep_dir) == {}, "a job trained on to its end"
 
 
 def test_ctrl_c_stops_a_parallel_sweep_with_one_line_and_the_same_command_goes_on(tmp_path):

@@ -264,3 +264,64 @@ def test_a_joblib_worker_with_no_job_notes_a_stop_signal_instead_of_ending():
             assert all(pending == (signal.SIGINT if pid == pids[0] else None) for pid, pending in after.items())
     finally:
         register_parallel_backend("loky", LokyBackend)
+
+
+def test_a_stopped_sweep_keeps_its_queued_jobs_from_starting(tmp_path):
+    """Once a signal stopped a sweep (its `.stopping` note), a job that takes its dir afterwards (a
+    Ray task or submitit job still queued) stops before its run is built, with the signal's code."""
+    import signal
+
+    from deeprl.run import RunStopped
+
+    sweep_dir = tmp_path / "sweep"
+    sweep_dir.mkdir()
+    assert sweep.stopped_with(sweep_dir) is None
+    (sweep_dir / sweep.STOPPING).write_text(f"{int(signal.SIGINT)}\n")
+    assert sweep.stopped_with(sweep_dir) == signal.SIGINT
+    job_dir = sweep_dir / "seed=3"
+    with pytest.raises(RunStopped) as stop:
+        sweep.run_or_resume(None, job_dir, [], "#2", sweep_dir)  # stops before it reads the config
+    assert stop.value.code == 130
+    assert sorted(p.name for p in job_dir.iterdir()) == [".lock"]  # no run was begun
+    assert sweep.job_holders(sweep_dir) == []  # and the dir was let go
+
+
+def test_job_dir_holders_are_told_apart_by_machine(tmp_path, capsys):
+    """The sweep signals only the job processes on its own machine; those elsewhere (a cluster's
+    nodes) are named in its last line instead."""
+    import socket
+
+    from deeprl import train
+
+    assert sweep.holder_process("pid 12 on node-7") == (12, "node-7")
+    assert sweep.holder_process("another process") is None
+    assert sweep.local_pid(f"pid 12 on {socket.gethostname()}") == 12
+    assert sweep.local_pid(f"pid {os.getpid()} on {socket.gethostname()}") is None  # never itself
+    assert sweep.local_pid("pid 12 on node-7") is None
+
+    sweep_dir, released = tmp_path / "sweep", tmp_path / "released"
+    for job in ("seed=1", "seed=2"):
+        (sweep_dir / job).mkdir(parents=True)
+    holders = [subprocess.Popen([sys.executable, "-c", HOLDER, str(sweep_dir / job), str(released)],
+                                stdout=subprocess.PIPE, text=True) for job in ("seed=1", "seed=2")]
+    for holder in holders:
+        assert holder.stdout.readline().strip() == "held"
+    (sweep_dir / "seed=2" / ".lock").write_text("pid 4242 on node-7\n")  # as a job on another node writes it
+    found = dict(sweep.job_holders(sweep_dir))
+    assert found == {sweep_dir / "seed=1": f"pid {holders[0].pid} on {socket.gethostname()}",
+                     sweep_dir / "seed=2": "pid 4242 on node-7"}
+    assert sweep.elsewhere(sweep_dir) == ["node-7"]
+    sweep.SweepReport.sweep_dir = sweep_dir
+    try:
+        with pytest.raises(SystemExit) as stop:
+            train._sweep_stopped(143)
+    finally:
+        sweep.SweepReport.sweep_dir = None
+    assert stop.value.code == 143
+    assert capsys.readouterr().err.strip().endswith(
+        "; its jobs on other machines (node-7) get no signal from here: stop each there with SIGINT or SIGTERM "
+        "(scancel sends SIGTERM) and it checkpoints")
+    sweep.wait_for_jobs(sweep_dir)  # until the local job lets go; the other node's is not waited for
+    assert not any(sweep.local_pid(holder) for _, holder in sweep.job_holders(sweep_dir))
+    for holder in holders:
+        holder.wait(timeout=60)
