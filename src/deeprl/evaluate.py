@@ -37,9 +37,6 @@ EPISODES = 10  # --episodes by default; a result of another count names it
 
 def run(args: argparse.Namespace) -> tuple[dict, Path]:
     run_dir, checkpoint, unfinished = locate(Path(args.path))
-    if unfinished:
-        say(f"evaluate: note: {args.path} has no final.pt (the run has not finished); evaluating its newest "
-            f"checkpoint, {checkpoint.name}", err=True)
     config = run_dir / ".hydra" / "config.yaml"
     if not config.is_file():
         raise ConfigError("run_dir", f"{run_dir} has no .hydra/config.yaml; pass a run dir made by `train`")
@@ -69,6 +66,9 @@ def run(args: argparse.Namespace) -> tuple[dict, Path]:
             raise ConfigError("--video-episodes", "records videos only with --video; add --video")
         if args.video_episodes < 1:
             raise ConfigError("--video-episodes", f"must be >= 1, got {args.video_episodes}")
+    if unfinished:  # once the flags are known good: a refused command says one line
+        say(f"evaluate: note: {args.path} has no final.pt (the run has not finished); evaluating its newest "
+            f"checkpoint, {checkpoint.name}", err=True)
     # torch and the envs only now: a mistyped path or flag is answered without their seconds of import.
     from deeprl.build import build
     from deeprl.loops.evaluate import evaluate, record_video

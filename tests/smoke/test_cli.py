@@ -241,6 +241,8 @@ def test_evaluate_on_a_run_that_has_not_finished_uses_its_newest_checkpoint(cli_
     _, run_dir = cli_run
     run = copy_run(run_dir, tmp_path / "stopped")
     (run / "checkpoints" / "final.pt").unlink()  # as a run stopped by a signal or its time limit leaves it
+    refused = evaluate_cli(str(run), "--episodes", "0")  # one line: no note about what it would have evaluated
+    assert (refused.returncode, refused.stderr.strip()) == (2, "evaluate: error: --episodes: must be >= 1, got 0")
     result = evaluate_cli(str(run), "--episodes", "2")
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stderr.strip() == (f"evaluate: note: {run} has no final.pt (the run has not finished); "
