@@ -238,6 +238,9 @@ def test_the_env_gives_what_a_plain_rgb_reference_gives(training, grayscale):
 
 
 def test_the_ale_grayscale_is_the_luminance_of_its_rgb_screen():
+    import ale_py
+
+    gym.register_envs(ale_py)  # as deeprl.envs.atari does; this test alone would find no ALE ids
     env = gym.make("ALE/Breakout-v5", frameskip=4)
     env.reset(seed=0)
     ale = env.unwrapped.ale
