@@ -67,6 +67,7 @@ class Relayed:
 
     signum: int | None = None
     here: bool = False  # this process is the sweep's own (its jobs may run here: the basic launcher)
+    handlers: dict = {}  # the relay, by the signals it takes (`relay_again`)
 
 
 # In a sweep dir once a signal stopped the sweep: a job that has not begun its run does not begin it
@@ -76,7 +77,7 @@ STOPPING = ".stopping"
 
 
 class RayJobStopped(BaseException):
-    """A job of a Ray sweep stopped by a signal, as its Ray task reports it. Raised as SystemExit
+    """A job of a stopped Ray sweep, as its Ray task reports its stop. Raised as SystemExit
     (RunStopped), Ray takes it for a crashed worker and runs the job again, up to three times; as an
     Exception, Hydra takes it for a failed job and prints so. The sweep gets it as a RayTaskError."""
 
@@ -130,31 +131,48 @@ def stops_relayed():
         if Relayed.signum is not None:
             stop_at_once(signum)
             return
-        Relayed.signum = signum
-        pids = {worker.pid for worker in multiprocessing.active_children()}
-        sweep_dir = SweepReport.sweep_dir
-        # Ray reports each stopped job's RayJobStopped that Hydra's launcher never collects (it stops
-        # at the first) as an unhandled error, with its traceback.
-        os.environ["RAY_IGNORE_UNHANDLED_ERRORS"] = "1"
-        if sweep_dir is not None and sweep_dir.is_dir():
-            (sweep_dir / STOPPING).write_text(f"{signum}\n")  # first: a job that holds its dir after the look below sees it
-            pids |= {pid for _, holder in job_holders(sweep_dir) if (pid := local_pid(holder)) is not None}
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signum)
-        if pids and sweep_dir is not None:
-            wait_for_jobs(sweep_dir)  # here, where a second signal comes back in and stops at once
-        elif sweep_dir is not None:  # nothing here to wait for: a cluster's jobs still to start are not stopped
-            (sweep_dir / STOPPING).unlink(missing_ok=True)
-        raise KeyboardInterrupt if signum == signal.SIGINT else SystemExit(128 + signum)
+        stop_jobs(signum)  # here, where a second signal comes back in and stops at once
+        # For SIGTERM too (Relayed.signum tells them apart): Ray's wait for its jobs takes only a
+        # KeyboardInterrupt from a handler; a SystemExit there ended the sweep with exit 1 and no word.
+        raise KeyboardInterrupt
 
     previous = {sig: signal.signal(sig, relay) for sig in STOP_SIGNALS if signal.getsignal(sig) is not signal.SIG_IGN}
-    Relayed.here = True
+    Relayed.here, Relayed.handlers = True, dict.fromkeys(previous, relay)
     try:
         yield
     finally:
+        Relayed.handlers = {}
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def relay_again() -> None:
+    """Put the relay back in place of handlers a library installed meanwhile (`ray.init`)."""
+    for sig, handler in Relayed.handlers.items():
+        signal.signal(sig, handler)
+
+
+def stop_jobs(signum: int) -> None:
+    """Hand `signum` to the processes running the sweep's jobs on this machine and wait for them
+    (`stops_relayed`)."""
+    Relayed.signum = signum
+    pids = {worker.pid for worker in multiprocessing.active_children()}
+    sweep_dir = SweepReport.sweep_dir
+    # Ray reports each stopped job's RayJobStopped that Hydra's launcher never collects (it stops
+    # at the first) as an unhandled error, with its traceback.
+    os.environ["RAY_IGNORE_UNHANDLED_ERRORS"] = "1"
+    if sweep_dir is not None and sweep_dir.is_dir():
+        with contextlib.suppress(OSError):  # a full disk: the running jobs are still stopped
+            (sweep_dir / STOPPING).write_text(f"{signum}\n")  # first: a job holding its dir after the look below sees it
+        pids |= {pid for _, holder in job_holders(sweep_dir) if (pid := local_pid(holder)) is not None}
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
+    if pids and sweep_dir is not None:
+        wait_for_jobs(sweep_dir)
+    elif sweep_dir is not None:  # nothing here to wait for: a cluster's jobs still to start are not stopped
+        with contextlib.suppress(OSError):
+            (sweep_dir / STOPPING).unlink(missing_ok=True)
 
 
 def wait_for_jobs(sweep_dir: Path) -> None:
@@ -220,10 +238,15 @@ def stopped_with(sweep_dir: Path | None) -> int | None:
         return None if sweep_dir is None or not (sweep_dir / STOPPING).exists() else int(signal.SIGTERM)
 
 
+def ray_driver() -> bool:
+    """Whether this process started or joined Ray (a Ray sweep's own process, after ray.init)."""
+    ray = sys.modules.get("ray")
+    return ray is not None and ray.is_initialized()
+
+
 def in_ray_task() -> bool:
     """Whether this process runs a Ray task now (a job of a Ray sweep)."""
-    ray = sys.modules.get("ray")
-    return ray is not None and ray.is_initialized() and ray.get_runtime_context().get_task_id() is not None
+    return ray_driver() and sys.modules["ray"].get_runtime_context().get_task_id() is not None
 
 
 # Scores -------------------------------------------------------------------------------------
@@ -356,9 +379,9 @@ def job(cfg: DictConfig, job_dir: Path) -> float:
     except RunStopped as stop:
         if stop.code != GUARD_EXIT:  # a signal: the user stops the whole sweep
             others_stopped(sweep_dir)
-            if in_ray_task():
+            if in_ray_task() and stopped_with(sweep_dir) is not None:  # the sweep stops
                 raise RayJobStopped(f"stopped by {signal.Signals(stop.code - 128).name}") from None
-            raise
+            raise  # a Ray worker stopped on its own (kill <its pid>): Ray runs the job again, and it resumes
         return failed(job_dir, overrides, getattr(stop, "reason", "the numerical guard stopped it"))
     except ConfigError as error:
         return failed(job_dir, overrides, str(error))

@@ -155,7 +155,7 @@ def main() -> None:
             with sweep.stops_relayed():
                 return _main()
         except (KeyboardInterrupt, SystemExit) as stop:  # a job's run stopped by a signal: RunStopped
-            code = 128 + int(signal.SIGINT) if isinstance(stop, KeyboardInterrupt) else stop.code
+            code = 128 + int(sweep.Relayed.signum or signal.SIGINT) if isinstance(stop, KeyboardInterrupt) else stop.code
             if code not in (128 + int(signal.SIGINT), 128 + int(signal.SIGTERM)):
                 raise
             _sweep_stopped(code)
