@@ -109,6 +109,13 @@ def test_an_optuna_search_stopped_midway_continues_to_n_trials(tmp_path):
     assert preset.startswith("# @package _global_") and f"lr: {study.best_params['algo.lr']}" in preset
 
 
+def as_from_a_terminal() -> None:
+    """preexec_fn of a sweep a test stops with Ctrl-C: SIGINT handled, as a terminal's shell starts
+    a command. A suite run as a background job (`make test &`) starts with SIGINT ignored, its
+    processes inherit that, and a sweep leaves an ignored SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def stop_when_training(proc: subprocess.Popen, sweep_dir: Path, jobs: int, signum: int, group: bool) -> str:
     """Once `jobs` runs of the sweep have begun training (each logs once its signal handlers are in)
     and taken some steps, send `signum` to the sweep's process group (a terminal's Ctrl-C) or to its
@@ -145,7 +152,7 @@ def test_a_stopped_ray_sweep_checkpoints_its_jobs_and_the_same_command_goes_on(t
             "eval.episodes=2", "log.progress=false", f"hydra.sweep.dir={sweep_dir}"]
     exe = str(Path(sys.executable).parent / "train")
     proc = subprocess.Popen([exe, *args], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=as_from_a_terminal)
     err = stop_when_training(proc, sweep_dir, 2, signum, group=group)
     assert proc.returncode == 128 + signum, err[-3000:]
     # Ray forwards its workers' lines a moment later: the sweep's line is not always the last.
@@ -217,7 +224,7 @@ def test_sigterm_to_a_submitit_sweep_alone_stops_its_jobs_with_their_checkpoints
                              "checkpoint.every=0", "checkpoint.every_minutes=0", "eval.every=0", "eval.episodes=1",
                              "log.progress=false", f"hydra.sweep.dir={sweep_dir}"],
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=as_from_a_terminal)
     err = stop_when_training(proc, sweep_dir, 2, signal.SIGTERM, group=False)
     assert proc.returncode == 143, err[-3000:]
     assert err.strip().splitlines()[-1].startswith("deeprl | sweep stopped by SIGTERM; to go on, run the same command")
@@ -258,7 +265,7 @@ def test_a_stopped_sweep_waits_for_every_jobs_checkpoint_and_leaves_no_worker(tm
             "log.progress=false", f"hydra.sweep.dir={sweep_dir}"]
     exe = str(Path(sys.executable).parent / "train")
     proc = subprocess.Popen([exe, *args], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=as_from_a_terminal)
     deadline = time.time() + 120
     # Both runs have their handlers in once they log (they go in first) and have taken a few steps.
     started = lambda: {p.parent for p in sweep_dir.glob("*/events.out.tfevents.*")}  # noqa: E731
