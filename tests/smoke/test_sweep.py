@@ -148,7 +148,7 @@ def test_a_stopped_ray_sweep_checkpoints_its_jobs_and_the_same_command_goes_on(t
     signum = signal.Signals[sig]
     sweep_dir = tmp_path / "sweep"
     args = ["-m", "hydra/launcher=ray_local", "hydra.launcher.ray.init.num_cpus=2", "seed=1,2,3",
-            "total_steps=60000", "checkpoint.every=0", "checkpoint.every_minutes=0", "eval.every=0",
+            "total_steps=30000", "checkpoint.every=0", "checkpoint.every_minutes=0", "eval.every=0",
             "eval.episodes=2", "log.progress=false", f"hydra.sweep.dir={sweep_dir}"]
     exe = str(Path(sys.executable).parent / "train")
     proc = subprocess.Popen([exe, *args], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -168,7 +168,7 @@ def test_a_stopped_ray_sweep_checkpoints_its_jobs_and_the_same_command_goes_on(t
     assert again.returncode == 0, again.stderr[-3000:]
     done = summaries(sweep_dir)
     assert sorted(s["seed"] for s in done.values()) == [1, 2, 3]
-    assert all(s["total_steps"] == 60000 and s["threads"] == 1 for s in done.values())
+    assert all(s["total_steps"] == 30000 and s["threads"] == 1 for s in done.values())
     assert sorted(name for name, s in done.items() if s.get("resumed")) == stopped
 
 
