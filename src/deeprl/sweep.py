@@ -63,7 +63,7 @@ def quiet_loky_tracker(environ=os.environ) -> None:
 
 
 class Relayed:
-    """The stop signal the sweep's own process took and handed to its worker processes (`stops_relayed`)."""
+    """The stop signal the sweep's own process took and handed to the processes running its jobs (`stops_relayed`)."""
 
     signum: int | None = None
     here: bool = False  # this process is the sweep's own (its jobs may run here: the basic launcher)
@@ -122,7 +122,8 @@ def stops_relayed():
     request (`deeprl.run.SAME_REQUEST_S`). With no job running on this machine (the basic launcher
     runs its jobs in this process, whose runs take the signal themselves; SLURM's run elsewhere) the
     sweep stops at once, as before. A second signal stops the sweep's process at once. A signal that
-    is ignored (a script's background job) stays ignored."""
+    is ignored (a script's background job) stays ignored. A library that puts its own handler in
+    meanwhile (`ray.init`: SIGTERM) is undone by `relay_again` (hydra_plugins.deeprl_ray)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
