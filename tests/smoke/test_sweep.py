@@ -27,6 +27,8 @@ def summaries(sweep_dir: Path) -> dict[str, dict]:
 
 def test_failed_jobs_are_reported_and_the_others_finish_with_capped_threads(tmp_path):
     sweep_dir = tmp_path / "sweep"
+    sweep_dir.mkdir()
+    (sweep_dir / ".stopping").write_text("15\n")  # as a sweep stopped by a signal leaves it: run again, it goes on
     # A bad value, a learning rate that trips the numerical guard, and a good one; threads=0 asks
     # for torch's default (all cores), which the sweep caps to cores / parallel jobs.
     result = train_cli("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "algo.lr=1e-3,-1,1e12",
@@ -40,6 +42,7 @@ def test_failed_jobs_are_reported_and_the_others_finish_with_capped_threads(tmp_
     done = summaries(sweep_dir)
     assert sorted(done) == [f"algo.lr=0.001,eval.episodes=2,log.progress=False,seed={s},threads=0,total_steps=1600"
                             for s in (1, 2)]
+    assert not (sweep_dir / ".stopping").exists()
     cores = len(os.sched_getaffinity(0))
     for summary in done.values():
         assert summary["threads"] * min(2, cores) <= max(cores, 2)
@@ -137,14 +140,14 @@ def stop_when_training(proc: subprocess.Popen, sweep_dir: Path, jobs: int, signu
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the job processes in /proc")
 @pytest.mark.parametrize(("sig", "group"), [("SIGINT", True), ("SIGTERM", False)],
                          ids=["ctrl-c-to-the-group", "sigterm-to-the-sweep-alone"])
-def test_a_stopped_ray_sweep_checkpoints_its_jobs_and_the_same_command_goes_on(tmp_path, sig, group):
+def test_a_stopped_ray_sweep_checkpoints_its_running_jobs_and_starts_no_queued_one(tmp_path, sig, group):
     """Ray's workers run in process groups of their own and block SIGINT: a terminal's Ctrl-C never
     reached them, and they ended with the sweep, each job's training lost. A SIGTERM to the sweep
     met ray.init's own handlers, which ended it at once, Ray and the jobs with it. The sweep now
     hands the signal to each process holding one of its job dirs and waits for their checkpoints;
-    the job Ray still had queued (3 jobs on 2 CPUs) does not start. Run again (once: the same code
-    path for both signals), the sweep goes on: the two stopped jobs resume, the third starts, and
-    each job runs on 1 torch thread."""
+    the job Ray still had queued (3 jobs on 2 CPUs) does not start. (Run again, a sweep's jobs go on
+    from their checkpoints whatever the launcher, as the submitit requeue test below shows, and the
+    note that kept queued jobs from starting is gone: the failed-jobs test above.)"""
     signum = signal.Signals[sig]
     sweep_dir = tmp_path / "sweep"
     args = ["-m", "hydra/launcher=ray_local", "hydra.launcher.ray.init.num_cpus=2", "seed=1,2,3",
@@ -159,17 +162,9 @@ def test_a_stopped_ray_sweep_checkpoints_its_jobs_and_the_same_command_goes_on(t
     assert (f"deeprl | sweep stopped by {sig}; to go on, run the same command with hydra.sweep.dir={sweep_dir} "
             "(finished jobs are kept, the others resume from their checkpoints)") in err.splitlines(), err[-3000:]
     assert "Traceback" not in err and "Unhandled error" not in err and "SIGTERM received" not in err, err[-3000:]
-    stopped = sorted(p.parents[1].name for p in sweep_dir.glob("*/checkpoints/step_*.pt"))
+    stopped = list(sweep_dir.glob("*/checkpoints/step_*.pt"))
     assert len(stopped) == 2 and summaries(sweep_dir) == {}, err[-3000:]
     assert not list(sweep_dir.glob("*seed=3*/events.out.tfevents.*")), "the queued job began training"
-    if group:
-        return
-    again = train_cli(*args, cwd=tmp_path, timeout=400)
-    assert again.returncode == 0, again.stderr[-3000:]
-    done = summaries(sweep_dir)
-    assert sorted(s["seed"] for s in done.values()) == [1, 2, 3]
-    assert all(s["total_steps"] == 30000 and s["threads"] == 1 for s in done.values())
-    assert sorted(name for name, s in done.items() if s.get("resumed")) == stopped
 
 
 def submitit_tasks(sweep_dir: Path) -> list[int]:
