@@ -224,30 +224,26 @@ def others_stopped(sweep_dir: Path) -> None:
     holds its run dir, i.e. every job stopped at the same moment has written its checkpoint. joblib
     kills every worker (SIGKILL) once the first job comes back stopped; an Atari replay takes a
     while to write. Not in other launchers: their jobs are other processes' or other machines'."""
-    if multiprocessing.parent_process() is None:
-        return
-    deadline = time.monotonic() + OTHERS_STOP_WITHIN_S
-    while time.monotonic() < deadline and job_holders(sweep_dir):
-        time.sleep(0.1)
+    if multiprocessing.parent_process() is not None:
+        wait_for_jobs(sweep_dir)
 
 
 def stopped_with(sweep_dir: Path | None) -> int | None:
     """The signal that stopped the sweep in `sweep_dir` (its `STOPPING` note), or None."""
+    if sweep_dir is None:
+        return None
     try:
-        return int((sweep_dir / STOPPING).read_text()) if sweep_dir is not None else None
-    except (OSError, ValueError):  # not there (the sweep goes on), or being written: read as SIGTERM
-        return None if sweep_dir is None or not (sweep_dir / STOPPING).exists() else int(signal.SIGTERM)
-
-
-def ray_driver() -> bool:
-    """Whether this process started or joined Ray (a Ray sweep's own process, after ray.init)."""
-    ray = sys.modules.get("ray")
-    return ray is not None and ray.is_initialized()
+        return int((sweep_dir / STOPPING).read_text())
+    except FileNotFoundError:  # the sweep goes on
+        return None
+    except (OSError, ValueError):  # there, but being written: read as SIGTERM
+        return int(signal.SIGTERM)
 
 
 def in_ray_task() -> bool:
     """Whether this process runs a Ray task now (a job of a Ray sweep)."""
-    return ray_driver() and sys.modules["ray"].get_runtime_context().get_task_id() is not None
+    ray = sys.modules.get("ray")
+    return ray is not None and ray.is_initialized() and ray.get_runtime_context().get_task_id() is not None
 
 
 # Scores -------------------------------------------------------------------------------------
