@@ -45,6 +45,11 @@ Workloads:
                 greedy policies' mean return over the same 100 seeded episodes.
   deterministic deeprl alone, CPU: steps/s of three short runs (DQN and PPO CartPole, DQN Breakout)
                 with deterministic=false and true, interleaved, one run each per seed.
+  startup       From the command to a trained agent, for a run too short to learn (300 steps, ~100
+                updates): wall time of `train ...` in a fresh process (its final evaluation of one
+                episode, checkpoint and TensorBoard files included) against a fresh python running
+                SB3's `Algo("MlpPolicy", env).learn(300)` on the same settings, for DQN and PPO
+                on CartPole and SAC on Pendulum, one run each per seed, alternating which goes first.
 Needs the `bench` extra (pip install -e '.[bench]'; `make bench` does it).
 """
 
@@ -733,10 +738,55 @@ def deterministic(seeds: list[int]) -> list[str]:
     return [*lines, ""]
 
 
+# (deeprl overrides, SB3's class and keyword arguments) on the same settings: 300 steps, learning
+# from step 100 for the off-policy ones, 64-step rollouts for PPO.
+STARTUP_RUNS = {
+    "DQN CartPole": (["algo=dqn", "env=cartpole", "num_envs=1", "algo.learning_starts=100"],
+                     "DQN", "'CartPole-v1', learning_starts=100"),
+    "PPO CartPole": (["algo=ppo", "env=cartpole", "num_envs=1", "algo.n_steps=64", "algo.num_minibatches=1"],
+                     "PPO", "'CartPole-v1', n_steps=64, batch_size=64"),
+    "SAC Pendulum": (["algo=sac", "env=pendulum", "algo.learning_starts=100"],
+                     "SAC", "'Pendulum-v1', learning_starts=100"),
+}
+
+
+def wall(command: list[str], cwd: str) -> float:
+    import subprocess
+
+    start = time.perf_counter()
+    subprocess.run(command, cwd=cwd, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def startup(seeds: list[int]) -> list[str]:
+    """deeprl's `train` and SB3 in fresh processes, the same 300 steps (see the module's docstring)."""
+    train = str(Path(sys.executable).parent / "train")
+    times: dict[tuple[str, str], list[float]] = {}
+    with tempfile.TemporaryDirectory() as cwd:
+        for i, seed in enumerate(seeds):
+            for name, (overrides, algo, args) in STARTUP_RUNS.items():
+                ours = [train, *overrides, "total_steps=300", "eval.every=0", "eval.episodes=1", "log.progress=false",
+                        f"seed={seed}", "device=cpu", f"hydra.run.dir=run_{name.replace(' ', '_')}_{seed}"]
+                theirs = [sys.executable, "-c", f"import torch; torch.set_num_threads(1)\n"
+                          f"from stable_baselines3 import {algo}\n"
+                          f"{algo}('MlpPolicy', {args}, seed={seed}, device='cpu').learn(300)"]
+                for lib, command in (("deeprl", ours), ("sb3", theirs))[:: 1 if i % 2 == 0 else -1]:
+                    times.setdefault((name, lib), []).append(wall(command, cwd))
+    lines = ["### From the command to a trained agent, 300 steps (fresh processes, wall s per seed)", "",
+             "| run | deeprl `train` | SB3 | deeprl/SB3 (median) |", "| --- | --- | --- | --- |"]
+    for name in STARTUP_RUNS:
+        ours, theirs = times[(name, "deeprl")], times[(name, "sb3")]
+        ratio = statistics.median(ours) / statistics.median(theirs)
+        lines.append(f"| {name} | {', '.join(f'{t:.2f}' for t in ours)} | {', '.join(f'{t:.2f}' for t in theirs)} "
+                     f"| {ratio:.2f} |")
+    return [*lines, ""]
+
+
 WORKLOADS = {"dqn-cartpole": dqn_cartpole, "dqn-breakout": dqn_breakout, "ppo-cartpole": ppo_cartpole,
              "a2c-lunarlander": a2c_lunarlander, "dqn-mountaincar": dqn_mountaincar,
              "ddpg-pendulum": ddpg_pendulum, "td3-pendulum": td3_pendulum, "sac-pendulum": sac_pendulum,
-             "sac-halfcheetah": sac_halfcheetah, "q-learning-taxi": q_learning_taxi, "deterministic": deterministic}
+             "sac-halfcheetah": sac_halfcheetah, "q-learning-taxi": q_learning_taxi, "deterministic": deterministic,
+             "startup": startup}
 
 
 def main(argv=None) -> None:

@@ -20,6 +20,7 @@ from deeprl.algos.tabular import TabularQ
 from deeprl.checks import IMAGE, NEEDS, NETWORKS, VECTOR, check_spec
 from deeprl.core.checkpoint import UnreadableCheckpoint, check_agent_state, layout_difference, read
 from deeprl.core.device import auto_device, resolve_device
+from deeprl.core.eager import keep_compiler_out
 from deeprl.core.errors import ConfigError
 from deeprl.core.seeding import seed_everything, set_deterministic
 from deeprl.envs import make_vec_env, spec_of
@@ -89,6 +90,8 @@ def build(cfg: DictConfig, run_dir: Path, resume_from: dict | None = None, with_
         loop_kwargs.update({key: algo[key] for key in loop_cls.SHARED_KEYS})
         algo.pop("name"), algo.pop("loop", None)  # ALGOS picks the loop (older runs name it too)
         total_steps = int(cfg.total_steps)
+        if not algo.get("compile"):  # torch.optim then never loads torch._dynamo (deeprl.core.eager)
+            keep_compiler_out()
         agent = agent_cls(spec, cfg.network, device, rng, total_steps, **_to_cfg(algo))
         if resume_from is not None:
             check_agent_state(agent, resume_from["agent"], "resume")

@@ -17,6 +17,7 @@ from torch import nn
 
 from deeprl.algos.planning import lookahead
 from deeprl.algos.tabular import Transition, greedy_random_ties, require_state_index, state_index
+from deeprl.core import eager
 from deeprl.core.errors import ConfigError
 from deeprl.envs import EnvSpec
 from deeprl.envs.model import TabularModel
@@ -104,7 +105,7 @@ class FittedQIteration:
             loss = F.mse_loss(q, y_t[i])
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            self.optimizer.step()
+            eager.step(self.optimizer)
 
     @torch.no_grad()
     def _net_table(self) -> np.ndarray:

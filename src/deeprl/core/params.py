@@ -3,6 +3,8 @@
 import torch
 from torch import nn
 
+from deeprl.core import eager
+
 
 def flat_parameters(params) -> nn.Parameter:
     """One contiguous parameter (and gradient) behind all of `params`, which become views into it.
@@ -50,7 +52,7 @@ def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, max_gra
     loss.backward()
     if max_grad_norm:
         nn.utils.clip_grad_norm_(params, max_grad_norm)
-    optimizer.step()
+    eager.step(optimizer)
 
 
 def adam_step(optimizer: torch.optim.Optimizer) -> None:
@@ -60,7 +62,7 @@ def adam_step(optimizer: torch.optim.Optimizer) -> None:
     per environment step; the shortcut calls the same fused kernel on the same state with the same
     arguments (tests/unit/test_params.py checks it matches step() bit for bit). Anything else
     (the first step, which creates the state; several groups or parameters; amsgrad, weight decay,
-    maximize, a tensor lr) goes through step()."""
+    maximize, a tensor lr) goes through step() (deeprl.core.eager.step: without loading the compiler)."""
     groups = optimizer.param_groups
     group = groups[0]
     params = group["params"]
@@ -68,7 +70,7 @@ def adam_step(optimizer: torch.optim.Optimizer) -> None:
     if (not state or not isinstance(optimizer, torch.optim.Adam) or not group["fused"] or group["amsgrad"]
             or group["weight_decay"] or group["maximize"] or isinstance(group["lr"], torch.Tensor)
             or params[0].grad is None):
-        optimizer.step()
+        eager.step(optimizer)
         return
     param = params[0]
     step = state["step"]
