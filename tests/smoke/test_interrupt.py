@@ -52,14 +52,14 @@ def start(cwd: Path, *args: str, group: bool = False) -> tuple[subprocess.Popen,
 MORE = 4000
 
 
-def finish_resumed(cwd: Path, run_dir: Path, stopped_at: int) -> dict:
-    result = train_cli(f"resume={run_dir}", f"total_steps={stopped_at + MORE}", cwd=cwd)
+def finish_resumed(cwd: Path, run_dir: Path, stopped_at: int, more: int = MORE) -> dict:
+    result = train_cli(f"resume={run_dir}", f"total_steps={stopped_at + more}", cwd=cwd)
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["total_steps"] == stopped_at + MORE
+    assert summary["total_steps"] == stopped_at + more
     # One x axis across both pieces: no duplicate, no backward point.
     sps = steps(run_dir, "charts/SPS")
-    assert sps == sorted(set(sps)) and sps[-1] == stopped_at + MORE
+    assert sps == sorted(set(sps)) and sps[-1] == stopped_at + more
     returns = steps(run_dir, "charts/episodic_return")
     assert returns == sorted(returns) and returns[-1] > stopped_at
     return summary
@@ -265,9 +265,11 @@ def test_ctrl_c_reaching_async_env_workers_still_checkpoints_and_resumes(tmp_pat
     assert proc.returncode == 130, err[-2000:]
     assert "Traceback" not in err and "Error" not in err, err[-2000:]
     stopped_at = int(re.search(r"stopped by SIGINT at step (\d+)", err).group(1))
-    summary = finish_resumed(tmp_path, run_dir, stopped_at)
+    # MinAtar Breakout's games end within a few hundred steps while the agent is still exploring:
+    # 1000 steps (500 per env) see some end after the stop, at a quarter of CartPole's cost.
+    summary = finish_resumed(tmp_path, run_dir, stopped_at, more=1000)
     # MinAtar's states came back exactly: no note of restarted episodes, only the new total's.
-    assert summary["resumed"] == [{"step": stopped_at, "notes": extended_note(2_000_000, stopped_at + MORE)}]
+    assert summary["resumed"] == [{"step": stopped_at, "notes": extended_note(2_000_000, stopped_at + 1000)}]
 
 
 def until(found, proc: subprocess.Popen, timeout: float = 60) -> None:
