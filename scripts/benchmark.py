@@ -48,8 +48,9 @@ Workloads:
   startup       From the command to a trained agent, for a run too short to learn (300 steps, ~100
                 updates): wall time of `train ...` in a fresh process (its final evaluation of one
                 episode, checkpoint and TensorBoard files included) against a fresh python running
-                SB3's `Algo("MlpPolicy", env).learn(300)` on the same settings, for DQN and PPO
-                on CartPole and SAC on Pendulum, one run each per seed, alternating which goes first.
+                SB3's `Algo("MlpPolicy", env).learn(300)` with the same networks, batches and update
+                cadence, for DQN and PPO on CartPole and SAC on Pendulum, one run each per seed,
+                alternating which goes first.
 Needs the `bench` extra (pip install -e '.[bench]'; `make bench` does it).
 """
 
@@ -58,6 +59,7 @@ import contextlib
 import io
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -738,21 +740,20 @@ def deterministic(seeds: list[int]) -> list[str]:
     return [*lines, ""]
 
 
-# (deeprl overrides, SB3's class and keyword arguments) on the same settings: 300 steps, learning
-# from step 100 for the off-policy ones, 64-step rollouts for PPO.
+# (deeprl overrides, SB3's class and keyword arguments): one env, 300 steps, the same networks,
+# batches and update cadence (deeprl's presets; learning from step 100, PPO rollouts of 64 steps).
 STARTUP_RUNS = {
-    "DQN CartPole": (["algo=dqn", "env=cartpole", "num_envs=1", "algo.learning_starts=100"],
-                     "DQN", "'CartPole-v1', learning_starts=100"),
-    "PPO CartPole": (["algo=ppo", "env=cartpole", "num_envs=1", "algo.n_steps=64", "algo.num_minibatches=1"],
-                     "PPO", "'CartPole-v1', n_steps=64, batch_size=64"),
-    "SAC Pendulum": (["algo=sac", "env=pendulum", "algo.learning_starts=100"],
-                     "SAC", "'Pendulum-v1', learning_starts=100"),
+    "DQN CartPole": (["algo=dqn", "env=cartpole", "num_envs=1", "algo.learning_starts=100"], "DQN",
+                     "'CartPole-v1', learning_starts=100, batch_size=64, train_freq=4, "
+                     "policy_kwargs=dict(net_arch=[128, 128])"),
+    "PPO CartPole": (["algo=ppo", "env=cartpole", "num_envs=1", "algo.n_steps=64"], "PPO",
+                     "'CartPole-v1', n_steps=64, batch_size=64, n_epochs=10"),
+    "SAC Pendulum": (["algo=sac", "env=pendulum", "algo.learning_starts=100"], "SAC",
+                     "'Pendulum-v1', learning_starts=100, batch_size=256, policy_kwargs=dict(net_arch=[64, 64])"),
 }
 
 
 def wall(command: list[str], cwd: str) -> float:
-    import subprocess
-
     start = time.perf_counter()
     subprocess.run(command, cwd=cwd, check=True, capture_output=True)
     return time.perf_counter() - start

@@ -3,9 +3,9 @@
 torch.optim keeps torch.compile out of its methods with `torch._disable_dynamo`, a wrapper that
 imports torch._dynamo the first time each method is called (the constructor calls one), and
 `Optimizer.step` imports it on every call to mark graph breaks. That import (the tracer, sympy)
-costs as much CPU as importing torch itself: measured, `train algo=dqn env=cartpole
-total_steps=300` took 5.2-5.5 s with it and 3.5-3.8 s without it on a 2-core VM under load. Every
-`train`, `evaluate` and sweep job paid it at its start, for nothing, since none compiles.
+costs as much CPU as importing torch itself, and every `train`, `evaluate` and sweep job paid it at
+its start though none compiles: 1.5-1.8 s of a 300-step run's 4.2-4.4 s (docs/benchmarks.md,
+`startup`).
 
 `keep_compiler_out()` marks those wrapped methods as wrapped already. The wrapper caches what it
 would build in the wrapped function's `__dynamo_disable` attribute, and outside a compiled region
@@ -14,10 +14,14 @@ own step function under no_grad, which is what `Optimizer.step` does when no hoo
 the optimizer is not differentiable; anything else goes through `Optimizer.step`.
 
 A run that compiles (`algo.compile`) leaves torch's wrappers as they are (build.py does not call
-`keep_compiler_out`). Both helpers read torch internals (torch/_compile.py and
-torch/optim/optimizer.py of torch 2.x); where those are not found torch's own path runs, loading
-the compiler again but computing the same numbers. tests/unit/test_eager.py checks that the steps
-match `Optimizer.step` bit for bit and that no algorithm's run loads torch._dynamo.
+`keep_compiler_out`). A process that marked them for an earlier run (a sweep worker given several
+jobs) keeps them marked for a compiled one, which is harmless: deeprl compiles networks' forward
+passes only, and no optimizer method runs inside one.
+
+Both helpers read torch internals (torch/_compile.py and torch/optim/optimizer.py of torch 2.x);
+where those are not found torch's own path runs, loading the compiler again but computing the same
+numbers. tests/unit/test_eager.py checks that the steps match `Optimizer.step` bit for bit and that
+no algorithm's run loads torch._dynamo (so a torch that wraps its optimizers otherwise fails it).
 """
 
 import inspect
