@@ -24,6 +24,7 @@ numbers. tests/unit/test_eager.py checks that the steps match `Optimizer.step` b
 no algorithm's run loads torch._dynamo (so a torch that wraps its optimizers otherwise fails it).
 """
 
+import functools
 import inspect
 import sys
 
@@ -91,8 +92,15 @@ def step(optimizer: torch.optim.Optimizer) -> None:
     if not _plain(optimizer):
         optimizer.step()
         return
-    raw = type(optimizer).step
-    while hasattr(raw, "__wrapped__"):  # the profiler's wrapper, then the grad-mode one
-        raw = raw.__wrapped__
     with torch.no_grad():
-        raw(optimizer)
+        _own_step(type(optimizer))(optimizer)
+
+
+@functools.cache
+def _own_step(cls: type):
+    """The step function `cls` defines, under Optimizer.step's wrappers (the profiler's, then the
+    grad-mode one); looked up once per class, not at every step."""
+    raw = cls.step
+    while hasattr(raw, "__wrapped__"):
+        raw = raw.__wrapped__
+    return raw

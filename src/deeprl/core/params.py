@@ -62,7 +62,8 @@ def adam_step(optimizer: torch.optim.Optimizer) -> None:
     per environment step; the shortcut calls the same fused kernel on the same state with the same
     arguments (tests/unit/test_params.py checks it matches step() bit for bit). Anything else
     (the first step, which creates the state; several groups or parameters; amsgrad, weight decay,
-    maximize, a tensor lr) goes through step() (deeprl.core.eager.step: without loading the compiler)."""
+    maximize, a tensor lr) goes through step() (deeprl.core.eager.step: without loading the
+    compiler)."""
     groups = optimizer.param_groups
     group = groups[0]
     params = group["params"]
