@@ -13,9 +13,13 @@ setup: $(STAMP)
 
 # Re-installs only when pyproject.toml changes. The bench extra (Stable-Baselines3) is included so
 # `make bench` works and the benchmark's helpers are tested.
+# pip byte-compiles what it installs one file at a time, about half of the install (measured: 108 s
+# with, 54 s without on 2 cores); compileall does the same on every core (28 s there). Like pip, it
+# goes on past a file this Python cannot parse (torch ships one for Python 3.12 only).
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -e '.[dev,bench,sweep]'
+	$(BIN)/python -m pip install --no-compile -e '.[dev,bench,sweep]'
+	$(BIN)/python -m compileall -qq -j 0 $(VENV)/lib || true
 	touch $(STAMP)
 
 train: setup
