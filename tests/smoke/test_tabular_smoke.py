@@ -73,6 +73,20 @@ def test_value_iteration_cli_writes_summary_values_and_policy(value_iteration_cl
     assert f" | {n} sweeps in " in result.stdout
 
 
+def test_a_finished_planner_is_not_resumed_and_its_run_dir_is_left_as_it_was(value_iteration_cli):
+    """A planner ends when it converges or after algo.max_sweeps, neither of which a resume may
+    change, and total_steps does not count its sweeps: a resume is refused, whatever total_steps."""
+    _, run_dir = value_iteration_cli
+    before = {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in run_dir.rglob("*")}
+    for extra in ([], ["total_steps=10000000"]):
+        result = train_cli(f"resume={run_dir}", *extra, cwd=run_dir.parent)
+        assert result.returncode == 2, result.stderr[-3000:]
+        assert result.stderr == (f"deeprl: error: resume: {run_dir} is a finished value_iteration run: a planner "
+                                 "ends when it converges or after algo.max_sweeps sweeps, and a resume changes "
+                                 "neither; start a new run to plan again (e.g. with a higher algo.max_sweeps)\n")
+    assert {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in run_dir.rglob("*")} == before
+
+
 def test_one_sweep_is_said_in_the_singular(tmp_path):
     # Taxi's starting policy (shortest paths to a terminal) is already optimal: one improvement.
     result = train_cli("algo=policy_iteration", "env=taxi", "eval.episodes=1", "log.progress=false", cwd=tmp_path)
@@ -100,7 +114,12 @@ def test_value_iteration_cli_logs_convergence_and_value_images(value_iteration_c
     summary = json.loads((run_dir / "summary.json").read_text())
     assert [e.step for e in deltas] == list(range(1, summary["sweeps"] + 1))
     assert deltas[-1].value < 1e-8 <= deltas[-2].value
-    assert "eval/episodic_return" in acc.Tags()["scalars"]
+    # The final evaluation and checkpoint stand at the last sweep, on the planning curves' x axis,
+    # not at total_steps (50000 by default), which planners ignore.
+    n = summary["sweeps"]
+    assert [e.step for e in acc.Scalars("eval/episodic_return")] == [n]
+    assert summary["steps"] == n and [e["step"] for e in summary["evaluations"]] == [n]
+    assert load(run_dir / "checkpoints" / "final.pt")["step"] == n
     images = acc.Images("planning/values")
     # Every 5 sweeps (the 4x3 preset) and once at the end.
     assert [e.step for e in images] == [*range(5, summary["sweeps"], 5), summary["sweeps"]]

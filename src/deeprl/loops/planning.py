@@ -48,6 +48,12 @@ class PlanningLoop:
         self.every_sweep = (max_sweeps + 1) * self.model.n_states <= KEEP_EVERY_SWEEP
         self.history: list[tuple[int, np.ndarray]] = [(0, agent.V.copy())]  # (sweep, V), V_0 first
 
+    @property
+    def end_step(self) -> int:
+        """Where the final evaluation and checkpoint stand: the last sweep, the x axis of a
+        planner's curves (total_steps, which planners ignore, would put them far to its right)."""
+        return self.step
+
     def start(self) -> None:
         pass
 
