@@ -115,6 +115,23 @@ class Text:
 
 
 @dataclass(frozen=True)
+class DeviceName:
+    """auto, cpu, cuda or cuda:N, spelled right: checked here, before torch is imported, so a typo
+    is refused in about a second; whether CUDA and GPU N are there is deeprl.core.device's to say."""
+
+    def describe(self) -> str:
+        return "auto, cpu, cuda or cuda:N"
+
+    def check(self, key: str, value) -> None:
+        name = str(value).strip().lower()
+        if name in ("auto", "cpu", "cuda") or (name.startswith("cuda:") and name[5:].isdigit()):
+            return
+        if name.startswith("cuda:"):
+            raise ConfigError(key, f"'{name}' is not a device; use cuda:N with N a GPU index")
+        raise ConfigError(key, f"unknown device '{name}'; use {self.describe()}")
+
+
+@dataclass(frozen=True)
 class Sizes:
     """A list of layer widths (integers >= 1); empty is allowed (a linear model)."""
 
@@ -167,7 +184,7 @@ TEXT = Text()
 RULES: dict[str, Number | Choice | Flag | Text | Sizes | Passthrough] = {
     # Run-level keys (conf/config.yaml).
     "seed": Number(0, 2**32 - 1, integer=True),
-    "device": TEXT,  # auto | cpu | cuda | cuda:N, checked by deeprl.core.device.resolve_device
+    "device": DeviceName(),
     "threads": INT0,
     "deterministic": FLAG,
     "total_steps": INT1,

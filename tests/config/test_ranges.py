@@ -13,6 +13,7 @@ from deeprl.core.errors import ConfigError
 from deeprl.validate import (
     RULES,
     Choice,
+    DeviceName,
     Flag,
     Number,
     Passthrough,
@@ -87,6 +88,8 @@ def _bad_values(rule) -> list:
         return ["maybe", 1]
     if isinstance(rule, Sizes):
         return [[0], [64, -1], [1.5], "abc"]
+    if isinstance(rule, DeviceName):
+        return ["tpu", "cuda:", "cuda:one", "cuda0", 3]
     assert isinstance(rule, (Text, Passthrough))
     return [] if isinstance(rule, Passthrough) else [3]
 

@@ -3,10 +3,12 @@ import os
 import torch
 
 from deeprl.core.errors import ConfigError
+from deeprl.validate import DeviceName
 
 
 def resolve_device(name: str) -> torch.device:
     """Turn the `device` setting (auto, cpu, cuda, cuda:N) into a torch.device, or explain why not."""
+    DeviceName().check("device", name)  # the spelling (a resumed run's device is not validated before)
     name = str(name).strip().lower()
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -19,15 +21,12 @@ def resolve_device(name: str) -> torch.device:
             )
         index = name.partition(":")[2]
         if index:
-            if not index.isdigit():
-                raise ConfigError("device", f"'{name}' is not a device; use cuda:N with N a GPU index")
             if int(index) >= torch.cuda.device_count():
                 raise ConfigError(
                     "device",
                     f"'{name}' but only {torch.cuda.device_count()} GPU(s) are visible; use cuda:0..",
                 )
-        return torch.device(name)
-    raise ConfigError("device", f"unknown device '{name}'; use auto, cpu, cuda or cuda:N")
+    return torch.device(name)
 
 
 # `device: auto` sends an MLP to CUDA from this many multiply-adds per forward pass over one
