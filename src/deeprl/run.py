@@ -92,8 +92,9 @@ class Run:
         if with_buffer:
             size = buffer.saved_nbytes
             if size >= 256 << 20 or self.spec.obs_dtype == np.uint8:
+                amount = f"{size / 2**30:.2f} GiB" if size >= 1 << 30 else f"{size / 2**20:.0f} MiB"
                 self.session.logger.write(f"deeprl | checkpoint at step {step}: writing the replay buffer "
-                                          f"({size / 2**30:.2f} GiB; checkpoint.buffer=false skips it)")
+                                          f"({amount}; checkpoint.buffer=false skips it)")
         # What the run logged up to this step is on disk before the checkpoint: a run killed later
         # and resumed from it has no gap in its curves.
         self.session.logger.flush()

@@ -246,7 +246,9 @@ def test_pixel_replay_checkpoints_say_what_they_cost(tmp_path, capsys):
     overrides = ["algo=dqn", "env=breakout", "total_steps=160", "algo.learning_starts=80", "algo.buffer_size=1000",
                  "algo.batch_size=8", "eval.every=0", "env.max_frames=1200", "checkpoint.every=120", *QUIET]
     run(tmp_path / "run", overrides)
-    assert "writing the replay buffer" in capsys.readouterr().out
+    # 120 frames of 84 x 84 (a ring of 1000 slots holds each frame once), under a GiB: in MiB
+    assert "checkpoint at step 120: writing the replay buffer (1 MiB; checkpoint.buffer=false skips it)" \
+        in capsys.readouterr().out
 
 
 def test_box2d_resume_restarts_episodes_and_keeps_the_replay(tmp_path, capsys):
