@@ -11,7 +11,7 @@ from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
 from tqdm import tqdm
 
-from deeprl.core.console import say
+from deeprl.core.console import plural, say
 from deeprl.core.errors import quiet_event_writer_failures
 
 
@@ -71,6 +71,8 @@ class Logger:
         self.bar = tqdm(total=total_steps, initial=start_step, unit="step", dynamic_ncols=True, desc=desc,
                         disable=not progress, smoothing=0.05, mininterval=progress_interval(sys.stderr))
         self._bar_step = start_step
+        self._postfix_before: str | None = None  # the bar's postfix, while an evaluation shows its own
+        self._eval_drawn = time.monotonic()
         self._pending: list[tuple[str, float, int, float]] = []  # (tag, value, step, wall time)
         self._flushed = time.monotonic()
 
@@ -103,6 +105,23 @@ class Logger:
         self._bar_step = step
         if postfix:
             self.bar.set_postfix({k: f"{v:.1f}" for k, v in postfix.items()}, refresh=False)
+
+    def evaluating(self, steps: int, finished: int, episodes: int) -> None:
+        """While an evaluation plays: its steps and finished episodes after the bar (an Atari
+        evaluation can take minutes, with the bar standing still), redrawn at the bar's own pace."""
+        if self.bar.disable:
+            return
+        if self._postfix_before is None:
+            self._postfix_before = self.bar.postfix or ""
+        self.bar.postfix = f"evaluating: {plural(steps, 'step')}, {finished} of {plural(episodes, 'episode')} done"
+        if time.monotonic() - self._eval_drawn >= self.bar.mininterval:
+            self._eval_drawn = time.monotonic()
+            self.bar.refresh()
+
+    def evaluated(self) -> None:
+        """The bar as it was before the evaluation."""
+        if self._postfix_before is not None:
+            self.bar.postfix, self._postfix_before = self._postfix_before, None
 
     def figure(self, tag: str, figure, step: int) -> None:
         """A matplotlib Figure as an image, rendered with the Agg canvas (no pyplot, no backend state)."""

@@ -54,3 +54,58 @@ def test_a_run_that_ends_past_its_total_still_ends_at_a_full_bar(tmp_path, monke
     finally:
         logger.close()
     assert "100%" in stream.getvalue() and "1504/1504" in stream.getvalue()
+
+
+def test_an_evaluation_shows_its_steps_and_episodes_on_the_bar_and_then_gives_it_back(tmp_path, monkeypatch):
+    """An Atari evaluation can play for minutes after the bar reached 100% (108k frames a game
+    when the policy never fires): the bar says what it plays, at its own pace, and afterwards
+    shows what it showed before. The evaluation's result does not depend on being watched."""
+    import numpy as np
+
+    from conftest import compose_config
+    from deeprl.build import build
+    from deeprl.loops.evaluate import evaluate
+
+    stream = Terminal()
+    monkeypatch.setattr(sys, "stderr", stream)
+    cfg = compose_config("algo=dqn", "env=cartpole", "total_steps=300", "eval.every=0", "eval.episodes=3")
+    run = build(cfg, tmp_path / "run")
+    logger = Logger(tmp_path / "shown", total_steps=300)
+    try:
+        logger.progress(300, **{"return": 21.5})
+        logger.bar.mininterval = 0  # every step drawn, however fast the machine
+        seen = []
+
+        def progress(steps, finished):
+            seen.append((steps, finished))
+            logger.evaluating(steps, finished, episodes=3)
+
+        watched = evaluate(run.agent, cfg.env, 3, seed=7, progress=progress)
+        logger.evaluated()
+        logger.bar.refresh()
+    finally:
+        logger.close()
+        run.envs.close()
+    unwatched = evaluate(run.agent, cfg.env, 3, seed=7)
+    assert all(np.array_equal(a, b) for a, b in zip(watched, unwatched, strict=True))
+    steps, finished = zip(*seen, strict=True)
+    assert list(steps) == list(range(1, len(seen) + 1)) and steps[-1] == watched[1].max()
+    assert list(finished) == sorted(finished) and finished[-1] == 3 and finished[0] < 3
+    shown = stream.getvalue()
+    assert "evaluating: 1 step, 0 of 3 episodes done" in shown
+    assert f"evaluating: {steps[-1]} steps, 3 of 3 episodes done" in shown
+    assert shown.rstrip().endswith("return=21.5]")  # the bar as before the evaluation
+
+
+def test_a_runs_evaluations_show_on_its_bar(tmp_path, monkeypatch):
+    from conftest import compose_config
+    from deeprl.build import build
+
+    stream = Terminal()
+    monkeypatch.setattr(sys, "stderr", stream)
+    monkeypatch.setattr("deeprl.logging.progress_interval", lambda _: 0.0)  # draw every update
+    cfg = compose_config("algo=dqn", "env=cartpole", "total_steps=600", "eval.every=300", "eval.episodes=2")
+    build(cfg, tmp_path / "run").execute()
+    shown = stream.getvalue()
+    assert "evaluating: 1 step, 0 of 2 episodes done" in shown  # at step 300 and at the end
+    assert shown.count("evaluating: 1 step,") == 2

@@ -22,15 +22,16 @@ def check_stop(stopped: Callable[[], bool] | None) -> None:
         raise EvaluationCut
 
 
-def evaluate(agent, env_cfg, episodes: int, seed: int,
-             stopped: Callable[[], bool] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def evaluate(agent, env_cfg, episodes: int, seed: int, stopped: Callable[[], bool] | None = None,
+             progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Play `episodes` evaluation episodes in parallel (one env each) with `agent.act(eval_mode=True)`.
 
     Returns per-episode returns and lengths. Env i is reset with seed + i and the agent acts from
     streams seeded by `seed` (`evaluation_streams`), so an evaluation is a function of the policy
     and the seed: independent of the training envs' state and of the evaluations before it.
     Raises EvaluationCut at the first step after `stopped()` turns true (a training run asked to
-    stop: an Atari evaluation can take minutes).
+    stop: an Atari evaluation can take minutes). `progress(steps, finished)`, if given, is called
+    after every vector step with the steps played so far (per env) and the episodes finished.
     """
     envs = make_vec_env(env_cfg, episodes, seed, training=False)
     try:
@@ -42,6 +43,7 @@ def evaluate(agent, env_cfg, episodes: int, seed: int,
             returns = np.zeros(episodes)
             lengths = np.zeros(episodes, dtype=np.int64)
             running = np.ones(episodes, dtype=bool)
+            steps = 0
             while running.any():
                 check_stop(stopped)
                 actions = agent.act(obs, step=0, eval_mode=True)
@@ -49,6 +51,9 @@ def evaluate(agent, env_cfg, episodes: int, seed: int,
                 for i, ret, length in tracker.step_envs(rewards, terminated | truncated, infos):
                     if running[i]:
                         returns[i], lengths[i], running[i] = ret, length, False
+                steps += 1
+                if progress is not None:
+                    progress(steps, episodes - int(running.sum()))
             return returns, lengths
     finally:
         envs.close()

@@ -1,3 +1,4 @@
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -223,8 +224,12 @@ class Session:
     def evaluate(self, step: int, agent, final: bool = False) -> tuple[np.ndarray, np.ndarray] | None:
         """None when a stop signal came first or cut it short: it is then owed, unless `final`
         (the run's final evaluation, which a resumed run plays in any case)."""
-        result = self._cut_short(lambda: evaluate(agent, self.env_cfg, self.eval_episodes, self.eval_seed,
-                                                  stopped=lambda: self.stopping))
+        shown = functools.partial(self.logger.evaluating, episodes=self.eval_episodes)
+        try:
+            result = self._cut_short(lambda: evaluate(agent, self.env_cfg, self.eval_episodes, self.eval_seed,
+                                                      stopped=lambda: self.stopping, progress=shown))
+        finally:
+            self.logger.evaluated()
         if result is None:
             if not final:
                 self.owed["eval"] = step
