@@ -13,6 +13,7 @@ which the videos do not depend on).
 """
 
 import argparse
+import functools
 import sys
 from pathlib import Path
 
@@ -94,7 +95,11 @@ def run(args: argparse.Namespace) -> tuple[dict, Path]:
     agent.load_state_dict(saved)
     default_seed = 20_000 + int(cfg.seed)
     seed = args.seed if args.seed is not None else default_seed
-    returns, lengths = evaluate(agent, cfg.env, args.episodes, seed)
+    from deeprl.logging import evaluation_bar, show_evaluation
+
+    with evaluation_bar(args.episodes) as bar:
+        returns, lengths = evaluate(agent, cfg.env, args.episodes, seed,
+                                    progress=functools.partial(show_evaluation, bar))
     result = {"checkpoint": str(checkpoint), "env": cfg.env.id, "episodes": args.episodes, "seed": seed,
               "epsilon": OmegaConf.select(cfg, "algo.exploration.eval"),
               "deterministic": OmegaConf.select(cfg, "algo.deterministic_eval"),

@@ -22,6 +22,28 @@ def progress_interval(stream) -> float:
     return 0.5 if isatty is not None and isatty() else 60.0
 
 
+def evaluation_bar(episodes: int, stream=None) -> tqdm:
+    """The `evaluate` command's bar on a terminal (none into a file or pipe): finished episodes,
+    and the steps played, since an Atari evaluation can take minutes."""
+    stream = sys.stderr if stream is None else stream
+    isatty = getattr(stream, "isatty", None)
+    return tqdm(total=episodes, unit="episode", file=stream, dynamic_ncols=True, leave=False,
+                disable=not (isatty is not None and isatty()), mininterval=progress_interval(stream))
+
+
+def show_evaluation(bar: tqdm, steps: int, finished: int) -> None:
+    """`evaluate`'s `progress` for an `evaluation_bar`: redrawn at the bar's pace even while no
+    episode ends."""
+    if bar.disable:
+        return
+    bar.n = finished
+    bar.set_postfix_str(plural(steps, "step"), refresh=False)
+    now = time.monotonic()
+    if now - getattr(bar, "drawn", 0.0) >= bar.mininterval or finished == bar.total:
+        bar.drawn = now
+        bar.refresh()
+
+
 # TensorBoard reads a run dir's event files in the order of their names,
 # events.out.tfevents.<10-digit second>.<host>.<pid>.<n>, where n counts the writers a process has
 # made. A resumed piece's points (and its purge of what the earlier piece logged past the

@@ -109,3 +109,18 @@ def test_a_runs_evaluations_show_on_its_bar(tmp_path, monkeypatch):
     shown = stream.getvalue()
     assert "evaluating: 1 step, 0 of 2 episodes done" in shown  # at step 300 and at the end
     assert shown.count("evaluating: 1 step,") == 2
+
+
+def test_the_evaluate_commands_bar_is_drawn_on_a_terminal_only():
+    from deeprl.logging import evaluation_bar, show_evaluation
+
+    terminal, pipe = Terminal(), io.StringIO()
+    for stream in (terminal, pipe):
+        with evaluation_bar(3, stream) as bar:
+            for steps, finished in ((1, 0), (2, 0), (40, 2), (55, 3)):
+                bar.mininterval = 0  # every call drawn
+                show_evaluation(bar, steps, finished)
+    assert pipe.getvalue() == ""  # a file or pipe gets the result lines alone
+    shown = terminal.getvalue()
+    for seen in ("0/3", "1 step]", "2 steps]", "2/3", "40 steps]", "3/3", "55 steps]"):
+        assert seen in shown, (seen, shown)
