@@ -146,12 +146,13 @@ def test_a_truncated_latest_checkpoint_is_skipped_with_a_warning(tmp_path):
 
 def _bad_resume_cases(root: Path) -> list[tuple[list[str], str, Path]]:
     """(arguments, key named in the error, a run dir that must be left as it was)."""
-    finished = train_cli("algo=value_iteration", "env=gridworld_4x3", "log.progress=false", cwd=root)
+    finished = train_cli("algo=q_learning", "env=gridworld_4x3", "total_steps=300", "log.progress=false", cwd=root)
     assert finished.returncode == 0, finished.stderr[-2000:]
-    (run,) = (root / "outputs" / "value_iteration" / "gridworld_4x3").iterdir()
+    (run,) = (root / "outputs" / "q_learning" / "gridworld_4x3").iterdir()
     sweep = train_cli("-m", "algo=value_iteration", "env=gridworld_4x3", "seed=1,2", "log.progress=false", cwd=root)
     assert sweep.returncode == 0, sweep.stderr[-2000:]
     (sweep_dir,) = (root / "multirun").iterdir()
+    planner = next(p for p in sweep_dir.iterdir() if (p / "checkpoints" / "final.pt").is_file())
     empty = root / "empty_run"
     (empty / ".hydra").mkdir(parents=True)
     (empty / ".hydra" / "config.yaml").write_text((run / ".hydra" / "config.yaml").read_text())
@@ -162,6 +163,8 @@ def _bad_resume_cases(root: Path) -> list[tuple[list[str], str, Path]]:
         ([f"resume={run}", "env=cartpole"], "env", run),
         ([f"resume={run}"], "total_steps", run),
         ([f"resume={run}", "total_steps=10"], "total_steps", run),
+        # A planner ends when it converges: total_steps does not extend it.
+        ([f"resume={planner}", "total_steps=100000"], "resume", planner),
         (["-m", f"resume={run}"], "resume", run),
         ([f"resume={sweep_dir}"], "resume", sweep_dir),
         ([f"resume={empty}"], "resume", empty),
