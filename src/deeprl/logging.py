@@ -38,9 +38,15 @@ def show_evaluation(bar: tqdm, steps: int, finished: int) -> None:
         return
     bar.n = finished
     bar.set_postfix_str(plural(steps, "step"), refresh=False)
-    now = time.monotonic()
-    if now - getattr(bar, "drawn", 0.0) >= bar.mininterval or finished == bar.total:
-        bar.drawn = now
+    redraw_at_its_pace(bar, now=finished == bar.total)
+
+
+def redraw_at_its_pace(bar: tqdm, now: bool = False) -> None:
+    """Redraw `bar` if its `mininterval` has passed since this last did (or `now`): for what
+    changes between its updates, which tqdm redraws only on `update`."""
+    clock = time.monotonic()
+    if now or clock - getattr(bar, "drawn", 0.0) >= bar.mininterval:
+        bar.drawn = clock
         bar.refresh()
 
 
@@ -94,7 +100,6 @@ class Logger:
                         disable=not progress, smoothing=0.05, mininterval=progress_interval(sys.stderr))
         self._bar_step = start_step
         self._postfix_before: str | None = None  # the bar's postfix, while an evaluation shows its own
-        self._eval_drawn = time.monotonic()
         self._pending: list[tuple[str, float, int, float]] = []  # (tag, value, step, wall time)
         self._flushed = time.monotonic()
 
@@ -136,9 +141,7 @@ class Logger:
         if self._postfix_before is None:
             self._postfix_before = self.bar.postfix or ""
         self.bar.postfix = f"evaluating: {plural(steps, 'step')}, {finished} of {plural(episodes, 'episode')} done"
-        if time.monotonic() - self._eval_drawn >= self.bar.mininterval:
-            self._eval_drawn = time.monotonic()
-            self.bar.refresh()
+        redraw_at_its_pace(self.bar)
 
     def evaluated(self) -> None:
         """The bar as it was before the evaluation."""

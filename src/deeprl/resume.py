@@ -143,7 +143,7 @@ def hydra_args(args: list[str]) -> list[str]:
     path, state = find_checkpoint(run_dir)
     config = OmegaConf.create(state["config"])
     total = next((o.value() for o in overrides if o.key_or_group == "total_steps"), config.total_steps)
-    check_not_a_finished_planner(path, state)
+    check_not_a_finished_planner(path, str(config.algo.name))
     check_total_steps(total, int(state["step"]), unfinished(path, state))
     where = _quote(str(run_dir.resolve()))
     return [*(a for a in args if not _is_resume(a)), f"resume={where}", f"hydra.run.dir={where}",
@@ -176,14 +176,13 @@ def unfinished(path: Path, state: dict) -> int | None:
     return None if path.name == "final.pt" else int(OmegaConf.create(state["config"]).total_steps)
 
 
-def check_not_a_finished_planner(path: Path, state: dict) -> None:
+def check_not_a_finished_planner(path: Path, algo: str) -> None:
     """A planner's run ends when it converges or after algo.max_sweeps sweeps, neither of which a
     resume may change, and total_steps does not count its sweeps: once finished, nothing extends it."""
     if path.name != "final.pt":
         return
     from deeprl.checks import NEEDS  # gymnasium, not torch; read only for a finished run
 
-    algo = OmegaConf.create(state["config"]).algo.name
     if algo in NEEDS and NEEDS[algo].model:
         raise ConfigError("resume", f"{path.parent.parent} is a finished {algo} run: a planner ends when it "
                                     "converges or after algo.max_sweeps sweeps, and a resume changes neither; "
@@ -218,6 +217,6 @@ def resumed_config(cfg: DictConfig, task_overrides: list[str]) -> tuple[DictConf
     keys = [override.key_or_group for override in _overrides(task_overrides)]
     config = _going_on_with(state, {key: OmegaConf.select(cfg, key) for key in keys})
     OmegaConf.set_struct(config, True)
-    check_not_a_finished_planner(path, state)
+    check_not_a_finished_planner(path, str(config.algo.name))
     check_total_steps(config.total_steps, int(state["step"]), unfinished(path, state))
     return config, state, path
