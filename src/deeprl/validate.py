@@ -214,7 +214,7 @@ RULES: dict[str, Number | Choice | Flag | Text | Sizes | Passthrough] = {
     "algo.anneal_lr": FLAG,
     "algo.adam_eps": POSITIVE,
     "algo.optim_eps": POSITIVE,
-    "algo.optimizer": Choice(("rmsprop", "adam")),
+    "algo.optimizer": Choice(("rmsprop", "rmsprop_tf", "adam")),
     "algo.rms_alpha": Number(0, 1, low_open=True, high_open=True),
     "algo.max_grad_norm": Number(0, low_open=True, nullable=True),
     # The DQN family.

@@ -64,7 +64,8 @@ def choices(*overrides: str):
 
 
 # Which configs belong to a family, as the algo and env configs declare it (`override /algo_family`).
-ALGO_FAMILIES = {"dqn": {"dqn", "double_dqn", "dueling_dqn", "prioritized_dqn", "rainbow_lite"}, "ppo": {"ppo"}}
+ALGO_FAMILIES = {"dqn": {"dqn", "double_dqn", "dueling_dqn", "prioritized_dqn", "rainbow_lite"}, "ppo": {"ppo"},
+                 "a2c": {"a2c"}}
 ENV_FAMILIES = {"atari": {"atari", "breakout", "pong", "seaquest", "spaceinvaders", "beamrider"},
                 "minatar": {"minatar"} | {n for n in ENV_NAMES if n.startswith("minatar_")}}
 
@@ -95,9 +96,12 @@ def test_a_family_preset_applies_to_every_pair_of_its_families_under_the_pairs_o
 
 def test_a_pairs_own_preset_goes_on_top_of_its_familys():
     """The order in conf/config.yaml: the family's preset, then the pair's, then the command line."""
-    with_pair = with_choices("algo=ppo", "env=minatar_breakout", "tuned=ppo_breakout")  # in the pair's place
+    with_pair = with_choices("algo=ppo", "env=minatar_breakout", "tuned=ppo_lunarlander")  # in the pair's place
+    family = OmegaConf.load(CONF_DIR / "tuned" / "family" / "ppo_minatar.yaml")
+    pair = OmegaConf.load(CONF_DIR / "tuned" / "ppo_lunarlander.yaml")
     assert with_pair.hydra.runtime.choices["tuned/family"] == "ppo_minatar"
-    assert with_pair.total_steps == OmegaConf.load(CONF_DIR / "tuned" / "ppo_breakout.yaml").total_steps
+    assert pair.total_steps != family.total_steps and with_pair.total_steps == pair.total_steps
+    assert "clip_vloss" not in pair.algo and with_pair.algo.clip_vloss == family.algo.clip_vloss
 
 
 def test_generic_gym_env_takes_any_id():

@@ -153,6 +153,18 @@ def test_ppo_runs_on_breakout_with_the_nature_cnn(tmp_path):
     assert isinstance(state["value_head.out.weight"], torch.Tensor)
 
 
+
+@pytest.mark.skipif(not (CONF_DIR / "env" / "atari.yaml").is_file(), reason="no Atari env config")
+def test_a2c_trains_with_its_atari_preset_on_a_game_without_a_config_of_its_own(tmp_path):
+    """tuned/family/a2c_atari.yaml: 16 envs x 5 steps, one shared Nature CNN."""
+    summary = run_in_process(tmp_path, "algo=a2c", "env=atari", "env.game=Pong", "env.max_frames=400",
+                             "total_steps=320", "eval.every=0", "eval.episodes=1", "log.every=80", "device=cpu")
+    assert summary["total_steps"] == 320
+    assert len(scalars(tmp_path).Scalars("losses/entropy")) == 4  # 320 steps = 4 updates of 16 x 5
+    state = load(tmp_path / "checkpoints" / "final.pt")["agent"]
+    assert any(k.startswith("actor_torso.convs") for k in state["net"]) and "critic_torso" not in str(list(state["net"]))
+
+
 # Each stopped at its first such update, told to lower the learning rate: a sparse-reward
 # rollout whose returns were all zero (A2C on MinAtar Breakout, seed 2, step 40), and batches of one
 # transition (A2C with n_steps=1 and one env; online actor-critic with one env, its textbook form).

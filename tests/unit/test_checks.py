@@ -239,7 +239,8 @@ def test_a_toy_text_model_is_checked_with_the_env():
 
 
 def test_check_memory_passes_the_shipped_presets():
-    for overrides in (["algo=ppo", "env=breakout"], ["algo=dqn", "env=cartpole"], ["algo=reinforce", "env=cartpole"]):
+    for overrides in (["algo=ppo", "env=breakout"], ["algo=a2c", "env=pong"], ["algo=dqn", "env=cartpole"],
+                      ["algo=reinforce", "env=cartpole"]):
         cfg = compose_config(*overrides)
         check_memory(cfg, env_and_spec(*overrides[1:])[1])
 

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from deeprl.core import eager
+from deeprl.core.optim import RMSpropTF
 
 
 def trained(make, stepper, seed: int = 0):
@@ -31,7 +32,8 @@ def trained(make, stepper, seed: int = 0):
     lambda ps: torch.optim.Adam(ps, lr=0.01, foreach=False, amsgrad=True),
     lambda ps: torch.optim.RMSprop(ps, lr=0.01, alpha=0.99, eps=1e-5),
     lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9),
-], ids=["adam-fused", "adam-amsgrad", "rmsprop", "sgd-momentum"])
+    lambda ps: RMSpropTF(ps, lr=0.01, alpha=0.99, eps=1e-5),
+], ids=["adam-fused", "adam-amsgrad", "rmsprop", "sgd-momentum", "rmsprop-tf"])
 def test_a_step_without_the_compiler_matches_optimizer_step_bit_for_bit(make):
     assert eager._plain(make([nn.Parameter(torch.ones(1))]))  # the class's own step is what runs
     (p0, s0), (p1, s1) = trained(make, lambda o: o.step()), trained(make, eager.step)
@@ -84,6 +86,7 @@ ALGOS = [
     (["algo=reinforce", "env=cartpole", "algo.batch_steps=100"], False),
     (["algo=actor_critic", "env=cartpole", "algo.mode=online"], False),
     (["algo=a2c", "env=cartpole"], True),
+    (["algo=a2c", "env=cartpole", "algo.optimizer=rmsprop_tf", "algo.shared_torso=true"], True),
     (["algo=ppo", "env=pendulum", "algo.n_steps=64"], False),
     (["algo=ddpg", "env=pendulum", "algo.learning_starts=100", "algo.batch_size=16"], False),
     (["algo=td3", "env=pendulum", "algo.learning_starts=100", "algo.batch_size=16"], False),

@@ -20,6 +20,7 @@ from deeprl.algos.policy import (
 )
 from deeprl.buffers.rollout import RolloutBatch
 from deeprl.core.errors import ConfigError
+from deeprl.core.optim import RMSpropTF
 from deeprl.core.params import flat_parameters
 from deeprl.envs import EnvSpec
 
@@ -43,10 +44,13 @@ class A2C(PolicyAgent):
             # One flat tensor behind all parameters: the optimizer step is a few calls, not a loop.
             self.params = [flat_parameters(self.net.parameters())]
             self.optimizer = torch.optim.RMSprop(param_groups((self.params, lr)), alpha=rms_alpha, eps=optim_eps)
+        elif optimizer == "rmsprop_tf":  # TensorFlow's arithmetic, as A3C and SB3's Atari A2C ran it
+            self.params = [flat_parameters(self.net.parameters())]
+            self.optimizer = RMSpropTF(param_groups((self.params, lr)), alpha=rms_alpha, eps=optim_eps)
         elif optimizer == "adam":
             self.optimizer = self.flat_adam(lr, optim_eps)
         else:
-            raise ConfigError("algo.optimizer", f"unknown '{optimizer}'; use rmsprop or adam")
+            raise ConfigError("algo.optimizer", f"unknown '{optimizer}'; use rmsprop, rmsprop_tf or adam")
 
     def update(self, batch: RolloutBatch, step: int) -> dict[str, torch.Tensor]:
         self.set_learning_rate(step)

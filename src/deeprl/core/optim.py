@@ -1,0 +1,44 @@
+"""RMSprop as TensorFlow runs it, for A2C on Atari (torch.optim has no such option)."""
+
+import torch
+
+
+class RMSpropTF(torch.optim.Optimizer):
+    """RMSprop with TensorFlow's arithmetic, which the A3C paper, OpenAI Baselines' A2C and
+    Stable-Baselines3's Atari A2C (`RMSpropTFLike`) use:
+
+        v ← α v + (1 − α) g²,   θ ← θ − lr · g / √(v + ε),   v starting at 1.
+
+    torch's RMSprop differs twice: ε outside the root, g / (√v + ε), and v starting at 0. With
+    ε = 1e-5 a weight whose gradient has been near zero can then take a step of up to lr·|g|/ε
+    (10⁵ × lr × |g|) the first time it gets one; here the divisor is at least √ε ≈ 0.003, and
+    the first steps are close to plain gradient descent while v learns the gradients' scale.
+    No momentum, no centring (neither setting is used by those A2Cs).
+    """
+
+    def __init__(self, params, lr: float = 7e-4, alpha: float = 0.99, eps: float = 1e-5):
+        if not 0.0 <= alpha < 1.0:
+            raise ValueError(f"alpha must be in [0, 1), got {alpha}")
+        if eps <= 0.0:
+            raise ValueError(f"eps must be > 0, got {eps}")
+        super().__init__(params, {"lr": lr, "alpha": alpha, "eps": eps})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            lr, alpha, eps = group["lr"], group["alpha"], group["eps"]
+            for param in group["params"]:
+                grad = param.grad
+                if grad is None:
+                    continue
+                state = self.state[param]
+                if not state:
+                    state["square_avg"] = torch.ones_like(param, memory_format=torch.preserve_format)
+                square_avg = state["square_avg"]
+                square_avg.mul_(alpha).addcmul_(grad, grad, value=1.0 - alpha)
+                param.addcdiv_(grad, square_avg.add(eps).sqrt_(), value=-lr)
+        return loss
