@@ -153,7 +153,6 @@ def test_ppo_runs_on_breakout_with_the_nature_cnn(tmp_path):
     assert isinstance(state["value_head.out.weight"], torch.Tensor)
 
 
-
 @pytest.mark.skipif(not (CONF_DIR / "env" / "atari.yaml").is_file(), reason="no Atari env config")
 def test_a2c_trains_with_its_atari_preset_on_a_game_without_a_config_of_its_own(tmp_path):
     """tuned/family/a2c_atari.yaml: 16 envs x 5 steps, one shared Nature CNN."""

@@ -39,7 +39,7 @@ FAMILIES = {
     "dqn_minatar_async_envs": (["algo=dqn", "env=minatar_breakout", "env.vectorization=async", "num_envs=2",
                                 "total_steps=1600", "algo.learning_starts=400", "algo.buffer_size=2000",
                                 "algo.exploration.fraction=0.5"], 800),
-    # TensorFlow's RMSprop on one shared torso, as the Atari preset runs it.
+    # RL-Zoo's Atari A2C: TensorFlow's RMSprop (deeprl's own optimizer class), one shared torso.
     "a2c": (["algo=a2c", "env=cartpole", "algo.optimizer=rmsprop_tf", "algo.shared_torso=true",
              "total_steps=2400"], 1208),
     "actor_critic_online": (["algo=actor_critic", "env=cartpole", "algo.mode=online", "total_steps=1600"], 808),

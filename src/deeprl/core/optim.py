@@ -1,4 +1,4 @@
-"""RMSprop as TensorFlow runs it, for A2C on Atari (torch.optim has no such option)."""
+"""RMSprop as TensorFlow runs it, RL-Zoo's setting for A2C on Atari (torch.optim has no such option)."""
 
 import torch
 
