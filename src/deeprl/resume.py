@@ -143,8 +143,7 @@ def hydra_args(args: list[str]) -> list[str]:
     path, state = find_checkpoint(run_dir)
     config = OmegaConf.create(state["config"])
     total = next((o.value() for o in overrides if o.key_or_group == "total_steps"), config.total_steps)
-    check_not_a_finished_planner(path, str(config.algo.name))
-    check_total_steps(total, int(state["step"]), unfinished(path, state))
+    check_can_go_on(path, state, str(config.algo.name), total)
     where = _quote(str(run_dir.resolve()))
     return [*(a for a in args if not _is_resume(a)), f"resume={where}", f"hydra.run.dir={where}",
             "hydra.output_subdir=null"]
@@ -174,6 +173,13 @@ def shown_config(args: list[str]) -> str | None:
 def unfinished(path: Path, state: dict) -> int | None:
     """The run's own total_steps when `path` (holding `state`) is not its final checkpoint, else None."""
     return None if path.name == "final.pt" else int(OmegaConf.create(state["config"]).total_steps)
+
+
+def check_can_go_on(path: Path, state: dict, algo: str, total) -> None:
+    """Whether the run whose checkpoint is `path` (holding `state`) can go on to `total` steps:
+    a finished planner cannot, and any other must go past its checkpoint's step."""
+    check_not_a_finished_planner(path, algo)
+    check_total_steps(total, int(state["step"]), unfinished(path, state))
 
 
 def check_not_a_finished_planner(path: Path, algo: str) -> None:
@@ -217,6 +223,5 @@ def resumed_config(cfg: DictConfig, task_overrides: list[str]) -> tuple[DictConf
     keys = [override.key_or_group for override in _overrides(task_overrides)]
     config = _going_on_with(state, {key: OmegaConf.select(cfg, key) for key in keys})
     OmegaConf.set_struct(config, True)
-    check_not_a_finished_planner(path, str(config.algo.name))
-    check_total_steps(config.total_steps, int(state["step"]), unfinished(path, state))
+    check_can_go_on(path, state, str(config.algo.name), config.total_steps)
     return config, state, path

@@ -40,13 +40,12 @@ class A2C(PolicyAgent):
         self.gamma, self.gae_lambda, self.reward_scale = gamma, gae_lambda, reward_scale
         self.norm_adv, self.ent_coef, self.vf_coef = norm_adv, ent_coef, vf_coef
         self.max_grad_norm = max_grad_norm
-        if optimizer == "rmsprop":  # the A3C paper's and Stable-Baselines3's choice
+        if optimizer in ("rmsprop", "rmsprop_tf"):  # the A3C paper's and Stable-Baselines3's choice
             # One flat tensor behind all parameters: the optimizer step is a few calls, not a loop.
             self.params = [flat_parameters(self.net.parameters())]
-            self.optimizer = torch.optim.RMSprop(param_groups((self.params, lr)), alpha=rms_alpha, eps=optim_eps)
-        elif optimizer == "rmsprop_tf":  # TensorFlow's arithmetic, as A3C and SB3's Atari A2C ran it
-            self.params = [flat_parameters(self.net.parameters())]
-            self.optimizer = RMSpropTF(param_groups((self.params, lr)), alpha=rms_alpha, eps=optim_eps)
+            # torch's arithmetic, or TensorFlow's (as A3C and RL-Zoo's Atari A2C ran it; core/optim.py)
+            rmsprop = torch.optim.RMSprop if optimizer == "rmsprop" else RMSpropTF
+            self.optimizer = rmsprop(param_groups((self.params, lr)), alpha=rms_alpha, eps=optim_eps)
         elif optimizer == "adam":
             self.optimizer = self.flat_adam(lr, optim_eps)
         else:
