@@ -1,4 +1,4 @@
-"""DQN and PPO on MinAtar Breakout through the whole run (events, summary, checkpoints, exact
+"""DQN, PPO and A2C on MinAtar through the whole run (events, summary, checkpoints, exact
 resume). The learning claim is in tests/learning/test_minatar_learning.py."""
 
 from omegaconf import OmegaConf
@@ -55,3 +55,16 @@ def test_ppo_runs_two_rollouts(tmp_path):
     assert len(scalars(tmp_path, "losses/policy_loss")) >= 1
     assert len(scalars(tmp_path, "charts/episodic_return")) > 50
     assert len(scalars(tmp_path, "eval/episodic_return")) == 1
+
+
+def test_a2c_trains_with_its_minatar_preset_on_a_game_without_a_config_of_its_own(tmp_path):
+    """tuned/family/a2c_minatar.yaml on `env=minatar env.game=...`: 16 envs x 5 steps per update,
+    one MinAtar torso shared by actor and critic, an entropy bonus."""
+    summary = run_in_process(tmp_path, "algo=a2c", "env=minatar", "env.game=SpaceInvaders", "total_steps=800",
+                             "eval.every=0", "eval.episodes=2", "log.every=80", *QUIET)
+    assert summary["total_steps"] == 800
+    assert len(scalars(tmp_path, "losses/entropy")) == 10  # 800 steps = 10 updates of 16 x 5
+    state = load(tmp_path / "checkpoints" / "final.pt")
+    assert OmegaConf.create(state["config"]).algo.ent_coef == 0.01
+    names = list(state["agent"]["net"])
+    assert any(k.startswith("actor_torso.") for k in names) and not any("critic_torso" in k for k in names)

@@ -165,10 +165,12 @@ def test_a2c_trains_with_its_atari_preset_on_a_game_without_a_config_of_its_own(
 
 
 # Each stopped at its first such update, told to lower the learning rate: a sparse-reward
-# rollout whose returns were all zero (A2C on MinAtar Breakout, seed 2, step 40), and batches of one
-# transition (A2C with n_steps=1 and one env; online actor-critic with one env, its textbook form).
+# rollout whose returns were all zero (A2C on MinAtar Breakout, seed 2, step 40: one env, the a2c
+# group's settings, not tuned/family/a2c_minatar.yaml's), and batches of one transition (A2C with
+# n_steps=1 and one env; online actor-critic with one env, its textbook form).
 @pytest.mark.parametrize("overrides", [
-    ["algo=a2c", "env=minatar_breakout", "seed=2", "total_steps=400"],
+    ["algo=a2c", "env=minatar_breakout", "num_envs=1", "algo.ent_coef=0.0", "algo.vf_coef=0.5",
+     "algo.shared_torso=false", "seed=2", "total_steps=400"],
     ["algo=a2c", "env=cartpole", "num_envs=1", "algo.n_steps=1", "total_steps=200"],
     ["algo=actor_critic", "env=cartpole", "algo.mode=online", "num_envs=1", "total_steps=200"],
 ])
