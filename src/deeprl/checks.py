@@ -28,6 +28,7 @@ from deeprl.buffers.memory import check_fits
 from deeprl.conf import CONF_DIR, named_env_config
 from deeprl.core.errors import ConfigError
 from deeprl.envs import EnvSpec
+from deeprl.envs.make import registered_id
 from deeprl.envs.model import TabularModel
 
 IMAGE, VECTOR, STATE_INDEX = "image stacks", "vectors", "a state index"
@@ -311,7 +312,7 @@ def check_time_limit(env_cfg: DictConfig) -> None:
         return
     fix = "set one, e.g. env.max_episode_steps=1000"
     if kind == "gym":
-        if gym.spec(env_cfg.id).max_episode_steps or (env_cfg.get("kwargs") or {}).get("max_episode_steps"):
+        if gym.spec(registered_id(env_cfg.id)).max_episode_steps or (env_cfg.get("kwargs") or {}).get("max_episode_steps"):
             return
         own = named_env_config("id", env_cfg.id, None)
         if own and own != env_cfg.get("name"):

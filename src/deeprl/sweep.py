@@ -299,7 +299,7 @@ def composed_from() -> str:
     or that the pair has none and runs on the config groups' defaults."""
     hydra_cfg = HydraConfig.get()
     choices = hydra_cfg.runtime.choices
-    presets = applied_presets(choices)
+    presets = [label for _, label in applied_presets(hydra_cfg.runtime)]
     if presets:
         recipe = f"algo={choices.get('algo')} with {' and '.join(presets)}"
     else:
@@ -307,15 +307,46 @@ def composed_from() -> str:
     return recipe + replaced_task(str(choices.get("env")), list(hydra_cfg.overrides.task))
 
 
-def applied_presets(choices) -> list[str]:
-    """The tuned presets a composition took, in the order they apply: the one its algo and env
-    families share (conf/tuned/family/), then the pair's own (conf/tuned/)."""
+def applied_presets(runtime) -> list[tuple[Path, str]]:
+    """The tuned presets a composition took, in the order they apply, as (file, label): the one its
+    algo and env families share (conf/tuned/family/), then the pair's own (conf/tuned/). `runtime`
+    is the job's hydra.runtime: its choices, and its config sources, searched in Hydra's order, so
+    that a preset of one's own beside an env config of one's own (`hydra.searchpath=[file://myconf]`,
+    myconf/tuned/<algo>_<env>.yaml) is named too."""
+    choices = runtime.get("choices") or {}
     pair = choices.get("tuned") or f"{choices.get('algo')}_{choices.get('env')}"
     found = []
     for group, name in (("tuned/family", choices.get("tuned/family")), ("tuned", pair)):
-        if name and (CONF_DIR / group / f"{name}.yaml").is_file():
-            found.append(f"conf/{group}/{name}.yaml")
+        if name:
+            found += [preset for preset in [config_file(runtime.get("config_sources"), group, name)] if preset]
     return found
+
+
+def config_file(sources, group: str, name: str) -> tuple[Path, str] | None:
+    """The file Hydra took `group/name` from, as (path, label), trying `sources` (hydra.runtime's
+    config_sources) in order: deeprl's own conf/ (label conf/<group>/<name>.yaml), a folder on the
+    search path (its path), a package on it (pkg://...). Without sources: deeprl's own conf/."""
+    relative = f"{group}/{name}.yaml"
+    for source in sources if sources is not None else [{"schema": "pkg", "path": "deeprl.conf"}]:
+        schema, where = source.get("schema"), str(source.get("path"))
+        if schema == "pkg" and where == "deeprl.conf":
+            path, label = CONF_DIR / relative, f"conf/{relative}"
+        elif schema == "file":
+            path = Path(where) / relative
+            label = str(path)
+        elif schema == "pkg" and where != "hydra.conf":
+            import importlib.resources
+
+            try:
+                path = Path(str(importlib.resources.files(where) / relative))
+            except (ImportError, TypeError):  # a package that is gone since composition
+                continue
+            label = f"pkg://{where}/{relative}"
+        else:
+            continue
+        if path.is_file():
+            return path, label
+    return None
 
 
 def replaced_task(env: str, overrides: list[str]) -> str:
@@ -559,15 +590,22 @@ def write_tuned(sweep_dir: Path, params: dict, value: float, config: DictConfig)
     preset, conf/tuned/family/, still applies under it)."""
     algo = OmegaConf.select(config, "hydra.runtime.choices.algo") or "algo"
     env = OmegaConf.select(config, "hydra.runtime.choices.env") or "env"
-    current = TUNED_DIR / f"{algo}_{env}.yaml"
-    tree = OmegaConf.load(current) if current.is_file() else OmegaConf.create({})
+    sources = OmegaConf.select(config, "hydra.runtime.config_sources")
+    current = config_file(sources, "tuned", f"{algo}_{env}")
+    tree = OmegaConf.load(current[0]) if current else OmegaConf.create({})
     for key, val in params.items():
         OmegaConf.update(tree, key, val, merge=False, force_add=True)
     objective_kind = OmegaConf.select(config, "optimize.objective")
     seeds = OmegaConf.select(config, "optimize.seeds")
-    presets = applied_presets(OmegaConf.select(config, "hydra.runtime.choices") or {})
+    presets = [label for _, label in applied_presets(OmegaConf.select(config, "hydra.runtime") or {})]
     base = f"{' and '.join(presets)} with" if presets else "the defaults with"
-    use = f"# Copy to conf/tuned/{algo}_{env}.yaml to make it the default for algo={algo} env={env}.\n"
+    if current and not current[1].startswith("pkg://"):
+        target = current[1]
+    else:  # beside the env's config: conf/ for deeprl's own envs, the folder of an env config of one's own
+        env_file = config_file(sources, "env", env)
+        folder = Path(env_file[1]).parent.parent if env_file and not env_file[1].startswith("pkg://") else "conf"
+        target = f"{folder}/tuned/{algo}_{env}.yaml"
+    use = f"# Copy to {target} to make it the default for algo={algo} env={env}.\n"
     key = GENERIC_ENVS.get(env)
     if key is not None:  # a preset for env=gym would apply to every id: the searched one needs a config of its own
         searched = OmegaConf.select(config, f"env.{key}")

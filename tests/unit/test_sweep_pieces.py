@@ -83,6 +83,31 @@ def test_the_best_preset_of_a_pair_under_a_family_preset_holds_the_searched_keys
     assert yaml.safe_load(text) == {"algo": {"lr": 2e-4}}
 
 
+def test_the_best_preset_of_an_env_config_of_ones_own_is_written_for_its_folder(tmp_path):
+    """An env config of one's own on Hydra's search path (README, "An env of your own"): the preset
+    is meant for the same folder, and a preset of one's own there is the one the search built on."""
+    mine = tmp_path / "myconf"
+    (mine / "env").mkdir(parents=True)
+    (mine / "env" / "corridor.yaml").write_text("defaults:\n  - gym\n  - _self_\nid: corridor_env:Corridor-v0\n")
+    sources = [{"path": "hydra.conf", "schema": "pkg", "provider": "hydra"},
+               {"path": "deeprl.conf", "schema": "pkg", "provider": "main"},
+               {"path": str(mine), "schema": "file", "provider": "hydra.searchpath in command-line"}]
+    config = OmegaConf.create({"hydra": {"runtime": {
+        "choices": {"algo": "dqn", "env": "corridor", "tuned": "dqn_corridor"}, "config_sources": sources}},
+        "optimize": {"objective": "final", "seeds": 1}, "total_steps": 3000})
+    text = sweep.write_tuned(tmp_path, {"algo.lr": 2e-4}, -5.0, config).read_text()
+    assert "# the defaults with algo.lr from the search." in text
+    assert f"# Copy to {mine}/tuned/dqn_corridor.yaml to make it the default for algo=dqn env=corridor." in text
+
+    (mine / "tuned").mkdir()
+    (mine / "tuned" / "dqn_corridor.yaml").write_text("# @package _global_\ntotal_steps: 3000\nalgo:\n  lr: 0.01\n")
+    (tmp_path / "again").mkdir()
+    text = sweep.write_tuned(tmp_path / "again", {"algo.lr": 2e-4}, -5.0, config).read_text()
+    assert f"# {mine}/tuned/dqn_corridor.yaml with algo.lr from the search." in text
+    assert f"# Copy to {mine}/tuned/dqn_corridor.yaml to make it" in text
+    assert yaml.safe_load(text) == {"total_steps": 3000, "algo": {"lr": 2e-4}}
+
+
 def test_job_dirs_leave_out_seed_runs(tmp_path):
     for rel in ("a/.hydra", "a/seed_1/.hydra", "a/seed_2/.hydra", "b/.hydra"):
         (tmp_path / rel).mkdir(parents=True)

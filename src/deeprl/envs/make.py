@@ -37,7 +37,74 @@ class EnvSpec:
         return tuple(self.action_space.shape or ())
 
 
+def registered_id(env_id: str) -> str:
+    """The id under which gymnasium's registry holds `env_id`. An env of one's own is written
+    `module:EnvId`, gymnasium's syntax: `module` is imported (it calls `gymnasium.register`), and
+    EnvId is the id. The folder `train` was started in is searched too, as `python -m` and
+    `python script.py` do (a console script's import path does not hold it)."""
+    module, colon, name = env_id.partition(":")
+    if colon:
+        import_env_module(module, env_id)
+        return name
+    return env_id
+
+
+def import_env_module(module: str, env_id: str) -> None:
+    """Import the module an env.id names (`registered_id`); failing, a one-line ConfigError: the
+    module is not found (and how to make it found), or its own code raised (the error and where)."""
+    import importlib
+    import importlib.util
+    import sys
+
+    if module in sys.modules:
+        return
+    def find():
+        try:
+            return importlib.util.find_spec(module)
+        except (ImportError, ValueError):  # a parent package that is missing, or an empty name
+            return None
+
+    origin, here = find(), os.getcwd()
+    if origin is None and here not in sys.path and "" not in sys.path:
+        sys.path.append(here)  # last, so that nothing installed is shadowed by a file of the same name
+        origin = find()
+    if origin is None:
+        raise ConfigError("env.id", f"no module named '{module}' to import for env.id={env_id}; run from the folder "
+                                    f"that holds {module.replace('.', '/')}.py, or add that folder to PYTHONPATH "
+                                    "(env.id=<module>:<registered id>, gymnasium's syntax)")
+    try:
+        importlib.import_module(module)
+    except Exception as e:  # the module's own code: a bug, or a library it needs that is missing
+        where = where_raised(e, origin.origin)
+        detail = e.msg if isinstance(e, SyntaxError) else (str(e).strip().splitlines() or [""])[0]
+        raise ConfigError("env.id", f"importing {module} for env.id={env_id} failed: {type(e).__name__}: {detail} "
+                                    f"({where}); fix the module, or run `python -c 'import {module}'` to see the "
+                                    "traceback") from None
+
+
+def entry_module(spec: gym.envs.registration.EnvSpec) -> str:
+    """The module of a registered env's entry point (written "module:Class", or the class itself)."""
+    entry = spec.entry_point
+    return entry.partition(":")[0] if isinstance(entry, str) else str(getattr(entry, "__module__", ""))
+
+
+def where_raised(error: BaseException, origin: str | None) -> str:
+    """file:line of where to look in the user's code: a syntax error's own place, else the innermost
+    frame in the module's folder that `error` went through (else the innermost frame)."""
+    import traceback
+
+    if isinstance(error, SyntaxError) and error.filename:
+        return f"{error.filename}:{error.lineno}"
+    frames = traceback.extract_tb(error.__traceback__)
+    folder = os.path.dirname(origin) if origin else None
+    frame = ([f for f in frames if os.path.dirname(f.filename) == folder] or frames)[-1]
+    return f"{frame.filename}:{frame.lineno}"
+
+
 def _check_gym_id(env_id: str) -> None:
+    module, colon, _ = env_id.partition(":")
+    written = env_id
+    env_id = registered_id(env_id)
     # ALE and MinAtar games are registered and preprocessed by their own env configs, not env=gym.
     namespace, _, name = env_id.partition("/")
     if name and namespace == "ALE":
@@ -59,9 +126,16 @@ def _check_gym_id(env_id: str) -> None:
         gym.spec(env_id)
     except gym.error.Error as e:  # NameNotFound, VersionNotFound, NamespaceNotFound, DeprecatedEnv, ...
         first_line = str(e).strip().splitlines()[0]
+        if colon:
+            ids = sorted(key for key, spec in gym.registry.items() if entry_module(spec) == module)
+            instead = nearest(env_id, ids, cutoff=0.8)
+            fix = (f"did you mean env.id={module}:{instead}?" if instead else
+                   "it registers " + ", ".join(f"env.id={module}:{i}" for i in ids) if ids else f"{module} registers no env: call gymnasium.register")
+            raise ConfigError("env.id", f"{module} was imported but gymnasium does not know '{env_id}' "
+                                        f"({first_line}); {fix}") from None
         instead = registered_like(env_id, first_line)
         fix = f"did you mean env.id={instead}?" if instead else "pick a registered id, e.g. env=gym env.id=CartPole-v1"
-        raise ConfigError("env.id", f"gymnasium does not know '{env_id}' ({first_line}); {fix}") from None
+        raise ConfigError("env.id", f"gymnasium does not know '{written}' ({first_line}); {fix}") from None
 
 
 def game_config(kind: str, game: str, also: str = "") -> str:
@@ -119,7 +193,7 @@ def _gym_thunk(env_cfg, render_mode=None):
     if render_mode is not None:
         kwargs["render_mode"] = render_mode
 
-    mujoco = str(gym.spec(env_cfg.id).entry_point).startswith("gymnasium.envs.mujoco")
+    mujoco = str(gym.spec(registered_id(env_cfg.id)).entry_point).startswith("gymnasium.envs.mujoco")
 
     def thunk():
         if mujoco:  # in the process that makes the env: async workers too
