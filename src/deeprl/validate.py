@@ -316,6 +316,7 @@ RULES: dict[str, Number | Choice | Flag | Text | Sizes | Passthrough] = {
     "env.kwargs": Passthrough(),
     "env.max_episode_steps": Number(1, integer=True, nullable=True),
     "env.one_hot": FLAG,
+    "env.channels_first": FLAG,
     "env.vectorization": Choice(("sync", "async")),
     # Atari.
     "env.game": TEXT,

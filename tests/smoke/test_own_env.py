@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from conftest import train_cli
 
@@ -18,6 +19,7 @@ from conftest import train_cli
 # -(length - 1): every step to the right.
 CORRIDOR = '''
 import gymnasium as gym
+import numpy as np
 from gymnasium import spaces
 
 
@@ -37,7 +39,23 @@ class Corridor(gym.Env):
         return self.cell, -1.0, self.cell == self.length - 1, False, {}
 
 
+class Screen(gym.Env):
+    """A 40x40 RGB screen, height x width x channels as gymnasium's image envs give them."""
+
+    def __init__(self):
+        self.observation_space = spaces.Box(0, 255, (40, 40, 3), np.uint8)
+        self.action_space = spaces.Discrete(3)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return self.observation_space.sample(), {}
+
+    def step(self, action):
+        return self.observation_space.sample(), float(action == 1), False, False, {}
+
+
 gym.register("Corridor-v0", entry_point=Corridor, max_episode_steps=50)
+gym.register("Screen-v0", entry_point=Screen, max_episode_steps=20)
 '''
 
 # An env config and a tuned preset of one's own, beside deeprl's (README, "An env of your own").
@@ -113,6 +131,17 @@ def test_an_env_of_ones_own_runs_in_async_workers_with_env_gym(project):
     assert "dqn on corridor_env:Corridor-v0 | algo=dqn, no tuned preset for env=gym" in result.stdout
     run_dir = next((project / "outputs" / "dqn" / "gym").iterdir())
     assert json.loads((run_dir / "summary.json").read_text())["total_steps"] == 400
+
+
+def test_an_image_env_of_ones_own_trains_a_cnn_on_its_screens_turned_channels_first(project):
+    """Screens of height x width x channels reach the Nature CNN as channels x height x width."""
+    result = train_cli("algo=dqn", "env=gym", "env.id=corridor_env:Screen-v0", "network=nature_cnn",
+                       "total_steps=200", "algo.learning_starts=100", "algo.buffer_size=1000", "eval.episodes=2",
+                       "log.progress=false", cwd=project)
+    assert result.returncode == 0, result.stderr[-3000:]
+    checkpoint = next((project / "outputs" / "dqn" / "gym").iterdir()) / "checkpoints" / "final.pt"
+    first_conv = torch.load(checkpoint, map_location="cpu", weights_only=False)["agent"]["q"]["torso.convs.0.weight"]
+    assert tuple(first_conv.shape) == (32, 3, 8, 8)  # 3 channels in: the screens' colours
 
 
 BROKEN = "import numpy\n\n\nraise RuntimeError('the corridor has no doors')\n"

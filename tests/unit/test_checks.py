@@ -104,7 +104,7 @@ def test_every_env_selects_a_network_that_takes_its_observations(env):
     (["algo=ddpg", "env=breakout"], "algo", "ddpg needs a continuous action space but ALE/Breakout-v5 has Discrete"),
     (["algo=sac", "env=frozenlake"], "algo", "sac needs a continuous action space"),
     (["algo=ddpg", "env=gym", "env.id=CarRacing-v3"], "algo",
-     "ddpg takes observations that are vectors, but CarRacing-v3 observes image stacks of shape (96, 96, 3); "
+     "ddpg takes observations that are vectors, but CarRacing-v3 observes image stacks of shape (3, 96, 96); "
      "algorithms that fit CarRacing-v3: reinforce, actor_critic, a2c, ppo"),
     (["algo=dqn", "env=taxi"], "env.one_hot", "set env.one_hot=true"),
     (["algo=q_learning", "env=taxi", "env.one_hot=true"], "env.one_hot", "set env.one_hot=false"),

@@ -176,3 +176,41 @@ def test_one_env_steps_exactly_as_sync_vector_env(name):
         assert ended >= 2, "fewer than two episodes ended: lengthen the rollout"
     finally:
         fast.close(), reference.close()
+
+
+@pytest.mark.parametrize("channels_first", [True, False])
+def test_channel_last_images_of_a_gym_env_reach_the_networks_channels_first(channels_first):
+    """CarRacing-v3 observes 96x96x3 uint8 screens; env=gym hands them on as 3x96x96 (what the CNNs
+    take), the same pixels, unless env.channels_first=false."""
+    cfg = compose_config("env=gym", "env.id=CarRacing-v3", "+env.kwargs.continuous=false",
+                         f"env.channels_first={str(channels_first).lower()}")
+    envs = make_vec_env(cfg.env, 1, seed=3)
+    plain = gym.make("CarRacing-v3", continuous=False)
+    try:
+        obs, _ = envs.reset(seed=3)
+        raw, _ = plain.reset(seed=3)
+        shape = (3, 96, 96) if channels_first else (96, 96, 3)
+        assert envs.single_observation_space.shape == shape and envs.single_observation_space.dtype == np.uint8
+        for action in (3, 3, 1, 0):
+            expected = np.transpose(raw, (2, 0, 1)) if channels_first else raw
+            np.testing.assert_array_equal(obs[0], expected)
+            obs = envs.step(np.array([action]))[0]
+            raw = plain.step(action)[0]
+    finally:
+        envs.close()
+        plain.close()
+
+
+def test_only_channel_last_uint8_images_are_turned():
+    from deeprl.envs.make import ChannelsFirst
+
+    def box(shape, dtype=np.uint8):
+        return gym.spaces.Box(0, 255, shape, dtype)
+
+    assert ChannelsFirst.wanted(box((96, 96, 3))) and ChannelsFirst.wanted(box((64, 48, 1)))
+    assert ChannelsFirst.wanted(box((84, 84, 4)))
+    assert not ChannelsFirst.wanted(box((4, 84, 84)))  # already channels first (a frame stack)
+    assert not ChannelsFirst.wanted(box((84, 84)))  # one gray frame: no channel axis to move
+    assert not ChannelsFirst.wanted(box((10, 10, 6)))  # MinAtar-like maps of 6 channels: not an image
+    assert not ChannelsFirst.wanted(box((96, 96, 3), np.float32))
+    assert not ChannelsFirst.wanted(gym.spaces.Discrete(5))

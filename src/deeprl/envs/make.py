@@ -201,10 +201,33 @@ def _gym_thunk(env_cfg, render_mode=None):
 
             mujoco_warnings.route()
         env = gym.make(env_cfg.id, **kwargs)
+        if env_cfg.get("channels_first", True) and ChannelsFirst.wanted(env.observation_space):
+            env = ChannelsFirst(env)
         # Toy-text envs (FrozenLake, Taxi, ...) observe a state index; networks need a vector.
         return OneHotObservation(env) if env_cfg.get("one_hot") else env
 
     return thunk
+
+
+class ChannelsFirst(gym.ObservationWrapper):
+    """Images observed height x width x channels (uint8, gymnasium's convention: CarRacing's 96x96x3)
+    as channels x height x width, the layout deeprl's CNNs take (SB3's VecTransposeImage does the
+    same). `env.channels_first: false` hands them on as the env gives them (a torso of one's own)."""
+
+    @staticmethod
+    def wanted(space: gym.Space) -> bool:
+        """A uint8 image whose last axis is a few channels (1, 3 or 4) and the smallest."""
+        return (isinstance(space, gym.spaces.Box) and space.dtype == np.uint8 and len(space.shape) == 3
+                and space.shape[-1] in (1, 3, 4) and space.shape[-1] < min(space.shape[:2]))
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        space = env.observation_space
+        self.observation_space = gym.spaces.Box(np.transpose(space.low, (2, 0, 1)), np.transpose(space.high, (2, 0, 1)),
+                                                dtype=space.dtype)
+
+    def observation(self, observation):
+        return np.transpose(observation, (2, 0, 1))
 
 
 def _thunk(env_cfg, training: bool, render_mode=None):
