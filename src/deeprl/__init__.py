@@ -34,6 +34,13 @@ def version_line(prog: str) -> str:
     return f"{prog} (deeprl) {found['deeprl']} | Python {found['python']} | {libraries}"
 
 
+def load(path, device: str | None = None):
+    """A trained agent, from a run dir or a checkpoint file, to act with in Python (deeprl.trained)."""
+    from deeprl.trained import load as load_trained
+
+    return load_trained(path, device)
+
+
 def usable_cores() -> int:
     """The cores this process may run on (fewer than the machine's in a container or a job)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

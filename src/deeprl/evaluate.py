@@ -21,12 +21,7 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from deeprl import version_line
-from deeprl.core.checkpoint import (
-    UnreadableCheckpoint,
-    check_agent_state,
-    read,
-    write_json_atomic,
-)
+from deeprl.core.checkpoint import write_json_atomic
 from deeprl.core.console import say
 from deeprl.core.errors import ConfigError, WriteFailed, refused_writes
 from deeprl.core.interrupt import stop_if_asked, stop_signals_noted, stopped_by
@@ -71,28 +66,14 @@ def run(args: argparse.Namespace) -> tuple[dict, Path]:
         say(f"evaluate: note: {args.path} has no final.pt (the run has not finished); evaluating its newest "
             f"checkpoint, {checkpoint.name}", err=True)
     # torch and the envs only now: a mistyped path or flag is answered without their seconds of import.
-    from deeprl.build import build
     from deeprl.loops.evaluate import evaluate, record_video
+    from deeprl.trained import agent_from
 
-    # Read to the CPU (random generator states must stay there) and mapped, so that a replay buffer
-    # saved in the checkpoint is never read; the agent moves its tensors to its own device.
-    try:
-        saved = read(checkpoint, "agent")["agent"]
-        if not isinstance(saved, dict):
-            raise UnreadableCheckpoint("its 'agent' entry is not an agent's state")
-    except UnreadableCheckpoint as error:
-        raise ConfigError("checkpoint", f"cannot read {checkpoint}: {error}; pass a checkpoint written by `train` "
-                                        "(a run dir's checkpoints/*.pt)") from None
-    cfg.num_envs = 1
-    built = build(cfg, run_dir, with_loop=False)
-    built.envs.close()
+    agent = agent_from(cfg, run_dir, checkpoint)
     if args.video:  # before the evaluation episodes: a machine that cannot draw frames is told first
         from deeprl.envs.render import render_env
 
         render_env(cfg.env, *VIDEO_REFUSED).close()
-    agent = built.agent
-    check_agent_state(agent, saved, "checkpoint")
-    agent.load_state_dict(saved)
     default_seed = 20_000 + int(cfg.seed)
     seed = args.seed if args.seed is not None else default_seed
     from deeprl.logging import evaluation_bar, show_evaluation
