@@ -54,7 +54,13 @@ class Screen(gym.Env):
         return self.observation_space.sample(), float(action == 1), False, False, {}
 
 
+def flat_blackjack(**kwargs):
+    """Blackjack's tuple observation flattened (one-hot), as deeprl's refusal of it advises."""
+    return gym.wrappers.FlattenObservation(gym.make("Blackjack-v1", **kwargs))
+
+
 gym.register("Corridor-v0", entry_point=Corridor, max_episode_steps=50)
+gym.register("FlatBlackjack-v0", entry_point=flat_blackjack, max_episode_steps=20)
 gym.register("Screen-v0", entry_point=Screen, max_episode_steps=20)
 '''
 
@@ -142,6 +148,18 @@ def test_an_image_env_of_ones_own_trains_a_cnn_on_its_screens_turned_channels_fi
     checkpoint = next((project / "outputs" / "dqn" / "gym").iterdir()) / "checkpoints" / "final.pt"
     first_conv = torch.load(checkpoint, map_location="cpu", weights_only=False)["agent"]["q"]["torso.convs.0.weight"]
     assert tuple(first_conv.shape) == (32, 3, 8, 8)  # 3 channels in: the screens' colours
+
+
+def test_a_wrapped_env_that_does_not_pickle_trains_to_its_end_and_checkpoints_without_its_state(project):
+    """FlattenObservation holds a lambda, so the env stack does not pickle: the checkpoints hold no
+    env state (a resume then starts new episodes, as Box2D's) instead of the run failing at them."""
+    result = train_cli("algo=dqn", "env=gym", "env.id=corridor_env:FlatBlackjack-v0", "total_steps=400",
+                       "algo.learning_starts=100", "checkpoint.every=200", "eval.episodes=2", "log.progress=false",
+                       cwd=project)
+    assert result.returncode == 0, result.stderr[-3000:]
+    checkpoints = next((project / "outputs" / "dqn" / "gym").iterdir()) / "checkpoints"
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["final.pt", "step_200.pt"]
+    assert torch.load(checkpoints / "final.pt", map_location="cpu", weights_only=False)["loop"]["envs"] is None
 
 
 BROKEN = "import numpy\n\n\nraise RuntimeError('the corridor has no doors')\n"

@@ -214,3 +214,27 @@ def test_only_channel_last_uint8_images_are_turned():
     assert not ChannelsFirst.wanted(box((10, 10, 6)))  # MinAtar-like maps of 6 channels: not an image
     assert not ChannelsFirst.wanted(box((96, 96, 3), np.float32))
     assert not ChannelsFirst.wanted(gym.spaces.Discrete(5))
+
+
+def flat_blackjack(**kwargs):
+    """Blackjack's tuple observation flattened by gymnasium's wrapper, which holds a lambda."""
+    return gym.wrappers.FlattenObservation(gym.make("Blackjack-v1", **kwargs))
+
+
+@pytest.mark.parametrize("vectorization", ["sync", "async"])
+def test_envs_whose_wrappers_do_not_pickle_are_not_saved_and_step_on(vectorization):
+    """Blackjack is toy text (its state pickles), but not through FlattenObservation: the run's
+    checkpoint then holds no env state (a resumed run starts new episodes, as for Box2D) instead of
+    failing, and async workers live on."""
+    if "FlatBlackjackTest-v0" not in gym.registry:
+        gym.register("FlatBlackjackTest-v0", entry_point=flat_blackjack, max_episode_steps=20)
+    cfg = compose_config("env=gym", "env.id=FlatBlackjackTest-v0", f"+env.vectorization={vectorization}")
+    envs = make_vec_env(cfg.env, 2, seed=1)
+    try:
+        envs.reset(seed=1)
+        assert env_state.capturable(envs)  # by its module: toy text
+        assert env_state.capture(envs) is None
+        obs = envs.step(np.array([0, 1]))[0]
+        assert obs.shape == (2, 45)  # 32 + 11 + 2, one-hot
+    finally:
+        envs.close()

@@ -329,7 +329,9 @@ def spec_of(envs: gym.vector.VectorEnv, env_id: str) -> EnvSpec:
     obs_space = envs.single_observation_space
     if not isinstance(obs_space, (gym.spaces.Box, gym.spaces.Discrete)):
         raise ConfigError("env.id", f"{env_id} observes a {type(obs_space).__name__} space; deeprl's agents take "
-                                    "Box (arrays) or Discrete (a state index) observations, so pick another env")
+                                    "Box (arrays) or Discrete (a state index) observations; pick another env, or make one of "
+                                    "your own that flattens them (gymnasium.wrappers.FlattenObservation around it in "
+                                    "the entry point it registers)")
     return EnvSpec(
         id=env_id,
         obs_shape=tuple(obs_space.shape),

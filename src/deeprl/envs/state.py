@@ -11,7 +11,8 @@ its worker process when the vector env is async, see StateCapture), by `dump_env
   deeprl's Atari wrappers pickle without their handle on the emulator and take the new env's.
 - Box2D (LunarLander, BipedalWalker, CarRacing) keeps its world in native objects with no state
   API: `capture` returns None and a resumed run starts new episodes in every env instead, which
-  the run reports on the console and in summary.json.
+  the run reports on the console and in summary.json. So does an env of one's own (its module is
+  not known to keep its state in attributes), and any env whose wrapper stack does not pickle.
 """
 
 import pickle
@@ -66,9 +67,14 @@ def _set_native_state(inner: gym.Env, state) -> None:
         inner.ale.restoreState(sim)
 
 
-def dump_env(env: gym.Env) -> bytes:
-    """One env's whole state: the wrapper stack pickled, plus a native env's own state."""
-    return pickle.dumps((env, _native_state(env.unwrapped)))
+def dump_env(env: gym.Env) -> bytes | None:
+    """One env's whole state: the wrapper stack pickled, plus a native env's own state. None for a
+    stack that does not pickle (gymnasium's FlattenObservation holds a lambda; an env of one's own
+    may hold anything): the run then goes on as for an env that cannot be saved."""
+    try:
+        return pickle.dumps((env, _native_state(env.unwrapped)))
+    except (pickle.PicklingError, AttributeError, TypeError):
+        return None
 
 
 def load_env(data: bytes) -> gym.Env:
@@ -98,8 +104,8 @@ class StateCapture(gym.Wrapper):
     def capturable(self) -> bool:
         return _capturable_env(self.env)
 
-    def saved_state(self) -> bytes:
-        return dump_env(self.env)
+    def saved_state(self) -> bytes | None:
+        return dump_env(self.env)  # None rather than an error: an error ends gymnasium's worker
 
     def load_pending_state(self) -> None:
         self.env.close()
@@ -115,6 +121,8 @@ def capture(envs: gym.vector.VectorEnv) -> bytes | None:
         states = list(envs.call("saved_state"))
     else:
         states = [dump_env(env) for env in envs.envs]
+    if any(state is None for state in states):
+        return None
     return pickle.dumps((states, envs.action_space))
 
 
