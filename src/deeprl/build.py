@@ -5,7 +5,7 @@ from pathlib import Path
 
 import torch
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from deeprl.algos.a2c import A2C
 from deeprl.algos.actor_critic import ActorCritic
@@ -17,7 +17,7 @@ from deeprl.algos.ppo import PPO
 from deeprl.algos.reinforce import Reinforce
 from deeprl.algos.sac import SAC
 from deeprl.algos.tabular import TabularQ
-from deeprl.checks import IMAGE, NEEDS, NETWORKS, VECTOR, check_spec
+from deeprl.checks import IMAGE, NEEDS, NETWORKS, VECTOR, check_spec, mlp_keys_left_out
 from deeprl.core.checkpoint import UnreadableCheckpoint, check_agent_state, layout_difference, read
 from deeprl.core.device import auto_device, resolve_device
 from deeprl.core.eager import keep_compiler_out
@@ -82,6 +82,7 @@ def build(cfg: DictConfig, run_dir: Path, resume_from: dict | None = None, with_
         # Algorithm x spaces x network, storage memory, the known model: before anything is built.
         check_spec(cfg, spec, getattr(envs, "envs", [None])[0], memory=with_loop,  # async: no model
                    time_limit=resume_from is None and with_loop)
+        built_notes = leave_out_mlp_keys(cfg)
         if auto:  # by what the run computes: see deeprl.core.device.auto_device
             device, device_why = auto_device(*network_cost(cfg, spec))
         resolve_network_auto(cfg, device)
@@ -115,7 +116,21 @@ def build(cfg: DictConfig, run_dir: Path, resume_from: dict | None = None, with_
         envs.close()
         raise
     return Run(cfg, Path(run_dir), device, rng, envs, spec, agent, loop, session, saved_config, resume_from,
-               device_why=device_why, started_from=started_from)
+               device_why=device_why, started_from=started_from, built_notes=built_notes)
+
+
+def leave_out_mlp_keys(cfg: DictConfig) -> list[str]:
+    """Build a torso of one's own without the keys of deeprl's mlp it does not take (the network
+    group's default and the tuned presets set them); the note the run prints, if any."""
+    left_out = mlp_keys_left_out(cfg)
+    if not left_out:
+        return []
+    with open_dict(cfg):
+        for key in left_out:
+            del cfg.network[key]
+    them = "it" if len(left_out) == 1 else "them"
+    return [f"{cfg.network._target_} takes no {' or '.join(left_out)}: built without {them} (deeprl's mlp takes "
+            f"{them}; the network group and the tuned presets set {them})"]
 
 
 def start_from(agent, cfg: DictConfig) -> str:
@@ -172,6 +187,8 @@ def network_cost(cfg: DictConfig, spec) -> tuple[bool, int]:
                                                    and cfg.algo.get("regressor") != "mlp"):
         return False, 0
     network = cfg.network
+    if network.get("_target_") not in NETWORKS:  # a torso of one's own: convolutional, presumably, on images
+        return len(spec.obs_shape) == 3, 0
     minatar = network.get("_target_") == "deeprl.networks.MinAtarCNN" and len(spec.obs_shape) == 3
     if not minatar and NETWORKS.get(network.get("_target_"), ("", VECTOR))[1] == IMAGE:
         return True, 0

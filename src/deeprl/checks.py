@@ -183,7 +183,8 @@ def check_pairing(cfg: DictConfig, spec: EnvSpec) -> None:
 def _check_network(cfg: DictConfig, spec: EnvSpec, algo: str, fed: str, shape: tuple, what: str) -> None:
     target = cfg.network.get("_target_")
     if target not in NETWORKS:
-        return  # a torso of the user's own: it checks its input itself
+        check_own_torso(cfg, algo)  # a torso of one's own: it checks its input itself
+        return
     network, takes = NETWORKS[target]
     if what == "one-hot states" and takes != VECTOR:
         raise ConfigError("network", f"{algo} fits its network on one-hot state vectors of size {shape[0]}, "
@@ -206,6 +207,78 @@ def _check_network(cfg: DictConfig, spec: EnvSpec, algo: str, fed: str, shape: t
     if network == "minatar_cnn" and min(shape[1:]) < 3:
         raise ConfigError("network", f"minatar_cnn's 3x3 convolution needs maps of at least 3x3, but {spec.id} "
                                      f"observes shape {tuple(shape)}")
+
+
+# The algorithms that build their networks themselves: the continuous-control ones stack their
+# actor's and critics' MLPs (network.hidden_sizes, network.activation) into batched products.
+BUILDS_ITS_OWN = ("ddpg", "td3", "sac")
+
+
+# The keys of deeprl's mlp, which the network group's default and the tuned presets set: a torso of
+# one's own that does not take them is built without them (`mlp_keys_left_out`).
+MLP_KEYS = ("hidden_sizes", "activation")
+
+
+def check_own_torso(cfg: DictConfig, algo: str) -> None:
+    """`network._target_=<module>.<Class>`: a torso of one's own, built as Class(obs_shape=...,
+    **the other network keys), with an `out_dim` attribute (README, "A network of your own"). Its
+    module is imported from the folder train started in too; the class must take the keys given,
+    but for deeprl's mlp keys, which it is built without (`mlp_keys_left_out`)."""
+    target = str(cfg.network.get("_target_"))
+    if algo in BUILDS_ITS_OWN:
+        raise ConfigError("network._target_", f"{algo} builds its actor and critics as MLPs itself "
+                                              "(network.hidden_sizes, network.activation), so it cannot take "
+                                              f"{target}; a torso of your own is for the DQN family, the policy-"
+                                              "gradient algorithms and fitted_q_iteration; use network=mlp")
+    params = _torso_params(target)
+    if params is None:
+        return
+    if "obs_shape" not in params:
+        raise ConfigError("network._target_", f"{target} takes no argument 'obs_shape'; take the observation's "
+                                              "shape as obs_shape, as deeprl's torsos do")
+    unknown = [key for key in cfg.network if key != "_target_" and key not in params and key not in MLP_KEYS]
+    if unknown:
+        them = "it" if len(unknown) == 1 else "them"
+        raise ConfigError(f"network.{unknown[0]}", f"{target} takes no argument {', '.join(map(repr, unknown))}; "
+                                                   f"remove {them} ({' '.join(f'~network.{k}' for k in unknown)}) "
+                                                   f"or add {'that argument' if len(unknown) == 1 else 'those arguments'}"
+                                                   f" to {target.rpartition('.')[2]}")
+
+
+def mlp_keys_left_out(cfg: DictConfig) -> list[str]:
+    """deeprl's mlp keys in `cfg.network` that a torso of one's own does not take (none for deeprl's
+    own networks): the network group's default and the tuned presets set them for the mlp."""
+    target = str(cfg.network.get("_target_"))
+    if target in NETWORKS:
+        return []
+    params = _torso_params(target)
+    return [key for key in MLP_KEYS if key in cfg.network and params is not None and key not in params]
+
+
+def _torso_params(target: str):
+    """The parameters a torso of one's own takes (its module imported), or None when it takes any
+    keyword (**kwargs) or has no signature to read (it checks its arguments itself)."""
+    import importlib
+    import inspect
+
+    from deeprl.core.imports import import_user_module
+
+    module, _, name = target.rpartition(".")
+    if not module:
+        raise ConfigError("network._target_", f"'{target}' names no module; write <module>.<Class>, e.g. "
+                                              "network._target_=mynets.MyTorso")
+    import_user_module(module, "network._target_", target, "<module>.<Class>")
+    torso = getattr(importlib.import_module(module), name, None)
+    if not callable(torso):
+        raise ConfigError("network._target_", f"{module} has no class or function {name}; fix "
+                                              f"network._target_={target}")
+    try:
+        params = inspect.signature(torso).parameters
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return None
+    return params
 
 
 def _cnn_fits(height: int, width: int) -> bool:

@@ -65,6 +65,7 @@ class Run:
     composed_from: str = ""  # for the start banner: the algo= choice and tuned preset (set by train, sweep)
     handoff: dict = field(default_factory=dict)  # signal -> the scheduler's handler to call after saving
     started_from: str = ""  # init_from: what the new run's agent starts from, for its console and log
+    built_notes: list[str] = field(default_factory=list)  # what build changed, for the console and log
 
     # Whole-run state -----------------------------------------------------------------------
 
@@ -153,6 +154,8 @@ class Run:
                 session.logger = logger = Logger(run_dir, int(cfg.total_steps), progress=bool(cfg.log.progress),
                                                  start_step=start_step, desc=self.label or None)
                 session.save = self.save
+                for note in self.built_notes:
+                    logger.write(f"deeprl | note: {note}")
                 if self.resume_from:
                     saved_total = int(OmegaConf.create(self.resume_from["config"]).total_steps)
                     self.load_state_dict(self.resume_from)

@@ -94,8 +94,30 @@ def task(cfg: DictConfig) -> float:
         if not resuming and not list((run_dir / "checkpoints").glob("*.pt")):
             discard_run_dir(run_dir, RunDirGuard.claim)
         fail(error, log_it=True)
+    except Exception:  # a bug, deeprl's or an env's of one's own: its traceback, then where the run stands
+        crashed(run, run_dir)
     # Returned for sweepers that optimise an objective (e.g. Hydra's Optuna sweeper).
     return summary["eval_return_mean"]
+
+
+def crashed(run, run_dir: Path) -> None:
+    """After an error the run did not expect (an env of one's own that raises in `step`, say): its
+    traceback, as Hydra would print it, in train.log too, then the step it failed at, its newest
+    checkpoint and the command that goes on from there once the cause is fixed; exit 1."""
+    import logging
+    import traceback
+
+    from deeprl.core.checkpoint import step_files
+
+    text = traceback.format_exc()
+    sys.stderr.write(text)
+    logging.getLogger("deeprl").error(text.rstrip("\n"))
+    files = step_files(run_dir / "checkpoints")
+    where = f"failed at step {run.loop.step}" if run.loop is not None else "failed"
+    then = (f"its newest checkpoint is {files[-1][1]}; once the cause is fixed, go on from there with: train "
+            f"resume={shell(run_dir.resolve())}" if files else "it wrote no checkpoint before")
+    say(f"deeprl | the run {where} (the error above); {then}", err=True)
+    sys.exit(1)
 
 
 class StartUp:

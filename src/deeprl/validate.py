@@ -435,13 +435,18 @@ def check_keys(cfg: DictConfig, prefix: str = "") -> None:
     """Check every key of `cfg` (a whole config, or a subtree such as cfg.env with prefix "env.")
     against RULES. A number without a rule is an error: deeprl does not know the key."""
     require_set(cfg, prefix)
+    # A torso of one's own (network._target_=<module>.<Class>) takes keys of its own; deeprl.checks
+    # holds them against its signature once the envs are made.
+    target = OmegaConf.select(cfg, "network._target_") if not prefix else None
+    own_torso = target is not None and not str(target).startswith("deeprl.")
     # Interpolated values last: a bad value is reported at the key that was set (env.eval_epsilon),
     # not at a key that copies it (algo.exploration.eval: ${oc.select:env.eval_epsilon,0.0}).
     for path, value in sorted(leaves(cfg, prefix), key=lambda item: _interpolated(cfg, item[0][len(prefix):])):
         rule = rule_for(path)
         if rule is not None:
             rule.check(path, _plain(value))
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) \
+                and not (own_torso and path.startswith("network.")):
             raise ConfigError(path, "is not a key deeprl knows (no range for it in deeprl.validate.RULES); "
                                     "remove it, or add its range there if you added the key")
 

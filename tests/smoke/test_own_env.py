@@ -54,6 +54,18 @@ class Screen(gym.Env):
         return self.observation_space.sample(), float(action == 1), False, False, {}
 
 
+class Faulty(Corridor):
+    """A corridor whose step raises at its 150th call: a bug in an env of one's own."""
+
+    calls = 0
+
+    def step(self, action):
+        self.calls += 1
+        if self.calls == 150:
+            raise RuntimeError("the corridor caved in")
+        return super().step(action)
+
+
 def flat_blackjack(**kwargs):
     """Blackjack's tuple observation flattened (one-hot), as deeprl's refusal of it advises."""
     return gym.wrappers.FlattenObservation(gym.make("Blackjack-v1", **kwargs))
@@ -61,6 +73,7 @@ def flat_blackjack(**kwargs):
 
 gym.register("Corridor-v0", entry_point=Corridor, max_episode_steps=50)
 gym.register("FlatBlackjack-v0", entry_point=flat_blackjack, max_episode_steps=20)
+gym.register("Faulty-v0", entry_point=Faulty, max_episode_steps=50)
 gym.register("Screen-v0", entry_point=Screen, max_episode_steps=20)
 '''
 
@@ -162,6 +175,21 @@ def test_a_wrapped_env_that_does_not_pickle_trains_to_its_end_and_checkpoints_wi
     assert torch.load(checkpoints / "final.pt", map_location="cpu", weights_only=False)["loop"]["envs"] is None
 
 
+def test_an_env_that_raises_mid_run_shows_its_traceback_then_the_checkpoint_to_go_on_from(project):
+    result = train_cli("algo=q_learning", "env=gym", "env.id=corridor_env:Faulty-v0", "total_steps=400",
+                       "checkpoint.every=100", "eval.every=0", "log.progress=false", cwd=project)
+    assert result.returncode == 1
+    run_dir = next((project / "outputs" / "q_learning" / "gym").iterdir()).resolve()
+    lines = result.stderr.strip().splitlines()
+    assert lines[-2] == "RuntimeError: the corridor caved in"
+    assert f'File "{project / "corridor_env.py"}", line ' in result.stderr  # the user's own line
+    assert lines[-1] == (f"deeprl | the run failed at step 149 (the error above); its newest checkpoint is "
+                         f"{run_dir}/checkpoints/step_100.pt; once the cause is fixed, go on from there with: "
+                         f"train resume={run_dir}")
+    log = (run_dir / "train.log").read_text()
+    assert "RuntimeError: the corridor caved in" in log and "go on from there with" in log
+
+
 BROKEN = "import numpy\n\n\nraise RuntimeError('the corridor has no doors')\n"
 
 
@@ -185,3 +213,36 @@ def test_a_module_that_cannot_give_the_env_is_one_line_and_leaves_nothing(projec
     assert len(lines) == 1 and "Traceback" not in result.stderr + result.stdout, result.stderr
     assert lines[0].startswith("deeprl: error: " + expected.format(folder=project)), lines[0]
     assert not (project / "outputs").exists(), "a half-written run dir was left behind"
+
+
+# A torso of one's own (README, "A network of your own"): obs_shape in, `out_dim` features out.
+TORSO = '''
+import math
+
+import torch
+from torch import nn
+
+
+class Torso(nn.Module):
+    def __init__(self, obs_shape, width=32):
+        super().__init__()
+        self.layer = nn.Linear(math.prod(obs_shape), width)
+        self.out_dim = width
+
+    def forward(self, obs):
+        return torch.relu(self.layer(obs.reshape(obs.shape[0], -1).float()))
+'''
+
+
+def test_a_torso_of_ones_own_is_built_with_its_own_keys_and_learned(project):
+    (project / "my_torso.py").write_text(TORSO)
+    result = train_cli("algo=ppo", "env=cartpole", "network._target_=my_torso.Torso", "+network.width=24",
+                       "total_steps=1024", "eval.episodes=2", "log.progress=false", cwd=project)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert ("deeprl | note: my_torso.Torso takes no hidden_sizes or activation: built without them (deeprl's mlp "
+            "takes them; the network group and the tuned presets set them)") in result.stdout
+    checkpoint = next((project / "outputs" / "ppo" / "cartpole").iterdir()) / "checkpoints" / "final.pt"
+    net = torch.load(checkpoint, map_location="cpu", weights_only=False)["agent"]["net"]
+    # The torso's own layer (CartPole's 4 numbers in, network.width=24 out), under the policy's head.
+    assert tuple(net["actor_torso.layer.weight"].shape) == (24, 4)
+    assert tuple(net["head.out.weight"].shape) == (2, 24)

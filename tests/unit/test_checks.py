@@ -2,6 +2,7 @@
 replay and rollout, and what a known model implies, on real configs and real envs."""
 
 import functools
+import sys
 
 import gymnasium as gym
 import numpy as np
@@ -288,3 +289,65 @@ def test_an_env_without_a_time_limit_needs_one_and_the_fix_lets_the_run_end(tmp_
     run.execute()
     _, lengths = run.session.last_eval
     assert len(lengths) == 3 and 0 < lengths.max() <= 50
+
+
+OWN_TORSO = ["network._target_=torso_of_mine.Torso", "~network.hidden_sizes", "~network.activation"]
+
+
+@pytest.fixture
+def torso_of_mine(tmp_path, monkeypatch):
+    """torso_of_mine.py in the working folder, which is not on the import path (as for `train`)."""
+    (tmp_path / "torso_of_mine.py").write_text(
+        "from torch import nn\n\n\nclass Torso(nn.Module):\n    def __init__(self, obs_shape, width=8):\n"
+        "        super().__init__()\n        self.out_dim = width\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.path", [p for p in sys.path if p not in ("", str(tmp_path))])
+
+
+def test_a_torso_of_ones_own_is_built_without_the_mlp_keys_it_does_not_take(torso_of_mine):
+    """The network group's default and the tuned presets set deeprl's mlp's keys (dqn_cartpole's
+    hidden_sizes, the mlp's activation): a torso that takes neither is built without them, and says so."""
+    from deeprl.build import leave_out_mlp_keys
+
+    cfg = compose_config("algo=dqn", "env=cartpole", "network._target_=torso_of_mine.Torso", "+network.width=5")
+    assert checked("algo=dqn", "env=cartpole", "network._target_=torso_of_mine.Torso", "+network.width=5") is None
+    assert leave_out_mlp_keys(cfg) == ["torso_of_mine.Torso takes no hidden_sizes or activation: built without them "
+                                       "(deeprl's mlp takes them; the network group and the tuned presets set them)"]
+    assert dict(cfg.network) == {"_target_": "torso_of_mine.Torso", "width": 5}
+    assert leave_out_mlp_keys(compose_config("algo=dqn", "env=cartpole")) == []  # deeprl's own mlp keeps them
+
+
+@pytest.mark.parametrize("target", ["torso_of_mine.Torso", "deeprl.networks.MLP"])
+def test_a_torso_of_ones_own_runs_where_its_observations_say(torso_of_mine, target):
+    """device=auto: a torso of one's own on images is counted as convolutional (a GPU when there is
+    one), on vectors as a small MLP (the CPU); deeprl's mlp by its size."""
+    from deeprl.build import network_cost
+
+    cfg = compose_config("algo=dqn", "env=cartpole", f"network._target_={target}")
+    _, spec = env_and_spec("env=cartpole")
+    assert network_cost(cfg, spec)[0] is False
+    pixels = EnvSpec("screens", (3, 64, 64), np.dtype(np.uint8), gym.spaces.Discrete(3))
+    assert network_cost(cfg, pixels)[0] is (target == "torso_of_mine.Torso")
+
+
+@pytest.mark.parametrize(("overrides", "key", "words"), [
+    (["algo=sac", "env=pendulum", *OWN_TORSO], "network._target_",
+     "sac builds its actor and critics as MLPs itself (network.hidden_sizes, network.activation), so it cannot "
+     "take torso_of_mine.Torso; a torso of your own is for the DQN family, the policy-gradient algorithms and "
+     "fitted_q_iteration; use network=mlp"),
+    (["algo=dqn", "env=cartpole", *OWN_TORSO, "+network.widht=3"], "network.widht",
+     "torso_of_mine.Torso takes no argument 'widht'; remove it (~network.widht) or add that argument to Torso"),
+    (["algo=dqn", "env=cartpole", *OWN_TORSO[1:], "network._target_=torso_of_mine.Torsoo"], "network._target_",
+     "torso_of_mine has no class or function Torsoo; fix network._target_=torso_of_mine.Torsoo"),
+    (["algo=dqn", "env=cartpole", *OWN_TORSO[1:], "network._target_=no_torso_here.Torso"], "network._target_",
+     "no module named 'no_torso_here' to import for network._target_=no_torso_here.Torso; run from the folder "
+     "that holds no_torso_here.py, or add that folder to PYTHONPATH (network._target_=<module>.<Class>)"),
+    (["algo=dqn", "env=cartpole", *OWN_TORSO[1:], "network._target_=Torso"], "network._target_",
+     "'Torso' names no module; write <module>.<Class>"),
+], ids=["sac builds its own", "a misspelt key of its own", "no such class", "no such module", "no module named"])
+def test_a_torso_of_ones_own_is_imported_from_where_train_runs_and_checked_against_its_keys(
+        torso_of_mine, overrides, key, words):
+    """The module is found in the working folder (not on the import path, as for the `train` console
+    script); what the run cannot build with it is refused before the agent is, naming the key."""
+    error = checked(*overrides)
+    assert error is not None and str(error).startswith(f"{key}: ") and words in str(error), error

@@ -9,6 +9,7 @@ from omegaconf import OmegaConf
 
 from deeprl.conf import named_env_config
 from deeprl.core.errors import ConfigError, nearest
+from deeprl.core.imports import import_user_module
 from deeprl.envs.model import OneHotObservation
 from deeprl.envs.one_env import OneEnvVector
 
@@ -44,61 +45,15 @@ def registered_id(env_id: str) -> str:
     `python script.py` do (a console script's import path does not hold it)."""
     module, colon, name = env_id.partition(":")
     if colon:
-        import_env_module(module, env_id)
+        import_user_module(module, "env.id", env_id, "<module>:<registered id>, gymnasium's syntax")
         return name
     return env_id
-
-
-def import_env_module(module: str, env_id: str) -> None:
-    """Import the module an env.id names (`registered_id`); failing, a one-line ConfigError: the
-    module is not found (and how to make it found), or its own code raised (the error and where)."""
-    import importlib
-    import importlib.util
-    import sys
-
-    if module in sys.modules:
-        return
-    def find():
-        try:
-            return importlib.util.find_spec(module)
-        except (ImportError, ValueError):  # a parent package that is missing, or an empty name
-            return None
-
-    origin, here = find(), os.getcwd()
-    if origin is None and here not in sys.path and "" not in sys.path:
-        sys.path.append(here)  # last, so that nothing installed is shadowed by a file of the same name
-        origin = find()
-    if origin is None:
-        raise ConfigError("env.id", f"no module named '{module}' to import for env.id={env_id}; run from the folder "
-                                    f"that holds {module.replace('.', '/')}.py, or add that folder to PYTHONPATH "
-                                    "(env.id=<module>:<registered id>, gymnasium's syntax)")
-    try:
-        importlib.import_module(module)
-    except Exception as e:  # the module's own code: a bug, or a library it needs that is missing
-        where = where_raised(e, origin.origin)
-        detail = e.msg if isinstance(e, SyntaxError) else (str(e).strip().splitlines() or [""])[0]
-        raise ConfigError("env.id", f"importing {module} for env.id={env_id} failed: {type(e).__name__}: {detail} "
-                                    f"({where}); fix the module, or run `python -c 'import {module}'` to see the "
-                                    "traceback") from None
 
 
 def entry_module(spec: gym.envs.registration.EnvSpec) -> str:
     """The module of a registered env's entry point (written "module:Class", or the class itself)."""
     entry = spec.entry_point
     return entry.partition(":")[0] if isinstance(entry, str) else str(getattr(entry, "__module__", ""))
-
-
-def where_raised(error: BaseException, origin: str | None) -> str:
-    """file:line of where to look in the user's code: a syntax error's own place, else the innermost
-    frame in the module's folder that `error` went through (else the innermost frame)."""
-    import traceback
-
-    if isinstance(error, SyntaxError) and error.filename:
-        return f"{error.filename}:{error.lineno}"
-    frames = traceback.extract_tb(error.__traceback__)
-    folder = os.path.dirname(origin) if origin else None
-    frame = ([f for f in frames if os.path.dirname(f.filename) == folder] or frames)[-1]
-    return f"{frame.filename}:{frame.lineno}"
 
 
 def _check_gym_id(env_id: str) -> None:
