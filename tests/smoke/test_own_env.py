@@ -142,8 +142,9 @@ def test_an_env_config_and_preset_of_ones_own_train_and_evaluate_where_the_modul
 
 
 def test_an_env_of_ones_own_runs_in_async_workers_with_env_gym(project):
-    """env=gym env.id=<module>:<id>, stepped in worker processes (forked after the import)."""
-    result = train_cli("algo=dqn", "env=gym", "env.id=corridor_env:Corridor-v0", "+env.one_hot=true",
+    """env=gym env.id=<module>:<id>, stepped in worker processes (forked after the import), by a job
+    that runs in its own dir (hydra.job.chdir=true): the module is still found where train started."""
+    result = train_cli("hydra.job.chdir=true", "algo=dqn", "env=gym", "env.id=corridor_env:Corridor-v0", "+env.one_hot=true",
                        "+env.vectorization=async", "num_envs=2", "total_steps=400", "algo.learning_starts=100",
                        "eval.episodes=2", "log.progress=false", cwd=project)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -25,7 +25,7 @@ def import_user_module(module: str, key: str, value: str, syntax: str) -> None:
         except (ImportError, ValueError):  # a parent package that is missing, or an empty name
             return None
 
-    origin, here = find(), os.getcwd()
+    origin, here = find(), launch_dir()
     if origin is None and here not in sys.path and "" not in sys.path:
         sys.path.append(here)  # last, so that nothing installed is shadowed by a file of the same name
         origin = find()
@@ -40,6 +40,16 @@ def import_user_module(module: str, key: str, value: str, syntax: str) -> None:
         raise ConfigError(key, f"importing {module} for {key}={value} failed: {type(e).__name__}: {detail} "
                                f"({where}); fix the module, or run `python -c 'import {module}'` to see the "
                                "traceback") from None
+
+
+def launch_dir() -> str:
+    """The folder `train` was started in: the working folder, or Hydra's record of it when the job
+    runs in its own dir (hydra.job.chdir=true)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        return str(HydraConfig.get().runtime.cwd)
+    return os.getcwd()
 
 
 def where_raised(error: BaseException, origin: str | None) -> str:
