@@ -25,7 +25,7 @@ from deeprl.core.checkpoint import write_json_atomic
 from deeprl.core.console import say
 from deeprl.core.errors import ConfigError, WriteFailed, refused_writes
 from deeprl.core.interrupt import stop_if_asked, stop_signals_noted, stopped_by
-from deeprl.runs import locate, plural
+from deeprl.runs import locate, plural, run_config
 
 VIDEO_REFUSED = ("--video", "run without --video")  # the key and the fix when frames cannot be drawn
 EPISODES = 10  # --episodes by default; a result of another count names it
@@ -33,10 +33,7 @@ EPISODES = 10  # --episodes by default; a result of another count names it
 
 def run(args: argparse.Namespace) -> tuple[dict, Path]:
     run_dir, checkpoint, unfinished = locate(Path(args.path))
-    config = run_dir / ".hydra" / "config.yaml"
-    if not config.is_file():
-        raise ConfigError("run_dir", f"{run_dir} has no .hydra/config.yaml; pass a run dir made by `train`")
-    cfg = OmegaConf.load(config)
+    cfg = run_config(run_dir)
     run_epsilon = OmegaConf.select(cfg, "algo.exploration.eval")
     run_mode = {True: "deterministic", False: "stochastic", None: None}[OmegaConf.select(cfg, "algo.deterministic_eval")]
     if args.epsilon is not None:

@@ -132,6 +132,14 @@ def locate(path: Path, command: str = "evaluate ", then: str = "evaluate it then
     return run_dir, checkpoint, False
 
 
+def run_config(run_dir: Path) -> DictConfig:
+    """The config a run dir's run was made with (.hydra/config.yaml), or ConfigError(run_dir)."""
+    config = run_dir / ".hydra" / "config.yaml"
+    if not config.is_file():
+        raise ConfigError("run_dir", f"{run_dir} has no .hydra/config.yaml; pass a run dir made by `train`")
+    return OmegaConf.load(config)
+
+
 def hydra_dir(run_dir: Path) -> Path | None:
     """The run's .hydra/: in the run dir, or in its parent for per-seed subdirs of one job."""
     for d in (run_dir, run_dir.parent):

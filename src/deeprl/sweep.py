@@ -299,7 +299,7 @@ def composed_from() -> str:
     or that the pair has none and runs on the config groups' defaults."""
     hydra_cfg = HydraConfig.get()
     choices = hydra_cfg.runtime.choices
-    presets = [label for _, label in applied_presets(hydra_cfg.runtime)]
+    presets = applied_presets(hydra_cfg.runtime)
     if presets:
         recipe = f"algo={choices.get('algo')} with {' and '.join(presets)}"
     else:
@@ -307,8 +307,8 @@ def composed_from() -> str:
     return recipe + replaced_task(str(choices.get("env")), list(hydra_cfg.overrides.task))
 
 
-def applied_presets(runtime) -> list[tuple[Path, str]]:
-    """The tuned presets a composition took, in the order they apply, as (file, label): the one its
+def applied_presets(runtime) -> list[str]:
+    """The tuned presets a composition took, in the order they apply, by label: the one its
     algo and env families share (conf/tuned/family/), then the pair's own (conf/tuned/). `runtime`
     is the job's hydra.runtime: its choices, and its config sources, searched in Hydra's order, so
     that a preset of one's own beside an env config of one's own (`hydra.searchpath=[file://myconf]`,
@@ -318,7 +318,7 @@ def applied_presets(runtime) -> list[tuple[Path, str]]:
     found = []
     for group, name in (("tuned/family", choices.get("tuned/family")), ("tuned", pair)):
         if name:
-            found += [preset for preset in [config_file(runtime.get("config_sources"), group, name)] if preset]
+            found += [preset[1] for preset in [config_file(runtime.get("config_sources"), group, name)] if preset]
     return found
 
 
@@ -597,7 +597,7 @@ def write_tuned(sweep_dir: Path, params: dict, value: float, config: DictConfig)
         OmegaConf.update(tree, key, val, merge=False, force_add=True)
     objective_kind = OmegaConf.select(config, "optimize.objective")
     seeds = OmegaConf.select(config, "optimize.seeds")
-    presets = [label for _, label in applied_presets(OmegaConf.select(config, "hydra.runtime") or {})]
+    presets = applied_presets(OmegaConf.select(config, "hydra.runtime") or {})
     base = f"{' and '.join(presets)} with" if presets else "the defaults with"
     if current and not current[1].startswith("pkg://"):
         target = current[1]

@@ -104,14 +104,14 @@ def crashed(run, run_dir: Path) -> None:
     """After an error the run did not expect (an env of one's own that raises in `step`, say): its
     traceback, as Hydra would print it, in train.log too, then the step it failed at, its newest
     checkpoint and the command that goes on from there once the cause is fixed; exit 1."""
-    import logging
     import traceback
 
     from deeprl.core.checkpoint import step_files
+    from deeprl.core.console import log
 
     text = traceback.format_exc()
     sys.stderr.write(text)
-    logging.getLogger("deeprl").error(text.rstrip("\n"))
+    log.error(text.rstrip("\n"))
     files = step_files(run_dir / "checkpoints")
     where = f"failed at step {run.loop.step}" if run.loop is not None else "failed"
     then = (f"its newest checkpoint is {files[-1][1]}; once the cause is fixed, go on from there with: train "

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from deeprl.core.checkpoint import UnreadableCheckpoint, check_agent_state, read
 from deeprl.core.errors import ConfigError
@@ -61,13 +61,10 @@ def load(path: str | Path, device: str | None = None) -> Trained:
     """The agent of a run dir (its final.pt, or the newest checkpoint of a run that has not finished)
     or of one checkpoint file, on `device` (by default the run's `device` setting: `auto` takes a
     GPU for convolutional networks). Raises ConfigError for a path that holds no run."""
-    from deeprl.runs import locate
+    from deeprl.runs import locate, run_config
 
     run_dir, checkpoint, _ = locate(Path(path).expanduser(), command="", then="load it then")
-    config = run_dir / ".hydra" / "config.yaml"
-    if not config.is_file():
-        raise ConfigError("run_dir", f"{run_dir} has no .hydra/config.yaml; pass a run dir made by `train`")
-    cfg = OmegaConf.load(config)
+    cfg = run_config(run_dir)
     if device is not None:
         cfg.device = device
     return Trained(agent_from(cfg, run_dir, checkpoint), cfg, run_dir, checkpoint)
