@@ -528,8 +528,9 @@ class SweepReport(Callback):
     no_result: str | None = None  # a search whose study has no complete trial: why there is no best (the sweeper says)
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
-        self.started = time.time() - 1.0  # file times can be a little coarser than the clock
         SweepReport.sweep_dir = Path(config.hydra.sweep.dir)
+        # What an earlier sweep into this dir left: its jobs and failures are not this sweep's.
+        self.before = written(SweepReport.sweep_dir)
         SweepReport.found = as_found(SweepReport.sweep_dir)
         SweepReport.no_result = None
         try:  # held until the sweep ends: the same sweep started again meanwhile is refused
@@ -552,10 +553,10 @@ class SweepReport(Callback):
             tuned = write_tuned(sweep_dir, dict(best.best_params), float(best.best_value), config)
             print(f"deeprl | best value {float(best.best_value):.2f} with {dict(best.best_params)}; "
                   f"as a preset: {tuned}", flush=True)
-        started = getattr(self, "started", 0.0)
-        failures = [(path.parent, path.read_text().strip()) for path in sorted(sweep_dir.rglob(FAILED))
-                    if path.stat().st_mtime >= started]
-        jobs = [d for d in job_dirs(sweep_dir) if (d / ".hydra" / "hydra.yaml").stat().st_mtime >= started]
+        now = written(sweep_dir)
+        new = {path for path, stamp in now.items() if getattr(self, "before", {}).get(path) != stamp}
+        failures = [(path.parent, path.read_text().strip()) for path in sorted(new) if path.name == FAILED]
+        jobs = [d for d in job_dirs(sweep_dir) if d / ".hydra" / "hydra.yaml" in new]
         if jobs and not failures and not results.is_file():
             # A launcher that runs jobs elsewhere (submitit, Ray) leaves their result lines in their
             # own logs: say here that the sweep is done and how to read it.
@@ -576,6 +577,22 @@ def refuse(error: ConfigError) -> None:
     """A sweep that cannot start: one line, exit 2."""
     say(f"{ERROR_PREFIX}{error}", err=True, log_it=False)
     sys.exit(2)
+
+
+def written(sweep_dir: Path) -> dict[Path, tuple[int, int]]:
+    """The failure notes and job configs in a sweep dir, each with what tells one write of it from
+    the next (inode, modification time in ns): a job that runs again deletes its note and Hydra
+    writes its config anew. Compared with a copy taken at the start, rather than file times with
+    the clock, a sweep started right after another into the same dir, or whose jobs ran on machines
+    whose clocks differ, counts only its own jobs."""
+    found = {}
+    for path in [*sweep_dir.rglob(FAILED), *sweep_dir.rglob(".hydra/hydra.yaml")]:
+        try:
+            stat = path.stat()
+        except OSError:  # gone meanwhile
+            continue
+        found[path] = (stat.st_ino, stat.st_mtime_ns)
+    return found
 
 
 def job_dirs(sweep_dir: Path) -> list[Path]:

@@ -350,3 +350,34 @@ def test_job_dir_holders_are_told_apart_by_machine(tmp_path, capsys):
     assert not any(sweep.local_pid(holder) for _, holder in sweep.job_holders(sweep_dir))
     for holder in holders:
         holder.wait(timeout=60)
+
+
+def test_the_end_of_sweep_report_counts_only_the_jobs_of_this_sweep(tmp_path, capsys):
+    """A sweep started again into the same dir within a second of the last (or whose jobs ran on
+    machines with other clocks) lists only its own failures: what changed since it started, not
+    what a file's time says."""
+    sweep_dir = tmp_path / "sweep"
+
+    def job(name: str, failure: str | None) -> None:
+        job_dir = sweep_dir / name
+        (job_dir / ".hydra").mkdir(parents=True, exist_ok=True)
+        (job_dir / ".hydra" / "hydra.yaml").write_text(f"job: {name}\n")
+        (job_dir / sweep.FAILED).unlink(missing_ok=True)  # as a job does at its start
+        if failure:
+            (job_dir / sweep.FAILED).write_text(failure + "\n")
+
+    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep_dir)}}})
+    job("0", "algo.gamma: must be in [0, 1]")  # the sweep before, a moment ago
+    job("1", "algo.gamma: must be in [0, 1]")
+    report = sweep.SweepReport()
+    report.on_multirun_start(config)
+    report.on_multirun_end(config)  # no job ran: nothing to list, nothing failed
+    assert "failed" not in capsys.readouterr().err
+
+    report.on_multirun_start(config)
+    job("1", None)  # ran again and completed
+    job("2", "non-finite loss")
+    with pytest.raises(SystemExit) as failed:
+        report.on_multirun_end(config)
+    assert failed.value.code == 1
+    assert capsys.readouterr().err.splitlines() == ["deeprl: error: 1 of 2 jobs failed:", "  2: non-finite loss"]
