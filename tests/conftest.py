@@ -3,7 +3,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +10,8 @@ import pytest
 import torch
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
+
+import consoles
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "src" / "deeprl" / "conf"
 
@@ -98,10 +99,10 @@ def as_in_a_terminal() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def train_cli(*args: str, cwd: Path, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run the installed `train` console script in a subprocess (`env`: its environment variables)."""
-    exe = Path(sys.executable).parent / "train"
-    return subprocess.run([str(exe), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+def train_cli(*args: str, cwd: Path, timeout: float = 300, env: dict | None = None,
+              fresh: bool = False) -> subprocess.CompletedProcess:
+    """Run `train` in a process of its own (`env`: its environment variables; tests/consoles.py)."""
+    return consoles.run("train", *args, cwd=cwd, timeout=timeout, env=env, fresh=fresh)
 
 
 def run_in_process(tmp_path: Path, *overrides: str) -> dict:

@@ -4,7 +4,6 @@ import ctypes.util
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -85,9 +84,7 @@ def test_what_hydra_cannot_compose_is_one_line_naming_the_key(tmp_path, override
 
 
 def test_a_user_who_sets_hydra_full_error_gets_hydras_traceback(tmp_path):
-    exe = Path(sys.executable).parent / "train"
-    result = subprocess.run([str(exe), "algo.lrr=0.1"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "HYDRA_FULL_ERROR": "1"})
+    result = train_cli("algo.lrr=0.1", cwd=tmp_path, env={**os.environ, "HYDRA_FULL_ERROR": "1"})
     assert result.returncode != 0
     assert "Traceback" in result.stderr and "ConfigCompositionException" in result.stderr
     assert "deeprl: error:" not in result.stderr

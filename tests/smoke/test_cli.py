@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+import consoles
 from conftest import train_cli
 
 # The CartPole preset steps 8 envs at a time: intervals are multiples of 8 so steps land on them.
@@ -125,8 +126,7 @@ def test_the_banner_names_a_variant_and_says_when_no_preset_applies(tmp_path):
 
 
 def evaluate_cli(*args: str) -> subprocess.CompletedProcess:
-    exe = Path(sys.executable).parent / "evaluate"
-    return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=300)
+    return consoles.run("evaluate", *args)
 
 
 def test_evaluate_with_epsilon_reports_and_records_it(cli_run):

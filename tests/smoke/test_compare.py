@@ -9,14 +9,14 @@ import pytest
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+import consoles
 from conftest import as_in_a_terminal, train_cli
 
 TAG = "eval/episodic_return"
 
 
 def compare_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    exe = Path(sys.executable).parent / "compare"
-    return subprocess.run([str(exe), *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+    return consoles.run("compare", *args, cwd=cwd, timeout=120)
 
 
 @pytest.fixture(scope="module")

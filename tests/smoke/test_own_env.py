@@ -6,12 +6,12 @@ one's own on Hydra's search path. Real `train` and `evaluate` processes, started
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+import consoles
 from conftest import train_cli
 
 # A corridor of `length` cells: start at the left end, -1 a step, the episode ends at the right end.
@@ -105,8 +105,7 @@ def project(tmp_path) -> Path:
 
 
 def evaluate_cli(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    exe = Path(sys.executable).parent / "evaluate"
-    return subprocess.run([str(exe), *args], cwd=cwd, capture_output=True, text=True, timeout=120, env=env)
+    return consoles.run("evaluate", *args, cwd=cwd, timeout=120, env=env)
 
 
 def test_an_env_config_and_preset_of_ones_own_train_and_evaluate_where_the_module_is(project):

@@ -20,6 +20,7 @@ import torch
 from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+import consoles
 from conftest import compose_config, train_cli
 from deeprl.build import build
 from deeprl.core.checkpoint import load
@@ -218,9 +219,7 @@ def test_a_checkpoint_of_another_network_layout_is_refused_in_one_line(tmp_path)
     torch.save(state, final)
     files = {p: p.stat().st_mtime_ns for p in run_dir.rglob("*")}
     resumed = train_cli(f"resume={run_dir}", "total_steps=800", cwd=tmp_path)
-    exe = Path(sys.executable).parent / "evaluate"
-    evaluated = subprocess.run([str(exe), str(run_dir), "--episodes", "1"], capture_output=True, text=True,
-                               cwd=tmp_path, timeout=120)
+    evaluated = consoles.run("evaluate", str(run_dir), "--episodes", "1", cwd=tmp_path, timeout=120)
     for result, prefix in ((resumed, "deeprl: error: resume:"), (evaluated, "evaluate: error: checkpoint:")):
         assert result.returncode == 2, result.stderr[-2000:]
         lines = result.stderr.strip().splitlines()

@@ -4,14 +4,13 @@ task as the run's evaluations act, and measures what `evaluate <run dir>` measur
 import json
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import pytest
 
+import consoles
 import deeprl
 from conftest import train_cli
 from deeprl.core.errors import ConfigError
@@ -68,9 +67,7 @@ def test_act_plays_the_episodes_the_evaluation_plays(runs, name):
 def test_evaluate_in_python_measures_what_the_evaluate_command_measures(runs):
     trained = deeprl.load(runs["dqn_cartpole"], device="cpu")
     returns, lengths = trained.evaluate(episodes=4)  # the command's default seed: 20000 + the run's
-    exe = Path(sys.executable).parent / "evaluate"
-    result = subprocess.run([str(exe), str(runs["dqn_cartpole"]), "--episodes", "4"], capture_output=True,
-                            text=True, timeout=120)
+    result = consoles.run("evaluate", str(runs["dqn_cartpole"]), "--episodes", "4")
     assert result.returncode == 0, result.stderr[-3000:]
     written = json.loads((runs["dqn_cartpole"] / "evaluation-episodes4.json").read_text())
     assert written["returns"] == returns.tolist() and written["lengths"] == lengths.tolist()

@@ -14,6 +14,7 @@ from pathlib import Path
 import imageio.v3 as iio
 import pytest
 
+import consoles
 from conftest import as_in_a_terminal, train_cli
 
 HEADLESS = {key: value for key, value in os.environ.items()
@@ -34,8 +35,7 @@ def frames(path: Path):
 
 
 def evaluate_cli(*args: str) -> subprocess.CompletedProcess:
-    exe = Path(sys.executable).parent / "evaluate"
-    return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=300, env=HEADLESS)
+    return consoles.run("evaluate", *args, env=HEADLESS)
 
 
 def assert_quiet(result: subprocess.CompletedProcess) -> None:
@@ -160,8 +160,7 @@ def test_evaluate_is_refused_before_its_episodes_when_frames_cannot_be_drawn(tmp
     assert trained.returncode == 0, trained.stderr[-3000:]
     [run_dir] = list((tmp_path / "outputs" / "sac" / "halfcheetah").iterdir())
     env = {**HEADLESS, "MUJOCO_GL": "egl", "PYOPENGL_PLATFORM": "osmesa"}
-    exe = Path(sys.executable).parent / "evaluate"
-    result = subprocess.run([str(exe), str(run_dir), "--video"], capture_output=True, text=True, timeout=300, env=env)
+    result = consoles.run("evaluate", str(run_dir), "--video", env=env)
     assert result.returncode == 2
     assert_quiet(result)
     [line] = result.stderr.strip().splitlines()
@@ -210,9 +209,8 @@ def test_a_video_evaluate_cannot_write_stops_it_in_one_line_and_leaves_no_partia
         return {p: p.stat().st_mtime_ns if p.is_file() else None for p in run_dir.rglob("*")}
 
     before = files()
-    result = subprocess.run([str(Path(sys.executable).parent / "evaluate"), str(run_dir), "--episodes", "1",
-                             "--video", "--video-episodes", "2"], capture_output=True, text=True, timeout=300,
-                            env=limited_encoder(tmp_path, blocks))
+    result = consoles.run("evaluate", str(run_dir), "--episodes", "1", "--video", "--video-episodes", "2",
+                          env=limited_encoder(tmp_path, blocks))
     assert result.returncode == 2, result.stderr[-3000:]
     assert re.fullmatch(f"evaluate: error: --video: cannot write {re.escape(str(videos / 'evaluate-final-episode-0.mp4'))}"
                         f": {REASON}; make room, or run without --video", result.stderr.strip().splitlines()[-1])

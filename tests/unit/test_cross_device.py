@@ -6,13 +6,12 @@ what a run on the other device leaves.
 """
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
+import consoles
 from conftest import run_in_process
 from deeprl.core.checkpoint import load, save_atomic
 from deeprl.core.seeding import restore_generator
@@ -60,14 +59,11 @@ def test_a_gpu_checkpoint_evaluates_and_resumes_on_a_cpu(tmp_path):
         (run_dir / ".hydra").mkdir(exist_ok=True)
         (run_dir / ".hydra" / "config.yaml").write_text(load(run_dir / "checkpoints" / "final.pt")["config"])
         cuda_like(run_dir / "checkpoints" / "final.pt")
-        exe = Path(sys.executable).parent
-        result = subprocess.run([str(exe / "evaluate"), str(run_dir), "--episodes", "2"], capture_output=True,
-                                text=True, timeout=300)
+        result = consoles.run("evaluate", str(run_dir), "--episodes", "2")
         assert result.returncode == 0, result.stderr
         assert np.isfinite(json.loads((run_dir / "evaluation-episodes2.json").read_text())["return_mean"])
         # how it acted: ppo's policy its most likely action; sac has one way (no "(epsilon None)")
         assert f"over 2 episodes{' (deterministic)' if algo == 'ppo' else ''} | " in result.stdout
-        result = subprocess.run([str(exe / "train"), f"resume={run_dir}", "total_steps=320", "log.progress=false"],
-                                capture_output=True, text=True, timeout=300, cwd=tmp_path)
+        result = consoles.run("train", f"resume={run_dir}", "total_steps=320", "log.progress=false", cwd=tmp_path)
         assert result.returncode == 0, result.stderr
         assert json.loads((run_dir / "summary.json").read_text())["total_steps"] == 320
