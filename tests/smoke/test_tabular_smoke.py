@@ -319,3 +319,29 @@ def test_q_learning_finds_the_policy_that_minimises_the_cost_maze_cost(tmp_path)
         greedy = run.agent.Q.argmax(axis=1)
         wrong = [int(s) for s in range(model.n_states) if not optimal[s, greedy[s]]]
         assert not wrong, f"seed {seed}: states {wrong} do not minimise the cost: {cost_q[wrong]}"
+
+
+@pytest.mark.parametrize("rule", ["q_learning", "sarsa"])
+def test_the_one_env_loop_learns_and_logs_exactly_as_the_batch_loop(tmp_path, rule):
+    """A run of one env steps through the loop's scalar form; the batch form, run on the same one
+    env, must give the same table, the same episodes and the same logged scalars, exactly. Slippery
+    FrozenLake cut at 7 steps ends episodes both ways: terminated and truncated."""
+    overrides = [f"algo={rule}", "env=frozenlake", "env.max_episode_steps=7", "total_steps=4000", "log.every=100",
+                 "eval.every=0", "eval.episodes=2", "algo.figure_every=0", "log.progress=false"]
+    runs = {}
+    for form in ("one", "batch"):
+        run = build(compose_config(*overrides), tmp_path / form)
+        if form == "batch":
+            run.loop._run_one = run.loop._run_batch
+        run.execute()
+        runs[form] = run
+    one, batch = runs["one"], runs["batch"]
+    assert np.array_equal(one.agent.Q, batch.agent.Q) and np.array_equal(one.agent.visits, batch.agent.visits)
+    assert np.abs(one.agent.Q).max() > 0  # it reached the goal at least once
+    assert one.session._recent == batch.session._recent
+    events = {form: load_events(tmp_path / form) for form in runs}
+    for tag in ("losses/td_error", "losses/q_values", "charts/episodic_return", "charts/episodic_length"):
+        logged = {form: [(e.step, e.value) for e in acc.Scalars(tag)] for form, acc in events.items()}
+        assert logged["one"] == logged["batch"] and len(logged["one"]) >= 40, tag
+    lengths = [e.value for e in events["one"].Scalars("charts/episodic_length")]
+    assert 7 in lengths and min(lengths) < 7  # truncated episodes and ended ones

@@ -124,29 +124,51 @@ class TabularQ:
 
     def act(self, obs: np.ndarray, step: int, eval_mode: bool = False) -> np.ndarray:
         s = state_index(obs)
+        if len(s) == 1:  # one env, the usual case
+            return np.array([self.act_one(int(s[0]), step, eval_mode)])
         if not eval_mode and self.exploration == "boltzmann":
             return boltzmann(self.Q[s], self.temperature(step), self.rng)
         eps = self.eps_eval if eval_mode else self.epsilon(step)
-        rng = self.eval_rng if eval_mode else self.rng
-        if len(s) == 1:  # one env, the usual case
-            return np.array([epsilon_greedy_one(self.Q[s[0]], eps, rng)])
-        return epsilon_greedy(self.Q[s], eps, rng)
+        return epsilon_greedy(self.Q[s], eps, self.eval_rng if eval_mode else self.rng)
+
+    def act_one(self, s: int, step: int, eval_mode: bool = False) -> int:
+        """`act` for one env's state index, on Python scalars: the same draws, the same action."""
+        if not eval_mode and self.exploration == "boltzmann":
+            return int(boltzmann(self.Q[s:s + 1], self.temperature(step), self.rng)[0])
+        eps = self.eps_eval if eval_mode else self.epsilon(step)
+        return epsilon_greedy_one(self.Q[s], eps, self.eval_rng if eval_mode else self.rng)
 
     def update(self, batch: Transition, step: int) -> dict[str, float]:
         s, a, s_next = state_index(batch.obs), np.asarray(batch.actions), state_index(batch.next_obs)
         r, terminated, a_next = (np.asarray(x) for x in (batch.rewards, batch.terminated, batch.next_actions))
         if len(s) == 1:
-            # One env, the usual case: the same arithmetic on numpy scalars rather than one-element
-            # arrays, bit for bit the same result in about half the time.
-            s, a = s[0], a[0]
-            td_error = float(self.td_update(s, a, r[0], s_next[0], terminated[0], a_next[0], step))
-            return {"td_error": abs(td_error), "q_values": float(self.Q[s, a])}
+            td_error, q = self.update_one(int(s[0]), int(a[0]), float(r[0]), int(s_next[0]), bool(terminated[0]),
+                                          int(a_next[0]), step)
+            return {"td_error": abs(td_error), "q_values": q}
         td_error = self.td_update(s, a, r, s_next, terminated, a_next, step)
         return {"td_error": float(np.abs(td_error).mean()), "q_values": float(self.Q[s, a].mean())}
 
+    def update_one(self, s: int, a: int, r: float, s_next: int, terminated: bool, a_next: int,
+                   step: int) -> tuple[float, float]:
+        """`update` for one env's transition, on Python scalars rather than one-element arrays (the
+        same float64 arithmetic, bit for bit, in a fraction of the time): the TD error and the
+        updated Q(s, a)."""
+        Q = self.Q
+        bootstrap = Q[s_next].max() if self.rule == "q_learning" else Q[s_next, a_next]
+        td_error = float(r + self.gamma * (1.0 - terminated) * bootstrap - Q[s, a])
+        self.visits[s, a] += 1
+        if self.alpha_decay == "visits":
+            # On an array, as for several envs: numpy's array power may take a SIMD path whose
+            # rounding its scalar power need not share, and results must not move.
+            alpha = float((self.alpha / self.visits[[s], [a]] ** self.alpha_power)[0])
+            self.last_alpha = alpha
+        else:
+            alpha = self.learning_rate(step)
+        Q[s, a] += alpha * td_error
+        return td_error, float(Q[s, a])
+
     def td_update(self, s, a, r, s_next, terminated, a_next, step: int):
-        """Update Q from one transition per env, as arrays over the envs, or one env's as scalars;
-        returns the TD errors."""
+        """Update Q from one transition per env, as arrays over the envs; returns the TD errors."""
         # ALGO LOGIC: the bootstrap is the greedy value (Q-learning) or that of the next action
         # actually taken (SARSA); termination, not truncation, cuts it.
         if self.rule == "q_learning":
@@ -157,11 +179,8 @@ class TabularQ:
         td_error = target - self.Q[s, a]
         np.add.at(self.visits, (s, a), 1)
         if self.alpha_decay == "visits":
-            # On an array even for one env, as before: numpy's array power may take a SIMD path
-            # whose rounding its scalar power need not share, and results must not move.
-            alpha = self.alpha / self.visits[np.atleast_1d(s), np.atleast_1d(a)] ** self.alpha_power
+            alpha = self.alpha / self.visits[s, a] ** self.alpha_power
             self.last_alpha = float(alpha.mean())
-            alpha = alpha.reshape(np.shape(td_error))
         else:
             alpha = self.learning_rate(step)
         np.add.at(self.Q, (s, a), alpha * td_error)  # add.at: two envs may update the same pair

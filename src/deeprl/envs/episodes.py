@@ -40,6 +40,16 @@ class EpisodeTracker:
         return finished
 
 
+    def step_one(self, reward: float, done: bool) -> list[tuple[float, int]]:
+        """`step` for a vector env of one plain env, on scalars."""
+        self.returns[0] += reward
+        self.lengths[0] += 1
+        if not done:
+            return []
+        finished = [(float(self.returns[0]), int(self.lengths[0]))]
+        self.returns[0], self.lengths[0] = 0.0, 0
+        return finished
+
     def state_dict(self) -> dict:
         return {"returns": self.returns.copy(), "lengths": self.lengths.copy()}
 

@@ -107,6 +107,10 @@ class Session:
         if log:
             self.logger.scalars(metrics, step, prefix)
 
+    def logs_at(self, step: int) -> bool:
+        """Whether `metrics` at `step` would log them (asked without changing anything)."""
+        return step // self.log_every > self._last["log"] // self.log_every
+
     def check_finite(self, step: int, metrics: dict, prefix: str = "losses/") -> None:
         """`guard=stop` raises NonFiniteError at the first non-finite value, `warn` prints one line
         per metric, `off` skips the check. Cheap when all is well: one sum, one read."""
