@@ -17,7 +17,15 @@ from deeprl.algos.ppo import PPO
 from deeprl.algos.reinforce import Reinforce
 from deeprl.algos.sac import SAC
 from deeprl.algos.tabular import TabularQ
-from deeprl.checks import IMAGE, NEEDS, NETWORKS, VECTOR, check_spec, mlp_keys_left_out
+from deeprl.checks import (
+    IMAGE,
+    NEEDS,
+    NETWORKS,
+    VECTOR,
+    check_frame_stack,
+    check_spec,
+    mlp_keys_left_out,
+)
 from deeprl.core.checkpoint import UnreadableCheckpoint, check_agent_state, layout_difference, read
 from deeprl.core.device import auto_device, resolve_device
 from deeprl.core.eager import keep_compiler_out
@@ -79,6 +87,7 @@ def build(cfg: DictConfig, run_dir: Path, resume_from: dict | None = None, with_
     envs = make_vec_env(cfg.env, int(cfg.num_envs), int(cfg.seed))
     try:
         spec = spec_of(envs, cfg.env.id)
+        check_frame_stack(cfg.env, envs.metadata, spec)
         # Algorithm x spaces x network, storage memory, the known model: before anything is built.
         check_spec(cfg, spec, getattr(envs, "envs", [None])[0], memory=with_loop,  # async: no model
                    time_limit=resume_from is None and with_loop)

@@ -371,6 +371,23 @@ def _nbytes(shape, dtype) -> int:
     return int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
 
 
+# Frame stacks of images ---------------------------------------------------------------------
+
+
+def check_frame_stack(env_cfg: DictConfig, metadata: dict, spec: EnvSpec) -> None:
+    """`env=gym` stacks frames of images only (envs/make.py marks the envs it stacked): a
+    frame_stack their observations could not take is refused, not ignored."""
+    stack = int(env_cfg.get("frame_stack") or 1)
+    if env_cfg.get("kind", "gym") != "gym" or stack == 1 or metadata.get("frame_stack") == stack:
+        return
+    if not env_cfg.get("channels_first", True):
+        raise ConfigError("env.frame_stack", "stacks image frames channels first, which env.channels_first=false "
+                                             "turns off; set env.frame_stack=1, or stack them in a wrapper of your own")
+    raise ConfigError("env.frame_stack", f"stacks image frames (height x width x channels, uint8), but {spec.id} "
+                                         f"observes {np.dtype(spec.obs_dtype)} of shape {spec.obs_shape}; "
+                                         "set env.frame_stack=1")
+
+
 # A time limit -------------------------------------------------------------------------------
 
 

@@ -132,6 +132,8 @@ KEYED = [
     (["algo=ppo", "env=breakout", "env.screen_size=20"], "network"),
     (["algo=ppo", "env=gym", "env.id=CarRacing-v3"], "network"),
     (["algo=q_learning", "env=taxi", "env.one_hot=true"], "env.one_hot"),
+    (["env=gym", "env.id=CartPole-v1", "env.frame_stack=4"], "env.frame_stack"),
+    (["algo=ppo", "env=gym", "env.id=CarRacing-v3", "env.channels_first=false", "env.frame_stack=2"], "env.frame_stack"),
     (["algo=dqn", "env=gym", "env.id=Blackjack-v1"], "env.id"),
     (["env=gym", "env.id=ALE/Pong-v5"], "env.id"),
     (["env=gym", "env.id=MinAtar/Breakout-v1"], "env.id"),

@@ -351,3 +351,26 @@ def test_a_torso_of_ones_own_is_imported_from_where_train_runs_and_checked_again
     script); what the run cannot build with it is refused before the agent is, naming the key."""
     error = checked(*overrides)
     assert error is not None and str(error).startswith(f"{key}: ") and words in str(error), error
+
+
+def test_a_frame_stack_the_observations_cannot_take_is_refused_not_ignored():
+    from deeprl.checks import check_frame_stack
+
+    def refusal(*overrides):
+        cfg = compose_config(*overrides)
+        envs, spec = env_and_spec(*overrides)
+        try:
+            check_frame_stack(cfg.env, envs.metadata, spec)
+        except ConfigError as error:
+            return str(error)
+        return None
+
+    assert refusal("env=gym", "env.id=CartPole-v1", "env.frame_stack=4") == (
+        "env.frame_stack: stacks image frames (height x width x channels, uint8), but CartPole-v1 observes float32 "
+        "of shape (4,); set env.frame_stack=1")
+    assert refusal("env=gym", "env.id=CarRacing-v3", "env.channels_first=false", "env.frame_stack=2") == (
+        "env.frame_stack: stacks image frames channels first, which env.channels_first=false turns off; "
+        "set env.frame_stack=1, or stack them in a wrapper of your own")
+    assert refusal("env=gym", "env.id=CarRacing-v3", "env.frame_stack=2") is None
+    assert refusal("env=gym", "env.id=CartPole-v1") is None
+    assert refusal("env=breakout") is None  # Atari stacks its own frames

@@ -201,6 +201,35 @@ def test_channel_last_images_of_a_gym_env_reach_the_networks_channels_first(chan
         plain.close()
 
 
+@pytest.mark.parametrize("vectorization", ["sync", "async"])
+def test_a_gym_image_env_observes_its_last_frames_stacked_along_the_channels(vectorization):
+    """env.frame_stack=3 on CarRacing: (9, 96, 96), the newest frame's channels last, each frame
+    the env's screen channels first; a new episode starts as copies of its first frame. Against
+    gymnasium's CarRacing stepped alongside, through an ended episode (max_episode_steps=4)."""
+    cfg = compose_config("env=gym", "env.id=CarRacing-v3", "+env.kwargs.continuous=false", "env.frame_stack=3",
+                         "env.max_episode_steps=4", f"+env.vectorization={vectorization}")
+    envs = make_vec_env(cfg.env, 1, seed=3)
+    plain = gym.make("CarRacing-v3", continuous=False, max_episode_steps=4)
+    try:
+        assert envs.single_observation_space.shape == (9, 96, 96)
+        assert envs.single_observation_space.dtype == np.uint8 and envs.metadata["frame_stack"] == 3
+        obs, _ = envs.reset(seed=3)
+        frames = [np.transpose(plain.reset(seed=3)[0], (2, 0, 1))] * 3
+        for t, action in enumerate((3, 3, 1, 0, 2, 3)):
+            np.testing.assert_array_equal(obs[0], np.concatenate(frames), err_msg=f"step {t}")
+            obs, _, terminated, truncated, infos = envs.step(np.array([action]))
+            raw, _, ended, cut, _ = plain.step(action)
+            frames = frames[1:] + [np.transpose(raw, (2, 0, 1))]
+            if ended or cut:  # same-step autoreset: the final stack in the infos, a new episode in obs
+                assert truncated[0] or terminated[0]
+                np.testing.assert_array_equal(infos["final_obs"][0], np.concatenate(frames))
+                frames = [np.transpose(plain.reset()[0], (2, 0, 1))] * 3
+        assert t == 5
+    finally:
+        envs.close()
+        plain.close()
+
+
 def test_only_channel_last_uint8_images_are_turned():
     from deeprl.envs.make import ChannelsFirst
 

@@ -305,7 +305,8 @@ def needs_fire(env: gym.Env) -> bool:
 
 
 class StackChannels(gym.ObservationWrapper):
-    """(stack, H, W, 3) colour stacks -> (stack * 3, H, W): channels first, each frame contiguous."""
+    """(stack, H, W, C) stacks of colour frames -> (stack * C, H, W): channels first, each frame
+    contiguous (the layout FrameReplayBuffer stores each frame of once)."""
 
     def __init__(self, env: gym.Env):
         super().__init__(env)

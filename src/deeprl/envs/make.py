@@ -157,7 +157,14 @@ def _gym_thunk(env_cfg, render_mode=None):
             mujoco_warnings.route()
         env = gym.make(env_cfg.id, **kwargs)
         if env_cfg.get("channels_first", True) and ChannelsFirst.wanted(env.observation_space):
-            env = ChannelsFirst(env)
+            stack = int(env_cfg.get("frame_stack") or 1)
+            if stack > 1:  # (stack, H, W, C) -> (stack * C, H, W): each frame's channels together
+                from deeprl.envs.atari import FrameStackObservation, StackChannels
+
+                env = StackChannels(FrameStackObservation(env, stack))
+                env.metadata = {**env.metadata, "frame_stack": stack}  # checks.check_frame_stack
+            else:
+                env = ChannelsFirst(env)
         # Toy-text envs (FrozenLake, Taxi, ...) observe a state index; networks need a vector.
         return OneHotObservation(env) if env_cfg.get("one_hot") else env
 
