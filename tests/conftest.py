@@ -99,10 +99,9 @@ def as_in_a_terminal() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def train_cli(*args: str, cwd: Path, timeout: float = 300, env: dict | None = None,
-              fresh: bool = False) -> subprocess.CompletedProcess:
+def train_cli(*args: str, cwd: Path, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run `train` in a process of its own (`env`: its environment variables; tests/consoles.py)."""
-    return consoles.run("train", *args, cwd=cwd, timeout=timeout, env=env, fresh=fresh)
+    return consoles.run("train", *args, cwd=cwd, timeout=timeout, env=env)
 
 
 def run_in_process(tmp_path: Path, *overrides: str) -> dict:

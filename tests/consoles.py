@@ -6,10 +6,10 @@ a server process that has imported them once (multiprocessing's forkserver): the
 process with its own argv, working folder, standard streams, exit code, signals and atexit
 handlers, running the same `main` the console script runs, and the suite pays the imports once per
 worker. What it does not reproduce is interpreter start-up itself: an `env` that changes what
-Python reads at start (PYTHON* variables) starts the installed script with `subprocess`, as do the
-tests that signal the process (tests/smoke/test_interrupt.py) and a few that check the installed
-scripts themselves (`fresh=True`). Other variables are set in the child before `main` runs, which
-is when deeprl and the libraries it imports on the way (MuJoCo reads MUJOCO_GL) read them.
+Python reads at start (PYTHON* variables) starts the installed script with `subprocess`. Other
+variables are set in the child before `main` runs, which is when deeprl and the libraries it
+imports on the way (MuJoCo reads MUJOCO_GL) read them. Tests that signal a process or limit it
+(tests/smoke/test_interrupt.py, the rlimit tests) and `--version` start the installed scripts.
 """
 
 import atexit
@@ -76,13 +76,13 @@ def _main(name: str, args: list[str], cwd: str, env: dict, out: str, err: str) -
     os._exit(code or 0)
 
 
-def run(name: str, *args: str, cwd: Path | None = None, timeout: float = 300, env: dict | None = None,
-        fresh: bool = False) -> subprocess.CompletedProcess:
+def run(name: str, *args: str, cwd: Path | None = None, timeout: float = 300,
+        env: dict | None = None) -> subprocess.CompletedProcess:
     """`subprocess.run([name, *args], capture_output=True, text=True, env=env)`, forked from the
-    server unless `fresh` asks for a new interpreter or `env` changes a PYTHON* variable."""
-    server = None if fresh else _server()
+    server unless `env` changes a PYTHON* variable."""
+    server = _server()
     environ = dict(os.environ if env is None else env)
-    if server is None or _starts_differently(environ):
+    if _starts_differently(environ):
         return subprocess.run([script(name), *args], cwd=cwd, capture_output=True, text=True,
                               timeout=timeout, env=env)
     with tempfile.TemporaryDirectory() as tmp:

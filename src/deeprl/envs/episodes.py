@@ -39,7 +39,6 @@ class EpisodeTracker:
         self.lengths[dones] = 0
         return finished
 
-
     def step_one(self, reward: float, done: bool) -> list[tuple[float, int]]:
         """`step` for a vector env of one plain env, on scalars."""
         self.returns[0] += reward
