@@ -67,9 +67,7 @@ class TabularLoop(EnvLoop):
             finished = tracker.step_one(r, done)
             if finished:
                 session.episodes(step, finished)
-            fig = self.figure_every
-            if fig and step // fig > prev // fig and step < self.total_steps:
-                report.log_figure(session, self.model, *agent.values(), step, f"{agent.rule}, step {step}")
+            self._figure(prev, step)
             self.obs, self.actions = next_obs, np.array([a_next])
             s, a = s_next, a_next
             session.tick(step, agent, agent.charts)
@@ -90,11 +88,15 @@ class TabularLoop(EnvLoop):
             metrics = agent.update(Transition(obs, actions, rewards, real_next, terminated, target_actions), step)
             session.metrics(step, metrics)
             session.episodes(step, self.tracker.step(rewards, dones))
-            fig = self.figure_every
-            if fig and step // fig > prev // fig and step < self.total_steps:
-                report.log_figure(session, self.model, *agent.values(), step, f"{agent.rule}, step {step}")
+            self._figure(prev, step)
             self.obs, self.actions = next_obs, next_actions
             session.tick(step, agent, agent.charts)
+
+    def _figure(self, prev: int, step: int) -> None:
+        """The value figure, every `figure_every` steps (the final one is the report's)."""
+        fig = self.figure_every
+        if fig and step // fig > prev // fig and step < self.total_steps:
+            report.log_figure(self.session, self.model, *self.agent.values(), step, f"{self.agent.rule}, step {step}")
 
     def state_dict(self) -> dict:
         return {**super().state_dict(), "actions": np.array(self.actions, copy=True)}
