@@ -169,7 +169,7 @@ def restore_global_state():
     """Leave the process as each test found it, so no test depends on which ran before it.
 
     Training in-process sets torch's thread count (Run.execute) and seeds torch's and Python's
-    global generators (seed_everything); a test may also touch numpy's global generator, the
+    global generators (deeprl.build); a test may also touch numpy's global generator, the
     default dtype, grad mode, the matmul precision, the deterministic flag, environment variables
     or the working directory. All are saved here and put back afterwards. Not restorable: glibc's
     malloc thresholds (keep_freed_memory; there is no getter), which change speed, not results.

@@ -24,9 +24,13 @@ import threading
 import traceback
 from pathlib import Path
 
+from deeprl.build import ALGOS
+
 ENTRY_POINTS = {"train": "deeprl.train", "evaluate": "deeprl.evaluate", "compare": "deeprl.compare"}
 # What a run imports on its way; each is imported once, in the server.
-PRELOAD = [*ENTRY_POINTS.values(), "deeprl.build", "deeprl.envs.make", "deeprl.loops.session",
+# deeprl.build imports the algorithm and loop it runs (ALGOS) once the env's checks passed.
+PRELOAD = [*ENTRY_POINTS.values(), "deeprl.build", "deeprl.envs.make", "deeprl.loops.session", "deeprl.run",
+           *sorted({path.partition(":")[0] for pair in ALGOS.values() for path in pair}),
            "deeprl.loops.report", "matplotlib.figure", "torch", "gymnasium", __name__]
 
 _context = None

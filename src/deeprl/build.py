@@ -1,22 +1,21 @@
-"""Wiring only: a composed config in, ready-to-run objects out. No learning logic here."""
+"""Wiring only: a composed config in, ready-to-run objects out. No learning logic here.
 
+`build` makes the envs and runs every check that needs only their spaces before it imports torch
+and the algorithms (about 2 s of a start): a refused pairing (`algo=sac env=cartpole`) is told in
+the time a bad key takes plus the env's, and a run that goes ahead imports them as before."""
+
+from __future__ import annotations
+
+import importlib
 import math
+import random
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from deeprl.algos.a2c import A2C
-from deeprl.algos.actor_critic import ActorCritic
-from deeprl.algos.ddpg import DDPG
-from deeprl.algos.dqn import DQN
-from deeprl.algos.fqi import FittedQIteration
-from deeprl.algos.planning import PolicyIteration, ValueIteration
-from deeprl.algos.ppo import PPO
-from deeprl.algos.reinforce import Reinforce
-from deeprl.algos.sac import SAC
-from deeprl.algos.tabular import TabularQ
 from deeprl.checks import (
     IMAGE,
     NEEDS,
@@ -26,45 +25,49 @@ from deeprl.checks import (
     check_spec,
     mlp_keys_left_out,
 )
-from deeprl.core.checkpoint import UnreadableCheckpoint, check_agent_state, layout_difference, read
-from deeprl.core.device import auto_device, resolve_device
-from deeprl.core.eager import keep_compiler_out
 from deeprl.core.errors import ConfigError
-from deeprl.core.seeding import seed_everything, set_deterministic
 from deeprl.envs import make_vec_env, spec_of
-from deeprl.envs.render import render_env
-from deeprl.loops.episodic import EpisodicLoop
-from deeprl.loops.fqi import FQILoop
-from deeprl.loops.off_policy import OffPolicyLoop
-from deeprl.loops.on_policy import OnPolicyLoop
-from deeprl.loops.planning import PlanningLoop
-from deeprl.loops.session import Session
-from deeprl.loops.tabular import TabularLoop
-from deeprl.networks import MinAtarCNN
-from deeprl.run import Run
 from deeprl.validate import validate
 
-__all__ = ["ALGOS", "build"]
+if TYPE_CHECKING:
+    import torch
 
-# algo.name -> (agent class, loop class). A loop's KEYS are the algo config keys it consumes,
-# SHARED_KEYS those both it and the agent receive (e.g. gamma); every other key of the algo
-# config is a keyword argument of the agent's constructor.
-ALGOS: dict[str, tuple[type, type]] = {
-    "dqn": (DQN, OffPolicyLoop),
-    "reinforce": (Reinforce, EpisodicLoop),
-    "actor_critic": (ActorCritic, OnPolicyLoop),
-    "a2c": (A2C, OnPolicyLoop),
-    "ppo": (PPO, OnPolicyLoop),
-    "value_iteration": (ValueIteration, PlanningLoop),
-    "policy_iteration": (PolicyIteration, PlanningLoop),
-    "q_learning": (TabularQ, TabularLoop),
-    "sarsa": (TabularQ, TabularLoop),
-    "fitted_q_iteration": (FittedQIteration, FQILoop),
+    from deeprl.run import Run
+
+__all__ = ["ALGOS", "algo_classes", "build"]
+
+# algo.name -> (agent class, loop class), as "module:Class": `algo_classes` imports the pair a run
+# needs. A loop's KEYS are the algo config keys it consumes, SHARED_KEYS those both it and the
+# agent receive (e.g. gamma); every other key of the algo config is a keyword argument of the
+# agent's constructor.
+_OFF_POLICY = "deeprl.loops.off_policy:OffPolicyLoop"
+_ON_POLICY = "deeprl.loops.on_policy:OnPolicyLoop"
+ALGOS: dict[str, tuple[str, str]] = {
+    "dqn": ("deeprl.algos.dqn:DQN", _OFF_POLICY),
+    "reinforce": ("deeprl.algos.reinforce:Reinforce", "deeprl.loops.episodic:EpisodicLoop"),
+    "actor_critic": ("deeprl.algos.actor_critic:ActorCritic", _ON_POLICY),
+    "a2c": ("deeprl.algos.a2c:A2C", _ON_POLICY),
+    "ppo": ("deeprl.algos.ppo:PPO", _ON_POLICY),
+    "value_iteration": ("deeprl.algos.planning:ValueIteration", "deeprl.loops.planning:PlanningLoop"),
+    "policy_iteration": ("deeprl.algos.planning:PolicyIteration", "deeprl.loops.planning:PlanningLoop"),
+    "q_learning": ("deeprl.algos.tabular:TabularQ", "deeprl.loops.tabular:TabularLoop"),
+    "sarsa": ("deeprl.algos.tabular:TabularQ", "deeprl.loops.tabular:TabularLoop"),
+    "fitted_q_iteration": ("deeprl.algos.fqi:FittedQIteration", "deeprl.loops.fqi:FQILoop"),
     # TD3 is DDPG with its three switches on (conf/algo/td3.yaml).
-    "ddpg": (DDPG, OffPolicyLoop),
-    "td3": (DDPG, OffPolicyLoop),
-    "sac": (SAC, OffPolicyLoop),
+    "ddpg": ("deeprl.algos.ddpg:DDPG", _OFF_POLICY),
+    "td3": ("deeprl.algos.ddpg:DDPG", _OFF_POLICY),
+    "sac": ("deeprl.algos.sac:SAC", _OFF_POLICY),
 }
+
+
+def algo_classes(name: str) -> tuple[type, type]:
+    """The (agent class, loop class) of `algo.name`, imported."""
+    def load(path: str) -> type:
+        module, _, cls = path.partition(":")
+        return getattr(importlib.import_module(module), cls)
+
+    agent, loop = ALGOS[name]
+    return load(agent), load(loop)
 
 
 def build(cfg: DictConfig, run_dir: Path, resume_from: dict | None = None, with_loop: bool = True) -> Run:
@@ -74,23 +77,35 @@ def build(cfg: DictConfig, run_dir: Path, resume_from: dict | None = None, with_
     `with_loop=False` builds the agent and envs only (no buffer, no session), for `evaluate`."""
     validate(cfg)
     saved_config = OmegaConf.to_yaml(cfg, resolve=False)  # before build resolves any `auto`
-    auto = str(cfg.device).strip().lower() == "auto"
-    device, device_why = (None, "") if auto else (resolve_device(cfg.device), "")
     if cfg.algo.name not in ALGOS:
         raise ConfigError("algo.name", f"unknown algorithm '{cfg.algo.name}'; known: {', '.join(ALGOS)}")
-    agent_cls, loop_cls = ALGOS[cfg.algo.name]
-    if getattr(loop_cls, "READS_ENV", False) and cfg.env.get("vectorization", "sync") == "async":
-        raise ConfigError("env.vectorization", f"{cfg.algo.name} reads the env itself (its model or states) in "
-                                               "this process; use env.vectorization=sync")
-    rng = seed_everything(int(cfg.seed))
-    set_deterministic(bool(cfg.get("deterministic", False)))  # an older run's config may lack it
-    envs = make_vec_env(cfg.env, int(cfg.num_envs), int(cfg.seed))
+    seed = int(cfg.seed)
+    random.seed(seed)  # before the envs, as an env of one's own may draw from it as it is made
+    envs = make_vec_env(cfg.env, int(cfg.num_envs), seed)
     try:
         spec = spec_of(envs, cfg.env.id)
         check_frame_stack(cfg.env, envs.metadata, spec)
         # Algorithm x spaces x network, storage memory, the known model: before anything is built.
         check_spec(cfg, spec, getattr(envs, "envs", [None])[0], memory=with_loop,  # async: no model
                    time_limit=resume_from is None and with_loop)
+        # Torch, the algorithms and the loops from here on.
+        import torch
+
+        from deeprl.core.device import auto_device, resolve_device
+        from deeprl.core.eager import keep_compiler_out
+        from deeprl.core.seeding import set_deterministic
+        from deeprl.loops.session import Session
+        from deeprl.run import Run
+
+        agent_cls, loop_cls = algo_classes(cfg.algo.name)
+        if getattr(loop_cls, "READS_ENV", False) and cfg.env.get("vectorization", "sync") == "async":
+            raise ConfigError("env.vectorization", f"{cfg.algo.name} reads the env itself (its model or states) in "
+                                                   "this process; use env.vectorization=sync")
+        auto = str(cfg.device).strip().lower() == "auto"
+        device, device_why = (None, "") if auto else (resolve_device(cfg.device), "")
+        torch.manual_seed(seed)  # network initialisation
+        rng = np.random.default_rng(seed)  # passed down: every other draw of the run
+        set_deterministic(bool(cfg.get("deterministic", False)))  # an older run's config may lack it
         built_notes = leave_out_mlp_keys(cfg)
         if auto:  # by what the run computes: see deeprl.core.device.auto_device
             device, device_why = auto_device(*network_cost(cfg, spec))
@@ -104,20 +119,24 @@ def build(cfg: DictConfig, run_dir: Path, resume_from: dict | None = None, with_
             keep_compiler_out()
         agent = agent_cls(spec, cfg.network, device, rng, total_steps, **_to_cfg(algo))
         if resume_from is not None:
+            from deeprl.core.checkpoint import check_agent_state
+
             check_agent_state(agent, resume_from["agent"], "resume")
         if not with_loop:
             return Run(cfg, Path(run_dir), device, rng, envs, spec, agent, None, None, saved_config)
         # A new run may start from what another run's agent learned; a resumed one has its own.
         started_from = start_from(agent, cfg) if resume_from is None and cfg.get("init_from") else ""
         if int(cfg.video.every) > 0:  # a machine that cannot draw frames is told now, not at the first video
+            from deeprl.envs.render import render_env
+
             render_env(cfg.env, "video.every", "set video.every=0").close()
         # The logger joins at the start of execution: building writes nothing.
-        session = Session(logger=None, run_dir=run_dir, env_cfg=cfg.env, seed=int(cfg.seed), rng=rng,
+        session = Session(logger=None, run_dir=run_dir, env_cfg=cfg.env, seed=seed, rng=rng,
                           total_steps=total_steps, eval_every=int(cfg.eval.every),
                           eval_episodes=int(cfg.eval.episodes), checkpoint_every=int(cfg.checkpoint.every),
                           checkpoint_minutes=float(cfg.checkpoint.every_minutes), log_every=int(cfg.log.every),
                           video_every=int(cfg.video.every), guard=str(cfg.guard))
-        loop = loop_cls(agent, envs, session, spec=spec, device=device, seed=int(cfg.seed), rng=rng,
+        loop = loop_cls(agent, envs, session, spec=spec, device=device, seed=seed, rng=rng,
                         total_steps=total_steps, **loop_kwargs)
         loop.save_buffer = bool(cfg.checkpoint.buffer)
         loop.starts_trained = bool(started_from)
@@ -148,6 +167,7 @@ def start_from(agent, cfg: DictConfig) -> str:
     schedules, buffer and random streams start afresh, as configured. Returns the note the run
     prints. ConfigError(init_from), before anything is written, for a path without a checkpoint,
     another algorithm, or networks of other shapes (another env or network setting)."""
+    from deeprl.core.checkpoint import UnreadableCheckpoint, layout_difference, read
     from deeprl.runs import locate
 
     name = cfg.algo.name
@@ -168,7 +188,7 @@ def start_from(agent, cfg: DictConfig) -> str:
         raise ConfigError("init_from", f"cannot read {checkpoint}: {error}; pass a run dir or a checkpoint "
                                        "written by `train`") from None
     source = OmegaConf.create(state["config"])
-    if ALGOS.get(source.algo.name, (None,))[0] is not type(agent):
+    if source.algo.name not in ALGOS or algo_classes(source.algo.name)[0] is not type(agent):
         raise ConfigError("init_from", f"{checkpoint} holds a {source.algo.name} agent and this run trains {name}; "
                                        f"start from a run of {name}")
     mine, theirs = agent.state_dict(), state["agent"]
@@ -203,6 +223,8 @@ def network_cost(cfg: DictConfig, spec) -> tuple[bool, int]:
         return True, 0
     algo, num_envs = cfg.algo, int(cfg.num_envs)
     if minatar:
+        from deeprl.networks import MinAtarCNN
+
         per_sample = MinAtarCNN.multiply_adds(spec.obs_shape, int(network.channels), int(network.hidden_size))
     else:
         inputs = spec.n_states if needs.network == "one-hot states" else math.prod(spec.obs_shape)

@@ -24,7 +24,6 @@ import gymnasium as gym
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from deeprl.buffers.memory import check_fits
 from deeprl.conf import CONF_DIR, named_env_config
 from deeprl.core.errors import ConfigError
 from deeprl.envs import EnvSpec
@@ -300,6 +299,9 @@ def check_memory(cfg: DictConfig, spec: EnvSpec) -> None:
     """The storage the run will fill must fit in available memory: every replay (off-policy,
     image or vector observations), rollout (on-policy, episodic), fitted-Q dataset and dense
     known model. ConfigError names the key that sets the size."""
+    # Imported here: deeprl.buffers imports torch, which a refused pairing does not wait for.
+    from deeprl.buffers.memory import check_fits
+
     for nbytes, what, key, per_item in storage(cfg, spec):
         check_fits(nbytes, what, key=key, per_item=per_item)
 

@@ -224,4 +224,9 @@ def _main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # `python -m deeprl.train`: run the module `train` runs. Hydra makes the callbacks of
+    # conf/config.yaml from `deeprl.train`, a second copy of this file beside `__main__`; the run
+    # dir this copy's task would discard on a refusal is the one that copy's RunDirGuard claimed.
+    from deeprl.train import main as module_main
+
+    module_main()

@@ -79,6 +79,19 @@ def test_bad_input_removes_the_parents_it_made_but_not_those_that_were_there(tmp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"] and not any((tmp_path / "runs").iterdir())
 
 
+def test_python_dash_m_deeprl_train_refuses_as_train_does_and_leaves_no_run_dir(tmp_path):
+    """`python -m deeprl.train` (docs/gpu.md) is the `train` command: a refused pairing is one line
+    and keeps nothing. It once kept its run dir, as Hydra's run-dir guard was another copy of the
+    module than the `__main__` whose task discards the dir."""
+    users_files(tmp_path)
+    before = snapshot(tmp_path)
+    result = subprocess.run([sys.executable, "-m", "deeprl.train", "algo=sac", "env=cartpole"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert one_error_line(result).startswith("deeprl: error: algo: sac needs a continuous action space but "
+                                             "CartPole-v1 has Discrete actions")
+    assert snapshot(tmp_path) == before
+
+
 def test_a_sweep_that_does_not_compose_leaves_a_dir_that_was_there_as_it_was(tmp_path):
     sweep = tmp_path / "sweep"
     sweep.mkdir()

@@ -2,7 +2,9 @@
 replay and rollout, and what a known model implies, on real configs and real envs."""
 
 import functools
+import subprocess
 import sys
+import textwrap
 
 import gymnasium as gym
 import numpy as np
@@ -261,6 +263,30 @@ def test_frame_replay_pointers_bound_the_buffer_size():
     cfg = compose_config("algo=dqn", "env=breakout", f"algo.buffer_size={2**31}")
     with pytest.raises(ConfigError, match=r"^algo\.buffer_size: a frame replay holds at most 2,082,407,392"):
         storage(cfg, env_and_spec("env=breakout")[1])
+
+
+def test_a_pairing_is_refused_before_torch_and_the_algorithms_are_imported(tmp_path):
+    """What needs only the env's spaces is checked before build imports torch and the algorithms
+    (about 2 s of a start): `train algo=sac env=cartpole` is refused about as fast as a bad key.
+    In a fresh interpreter, since this one has imported torch already."""
+    code = textwrap.dedent(f"""
+        import sys
+        from hydra import compose, initialize_config_module
+        from deeprl.build import build
+        from deeprl.core.errors import ConfigError
+        for pair in (["algo=sac", "env=cartpole"], ["algo=ppo", "env=breakout", "network=mlp"]):
+            try:
+                with initialize_config_module("deeprl.conf", version_base="1.3"):
+                    cfg = compose("config", overrides=pair)
+                build(cfg, {str(tmp_path)!r})
+            except ConfigError as error:
+                print(str(error).split(":")[0])
+        print(sorted(m for m in ("torch", "deeprl.algos", "deeprl.loops", "deeprl.networks") if m in sys.modules))
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split("\n")[:3] == ["algo", "network", "[]"]
+    assert not any(tmp_path.iterdir())
 
 
 def test_an_env_without_a_time_limit_needs_one_and_the_fix_lets_the_run_end(tmp_path):

@@ -6,13 +6,6 @@ import numpy as np
 import torch
 
 
-def seed_everything(seed: int) -> np.random.Generator:
-    """Seed torch (network initialisation) and Python's RNG; return the numpy generator to pass down."""
-    random.seed(seed)
-    torch.manual_seed(seed)
-    return np.random.default_rng(seed)
-
-
 def set_deterministic(on: bool) -> None:
     """The run-level `deterministic` key. True: only deterministic kernels
     (`torch.use_deterministic_algorithms`, an error naming the op if one has none), cuDNN's
