@@ -224,9 +224,9 @@ def _main() -> None:
 
 
 if __name__ == "__main__":
-    # `python -m deeprl.train`: run the module `train` runs. Hydra makes the callbacks of
-    # conf/config.yaml from `deeprl.train`, a second copy of this file beside `__main__`; the run
-    # dir this copy's task would discard on a refusal is the one that copy's RunDirGuard claimed.
+    # `python -m deeprl.train` runs this file as `__main__`, while Hydra makes the callbacks of
+    # conf/config.yaml from `deeprl.train`, a second copy. Run that copy's main: its task sees the
+    # run dir its RunDirGuard claimed, and removes it on a refusal.
     from deeprl.train import main as module_main
 
     module_main()
