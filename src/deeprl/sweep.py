@@ -163,9 +163,8 @@ def stop_jobs(signum: int) -> None:
     # at the first) as an unhandled error, with its traceback.
     os.environ["RAY_IGNORE_UNHANDLED_ERRORS"] = "1"
     if sweep_dir is not None and sweep_dir.is_dir():
-        with contextlib.suppress(OSError):  # a full disk: the running jobs are still stopped
-            (sweep_dir / STOPPING).write_text(f"{signum}\n")  # first: a job holding its dir after the look below sees it
-        pids |= {pid for _, holder in job_holders(sweep_dir) if (pid := local_pid(holder)) is not None}
+        note_stopping(sweep_dir, signum)  # first: a job holding its dir after the look below sees it
+        pids |= local_job_pids(sweep_dir)
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signum)
@@ -174,6 +173,17 @@ def stop_jobs(signum: int) -> None:
     elif sweep_dir is not None:  # nothing here to wait for: a cluster's jobs still to start are not stopped
         with contextlib.suppress(OSError):
             (sweep_dir / STOPPING).unlink(missing_ok=True)
+
+
+def note_stopping(sweep_dir: Path, signum: int) -> None:
+    """The sweep's `STOPPING` note: a job that starts, or holds its dir, from now on stops at once."""
+    with contextlib.suppress(OSError):  # a full disk: the running jobs are still stopped
+        (sweep_dir / STOPPING).write_text(f"{signum}\n")
+
+
+def local_job_pids(sweep_dir: Path) -> set[int]:
+    """The processes on this machine, other than this one, that hold a job dir of the sweep."""
+    return {pid for _, holder in job_holders(sweep_dir) if (pid := local_pid(holder)) is not None}
 
 
 def wait_for_jobs(sweep_dir: Path) -> None:
@@ -219,13 +229,25 @@ def stop_safe_workers() -> None:
 OTHERS_STOP_WITHIN_S = 600.0
 
 
-def others_stopped(sweep_dir: Path) -> None:
+def others_stopped(sweep_dir: Path, signum: int) -> None:
     """In a joblib worker, after this job stopped on a signal: wait until no other job of the sweep
     holds its run dir, i.e. every job stopped at the same moment has written its checkpoint. joblib
     kills every worker (SIGKILL) once the first job comes back stopped; an Atari replay takes a
-    while to write. Not in other launchers: their jobs are other processes' or other machines'."""
-    if multiprocessing.parent_process() is not None:
-        wait_for_jobs(sweep_dir)
+    while to write. Not in other launchers: their jobs are other processes' or other machines'.
+
+    A signal that reached this worker alone (`kill <its pid>`; the sweep wrote no `STOPPING`) stops
+    the sweep too, as the sweep could not go on without this job: the note is written and the other
+    jobs here are handed the signal, as `stop_jobs` does for a signal to the sweep, so each writes
+    its checkpoint now. Before, this job waited the whole `OTHERS_STOP_WITHIN_S` for jobs that
+    trained on, and joblib then killed them without one."""
+    if multiprocessing.parent_process() is None:
+        return
+    if stopped_with(sweep_dir) is None and sweep_dir.is_dir():
+        note_stopping(sweep_dir, signum)
+        for pid in local_job_pids(sweep_dir):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+    wait_for_jobs(sweep_dir)
 
 
 def stopped_with(sweep_dir: Path | None) -> int | None:
@@ -406,7 +428,7 @@ def job(cfg: DictConfig, job_dir: Path) -> float:
         score = float(sum(scores) / len(scores))
     except RunStopped as stop:
         if stop.code != GUARD_EXIT:  # a signal: the user stops the whole sweep
-            others_stopped(sweep_dir)
+            others_stopped(sweep_dir, stop.code - 128)
             if in_ray_task() and stopped_with(sweep_dir) is not None:  # the sweep stops
                 raise RayJobStopped(f"stopped by {signal.Signals(stop.code - 128).name}") from None
             raise  # a Ray worker stopped on its own (kill <its pid>): Ray runs the job again, and it resumes

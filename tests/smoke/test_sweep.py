@@ -17,6 +17,7 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import train_cli
+from deeprl.sweep import holder_process, job_holders
 
 QUICK = ["total_steps=1600", "eval.episodes=2", "log.progress=false"]
 
@@ -244,15 +245,18 @@ def children(pid: int) -> list[int]:
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="reads the process table from /proc")
-@pytest.mark.parametrize(("sig", "group", "n_jobs"), [("SIGTERM", False, 2), ("SIGINT", True, 4)],
-                         ids=["sigterm-to-the-sweep-alone", "ctrl-c-with-idle-workers"])
-def test_a_stopped_sweep_waits_for_every_jobs_checkpoint_and_leaves_no_worker(tmp_path, sig, group, n_jobs):
+@pytest.mark.parametrize(("sig", "to", "n_jobs"), [("SIGTERM", "sweep", 2), ("SIGINT", "group", 4),
+                                                  ("SIGTERM", "worker", 2)],
+                         ids=["sigterm-to-the-sweep-alone", "ctrl-c-with-idle-workers", "sigterm-to-one-worker"])
+def test_a_stopped_sweep_waits_for_every_jobs_checkpoint_and_leaves_no_worker(tmp_path, sig, to, n_jobs):
     """`kill <pid>` of a joblib sweep (its process alone): the sweep hands the SIGTERM to its workers.
     A terminal's Ctrl-C with more workers than jobs: the two workers with no job take it without
-    ending. Either way each job writes its stop checkpoint before joblib ends the workers, and the
+    ending. `kill <pid>` of one worker: its job stops the other one too, as the sweep cannot go on
+    without it. Each way each job writes its stop checkpoint before joblib ends the workers, and the
     sweep ends with its one line. Before, `kill <pid>` ended the sweep alone and its workers trained
     on unseen; a Ctrl-C made joblib kill the workers at once (one of two jobs lost its checkpoint),
-    and a worker with no job ended on it, which broke joblib's pool the same way."""
+    and a worker with no job ended on it, which broke joblib's pool the same way; a worker's own
+    SIGTERM left its job waiting 10 minutes for the other, which joblib then killed unsaved."""
     signum = signal.Signals[sig]
     sweep_dir = tmp_path / "sweep"
     args = ["-m", "hydra/launcher=joblib", f"hydra.launcher.n_jobs={n_jobs}", "seed=1,2", "total_steps=200000",
@@ -270,8 +274,12 @@ def test_a_stopped_sweep_waits_for_every_jobs_checkpoint_and_leaves_no_worker(tm
     assert proc.poll() is None, proc.communicate()[1][-3000:]
     workers = children(proc.pid)
     assert len(workers) >= n_jobs, workers
-    if group:
+    if to == "group":
         os.killpg(proc.pid, signum)  # as a terminal's Ctrl-C reaches the whole process group
+    elif to == "worker":
+        holders = sorted(holder_process(holder)[0] for _, holder in job_holders(sweep_dir))
+        assert len(holders) == 2 and set(holders) <= set(workers), (holders, workers)
+        os.kill(holders[0], signum)
     else:
         proc.send_signal(signum)
     _, err = proc.communicate(timeout=120)

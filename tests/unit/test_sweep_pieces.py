@@ -2,6 +2,7 @@
 
 import math
 import os
+import signal
 import subprocess
 import sys
 
@@ -240,13 +241,14 @@ def test_a_stopped_joblib_job_waits_until_the_other_jobs_have_let_go_of_their_di
                               stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
     start = time.time()
-    sweep.others_stopped(sweep_dir)  # the sweep's own process: at once
+    sweep.others_stopped(sweep_dir, signal.SIGTERM)  # the sweep's own process: at once
     assert time.time() - start < 1.0 and not released.exists()
 
+    sweep.note_stopping(sweep_dir, signal.SIGTERM)  # the sweep was stopped: its relay wrote the note
     returned = multiprocessing.get_context("fork").Queue()
 
     def worker():
-        sweep.others_stopped(sweep_dir)
+        sweep.others_stopped(sweep_dir, signal.SIGTERM)
         returned.put(time.time())
 
     process = multiprocessing.get_context("fork").Process(target=worker)
