@@ -162,12 +162,7 @@ def stop_jobs(signum: int) -> None:
     # Ray reports each stopped job's RayJobStopped that Hydra's launcher never collects (it stops
     # at the first) as an unhandled error, with its traceback.
     os.environ["RAY_IGNORE_UNHANDLED_ERRORS"] = "1"
-    if sweep_dir is not None and sweep_dir.is_dir():
-        note_stopping(sweep_dir, signum)  # first: a job holding its dir after the look below sees it
-        pids |= local_job_pids(sweep_dir)
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signum)
+    pids = signal_jobs(sweep_dir, signum, pids)
     if pids and sweep_dir is not None:
         wait_for_jobs(sweep_dir)
     elif sweep_dir is not None:  # nothing here to wait for: a cluster's jobs still to start are not stopped
@@ -181,9 +176,16 @@ def note_stopping(sweep_dir: Path, signum: int) -> None:
         (sweep_dir / STOPPING).write_text(f"{signum}\n")
 
 
-def local_job_pids(sweep_dir: Path) -> set[int]:
-    """The processes on this machine, other than this one, that hold a job dir of the sweep."""
-    return {pid for _, holder in job_holders(sweep_dir) if (pid := local_pid(holder)) is not None}
+def signal_jobs(sweep_dir: Path | None, signum: int, pids: set[int]) -> set[int]:
+    """Write the sweep's `STOPPING` note, then hand `signum` to `pids` and to every other process on
+    this machine holding one of its job dirs; returns the processes signalled."""
+    if sweep_dir is not None and sweep_dir.is_dir():
+        note_stopping(sweep_dir, signum)  # first: a job holding its dir after the look below sees it
+        pids = pids | {pid for _, holder in job_holders(sweep_dir) if (pid := local_pid(holder)) is not None}
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
+    return pids
 
 
 def wait_for_jobs(sweep_dir: Path) -> None:
@@ -242,11 +244,8 @@ def others_stopped(sweep_dir: Path, signum: int) -> None:
     trained on, and joblib then killed them without one."""
     if multiprocessing.parent_process() is None:
         return
-    if stopped_with(sweep_dir) is None and sweep_dir.is_dir():
-        note_stopping(sweep_dir, signum)
-        for pid in local_job_pids(sweep_dir):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signum)
+    if stopped_with(sweep_dir) is None:
+        signal_jobs(sweep_dir, signum, set())
     wait_for_jobs(sweep_dir)
 
 
