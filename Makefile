@@ -13,13 +13,14 @@ setup: $(STAMP)
 
 # Re-installs only when pyproject.toml changes. The bench extra (Stable-Baselines3) is included so
 # `make bench` works and the benchmark's helpers are tested.
-# pip byte-compiles what it installs one file at a time, about half of the install (measured: 108 s
-# with, 54 s without on 2 cores); compileall does the same on every core (28 s there). Like pip, it
-# goes on past a file this Python cannot parse (torch ships one for Python 3.12 only).
+# Nothing is byte-compiled at install: Python compiles a module the first time it is imported and
+# keeps the .pyc. A run imports about 1,400 of the venv's 20,900 files, so compiling all of them
+# (pip's default, one file at a time, or compileall on every core) cost more than it saved: on an
+# AVX2-only 2-core VM, compileall took 45 s of a 150 s `make setup`, while the first run after an
+# install without it starts 3-5 s slower, once (docs/benchmarks.md, "Before the first command").
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --no-compile -e '.[dev,bench,sweep]'
-	$(BIN)/python -m compileall -qq -j 0 $(VENV)/lib || true
 	touch $(STAMP)
 
 train: setup
