@@ -36,7 +36,7 @@ SIGNAL_NAMES = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
 HANDOFF_SIGNALS = {signal.SIGUSR1: "SIGUSR1", signal.SIGUSR2: "SIGUSR2"}
 # In a sweep's job, the same signal again this soon is the same request, not the second that stops
 # at once: the sweep hands its workers the signal a terminal or a cluster may also have sent them
-# (sweep.stops_relayed).
+# (sweep_stop.stops_relayed).
 SAME_REQUEST_S = 1.0
 
 

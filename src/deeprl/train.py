@@ -11,7 +11,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from deeprl import resume, sweep
+from deeprl import resume, sweep, sweep_stop
 from deeprl.core import hydra_errors
 from deeprl.core.console import say, shell
 from deeprl.core.errors import ConfigError
@@ -171,20 +171,20 @@ def main() -> None:
         print(version_line("train"))
         return
     if any(a in ("-m", "--multirun") for a in sys.argv[1:]):  # a sweep: its launcher stops its jobs
-        sweep.quiet_loky_tracker()
-        sweep.stop_safe_workers()
+        sweep_stop.quiet_loky_tracker()
+        sweep_stop.stop_safe_workers()
         try:
-            with sweep.stops_relayed():
+            with sweep_stop.stops_relayed(lambda: sweep.SweepReport.sweep_dir):
                 return _main()
         except (KeyboardInterrupt, SystemExit) as stop:  # a job's run stopped by a signal: RunStopped
-            code = 128 + int(sweep.Relayed.signum or signal.SIGINT) if isinstance(stop, KeyboardInterrupt) else stop.code
+            code = 128 + int(sweep_stop.Relayed.signum or signal.SIGINT) if isinstance(stop, KeyboardInterrupt) else stop.code
             if code not in (128 + int(signal.SIGINT), 128 + int(signal.SIGTERM)):
                 raise
             _sweep_stopped(code)
         except Exception:  # after a relayed signal: a worker that ended broke joblib's pool
-            if sweep.Relayed.signum is None:
+            if sweep_stop.Relayed.signum is None:
                 raise
-            _sweep_stopped(128 + int(sweep.Relayed.signum))
+            _sweep_stopped(128 + int(sweep_stop.Relayed.signum))
     for signum in (signal.SIGINT, signal.SIGTERM):  # until the run installs its own (deeprl.run)
         signal.signal(signum, StartUp.handler)
     _main()
@@ -194,7 +194,7 @@ def _sweep_stopped(code: int) -> None:
     """The sweep's one line when a signal stopped it, and its exit."""
     where = sweep.SweepReport.sweep_dir
     again = f"the same command with hydra.sweep.dir={shell(where.resolve())}" if where else "the same command"
-    hosts = sweep.elsewhere(where) if where is not None and where.is_dir() else []
+    hosts = sweep_stop.elsewhere(where) if where is not None and where.is_dir() else []
     away = (f"; its jobs on other machines ({', '.join(hosts)}) get no signal from here: stop each there with "
             "SIGINT or SIGTERM (scancel sends SIGTERM) and it checkpoints" if hosts else "")
     say(f"\ndeeprl | sweep stopped by {signal.Signals(code - 128).name}; to go on, run {again} (finished "

@@ -17,7 +17,7 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import train_cli
-from deeprl.sweep import holder_process, job_holders
+from deeprl.sweep_stop import holder_process, job_holders
 
 QUICK = ["total_steps=1600", "eval.episodes=2", "log.progress=false"]
 

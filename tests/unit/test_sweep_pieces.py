@@ -10,7 +10,7 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from deeprl import sweep
+from deeprl import sweep, sweep_stop
 
 
 @pytest.mark.parametrize("n_jobs, cores, cap", [(-1, 2, 1), (-1, 16, 1), (2, 2, 1), (1, 4, 4), (2, 8, 4),
@@ -197,9 +197,9 @@ def test_loky_trackers_leak_report_is_kept_out_of_a_sweeps_output():
     semaphore as leaked (four lines of warnings). Its process reads the filter a sweep adds to
     PYTHONWARNINGS: here a real tracker is left a semaphore it cannot find, with and without it."""
     environ = {"PYTHONWARNINGS": "default::DeprecationWarning"}
-    sweep.quiet_loky_tracker(environ)
-    sweep.quiet_loky_tracker(environ)  # once
-    assert environ["PYTHONWARNINGS"] == f"default::DeprecationWarning,{sweep.LOKY_TRACKER_QUIET}"
+    sweep_stop.quiet_loky_tracker(environ)
+    sweep_stop.quiet_loky_tracker(environ)  # once
+    assert environ["PYTHONWARNINGS"] == f"default::DeprecationWarning,{sweep_stop.LOKY_TRACKER_QUIET}"
     code = ("from joblib.externals.loky.backend import resource_tracker\n"
             "resource_tracker.ensure_running()\n"
             "resource_tracker.register('/deeprl-test-semlock', 'semlock')\n")
@@ -207,7 +207,7 @@ def test_loky_trackers_leak_report_is_kept_out_of_a_sweeps_output():
     for quiet in (False, True):
         env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
         if quiet:
-            sweep.quiet_loky_tracker(env)
+            sweep_stop.quiet_loky_tracker(env)
         # The tracker outlives this process and shares its stderr: the pipe closes when both have.
         result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stderr
@@ -241,14 +241,14 @@ def test_a_stopped_joblib_job_waits_until_the_other_jobs_have_let_go_of_their_di
                               stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
     start = time.time()
-    sweep.others_stopped(sweep_dir, signal.SIGTERM)  # the sweep's own process: at once
+    sweep_stop.others_stopped(sweep_dir, signal.SIGTERM)  # the sweep's own process: at once
     assert time.time() - start < 1.0 and not released.exists()
 
-    sweep.note_stopping(sweep_dir, signal.SIGTERM)  # the sweep was stopped: its relay wrote the note
+    sweep_stop.note_stopping(sweep_dir, signal.SIGTERM)  # the sweep was stopped: its relay wrote the note
     returned = multiprocessing.get_context("fork").Queue()
 
     def worker():
-        sweep.others_stopped(sweep_dir, signal.SIGTERM)
+        sweep_stop.others_stopped(sweep_dir, signal.SIGTERM)
         returned.put(time.time())
 
     process = multiprocessing.get_context("fork").Process(target=worker)
@@ -278,7 +278,7 @@ def test_a_joblib_worker_with_no_job_notes_a_stop_signal_instead_of_ending():
     from joblib import Parallel, delayed, register_parallel_backend
     from joblib._parallel_backends import LokyBackend
 
-    sweep.stop_safe_workers()
+    sweep_stop.stop_safe_workers()
     try:
         with Parallel(n_jobs=2, backend="loky") as parallel:
             pids = sorted({pid for pid, _ in parallel(delayed(_pid_and_pending)() for _ in range(4))})
@@ -302,15 +302,15 @@ def test_a_stopped_sweep_keeps_its_queued_jobs_from_starting(tmp_path):
 
     sweep_dir = tmp_path / "sweep"
     sweep_dir.mkdir()
-    assert sweep.stopped_with(sweep_dir) is None
-    (sweep_dir / sweep.STOPPING).write_text(f"{int(signal.SIGINT)}\n")
-    assert sweep.stopped_with(sweep_dir) == signal.SIGINT
+    assert sweep_stop.stopped_with(sweep_dir) is None
+    (sweep_dir / sweep_stop.STOPPING).write_text(f"{int(signal.SIGINT)}\n")
+    assert sweep_stop.stopped_with(sweep_dir) == signal.SIGINT
     job_dir = sweep_dir / "seed=3"
     with pytest.raises(RunStopped) as stop:
         sweep.run_or_resume(None, job_dir, [], "#2", sweep_dir)  # stops before it reads the config
     assert stop.value.code == 130
     assert sorted(p.name for p in job_dir.iterdir()) == [".lock"]  # no run was begun
-    assert sweep.job_holders(sweep_dir) == []  # and the dir was let go
+    assert sweep_stop.job_holders(sweep_dir) == []  # and the dir was let go
 
 
 def test_job_dir_holders_are_told_apart_by_machine(tmp_path, capsys):
@@ -320,11 +320,11 @@ def test_job_dir_holders_are_told_apart_by_machine(tmp_path, capsys):
 
     from deeprl import train
 
-    assert sweep.holder_process("pid 12 on node-7") == (12, "node-7")
-    assert sweep.holder_process("another process") is None
-    assert sweep.local_pid(f"pid 12 on {socket.gethostname()}") == 12
-    assert sweep.local_pid(f"pid {os.getpid()} on {socket.gethostname()}") is None  # never itself
-    assert sweep.local_pid("pid 12 on node-7") is None
+    assert sweep_stop.holder_process("pid 12 on node-7") == (12, "node-7")
+    assert sweep_stop.holder_process("another process") is None
+    assert sweep_stop.local_pid(f"pid 12 on {socket.gethostname()}") == 12
+    assert sweep_stop.local_pid(f"pid {os.getpid()} on {socket.gethostname()}") is None  # never itself
+    assert sweep_stop.local_pid("pid 12 on node-7") is None
 
     sweep_dir, released = tmp_path / "sweep", tmp_path / "released"
     for job in ("seed=1", "seed=2"):
@@ -334,10 +334,10 @@ def test_job_dir_holders_are_told_apart_by_machine(tmp_path, capsys):
     for holder in holders:
         assert holder.stdout.readline().strip() == "held"
     (sweep_dir / "seed=2" / ".lock").write_text("pid 4242 on node-7\n")  # as a job on another node writes it
-    found = dict(sweep.job_holders(sweep_dir))
+    found = dict(sweep_stop.job_holders(sweep_dir))
     assert found == {sweep_dir / "seed=1": f"pid {holders[0].pid} on {socket.gethostname()}",
                      sweep_dir / "seed=2": "pid 4242 on node-7"}
-    assert sweep.elsewhere(sweep_dir) == ["node-7"]
+    assert sweep_stop.elsewhere(sweep_dir) == ["node-7"]
     sweep.SweepReport.sweep_dir = sweep_dir
     try:
         with pytest.raises(SystemExit) as stop:
@@ -348,8 +348,8 @@ def test_job_dir_holders_are_told_apart_by_machine(tmp_path, capsys):
     assert capsys.readouterr().err.strip().endswith(
         "; its jobs on other machines (node-7) get no signal from here: stop each there with SIGINT or SIGTERM "
         "(scancel sends SIGTERM) and it checkpoints")
-    sweep.wait_for_jobs(sweep_dir)  # until the local job lets go; the other node's is not waited for
-    assert not any(sweep.local_pid(holder) for _, holder in sweep.job_holders(sweep_dir))
+    sweep_stop.wait_for_jobs(sweep_dir)  # until the local job lets go; the other node's is not waited for
+    assert not any(sweep_stop.local_pid(holder) for _, holder in sweep_stop.job_holders(sweep_dir))
     for holder in holders:
         holder.wait(timeout=60)
 

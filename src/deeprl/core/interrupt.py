@@ -85,6 +85,6 @@ class Pending:
 
 
 def note_pending(signum, frame) -> None:
-    """The handler of a sweep's worker process outside its runs (deeprl.sweep.worker_started)."""
+    """The handler of a sweep's worker process outside its runs (deeprl.sweep_stop.worker_started)."""
     if Pending.signum is None:
         Pending.signum = signum

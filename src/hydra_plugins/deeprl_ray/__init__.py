@@ -5,7 +5,7 @@ launcher, with the sweep's stop relay kept in place.
 `ray.init` puts its own SIGTERM handlers in the sweep's process: Python's (`sys.exit(15)`) and its
 C++ core's, which prints a stack report and ends the process at once. A SIGTERM to a Ray sweep
 (`kill <pid>`, a process manager) ended it and, with it, Ray and every job, none with a
-checkpoint. Once Ray is up, the relay (`deeprl.sweep.stops_relayed`) is put back: the jobs
+checkpoint. Once Ray is up, the relay (`deeprl.sweep_stop.stops_relayed`) is put back: the jobs
 checkpoint and stop as on a Ctrl-C.
 """
 
@@ -23,7 +23,7 @@ class RayLauncher(HydraRayLauncher):
         # here, not at import: Hydra imports every plugin module at each start, and this one imports Ray
         from hydra_plugins.hydra_ray_launcher import _core
 
-        from deeprl.sweep import relay_again
+        from deeprl.sweep_stop import relay_again
 
         start_ray = _core.start_ray
 
