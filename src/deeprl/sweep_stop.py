@@ -1,5 +1,6 @@
 """How a sweep stops (`train -m`, then Ctrl-C or SIGTERM): every job running on this machine
-writes its checkpoint, no queued job starts, and the sweep ends with one line saying how to go on.
+writes its checkpoint, a queued job that starts afterwards stops before its run is built, and the
+sweep ends with one line saying how to go on.
 
 The sweep's own process relays a stop signal to the processes that run its jobs here
 (`stops_relayed`), writes a `STOPPING` note in the sweep dir that a job about to start reads
