@@ -25,8 +25,10 @@ from deeprl.checks import (
     check_spec,
     mlp_keys_left_out,
 )
+from deeprl.core.checkpoint import UnreadableCheckpoint, check_agent_state, layout_difference, read
 from deeprl.core.errors import ConfigError
 from deeprl.envs import make_vec_env, spec_of
+from deeprl.envs.render import render_env
 from deeprl.validate import validate
 
 if TYPE_CHECKING:
@@ -119,16 +121,12 @@ def build(cfg: DictConfig, run_dir: Path, resume_from: dict | None = None, with_
             keep_compiler_out()
         agent = agent_cls(spec, cfg.network, device, rng, total_steps, **_to_cfg(algo))
         if resume_from is not None:
-            from deeprl.core.checkpoint import check_agent_state
-
             check_agent_state(agent, resume_from["agent"], "resume")
         if not with_loop:
             return Run(cfg, Path(run_dir), device, rng, envs, spec, agent, None, None, saved_config)
         # A new run may start from what another run's agent learned; a resumed one has its own.
         started_from = start_from(agent, cfg) if resume_from is None and cfg.get("init_from") else ""
         if int(cfg.video.every) > 0:  # a machine that cannot draw frames is told now, not at the first video
-            from deeprl.envs.render import render_env
-
             render_env(cfg.env, "video.every", "set video.every=0").close()
         # The logger joins at the start of execution: building writes nothing.
         session = Session(logger=None, run_dir=run_dir, env_cfg=cfg.env, seed=seed, rng=rng,
@@ -167,7 +165,6 @@ def start_from(agent, cfg: DictConfig) -> str:
     schedules, buffer and random streams start afresh, as configured. Returns the note the run
     prints. ConfigError(init_from), before anything is written, for a path without a checkpoint,
     another algorithm, or networks of other shapes (another env or network setting)."""
-    from deeprl.core.checkpoint import UnreadableCheckpoint, layout_difference, read
     from deeprl.runs import locate
 
     name = cfg.algo.name
