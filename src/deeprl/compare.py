@@ -10,25 +10,20 @@ by their Hydra overrides without `seed=` and those that only watch or keep a run
 final scores are summarised over seeds (mean, std, IQM, 95% stratified bootstrap CI; Agarwal et
 al. 2021, via rliable) and its learning curve is aggregated step by step. Writes compare.md,
 compare.csv, compare.png and tb/<group>/ (view with `tensorboard --logdir <out>/tb`) into --out.
-See docs/compare.md.
+Grouping lives in deeprl.groups, the statistics and curves in deeprl.stats. See docs/compare.md.
 """
 
 import argparse
 import csv
-import functools
 import io
 import os
-import re
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
-import scipy.stats
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import HydraException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
 from deeprl import version_line
 from deeprl.core.checkpoint import save_atomic, write_text_atomic
@@ -40,178 +35,21 @@ from deeprl.core.errors import (
     write_failure,
 )
 from deeprl.core.interrupt import stop_if_asked, stop_signals_noted, stopped_by
+from deeprl.groups import group_runs, labels, run_name, sanitize, shared
 from deeprl.runs import TAG, Run, plural, read_runs
-from deeprl.validate import as_override
-
-CONFIDENCE = 0.95
-SEED = 0  # of every bootstrap, so the same runs always give the same intervals
-CURVE_REPS = 1000  # bootstrap resamples per step of a curve (the final-score CIs use --reps)
-
-
-# ---------------------------------------------------------------------------------------------
-# Grouping and labels
-
-
-# Overrides that do not make a different experiment: how a run was watched and kept (console and
-# TensorBoard cadence, videos, checkpoints) and how many CPU threads it used. Runs that differ only
-# in these are seeds of one group. (Videos leave every random stream as it was; checkpoints and
-# logging draw from none.)
-NEUTRAL = ("log", "video", "checkpoint", "threads")
-
-
-def left_out_of_groups(override: str) -> bool:
-    """Whether an override is left out of a run's group: `seed`, Hydra's own, or one of NEUTRAL."""
-    key = override.split("=", 1)[0].lstrip("+~")
-    return key == "seed" or key.startswith(("hydra.", "hydra/")) or key == "hydra" or key.split(".")[0] in NEUTRAL
-
-
-def run_name(run: Run) -> str:
-    """A run's name without overrides: algo and env (summary.json or config), else its dir."""
-    if run.summary and "algo" in run.summary and "env" in run.summary:
-        return f"{run.summary['algo']} {run.summary['env']}"
-    if run.config is not None:
-        algo = OmegaConf.select(run.config, "algo.name", default=None)
-        env = OmegaConf.select(run.config, "env.id", default=None)
-        if algo is not None and env is not None:
-            return f"{algo} {env}"
-    return run.path.name
-
-
-@functools.cache
-def override_parser():
-    return OverridesParser.create()
-
-
-def canonical(override: str) -> str:
-    """An override with a plain value written one way, as Hydra reads it: `algo.lr=1e-3` and
-    `algo.lr=0.001` are one setting, and so are `algo.double=true` and the `algo.double=True` that
-    Hydra's sweeper records. Other overrides (strings, lists, deletions) stay as given."""
-    try:
-        parsed = override_parser().parse_override(override)
-    except HydraException:  # Hydra wrote these overrides; one it cannot read back is kept as it is
-        return override
-    if parsed.is_delete() or parsed.is_sweep_override():
-        return override
-    value = parsed.value()
-    if value is not None and not isinstance(value, (bool, int, float)):
-        return override
-    return f"{parsed.get_key_element()}={as_override(value)}"
-
-
-def group_key(run: Run, by: list[str] | None = None) -> tuple[str, ...]:
-    """What identifies the run's group: sorted "key=value" items."""
-    if by:
-        if run.config is None:
-            raise ConfigError("--by", f"{run.path} has no .hydra/config.yaml to read "
-                                      f"{', '.join(by)} from; drop --by to group by overrides")
-        items = []
-        for key in by:
-            value = OmegaConf.select(run.config, key, default=KeyError,
-                                     throw_on_resolution_failure=False)
-            if value is KeyError:
-                parent = key.rpartition(".")[0]
-                node = OmegaConf.select(run.config, parent, default=None) if parent else run.config
-                known = f"; keys under '{parent or 'the top'}': {', '.join(map(str, node))}" \
-                    if isinstance(node, DictConfig) else ""
-                raise ConfigError("--by", f"key '{key}' is not in the config of {run.path}{known}")
-            items.append(f"{key}={as_override(value)}")
-        return tuple(items)
-    # Hydra lets a key be given twice and the last one wins: so does the group.
-    last = {o.split("=", 1)[0]: canonical(o) for o in run.overrides or [] if not left_out_of_groups(o)}
-    items = sorted(last.values())
-    return tuple(items) if items else (run_name(run),)
-
-
-def group_runs(runs: list[Run], by: list[str] | None = None) -> dict[tuple[str, ...], list[Run]]:
-    groups: dict[tuple[str, ...], list[Run]] = {}
-    for run in runs:
-        groups.setdefault(group_key(run, by), []).append(run)
-    return groups
-
-
-def shared(keys: list[tuple[str, ...]]) -> list[str]:
-    """The items every group has (left out of the labels), in the first group's order."""
-    return [item for item in keys[0] if all(item in key for key in keys[1:])] if keys else []
-
-
-def labels(keys: list[tuple[str, ...]], single: str = "") -> list[str]:
-    """Short labels: the items that tell the groups apart. A lone group has nothing to tell it
-    apart and is called `single` (its algo and env) when that is given."""
-    if len(keys) == 1:
-        return [single or ", ".join(keys[0])]
-    common = set(shared(keys))
-    return [", ".join(item for item in key if item not in common) or "(base)" for key in keys]
-
-
-def sanitize(label: str) -> str:
-    """A directory name for a label: "algo.lr=0.001, env=ant" -> "algo.lr=0.001,env=ant"."""
-    name = re.sub(r"[^A-Za-z0-9._=,+-]+", "_", label.replace(", ", ",")).strip("._")
-    return name or "group"
-
+from deeprl.stats import (
+    SEED,
+    aggregate,
+    align,
+    bootstrap_ci,
+    curve_band,
+    iqm,
+    probability_of_improvement,
+    smooth,
+)
 
 # ---------------------------------------------------------------------------------------------
-# Statistics (Agarwal et al. 2021, "Deep RL at the Edge of the Statistical Precipice"; rliable)
-
-
-def iqm(scores) -> float:
-    """Interquartile mean: the mean of the middle 50% of the scores (25% trimmed from each end)."""
-    from rliable import metrics
-
-    return float(metrics.aggregate_iqm(np.asarray(scores, dtype=np.float64).reshape(-1, 1)))
-
-
-def aggregate(scores, metric: str) -> float:
-    return iqm(scores) if metric == "iqm" else float(np.mean(scores))
-
-
-def with_numpy_seed(fn, seed: int):
-    """Run fn with numpy's global generator seeded, then restore it.
-
-    rliable's stratified bootstrap draws its indices from np.random (its random_state argument
-    does not reach them), so this is the only way to make its intervals reproducible.
-    """
-    state = np.random.get_state()
-    np.random.seed(seed)
-    try:
-        return fn()
-    finally:
-        np.random.set_state(state)
-
-
-def bootstrap_ci(scores, metric: str = "mean", reps: int = 10_000,
-                 seed: int = SEED) -> tuple[float, float]:
-    """95% stratified (percentile) bootstrap CI over runs of the mean or IQM of one task."""
-    from rliable import library, metrics
-
-    x = np.asarray(scores, dtype=np.float64).reshape(-1, 1)  # (runs, tasks=1), rliable's layout
-    func = metrics.aggregate_iqm if metric == "iqm" else metrics.aggregate_mean
-
-    def estimate():
-        _, intervals = library.get_interval_estimates(
-            {"x": x}, lambda s: np.array([func(s)]), reps=reps, confidence_interval_size=CONFIDENCE)
-        return intervals["x"]
-
-    interval = with_numpy_seed(estimate, seed)
-    return float(interval[0, 0]), float(interval[1, 0])
-
-
-def probability_of_improvement(x, y, reps: int = 2_000,
-                               seed: int = SEED) -> tuple[float, float, float]:
-    """P(X > Y): the chance a run of X scores above a run of Y (Mann-Whitney U / (n_x n_y)), with
-    its 95% stratified bootstrap CI (runs of X and of Y resampled independently)."""
-    from rliable import library, metrics
-
-    x = np.asarray(x, dtype=np.float64).reshape(-1, 1)
-    y = np.asarray(y, dtype=np.float64).reshape(-1, 1)
-
-    def estimate():
-        points, intervals = library.get_interval_estimates(
-            {"xy": [x, y]}, lambda a, b: np.array([metrics.probability_of_improvement(a, b)]),
-            reps=reps, confidence_interval_size=CONFIDENCE)
-        return points["xy"], intervals["xy"]
-
-    point, interval = with_numpy_seed(estimate, seed)
-    return float(np.ravel(point)[0]), float(interval[0, 0]), float(interval[1, 0])
+# Scores of a group
 
 
 def summarize(label: str, runs: list[Run], metric: str, reps: int) -> dict:
@@ -227,64 +65,6 @@ def summarize(label: str, runs: list[Run], metric: str, reps: int) -> dict:
             "steps": float(np.mean([r.total_steps for r in runs])),
             "wall_time_s": float(np.nanmean([r.wall_time_s for r in runs]))
             if any(np.isfinite(r.wall_time_s) for r in runs) else np.nan}
-
-
-# ---------------------------------------------------------------------------------------------
-# Curves
-
-
-def align(runs: list[Run]) -> tuple[np.ndarray, np.ndarray, str | None]:
-    """(steps, values of shape (runs, steps), what was truncated or None) for one group.
-
-    The grid is the logged steps of the run with the fewest points, within the range every run
-    covers (latest first step to earliest last step); each run is linearly interpolated onto it.
-    Runs that log at the same steps (eval/ tags) are therefore taken exactly as logged.
-    """
-    start = max(int(r.steps[0]) for r in runs)
-    end = min(int(r.steps[-1]) for r in runs)
-    inside = [r.steps[(r.steps >= start) & (r.steps <= end)] for r in runs]
-    grid = min(inside, key=len)
-    values = np.stack([np.interp(grid, r.steps, r.values) for r in runs]) if len(grid) else \
-        np.empty((len(runs), 0))
-    ends = sorted({int(r.steps[-1]) for r in runs})
-    note = None
-    if len(ends) > 1:
-        shortest = ", ".join(f"seed {r.seed}" if r.seed is not None else r.path.name for r in runs
-                             if int(r.steps[-1]) == end)
-        note = (f"runs end at steps {ends[0]}..{ends[-1]}; curves truncated to step {end}, "
-                f"where the shortest ({shortest}) ends")
-    return grid, values, note
-
-
-def smooth(values: np.ndarray, window: int) -> np.ndarray:
-    """Trailing moving average over `window` points along the last axis (shorter at the start)."""
-    if window <= 1 or values.shape[-1] == 0:
-        return values
-    cumsum = np.cumsum(values, axis=-1)
-    out = cumsum.copy()
-    out[..., window:] = cumsum[..., window:] - cumsum[..., :-window]
-    counts = np.minimum(np.arange(1, values.shape[-1] + 1), window)
-    return out / counts
-
-
-def curve_band(values: np.ndarray, metric: str, reps: int = CURVE_REPS,
-               seed: int = SEED) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(center, lower, upper) at each step: the mean or IQM over runs and its 95% percentile
-    bootstrap CI, resampling runs (the same resampling as rliable's, vectorised over steps)."""
-    def agg(x, axis):
-        return scipy.stats.trim_mean(x, 0.25, axis=axis) if metric == "iqm" else x.mean(axis=axis)
-
-    center = agg(values, 0)
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, values.shape[0], size=(reps, values.shape[0]))
-    alpha = (1 - CONFIDENCE) / 2 * 100
-    lower, upper = np.empty_like(center), np.empty_like(center)
-    chunk = max(1, 4_000_000 // (reps * values.shape[0]))  # keep the resampled block small
-    for i in range(0, values.shape[1], chunk):
-        resampled = agg(values[:, i:i + chunk][idx], 1)  # (reps, steps in chunk)
-        lower[i:i + chunk], upper[i:i + chunk] = np.percentile(resampled, [alpha, 100 - alpha],
-                                                               axis=0)
-    return center, lower, upper
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""One table of ranges (deeprl.validate.RULES) covers every key of every config in conf/, and each
+"""One table of ranges (deeprl.rules.RULES) covers every key of every config in conf/, and each
 rule turns a value outside it into a ConfigError naming the key."""
 
 import copy
@@ -10,20 +10,8 @@ from omegaconf import OmegaConf
 
 from conftest import EVERY_CONFIG, compose_config, every_config
 from deeprl.core.errors import ConfigError
-from deeprl.validate import (
-    RULES,
-    Choice,
-    DeviceName,
-    Flag,
-    Number,
-    Passthrough,
-    Sizes,
-    Text,
-    leaves,
-    rule_for,
-    uncovered_numbers,
-    validate,
-)
+from deeprl.rules import RULES, Choice, DeviceName, Flag, Number, Passthrough, Sizes, Text, rule_for
+from deeprl.validate import leaves, uncovered_numbers, validate
 
 # Reading every_config(): the tests of this file run on the worker that composes them.
 pytestmark = EVERY_CONFIG
@@ -34,7 +22,7 @@ UNUSED_BY_DEFAULT = {"env.rewards.*"}
 def test_every_numeric_key_in_conf_has_a_range():
     missing = {name: uncovered_numbers(cfg) for name, cfg in every_config().items()}
     missing = {name: paths for name, paths in missing.items() if paths}
-    assert not missing, f"numeric keys without a rule in deeprl.validate.RULES: {missing}"
+    assert not missing, f"numeric keys without a rule in deeprl.rules.RULES: {missing}"
 
 
 def test_every_key_in_conf_has_a_rule():

@@ -1,4 +1,5 @@
-"""`compare`'s parts: IQM, bootstrap CIs, probability of improvement, groups, labels, alignment."""
+"""`compare`'s parts: IQM, bootstrap CIs, probability of improvement and alignment (deeprl.stats),
+groups and labels (deeprl.groups), the plot and the env notes (deeprl.compare)."""
 
 import json
 from pathlib import Path
@@ -9,23 +10,11 @@ import scipy.stats
 from omegaconf import OmegaConf
 from rliable import library, metrics
 
-from deeprl.compare import (
-    align,
-    bootstrap_ci,
-    curve_band,
-    draw,
-    env_notes,
-    group_key,
-    group_runs,
-    iqm,
-    labels,
-    probability_of_improvement,
-    sanitize,
-    shared,
-    smooth,
-)
+from deeprl.compare import draw, env_notes
 from deeprl.core.errors import ConfigError
+from deeprl.groups import group_key, group_runs, labels, sanitize, shared
 from deeprl.runs import Run, discover, load_run
+from deeprl.stats import align, bootstrap_ci, curve_band, iqm, probability_of_improvement, smooth
 
 
 def make_run(steps=(0, 1), values=None, seed=1, overrides=None, summary=None, config=None,

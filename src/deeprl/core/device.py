@@ -3,7 +3,7 @@ import os
 import torch
 
 from deeprl.core.errors import ConfigError
-from deeprl.validate import DeviceName
+from deeprl.rules import DeviceName
 
 
 def resolve_device(name: str) -> torch.device:
