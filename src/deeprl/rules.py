@@ -183,6 +183,7 @@ RULES: dict[str, Number | Choice | Flag | Text | Sizes | Passthrough] = {
     "checkpoint.every_minutes": NON_NEGATIVE,
     "checkpoint.keep": INT0,
     "checkpoint.buffer": FLAG,
+    "checkpoint.best": FLAG,
     "guard": Choice(("stop", "warn", "off")),
     "resume": Passthrough(),  # a run dir, checked by deeprl.resume before anything starts
     "init_from": Passthrough(),  # a run dir or checkpoint, checked by deeprl.build.start_from

@@ -19,7 +19,14 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from deeprl import versions
-from deeprl.core.checkpoint import prune, save_atomic, step_files, write_json_atomic
+from deeprl.core.checkpoint import (
+    BEST,
+    last_written,
+    prune,
+    save_atomic,
+    step_files,
+    write_json_atomic,
+)
 from deeprl.core.console import plural, say, shell
 from deeprl.core.device import keep_freed_memory
 from deeprl.core.errors import ConfigError, WriteFailed, refused_writes, write_failure
@@ -106,11 +113,29 @@ class Run:
         prune(folder, int(self.cfg.checkpoint.keep))
         return path
 
+    def save_best(self, step: int) -> Path:
+        """checkpoints/best.pt: the whole run at its best evaluation so far, less the replay buffer
+        (a best.pt of an Atari run stays the size of its networks). `evaluate`, `init_from` and
+        `deeprl.load` read it as any checkpoint; `train resume=` goes on from the latest one, never
+        from best.pt."""
+        saves_buffer = self.loop.save_buffer
+        self.loop.save_buffer = False
+        try:
+            state = self.state_dict(step)
+        finally:
+            self.loop.save_buffer = saves_buffer
+        bad = non_finite_tensor(state["agent"])
+        if bad is not None:  # as `save`: guard=stop ends the run here, with the last good best.pt kept
+            self.session.non_finite(step, f"parameter {bad}")
+        path = self.run_dir / "checkpoints" / BEST
+        with refused_writes(lambda reason: self._cannot_write(path, step, reason, hint="add checkpoint.best=false "
+                                                                                     "to keep no best.pt")):
+            return save_atomic(state, path)
+
     def _cannot_write(self, path: Path, step: int, reason: str, key: str = "checkpoint", hint: str = "") -> ConfigError:
         """One line for a checkpoint or summary the run cannot write: what stopped, what is kept, what
         to do. Nothing half-written is left (save_atomic) and no older checkpoint was pruned."""
-        written = list((self.run_dir / "checkpoints").glob("*.pt"))  # not save_atomic's hidden .tmp files
-        kept = max(written, key=lambda p: p.stat().st_mtime) if written else None
+        kept = last_written(self.run_dir / "checkpoints")
         then = (f"the last checkpoint is {kept}; make room, then: train resume={shell(self.run_dir.resolve())}"
                 if kept is not None else "no checkpoint was written before it; make room and run it again")
         return ConfigError(key, f"cannot write {path} at step {step}: {reason}; training stopped and {then}"
@@ -154,6 +179,8 @@ class Run:
                 session.logger = logger = Logger(run_dir, int(cfg.total_steps), progress=bool(cfg.log.progress),
                                                  start_step=start_step, desc=self.label or None)
                 session.save = self.save
+                if cfg.checkpoint.get("best", False):
+                    session.save_best = self.save_best
                 for note in self.built_notes:
                     logger.write(f"deeprl | note: {note}")
                 if self.resume_from:
@@ -193,6 +220,10 @@ class Run:
                     raise
             finally:
                 self.envs.close()
+        if summary["best_eval_step"] != summary["steps"] and cfg.checkpoint.get("best", False):
+            # The run learned something it did not keep to the end (a DQN that collapses late).
+            say(f"deeprl | best evaluation: {summary['best_eval_return_mean']:.1f} at step {summary['best_eval_step']} "
+                f"-> {run_dir / 'checkpoints' / BEST} (evaluate it again with --episodes 100 before quoting it)")
         work = (f"{plural(summary['sweeps'], 'sweep')} in {summary['wall_time_s']:.1f} s" if "sweeps" in summary else
                 f"{summary['steps']} steps in {summary['wall_time_s']:.1f} s ({summary['sps']:.0f} steps/s)")
         say(f"deeprl | eval return {summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f} "
@@ -221,6 +252,9 @@ class Run:
             "sps": round(steps / max(train_time, 1e-9), 1),
             "eval_return_mean": float(returns.mean()), "eval_return_std": float(returns.std()),
             "eval_episodes": len(returns), "evaluations": session.history, "resumed": session.resumed,
+            # The best evaluation (checkpoints/best.pt with checkpoint.best): chosen as the highest
+            # of noisy means, so it reads high; `evaluate <run dir>/checkpoints/best.pt --episodes 100`.
+            "best_eval_step": session.best["step"], "best_eval_return_mean": session.best["eval_return_mean"],
             "threads": torch.get_num_threads(),
             **(extra or {}),
             # What the piece that finished the run ran on: float rounding differs between CPUs

@@ -171,7 +171,7 @@ def test_a_wrapped_env_that_does_not_pickle_trains_to_its_end_and_checkpoints_wi
                        cwd=project)
     assert result.returncode == 0, result.stderr[-3000:]
     checkpoints = next((project / "outputs" / "dqn" / "gym").iterdir()) / "checkpoints"
-    assert sorted(p.name for p in checkpoints.iterdir()) == ["final.pt", "step_200.pt"]
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["best.pt", "final.pt", "step_200.pt"]
     assert torch.load(checkpoints / "final.pt", map_location="cpu", weights_only=False)["loop"]["envs"] is None
 
 

@@ -122,6 +122,11 @@ def test_resumed_run_ends_exactly_as_the_uninterrupted_one(tmp_path, family):
     assert resumed["resumed"] == [{"step": k, "notes": []}]
     # The evaluation history covers the whole run, the piece before the checkpoint included.
     assert [e["step"] for e in resumed["evaluations"]] == [e["step"] for e in summary["evaluations"]]
+    # So does the best evaluation; a best.pt written after the cut holds the same agent.
+    best = ("best_eval_step", "best_eval_return_mean")
+    assert [resumed[key] for key in best] == [summary[key] for key in best]
+    if summary["best_eval_step"] > k:
+        assert_same_agent(load(whole / "checkpoints/best.pt")["agent"], load(cut / "checkpoints/best.pt")["agent"])
     if family.endswith("iteration") and family != "fitted_q_iteration":
         return  # planners log per sweep, not per episode
     tag = "charts/episodic_return"
@@ -336,7 +341,7 @@ def test_a_checkpoint_that_cannot_be_written_stops_the_run_in_one_line_keeping_t
     # checkpoint.* may change at a resume: writing a checkpoint changes nothing that follows it.
     resumed = train_cli(f"resume={run_dir}", "checkpoint.buffer=false", "checkpoint.keep=1", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["final.pt", "step_2000.pt"]
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["best.pt", "final.pt", "step_2000.pt"]
     assert load(run_dir / "checkpoints/final.pt")["loop"]["buffer"] is None
     # ... and the run ends as the one that never stopped.
     assert_same_agent(load(run_dir / "checkpoints/final.pt")["agent"],
@@ -491,13 +496,15 @@ def test_a_stop_during_a_planners_final_video_owes_it_and_the_resume_only_finish
 
 def test_a_checkpoint_from_before_stops_could_owe_an_evaluation_still_resumes_exactly(tmp_path):
     """Checkpoints written before a stop could cut an evaluation short have no `owed` or `ended`
-    in their session state: nothing is owed, and the loop goes on."""
+    in their session state: nothing is owed, and the loop goes on. Nor do those written before
+    best.pt have a `best`: it is the best of the evaluations they hold."""
     overrides, k = FAMILIES["dqn"]
     overrides = [*overrides, *QUIET, f"checkpoint.every={k}", f"eval.every={k}"]
     whole = tmp_path / "whole"
     summary = run(whole, overrides)
     state = load(whole / "checkpoints" / f"step_{k}.pt")
-    del state["session"]["owed"], state["session"]["ended"]
+    del state["session"]["owed"], state["session"]["ended"], state["session"]["best"]
     resumed = build(OmegaConf.create(state["config"]), tmp_path / "older", resume_from=state).execute()
     assert_same_agent(load(whole / "checkpoints/final.pt")["agent"], load(tmp_path / "older/checkpoints/final.pt")["agent"])
     assert resumed["evaluations"][-1]["eval_return_mean"] == summary["eval_return_mean"]
+    assert resumed["best_eval_step"] == summary["best_eval_step"]

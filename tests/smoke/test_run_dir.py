@@ -67,6 +67,9 @@ def test_a_run_dir_without_a_checkpoint_is_refused_with_advice_that_fits(tmp_pat
     run = tmp_path / "run"
     (run / ".hydra").mkdir(parents=True)
     (run / "train.log").write_text("a run that stopped before its first checkpoint\n")
+    # best.pt alone (killed after its first evaluation): a resume does not go on from it
+    (run / "checkpoints").mkdir()
+    (run / "checkpoints" / "best.pt").write_bytes(b"")
     line = one_error_line(train_cli("hydra.run.dir=run", cwd=tmp_path, timeout=120))
     assert line == (f"deeprl: error: hydra.run.dir: {run} already holds a run; it has no checkpoint to go on "
                     "from; give this run a new dir (hydra.run.dir=<dir>) or remove it")

@@ -3,6 +3,8 @@
 A run's checkpoints live in `<run dir>/checkpoints/`: `step_N.pt` (periodic, wall-clock and
 signal checkpoints; the newest `checkpoint.keep` are kept) and `final.pt` (the end of the run).
 Each holds the whole run (see deeprl.run.Run.state_dict), so any of them can be resumed from.
+`best.pt` (`checkpoint.best`) is the run at its best evaluation, less the replay buffer: for
+`evaluate` and `init_from`; a resume never picks it (`latest`).
 """
 
 import functools
@@ -17,6 +19,8 @@ from deeprl.core.console import say
 from deeprl.core.errors import ConfigError
 
 STEP_FILE = re.compile(r"^step_(\d+)\.pt$")
+FINAL = "final.pt"
+BEST = "best.pt"
 
 
 def save_atomic(obj, path: str | os.PathLike, write=None) -> Path:
@@ -146,6 +150,16 @@ def step_files(folder: Path) -> list[tuple[int, Path]]:
         return []
     found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := STEP_FILE.match(p.name))]
     return sorted(found)
+
+
+def resumable(folder: Path) -> list[Path]:
+    """The checkpoints in `folder` a resume may go on from: its step_N.pt files and final.pt."""
+    return [path for _, path in step_files(folder)] + [folder / FINAL] * (folder / FINAL).is_file()
+
+
+def last_written(folder: Path) -> Path | None:
+    """The resumable checkpoint written last, for a message; None if there is none."""
+    return max(resumable(folder), key=lambda path: path.stat().st_mtime, default=None)
 
 
 def prune(folder: Path, keep: int) -> None:

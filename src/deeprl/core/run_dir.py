@@ -11,6 +11,7 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from deeprl.core.checkpoint import resumable
 from deeprl.core.console import shell
 from deeprl.core.errors import ConfigError
 
@@ -53,7 +54,7 @@ def claim_run_dir(run_dir: Path) -> Claim:
         if not run_dir.is_dir():
             raise ConfigError("hydra.run.dir", f"{run_dir} is a file, not a dir; give a dir (hydra.run.dir=<dir>)")
         if holds_a_run(claim.before):
-            if any((run_dir / "checkpoints").glob("*.pt")):
+            if resumable(run_dir / "checkpoints"):
                 fix = f"go on with it (train resume={shell(run_dir)}) or give this run a new dir (hydra.run.dir=<dir>)"
             else:
                 fix = "it has no checkpoint to go on from; give this run a new dir (hydra.run.dir=<dir>) or remove it"

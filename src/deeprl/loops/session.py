@@ -32,7 +32,8 @@ class Session:
     Loops call `episodes()` with finished episodes, `metrics()` with the agent's update output and
     `tick()` once per environment step, and return from `run` when `stopping` is set; everything
     else (what is due when) is decided here. `save(step, name)` (set by the run) writes a
-    checkpoint of the whole run. The session's own state (what is due next, the evaluation
+    checkpoint of the whole run, and `save_best(step)` (set by the run when `checkpoint.best` is on)
+    writes checkpoints/best.pt after an evaluation that beats every earlier one. The session's own state (what is due next, the evaluation
     history, the training time so far, what a stop left owed) is part of every checkpoint.
 
     A stop signal cuts an evaluation or video short at its next step (an Atari evaluation can take
@@ -59,6 +60,7 @@ class Session:
         self.video_every = video_every
         self.guard = guard
         self.save: Callable[[int, str], Path] | None = None
+        self.save_best: Callable[[int], Path] | None = None
         self.stop_signal: int | None = None  # set by a signal handler: finish the step, then stop
         self.start = time.perf_counter()
         self.last_save = self.start
@@ -68,6 +70,7 @@ class Session:
         self._recent: list[float] = []
         self.last_eval: tuple[np.ndarray, np.ndarray] | None = None
         self.history: list[dict] = []  # (step, eval mean) for every evaluation
+        self.best: dict | None = None  # the history entry of the best evaluation so far
         self.resumed: list[dict] = []  # one entry per resume: step, whether episodes restarted
         self.warned: set[str] = set()
         # What a stop cut short, to play at the resume: {"eval": step, "video": [step, name]}.
@@ -244,14 +247,25 @@ class Session:
         self.last_eval = (returns, lengths)
         self.history.append({"step": step, "train_time_s": self.train_time(),
                              "eval_return_mean": float(returns.mean())})
+        self._keep_best(step)
         return returns, lengths
+
+    def _keep_best(self, step: int) -> None:
+        """After an evaluation: if its mean return beats every earlier one (the first always does;
+        a tie keeps the earlier), note it and write checkpoints/best.pt of the run at this step."""
+        latest = self.history[-1]
+        if self.best is not None and not latest["eval_return_mean"] > self.best["eval_return_mean"]:
+            return
+        self.best = dict(latest)
+        if self.save_best is not None:
+            self.save_best(step)
 
     # Checkpoints ---------------------------------------------------------------------------
 
     def state_dict(self) -> dict:
         return {"last": dict(self._last), "recent": list(self._recent), "history": list(self.history),
                 "train_time": self.train_time(), "resumed": list(self.resumed),
-                "last_eval": self.last_eval, "owed": dict(self.owed), "ended": self.ended}
+                "last_eval": self.last_eval, "owed": dict(self.owed), "ended": self.ended, "best": self.best}
 
     def load_state_dict(self, state: dict) -> None:
         self._last = dict(state["last"])
@@ -261,6 +275,9 @@ class Session:
         self.last_eval = state["last_eval"]
         self.owed = dict(state.get("owed", {}))  # absent from checkpoints older than it
         self.ended = state.get("ended")
+        # Absent from checkpoints older than it: the best of the evaluations they hold.
+        self.best = state["best"] if "best" in state else max(
+            self.history, key=lambda e: e["eval_return_mean"], default=None)
         self.time_before = float(state["train_time"])
         self.start = self.last_save = time.perf_counter()
         self.eval_time = 0.0
