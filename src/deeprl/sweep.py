@@ -45,6 +45,7 @@ from deeprl.sweep_stop import (
     Relayed,
     in_ray_task,
     others_stopped,
+    spare_submitit_controllers,
     stopped_with,
 )
 
@@ -193,7 +194,8 @@ def job(cfg: DictConfig, job_dir: Path) -> float:
     if not Relayed.here and threading.current_thread() is threading.main_thread():
         # A Ray task or a submitit job: a stop that the sweep relays before this job's run has its
         # handlers in is noted, and the run stops at its first step, as in a joblib worker. Ray's
-        # workers block SIGINT: it is let through while the job runs.
+        # workers block SIGINT, and a submitit job inherits the block from its controller
+        # (sweep_stop.spare_submitit_controllers): it is let through while the job runs.
         previous = {sig: signal.signal(sig, note_pending) for sig in STOP_SIGNALS
                     if signal.getsignal(sig) is not signal.SIG_IGN}
         mask = signal.pthread_sigmask(signal.SIG_UNBLOCK, previous)
@@ -349,6 +351,7 @@ class SweepReport(Callback):
         except ConfigError as error:
             refuse(error)
         config_composed(run=False)
+        spare_submitit_controllers(str(OmegaConf.select(config, "hydra.launcher._target_", default="")))
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)

@@ -10,6 +10,7 @@ the stop to the others (`others_stopped`). docs/sweeps.md says what a user sees.
 """
 
 import contextlib
+import functools
 import multiprocessing
 import os
 import signal
@@ -122,6 +123,39 @@ def stops_relayed(current_sweep_dir: Callable[[], Path | None]):
         Relayed.handlers = {}
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def spare_submitit_controllers(launcher_target: str) -> None:
+    """With submitit's local executor, start each job's controller process with SIGINT blocked.
+
+    submitit starts one controller per job, in the sweep's process group, and the controller starts
+    the job. A terminal's Ctrl-C reached every controller too: each printed a KeyboardInterrupt
+    traceback under the sweep's last line and killed its job (SIGINT again, then SIGKILL a second
+    later), which could cut a large checkpoint short. A controller that inherits a blocked SIGINT
+    never sees it; its job inherits the block as well and lifts it as it starts (`deeprl.sweep.job`,
+    as for Ray's workers, which block it themselves), so the job still takes the Ctrl-C and the
+    sweep's relay. submitit's `start_controller` is wrapped for the sweep's process; were it gone
+    from a later submitit, nothing is wrapped and Ctrl-C behaves as before (docs/sweeps.md)."""
+    if not launcher_target.endswith("submitit_launcher.LocalLauncher"):
+        return
+    try:
+        from submitit.local import local
+    except ImportError:
+        return
+    start = getattr(local, "start_controller", None)
+    if start is None or getattr(start, "sigint_blocked", False):
+        return
+
+    @functools.wraps(start)
+    def start_controller(*args, **kwargs):
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            return start(*args, **kwargs)
+        finally:  # a Ctrl-C that came meanwhile is delivered here, to the sweep's relay
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+    start_controller.sigint_blocked = True
+    local.start_controller = start_controller
 
 
 def relay_again() -> None:

@@ -210,10 +210,16 @@ def test_submitit_jobs_preempted_midway_requeue_and_resume_from_their_checkpoint
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the job processes in /proc")
-def test_sigterm_to_a_submitit_sweep_alone_stops_its_jobs_with_their_checkpoints(tmp_path):
+@pytest.mark.parametrize(("sig", "group"), [("SIGTERM", False), ("SIGINT", True)],
+                         ids=["sigterm-to-the-sweep-alone", "ctrl-c-to-the-group"])
+def test_a_stopped_submitit_sweep_stops_its_jobs_with_their_checkpoints(tmp_path, sig, group):
     """`kill <pid>` of a submitit_local sweep: its jobs are not multiprocessing children, and they
     trained on to their ends, unseen, after the sweep had said they would resume from their
-    checkpoints. The sweep hands the signal to the processes holding its job dirs and waits."""
+    checkpoints. The sweep hands the signal to the processes holding its job dirs and waits.
+    A terminal's Ctrl-C also reached submitit's controller processes (one per job), which printed a
+    KeyboardInterrupt traceback each after the sweep's last line and killed their jobs a second
+    later; they now start with SIGINT blocked, and only the jobs take it."""
+    signum = signal.Signals[sig]
     sweep_dir = tmp_path / "sweep"
     exe = str(Path(sys.executable).parent / "train")
     proc = subprocess.Popen([exe, "-m", "hydra/launcher=submitit_local", "seed=1,2", "total_steps=200000",
@@ -221,12 +227,14 @@ def test_sigterm_to_a_submitit_sweep_alone_stops_its_jobs_with_their_checkpoints
                              "log.progress=false", f"hydra.sweep.dir={sweep_dir}"],
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True, preexec_fn=as_from_a_terminal)
-    err = stop_when_training(proc, sweep_dir, 2, signal.SIGTERM, group=False)
-    assert proc.returncode == 143, err[-3000:]
-    assert err.strip().splitlines()[-1].startswith("deeprl | sweep stopped by SIGTERM; to go on, run the same command")
+    err = stop_when_training(proc, sweep_dir, 2, signum, group=group)
+    assert proc.returncode == 128 + signum, err[-3000:]
+    assert err.strip().splitlines()[-1].startswith(f"deeprl | sweep stopped by {sig}; to go on, run the same command")
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err[-3000:]
     logs = "".join(p.read_text() for p in sweep_dir.glob(".submitit/*/*_log.err"))
-    stops = re.findall(r"deeprl \| stopped by SIGTERM at step \d+; checkpoint (\S+)", logs)
+    stops = re.findall(rf"deeprl \| stopped by {sig} at step \d+; checkpoint (\S+)", logs)
     assert len(stops) == 2 and all(Path(path).is_file() for path in stops), logs[-3000:]
+    assert "Traceback" not in logs, logs[-3000:]
     assert submitit_tasks(sweep_dir) == [], "a job outlived the sweep"
     assert summaries(sweep_dir) == {}, "a job trained on to its end"
 

@@ -383,3 +383,22 @@ def test_the_end_of_sweep_report_counts_only_the_jobs_of_this_sweep(tmp_path, ca
         report.on_multirun_end(config)
     assert failed.value.code == 1
     assert capsys.readouterr().err.splitlines() == ["deeprl: error: 1 of 2 jobs failed:", "  2: non-finite loss"]
+
+
+def test_submitits_controllers_start_with_sigint_blocked_and_the_sweep_keeps_its_mask(monkeypatch):
+    from submitit.local import local
+
+    def start_controller(**kwargs):  # stands in for submitit's, which starts the controller process
+        return signal.pthread_sigmask(signal.SIG_BLOCK, [])  # the mask a process started here inherits
+
+    monkeypatch.setattr(local, "start_controller", start_controller)
+    sweep_stop.spare_submitit_controllers("hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher")
+    assert local.start_controller is start_controller  # other launchers: left alone
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    target = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher"
+    sweep_stop.spare_submitit_controllers(target)
+    wrapped = local.start_controller
+    sweep_stop.spare_submitit_controllers(target)  # a second sweep in the process: wrapped once
+    assert local.start_controller is wrapped is not start_controller
+    assert signal.SIGINT in wrapped(folder="f")
+    assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == before
