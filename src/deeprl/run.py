@@ -220,8 +220,8 @@ class Run:
                     raise
             finally:
                 self.envs.close()
-        if summary["best_eval_step"] != summary["steps"] and cfg.checkpoint.get("best", False):
-            # The run learned something it did not keep to the end (a DQN that collapses late).
+        if summary["best_eval_return_mean"] > summary["eval_return_mean"] and cfg.checkpoint.get("best", False):
+            # The run scored higher before its end than at it (a DQN that collapses late).
             say(f"deeprl | best evaluation: {summary['best_eval_return_mean']:.1f} at step {summary['best_eval_step']} "
                 f"-> {run_dir / 'checkpoints' / BEST} (evaluate it again with --episodes 100 before quoting it)")
         work = (f"{plural(summary['sweeps'], 'sweep')} in {summary['wall_time_s']:.1f} s" if "sweeps" in summary else

@@ -32,9 +32,10 @@ class Session:
     Loops call `episodes()` with finished episodes, `metrics()` with the agent's update output and
     `tick()` once per environment step, and return from `run` when `stopping` is set; everything
     else (what is due when) is decided here. `save(step, name)` (set by the run) writes a
-    checkpoint of the whole run, and `save_best(step)` (set by the run when `checkpoint.best` is on)
-    writes checkpoints/best.pt after an evaluation that beats every earlier one. The session's own state (what is due next, the evaluation
-    history, the training time so far, what a stop left owed) is part of every checkpoint.
+    checkpoint of the whole run, and `save_best(step)` (set by the run when `checkpoint.best` is
+    on) writes checkpoints/best.pt after an evaluation that beats every earlier one. The session's
+    own state (what is due next, the evaluation history and the best of it, the training time so
+    far, what a stop left owed) is part of every checkpoint.
 
     A stop signal cuts an evaluation or video short at its next step (an Atari evaluation can take
     minutes). One that was due mid-run is then owed: the checkpoint written at the stop says so,
