@@ -266,7 +266,8 @@ class Run:
             write_json_atomic(self.run_dir / "summary.json", summary)
         evals = [e["eval_return_mean"] for e in session.history] or [summary["eval_return_mean"]]
         session.logger.hparams(cfg, {"hparams/eval_return_mean": summary["eval_return_mean"],
-                                     "hparams/mean_eval_return": float(np.mean(evals))},
+                                     "hparams/mean_eval_return": float(np.mean(evals)),
+                                     "hparams/best_eval_return": summary["best_eval_return_mean"]},
                                steps, keys=self.hparam_keys)
         return summary
 

@@ -92,7 +92,12 @@ def test_config_text_and_hparams_are_logged(cli_run):
     plugin = acc.PluginTagToContent("hparams")
     assert "_hparams_/experiment" in plugin and "_hparams_/session_start_info" in plugin
     assert b"algo.lr" in plugin["_hparams_/session_start_info"]
-    assert "hparams/eval_return_mean" in acc.Tags()["scalars"]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    for metric, value in (("eval_return_mean", summary["eval_return_mean"]),
+                          ("best_eval_return", summary["best_eval_return_mean"]),
+                          ("mean_eval_return", sum(e["eval_return_mean"] for e in summary["evaluations"]) / 3)):
+        assert [e.value for e in acc.Scalars(f"hparams/{metric}")] == [pytest.approx(value)], metric
+    assert summary["best_eval_return_mean"] == max(e["eval_return_mean"] for e in summary["evaluations"])
 
 
 def test_the_banner_says_that_env_id_replaced_a_named_envs_task(tmp_path):
