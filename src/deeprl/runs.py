@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from deeprl.core.checkpoint import latest
+from deeprl.core.checkpoint import BEST, latest
 from deeprl.core.console import plural, shell
 from deeprl.core.errors import ConfigError
 from deeprl.core.run_dir import in_use_by
@@ -121,12 +121,18 @@ def locate(path: Path, command: str = "evaluate ", then: str = "evaluate it then
             raise ConfigError("path", instead)
         if not (path.is_dir() and config.is_file()):
             raise ConfigError("checkpoint", f"no checkpoint at {checkpoint}; pass a run dir or a .pt file")
+        best = path / "checkpoints" / BEST  # written at an evaluation, before any checkpoint to resume from
+        best = f"{command}{shell(best)}" if best.is_file() else None
         if holder := in_use_by(path):
             saved = OmegaConf.load(config).checkpoint
             when = " or ".join([f"every {saved.every} steps"] * (saved.every > 0)
                                + [f"every {saved.every_minutes} minutes"] * (saved.every_minutes > 0)) or "at its end"
+            now = f", or its best evaluation so far now: {best}" if best else ""
             raise ConfigError("checkpoint", f"{path} has no checkpoint yet: its run is still training ({holder}) and "
-                                            f"writes one {when}; {then}")
+                                            f"writes one {when}; {then}{now}")
+        if best:
+            raise ConfigError("checkpoint", f"{path} has no final or step checkpoint: its run ended before writing "
+                                            f"one (or they were removed); its best evaluation is kept: {best}")
         raise ConfigError("checkpoint", f"{path} has no checkpoint: its run ended before writing one (or they "
                                         "were removed); pass another run")
     return run_dir, checkpoint, False

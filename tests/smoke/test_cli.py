@@ -281,6 +281,23 @@ def test_evaluate_on_a_run_still_training_before_its_first_checkpoint_says_so(cl
     assert (result.returncode, result.stderr.strip()) == (
         2, f"evaluate: error: checkpoint: {run} has no checkpoint: its run ended before writing one (or they were "
            "removed); pass another run")
+    # An evaluation came before any checkpoint to resume from: its best.pt can be evaluated meanwhile.
+    shutil.copy(run_dir / "checkpoints" / "best.pt", run / "checkpoints" / "best.pt")
+    hold(run, "hydra.run.dir")
+    try:
+        result = evaluate_cli(str(run))
+    finally:
+        release(run)
+    best = run / "checkpoints" / "best.pt"
+    assert (result.returncode, result.stderr.strip()) == (
+        2, f"evaluate: error: checkpoint: {run} has no checkpoint yet: its run is still training (pid {os.getpid()} "
+           f"on {socket.gethostname()}) and writes one every 200 steps or every 10 minutes; evaluate it then, or its "
+           f"best evaluation so far now: evaluate {best}")
+    result = evaluate_cli(str(run))
+    assert (result.returncode, result.stderr.strip()) == (
+        2, f"evaluate: error: checkpoint: {run} has no final or step checkpoint: its run ended before writing one (or "
+           f"they were removed); its best evaluation is kept: evaluate {best}")
+    assert evaluate_cli(str(best), "--episodes", "1").returncode == 0  # the advice works
 
 
 def test_a_path_that_is_not_a_run_dir_is_answered_with_the_run_dir_to_pass(cli_run, tmp_path):
