@@ -90,11 +90,7 @@ class Run:
 
     def save(self, step: int, name: str) -> Path:
         """Checkpoint the whole run to checkpoints/<name>; keeps the newest `checkpoint.keep` step files."""
-        state = self.state_dict(step)
-        bad = non_finite_tensor(state["agent"])
-        if bad is not None:
-            # Never overwrite a good checkpoint with a broken one.
-            self.session.non_finite(step, f"parameter {bad}")
+        state = self._checked_state(step)
         buffer = getattr(self.loop, "buffer", None)
         with_buffer = buffer is not None and state["loop"].get("buffer") is not None
         if with_buffer:
@@ -106,11 +102,9 @@ class Run:
         # What the run logged up to this step is on disk before the checkpoint: a run killed later
         # and resumed from it has no gap in its curves.
         self.session.logger.flush()
-        folder = self.run_dir / "checkpoints"
         lighter = "add checkpoint.buffer=false for checkpoints without the replay buffer" if with_buffer else ""
-        with refused_writes(lambda reason: self._cannot_write(folder / name, step, reason, hint=lighter)):
-            path = save_atomic(state, folder / name)
-        prune(folder, int(self.cfg.checkpoint.keep))
+        path = self._write(state, name, step, hint=lighter)
+        prune(self.run_dir / "checkpoints", int(self.cfg.checkpoint.keep))
         return path
 
     def save_best(self, step: int) -> Path:
@@ -121,15 +115,24 @@ class Run:
         saves_buffer = self.loop.save_buffer
         self.loop.save_buffer = False
         try:
-            state = self.state_dict(step)
+            state = self._checked_state(step)
         finally:
             self.loop.save_buffer = saves_buffer
+        return self._write(state, BEST, step, hint="add checkpoint.best=false to keep no best.pt")
+
+    def _checked_state(self, step: int) -> dict:
+        """The run's state at `step`, after the guard has seen its parameters: never overwrite a good
+        checkpoint with a broken one (guard=stop ends the run here, the last good one kept)."""
+        state = self.state_dict(step)
         bad = non_finite_tensor(state["agent"])
-        if bad is not None:  # as `save`: guard=stop ends the run here, with the last good best.pt kept
+        if bad is not None:
             self.session.non_finite(step, f"parameter {bad}")
-        path = self.run_dir / "checkpoints" / BEST
-        with refused_writes(lambda reason: self._cannot_write(path, step, reason, hint="add checkpoint.best=false "
-                                                                                     "to keep no best.pt")):
+        return state
+
+    def _write(self, state: dict, name: str, step: int, hint: str) -> Path:
+        """checkpoints/<name>, atomically; a write the OS refuses stops the run in one line."""
+        path = self.run_dir / "checkpoints" / name
+        with refused_writes(lambda reason: self._cannot_write(path, step, reason, hint=hint)):
             return save_atomic(state, path)
 
     def _cannot_write(self, path: Path, step: int, reason: str, key: str = "checkpoint", hint: str = "") -> ConfigError:

@@ -173,9 +173,7 @@ def latest(folder: Path) -> tuple[Path, dict] | None:
     """The newest checkpoint in `folder` that reads back, with its contents (tensors mapped, not
     read). Newest = highest step; `final.pt` counts at the step it records. An unreadable file
     (truncated, corrupt, not a run checkpoint) is skipped with a warning and the next is tried."""
-    candidates = [path for _, path in reversed(step_files(folder))]
-    if (folder / "final.pt").is_file():
-        candidates.insert(0, folder / "final.pt")
+    candidates = list(reversed(resumable(folder)))  # final.pt first, then step files newest first
     readable = []
     for path in candidates:
         try:
@@ -185,9 +183,9 @@ def latest(folder: Path) -> tuple[Path, dict] | None:
             continue
         readable.append((int(state["step"]), path, state))
         # step files are newest first: once one reads, only final.pt (checked first) could beat it.
-        if path.name != "final.pt":
+        if path.name != FINAL:
             break
     if not readable:
         return None
-    _, path, state = max(readable, key=lambda item: (item[0], item[1].name == "final.pt"))
+    _, path, state = max(readable, key=lambda item: (item[0], item[1].name == FINAL))
     return path, state
