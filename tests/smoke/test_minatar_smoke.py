@@ -1,4 +1,4 @@
-"""DQN, PPO and A2C on MinAtar through the whole run (events, summary, checkpoints, exact
+"""DQN, PPO, A2C, actor-critic and REINFORCE on MinAtar through the whole run (events, summary, checkpoints, exact
 resume). The learning claim is in tests/learning/test_minatar_learning.py."""
 
 from omegaconf import OmegaConf
@@ -55,6 +55,35 @@ def test_ppo_runs_two_rollouts(tmp_path):
     assert len(scalars(tmp_path, "losses/policy_loss")) >= 1
     assert len(scalars(tmp_path, "charts/episodic_return")) > 50
     assert len(scalars(tmp_path, "eval/episodic_return")) == 1
+
+
+def test_actor_critic_trains_with_its_minatar_preset(tmp_path):
+    """tuned/family/actor_critic_minatar.yaml: 16 envs x 5 steps per update, one critic step on each
+    batch (not the group's 10 x 10 refits), actor and critic on torsos of their own, an entropy bonus."""
+    summary = run_in_process(tmp_path, "algo=actor_critic", "env=minatar_asterix", "total_steps=800",
+                             "eval.every=0", "eval.episodes=2", "log.every=80", *QUIET)
+    assert summary["total_steps"] == 800
+    assert len(scalars(tmp_path, "losses/entropy")) == 10  # 800 steps = 10 updates of 16 x 5
+    state = load(tmp_path / "checkpoints" / "final.pt")
+    algo = OmegaConf.create(state["config"]).algo
+    assert (algo.target_updates, algo.critic_steps, algo.ent_coef) == (1, 1, 0.01)
+    names = list(state["agent"]["net"])
+    assert any(k.startswith("actor_torso.") for k in names) and any(k.startswith("critic_torso.") for k in names)
+
+
+def test_reinforce_trains_with_its_minatar_preset(tmp_path):
+    """tuned/family/reinforce_minatar.yaml: whole games from 16 envs in batches of at least 2000 steps,
+    a learned baseline on a torso of its own, an entropy bonus, Adam at 1e-3 (not the group's 5e-3)."""
+    summary = run_in_process(tmp_path, "algo=reinforce", "env=minatar_breakout", "total_steps=4800",
+                             "eval.every=0", "eval.episodes=2", "log.every=1", *QUIET)
+    assert summary["total_steps"] == 4800
+    updates = [step for step, _ in scalars(tmp_path, "losses/entropy")]
+    assert updates[0] >= 2000 and updates[1] - updates[0] >= 2000  # batches of >= 2000 steps
+    state = load(tmp_path / "checkpoints" / "final.pt")
+    config = OmegaConf.create(state["config"])
+    assert (config.num_envs, config.algo.lr, config.algo.ent_coef) == (16, 1e-3, 0.01)
+    names = list(state["agent"]["net"])
+    assert any(k.startswith("actor_torso.") for k in names) and any(k.startswith("critic_torso.") for k in names)
 
 
 def test_a2c_trains_with_its_minatar_preset_on_a_game_without_a_config_of_its_own(tmp_path):
