@@ -1,5 +1,5 @@
-"""DQN, PPO, A2C, actor-critic and REINFORCE on MinAtar through the whole run (events, summary, checkpoints, exact
-resume). The learning claim is in tests/learning/test_minatar_learning.py."""
+"""DQN, PPO, A2C, actor-critic and REINFORCE on MinAtar through the whole run (events, summary,
+checkpoints, exact resume). The learning claim is in tests/learning/test_minatar_learning.py."""
 
 from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
