@@ -47,7 +47,9 @@ FAMILIES = {
     "reinforce": (["algo=reinforce", "env=cartpole", "total_steps=3000"], 1500),
     "ddpg_ou": (["algo=ddpg", "env=pendulum", "total_steps=1200", "algo.learning_starts=300",
                  "algo.exploration.noise=ou", "algo.batch_size=32"], 700),
-    "td3": (["algo=td3", "env=pendulum", "total_steps=1200", "algo.learning_starts=300", "algo.batch_size=32"], 701),
+    # The learning rates annealed by env step, so the resumed piece takes the same ones.
+    "td3_anneal_lr": (["algo=td3", "env=pendulum", "total_steps=1200", "algo.learning_starts=300",
+                       "algo.batch_size=32", "algo.anneal_lr=true"], 701),
     "sac_prioritized_nstep": (["algo=sac", "env=pendulum", "total_steps=1200", "algo.learning_starts=300",
                                "algo.batch_size=32", "algo.prioritized.enabled=true", "algo.n_step=3"], 700),
     # Native simulators: the ALE's emulator state (sticky actions on) under deeprl's Atari wrappers,

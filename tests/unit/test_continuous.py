@@ -40,11 +40,11 @@ def ddpg(**overrides) -> DDPG:
     return DDPG(SPEC, NET, CPU, np.random.default_rng(0), 1000, **kwargs)
 
 
-def sac(**entropy) -> SAC:
+def sac(anneal_lr: bool = False, actor_lr: float = 1e-3, critic_lr: float = 1e-3, **entropy) -> SAC:
     torch.manual_seed(0)
     entropy = {"autotune": True, "alpha": 0.5, "target": None, **entropy}
-    return SAC(SPEC, NET, CPU, np.random.default_rng(0), 1000, gamma=0.9, tau=0.1, actor_lr=1e-3, critic_lr=1e-3,
-               entropy=OmegaConf.create(entropy), target_every=1)
+    return SAC(SPEC, NET, CPU, np.random.default_rng(0), 1000, gamma=0.9, tau=0.1, actor_lr=actor_lr,
+               critic_lr=critic_lr, entropy=OmegaConf.create(entropy), target_every=1, anneal_lr=anneal_lr)
 
 
 def batch(n: int = 8, seed: int = 1) -> Batch:
@@ -337,6 +337,47 @@ def test_state_dict_round_trip_continues_identically(make):
         mb, pb = b.update(batch(seed=seed), step=seed)
         assert pa is None and pb is None and all(torch.equal(ma[k], mb[k]) for k in ma)
     assert torch.equal(a.actor_flat, b.actor_flat) and torch.equal(a.critic_target_flat, b.critic_target_flat)
+
+
+def optimizers(agent) -> dict:
+    return {name: getattr(agent, name) for name in agent.STATE if name.endswith("optimizer")}
+
+
+@pytest.mark.parametrize("make", [ddpg, sac])
+@pytest.mark.parametrize("anneal", [True, False])
+def test_anneal_lr_moves_every_optimizers_rate_linearly_to_zero(make, anneal):
+    """algo.anneal_lr: at env step t of T = 1000 each optimizer takes its own configured rate times
+    1 − t/T (0 from T on), SAC's temperature included; without it, the configured rate throughout.
+    The rate is the one the Adam step uses: at 0 the parameters stay put."""
+    agent = make(anneal_lr=anneal, actor_lr=2e-3, critic_lr=1e-3)
+    base = {"critic_optimizer": 1e-3, "actor_optimizer": 2e-3, "alpha_optimizer": 1e-3}
+    assert set(optimizers(agent)) == {"critic_optimizer", "actor_optimizer"} | ({"alpha_optimizer"} if make is sac else set())
+    for step, fraction in ((0, 1.0), (250, 0.75), (900, 0.1), (1000, 0.0), (1500, 0.0)):
+        before = snapshot(agent.actor_flat), snapshot(agent.critic_flat)
+        agent.update(batch(seed=step + 1), step=step)
+        rates = {name: opt.param_groups[0]["lr"] for name, opt in optimizers(agent).items()}
+        assert rates == pytest.approx({name: base[name] * (fraction if anneal else 1.0) for name in rates})
+        assert agent.charts(step)["charts/learning_rate"] == pytest.approx(1e-3 * (fraction if anneal else 1.0))
+        moved = not torch.equal(before[0], agent.actor_flat), not torch.equal(before[1], agent.critic_flat)
+        assert moved == ((fraction > 0 or not anneal),) * 2
+
+
+@pytest.mark.parametrize("make", [ddpg, sac])
+def test_a_checkpoint_saved_before_anneal_lr_loads_and_goes_on(make):
+    """Optimizer states saved before algo.anneal_lr existed carry no base rate: their rate, which
+    never moved, becomes it, and the agent charts and learns as the one that saved it."""
+    a = make()
+    a.update(batch(seed=1), step=1)
+    state = copy.deepcopy(a.state_dict())
+    for name in optimizers(a):
+        for group in state[name]["param_groups"]:
+            del group["base_lr"]
+    b = make()
+    b.load_state_dict(state)
+    assert b.charts(2) == a.charts(2)
+    ma, _ = a.update(batch(seed=2), step=2)
+    mb, _ = b.update(batch(seed=2), step=2)
+    assert all(torch.equal(ma[k], mb[k]) for k in ma) and torch.equal(a.actor_flat, b.actor_flat)
 
 
 def test_discrete_actions_are_refused():

@@ -11,16 +11,10 @@ reached; cut at episode ends) or the GAE(λ) return A + V for λ < 1.
 import numpy as np
 import torch
 
-from deeprl.algos.policy import (
-    PolicyAgent,
-    explained_variance,
-    flat,
-    normalize,
-    param_groups,
-)
+from deeprl.algos.policy import PolicyAgent, explained_variance, flat, normalize
 from deeprl.buffers.rollout import RolloutBatch
 from deeprl.core.errors import ConfigError
-from deeprl.core.optim import RMSpropTF
+from deeprl.core.optim import RMSpropTF, param_groups
 from deeprl.core.params import flat_parameters
 from deeprl.envs import EnvSpec
 

@@ -16,9 +16,10 @@ episode's real last observation.
 import numpy as np
 import torch
 
-from deeprl.algos.policy import PolicyAgent, explained_variance, flat, normalize, param_groups
+from deeprl.algos.policy import PolicyAgent, explained_variance, flat, normalize
 from deeprl.buffers.rollout import RolloutBatch
 from deeprl.core.errors import ConfigError
+from deeprl.core.optim import param_groups
 from deeprl.envs import EnvSpec
 
 MODES = ("batch", "online")

@@ -22,6 +22,7 @@ from deeprl.core.device import (
     resolve_cpu_gemm,
     resolve_precision,
 )
+from deeprl.core.optim import param_groups, scheduled_lr
 from deeprl.core.params import adam_step, flat_parameters, polyak_update
 from deeprl.core.seeding import restore_generator
 from deeprl.envs import EnvSpec
@@ -35,9 +36,11 @@ class ContinuousAgent:
     LEARNED = ("critic", "critic_target", "actor")
 
     def __init__(self, name: str, spec: EnvSpec, network, device: torch.device, rng: np.random.Generator, *,
-                 n_critics: int, gamma: float, tau: float, critic_lr: float, precision: str, cpu_gemm: str):
+                 n_critics: int, gamma: float, tau: float, critic_lr: float, precision: str, cpu_gemm: str,
+                 total_steps: int, anneal_lr: bool):
         require_continuous(name, spec)
         self.device, self.rng, self.gamma, self.tau = device, rng, gamma, tau
+        self.total_steps, self.anneal_lr = total_steps, anneal_lr
         # bf16 for the hidden-to-hidden products of learning (see StackedMLP), where they pay.
         wide = bf16_pays_for_mlp(network.hidden_sizes)
         self.precision = resolve_precision(precision, device, large=wide)
@@ -58,7 +61,7 @@ class ContinuousAgent:
         # One flat tensor per network: Adam, zeroing and the Polyak average are one kernel each.
         self.critic_flat = flat_parameters(self.critic.parameters())
         self.critic_target_flat = flat_parameters(self.critic_target.parameters()).requires_grad_(False)
-        self.critic_optimizer = torch.optim.Adam([self.critic_flat], lr=critic_lr, fused=True)
+        self.critic_optimizer = adam(self.critic_flat, critic_lr)
         # (target, online) flat parameters that update_targets averages; DDPG adds its actor's.
         self.targets = [(self.critic_target_flat, self.critic_flat)]
         # Sampling in the update (SAC's actions, TD3's target noise) has its own stream.
@@ -131,12 +134,24 @@ class ContinuousAgent:
         dq = lowest * (-1.0 / batch) / lowest.sum(dim=0)
         return q_min, self.critic.action_gradient(cache, dq)
 
+    def set_learning_rate(self, step: int) -> None:
+        """Each optimizer's rate for the update at env step `step` (algo.anneal_lr: falling
+        linearly from the configured rate to 0 at total_steps, as RL-Zoo's `lin_<lr>` schedules do
+        for every optimizer, SAC's temperature included). Set from the step, so a resumed run
+        takes the same rates."""
+        if self.anneal_lr:
+            for name in self.STATE:
+                if name.endswith("optimizer"):
+                    for group in getattr(self, name).param_groups:
+                        group["lr"] = scheduled_lr(group, True, self.total_steps, step)
+
     def update_targets(self) -> None:
         targets, sources = zip(*self.targets, strict=True)
         polyak_update(targets, sources, self.tau)
 
     def charts(self, step: int) -> dict:
-        return {"charts/learning_rate": self.critic_optimizer.param_groups[0]["lr"]}
+        group = self.critic_optimizer.param_groups[0]
+        return {"charts/learning_rate": scheduled_lr(group, self.anneal_lr, self.total_steps, step)}
 
     # Checkpoints ---------------------------------------------------------------------------
     # Modules and optimizers by attribute name; subclasses list theirs in STATE.
@@ -150,5 +165,13 @@ class ContinuousAgent:
     def load_state_dict(self, state: dict) -> None:
         for name in self.STATE:
             getattr(self, name).load_state_dict(state[name])
+            if name.endswith("optimizer"):  # saved before algo.anneal_lr: the rate never moved
+                for group in getattr(self, name).param_groups:
+                    group.setdefault("base_lr", group["lr"])
         restore_generator(self.generator, state["generator"])  # a CUDA run's state on a CPU, or the reverse
         self.updates = state["updates"]
+
+
+def adam(flat: torch.Tensor, lr: float) -> torch.optim.Adam:
+    """Fused Adam on one flat parameter tensor, its base rate kept for annealing."""
+    return torch.optim.Adam(param_groups(([flat], lr)), fused=True)

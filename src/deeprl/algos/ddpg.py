@@ -16,7 +16,7 @@ TD3 is three switches on the same rule (conf/algo/td3.yaml):
 import numpy as np
 import torch
 
-from deeprl.algos.continuous import ContinuousAgent
+from deeprl.algos.continuous import ContinuousAgent, adam
 from deeprl.buffers import Batch
 from deeprl.core.params import adam_step, flat_parameters
 from deeprl.envs import EnvSpec
@@ -29,9 +29,11 @@ class DDPG(ContinuousAgent):
     def __init__(self, spec: EnvSpec, network, device: torch.device, rng: np.random.Generator,
                  total_steps: int, *, gamma: float, tau: float, actor_lr: float, critic_lr: float,
                  exploration, twin_critics: bool, policy_delay: int, target_noise: float,
-                 target_noise_clip: float, precision: str = "fp32", cpu_gemm: str = "torch"):
+                 target_noise_clip: float, precision: str = "fp32", cpu_gemm: str = "torch",
+                 anneal_lr: bool = False):
         super().__init__("ddpg", spec, network, device, rng, n_critics=2 if twin_critics else 1, gamma=gamma,
-                         tau=tau, critic_lr=critic_lr, precision=precision, cpu_gemm=cpu_gemm)
+                         tau=tau, critic_lr=critic_lr, precision=precision, cpu_gemm=cpu_gemm,
+                         total_steps=total_steps, anneal_lr=anneal_lr)
         self.policy_delay = policy_delay
         self.target_noise, self.target_noise_clip = target_noise, target_noise_clip
         self.noise_kind, self.noise_std = exploration.noise, float(exploration.std)
@@ -43,7 +45,7 @@ class DDPG(ContinuousAgent):
         self.actor_target.requires_grad_(False)
         self.actor_flat = flat_parameters(self.actor.parameters())
         self.actor_target_flat = flat_parameters(self.actor_target.parameters()).requires_grad_(False)
-        self.actor_optimizer = torch.optim.Adam([self.actor_flat], lr=actor_lr, fused=True)
+        self.actor_optimizer = adam(self.actor_flat, actor_lr)
         self.targets.append((self.actor_target_flat, self.actor_flat))
         self.actor_metrics: dict[str, torch.Tensor] = {}
 
@@ -66,6 +68,7 @@ class DDPG(ContinuousAgent):
         return self.ou_state
 
     def update(self, batch: Batch, step: int) -> tuple[dict, torch.Tensor | None]:
+        self.set_learning_rate(step)
         obs, next_obs = batch.obs, batch.next_obs
         actions = self.unit_actions(batch.actions)
         # ALGO LOGIC: the critic's target is a constant; no gradient flows through it.

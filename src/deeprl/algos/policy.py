@@ -16,9 +16,9 @@ from torch import nn
 
 from deeprl.core.actions import ActionScale
 from deeprl.core.errors import ConfigError
+from deeprl.core.optim import param_groups, scheduled_lr
 from deeprl.core.params import flat_parameters, optimizer_step
 from deeprl.core.returns import gae
-from deeprl.core.schedules import linear_schedule
 from deeprl.core.seeding import restore_generator
 from deeprl.envs import EnvSpec
 from deeprl.networks.policy import build_actor_critic
@@ -141,9 +141,7 @@ class PolicyAgent:
         return torch.as_tensor(x, dtype=torch.float32, device=self.device)
 
     def learning_rate(self, step: int, group: int = 0) -> float:
-        # Annealing to zero freezes the policy as training ends instead of letting it drift.
-        base = self.optimizer.param_groups[group]["base_lr"]
-        return linear_schedule(base, 0.0, self.total_steps, step) if self.anneal_lr else base
+        return scheduled_lr(self.optimizer.param_groups[group], self.anneal_lr, self.total_steps, step)
 
     def set_learning_rate(self, step: int) -> None:
         for i, group in enumerate(self.optimizer.param_groups):
@@ -165,11 +163,6 @@ class PolicyAgent:
         self.net.load_state_dict(state["net"])
         self.optimizer.load_state_dict(state["optimizer"])
         restore_generator(self.generator, state["generator"])  # a CUDA run's state on a CPU, or the reverse
-
-
-def param_groups(*groups: tuple[list, float]) -> list[dict]:
-    """Optimizer parameter groups with their base learning rate kept for annealing."""
-    return [{"params": params, "lr": lr, "base_lr": lr} for params, lr in groups if params]
 
 
 def flat(x: torch.Tensor) -> torch.Tensor:

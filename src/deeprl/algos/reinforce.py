@@ -15,9 +15,10 @@ go, they are continued by γ V(final obs) instead (the time limit is not part of
 import numpy as np
 import torch
 
-from deeprl.algos.policy import PolicyAgent, explained_variance, flat, normalize, param_groups
+from deeprl.algos.policy import PolicyAgent, explained_variance, flat, normalize
 from deeprl.buffers.rollout import RolloutBatch
 from deeprl.core.errors import ConfigError
+from deeprl.core.optim import param_groups
 from deeprl.core.returns import episode_returns, reward_to_go
 from deeprl.envs import EnvSpec
 

@@ -13,7 +13,7 @@ The targets Q' are Polyak averages of the critics. Evaluation acts with tanh(mea
 import numpy as np
 import torch
 
-from deeprl.algos.continuous import ContinuousAgent
+from deeprl.algos.continuous import ContinuousAgent, adam
 from deeprl.buffers import Batch
 from deeprl.core.params import adam_step, flat_parameters
 from deeprl.envs import EnvSpec
@@ -23,18 +23,20 @@ from deeprl.networks.continuous import SquashedGaussianActor
 class SAC(ContinuousAgent):
     def __init__(self, spec: EnvSpec, network, device: torch.device, rng: np.random.Generator,
                  total_steps: int, *, gamma: float, tau: float, actor_lr: float, critic_lr: float,
-                 entropy, target_every: int, precision: str = "fp32", cpu_gemm: str = "torch"):
+                 entropy, target_every: int, precision: str = "fp32", cpu_gemm: str = "torch",
+                 anneal_lr: bool = False):
         super().__init__("sac", spec, network, device, rng, n_critics=2, gamma=gamma, tau=tau,
-                         critic_lr=critic_lr, precision=precision, cpu_gemm=cpu_gemm)
+                         critic_lr=critic_lr, precision=precision, cpu_gemm=cpu_gemm, total_steps=total_steps,
+                         anneal_lr=anneal_lr)
         self.target_every = target_every
         self.actor = SquashedGaussianActor(network, spec.obs_shape, self.action_dim, self.low, self.gemm).to(device)
         self.actor_flat = flat_parameters(self.actor.parameters())
-        self.actor_optimizer = torch.optim.Adam([self.actor_flat], lr=actor_lr, fused=True)
+        self.actor_optimizer = adam(self.actor_flat, actor_lr)
         self.autotune = bool(entropy.autotune)
         # The target entropy H̄: −|A| by default (one nat less per action dimension than a unit Gaussian).
         self.target_entropy = float(-self.action_dim if entropy.target is None else entropy.target)
         self.log_alpha = torch.tensor([float(np.log(entropy.alpha))], device=device, requires_grad=self.autotune)
-        self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=critic_lr, fused=True)
+        self.alpha_optimizer = adam(self.log_alpha, critic_lr)
 
     def policy(self, obs: torch.Tensor, eval_mode: bool) -> torch.Tensor:
         if eval_mode:
@@ -42,6 +44,7 @@ class SAC(ContinuousAgent):
         return self.actor.sample(obs, self.generator, log_prob=False)
 
     def update(self, batch: Batch, step: int) -> tuple[dict, torch.Tensor | None]:
+        self.set_learning_rate(step)
         obs, next_obs = batch.obs, batch.next_obs
         actions = self.unit_actions(batch.actions)
         alpha = self.log_alpha.detach().exp()  # this update's temperature, for all three losses

@@ -1,6 +1,22 @@
-"""RMSprop as TensorFlow runs it, RL-Zoo's setting for A2C on Atari (torch.optim has no such option)."""
+"""Optimizer pieces: parameter groups that keep their base learning rate, its linear annealing, and
+RMSprop as TensorFlow runs it (RL-Zoo's setting for A2C on Atari; torch.optim has no such option)."""
 
 import torch
+
+from deeprl.core.schedules import linear_schedule
+
+
+def param_groups(*groups: tuple[list, float]) -> list[dict]:
+    """Optimizer parameter groups with their base learning rate kept for annealing (groups with no
+    parameters left out)."""
+    return [{"params": params, "lr": lr, "base_lr": lr} for params, lr in groups if params]
+
+
+def scheduled_lr(group: dict, anneal: bool, total_steps: int, step: int) -> float:
+    """A param group's learning rate at env step `step`: its base rate, or with `anneal` that rate
+    falling linearly to 0 at total_steps (CleanRL's anneal_lr, RL-Zoo's `lin_<lr>`). Annealing to
+    zero freezes the policy as training ends instead of letting it drift."""
+    return linear_schedule(group["base_lr"], 0.0, total_steps, step) if anneal else group["base_lr"]
 
 
 class RMSpropTF(torch.optim.Optimizer):
