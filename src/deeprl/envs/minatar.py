@@ -34,8 +34,9 @@ def register() -> None:
         register_envs()
 
 
-class ChannelsFirst(gym.ObservationWrapper):
-    """(H, W, C) bool maps -> (C, H, W) uint8, the same 0/1 values; rendered frames as uint8 RGB."""
+class MinAtarObservations(gym.ObservationWrapper):
+    """(H, W, C) bool maps -> (C, H, W) uint8, the same 0/1 values; rendered frames as uint8 RGB.
+    (Gymnasium's uint8 images take deeprl.envs.make.ChannelsFirst instead.)"""
 
     def __init__(self, env: gym.Env):
         super().__init__(env)
@@ -75,8 +76,8 @@ def minatar_thunk(env_cfg, render_mode=None):
             # gymnasium calls v0 out of date because a v1 exists; for MinAtar v0 is the full action set.
             warnings.filterwarnings("ignore", message=".*is out of date", category=DeprecationWarning)
             # No passive checker: its one complaint would be MinAtar's float frames, which
-            # ChannelsFirst.render turns into uint8.
+            # MinAtarObservations.render turns into uint8.
             env = gym.make(env_id, disable_env_checker=True, **kwargs)
-        return ChannelsFirst(env)
+        return MinAtarObservations(env)
 
     return thunk
