@@ -11,7 +11,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from deeprl import resume, sweep, sweep_stop
+from deeprl import resume, sweep, sweep_report, sweep_stop
 from deeprl.core import hydra_errors
 from deeprl.core.console import say, shell
 from deeprl.core.errors import ConfigError
@@ -43,7 +43,7 @@ class RunDirGuard(Callback):
 def discard_unstarted_sweep() -> None:
     """Hydra writes a sweep dir's multirun.yaml before it composes the jobs' configs: when one of
     them does not compose, no job has run and the sweep added nothing else. Remove what it made."""
-    sweep_dir, found = sweep.SweepReport.sweep_dir, sweep.SweepReport.found
+    sweep_dir, found = sweep_report.SweepReport.sweep_dir, sweep_report.SweepReport.found
     if sweep_dir is not None and found is not None and sweep_dir.is_dir() \
             and {p.name for p in sweep_dir.iterdir()} - found.before <= {"multirun.yaml", LOCK}:
         discard_run_dir(sweep_dir, found)
@@ -174,7 +174,7 @@ def main() -> None:
         sweep_stop.quiet_loky_tracker()
         sweep_stop.stop_safe_workers()
         try:
-            with sweep_stop.stops_relayed(lambda: sweep.SweepReport.sweep_dir):
+            with sweep_stop.stops_relayed(lambda: sweep_report.SweepReport.sweep_dir):
                 return _main()
         except (KeyboardInterrupt, SystemExit) as stop:  # a job's run stopped by a signal: RunStopped
             code = 128 + int(sweep_stop.Relayed.signum or signal.SIGINT) if isinstance(stop, KeyboardInterrupt) else stop.code
@@ -192,7 +192,7 @@ def main() -> None:
 
 def _sweep_stopped(code: int) -> None:
     """The sweep's one line when a signal stopped it, and its exit."""
-    where = sweep.SweepReport.sweep_dir
+    where = sweep_report.SweepReport.sweep_dir
     again = f"the same command with hydra.sweep.dir={shell(where.resolve())}" if where else "the same command"
     hosts = sweep_stop.elsewhere(where) if where is not None and where.is_dir() else []
     away = (f"; its jobs on other machines ({', '.join(hosts)}) get no signal from here: stop each there with "

@@ -19,16 +19,16 @@ from deeprl.buffers.rollout import Rollout
 from deeprl.checks import (
     NEEDS,
     algo_choices,
-    check_memory,
     check_pairing,
     check_spec,
     check_time_limit,
     observation_kind,
-    storage,
+    uses_state_index,
 )
 from deeprl.core.errors import ConfigError
 from deeprl.envs import EnvSpec, make_vec_env, spec_of
 from deeprl.envs.gridworld import GridWorld
+from deeprl.storage import check_memory, storage
 from deeprl.validate import validate
 
 ALGOS = sorted(p.stem for p in (CONF_DIR / "algo").glob("*.yaml"))
@@ -174,7 +174,7 @@ def test_online_actor_critic_stores_one_step_whatever_n_steps_says():
 def test_the_replay_estimate_is_the_buffer_the_run_builds(overrides):
     cfg = compose_config(*overrides, "algo.buffer_size=2000", "algo.batch_size=32")
     _, spec = env_and_spec(*[o for o in overrides if o.startswith("env")])
-    (nbytes, _, _, _), *_ = storage(cfg, spec)
+    (nbytes, _, _, _), *_ = storage(cfg, spec, tabular=False)
     algo = cfg.algo
     from deeprl.buffers import frame_stack_of
 
@@ -194,7 +194,7 @@ def test_the_replay_estimate_is_the_buffer_the_run_builds(overrides):
 def test_the_rollout_estimate_covers_what_a_rollout_allocates():
     cfg = compose_config("algo=ppo", "env=pendulum", "num_envs=2", "algo.n_steps=16")
     envs, spec = env_and_spec("env=pendulum")
-    (nbytes, _, key, _), = storage(cfg, spec)
+    (nbytes, _, key, _), = storage(cfg, spec, tabular=False)
     assert key == "algo.n_steps"
     rollout = Rollout(16)
     obs = torch.zeros((2, *spec.obs_shape))
@@ -245,7 +245,19 @@ def test_check_memory_passes_the_shipped_presets():
     for overrides in (["algo=ppo", "env=breakout"], ["algo=a2c", "env=pong"], ["algo=dqn", "env=cartpole"],
                       ["algo=reinforce", "env=cartpole"]):
         cfg = compose_config(*overrides)
-        check_memory(cfg, env_and_spec(*overrides[1:])[1])
+        check_memory(cfg, env_and_spec(*overrides[1:])[1], tabular=False)
+
+
+@pytest.mark.parametrize("algo, tabular", [("value_iteration", True), ("q_learning", True), ("dqn", False)])
+def test_the_known_models_arrays_count_for_the_algorithms_on_a_state_index(algo, tabular):
+    """A planner or tabular learner holds the env's known model as dense float64 arrays (P[s, a, s']
+    and two temporaries of its size); DQN on the same 64 states holds no model."""
+    cfg = compose_config(f"algo={algo}", "env=frozenlake8x8", "env.one_hot=false")
+    spec = env_and_spec("env=frozenlake8x8")[1]
+    assert uses_state_index(cfg) is tabular
+    rows = {what: nbytes for nbytes, what, _, _ in storage(cfg, spec, tabular=uses_state_index(cfg))}
+    model = rows.get("the known model of a 64-state world")
+    assert model == (3 * 64 * 4 * 64 * 8 if tabular else None)
 
 
 def test_policy_iteration_stops_when_a_loop_pays_more_than_ending():
@@ -262,7 +274,7 @@ def test_policy_iteration_stops_when_a_loop_pays_more_than_ending():
 def test_frame_replay_pointers_bound_the_buffer_size():
     cfg = compose_config("algo=dqn", "env=breakout", f"algo.buffer_size={2**31}")
     with pytest.raises(ConfigError, match=r"^algo\.buffer_size: a frame replay holds at most 2,082,407,392"):
-        storage(cfg, env_and_spec("env=breakout")[1])
+        storage(cfg, env_and_spec("env=breakout")[1], tabular=False)
 
 
 def test_a_pairing_is_refused_before_torch_and_the_algorithms_are_imported(tmp_path):

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from deeprl import sweep, sweep_stop
+from deeprl import sweep, sweep_report, sweep_stop
 
 
 @pytest.mark.parametrize("n_jobs, cores, cap", [(-1, 2, 1), (-1, 16, 1), (2, 2, 1), (1, 4, 4), (2, 8, 4),
@@ -62,7 +62,7 @@ def test_varied_keys_come_from_the_sweep_and_the_search(tmp_path):
 def test_best_parameters_become_a_complete_preset(tmp_path):
     config = OmegaConf.create({"hydra": {"runtime": {"choices": {"algo": "dqn", "env": "cartpole"}}},
                                "optimize": {"objective": "mean_eval", "seeds": 2}, "total_steps": 30000})
-    path = sweep.write_tuned(tmp_path, {"algo.lr": 0.004, "algo.target.every": 500}, 321.5, config)
+    path = sweep_report.write_tuned(tmp_path, {"algo.lr": 0.004, "algo.target.every": 500}, 321.5, config)
     text = path.read_text()
     assert text.startswith("# @package _global_\n") and "mean_eval = 321.50" in text
     preset = yaml.safe_load(text)
@@ -78,7 +78,7 @@ def test_the_best_preset_of_a_pair_under_a_family_preset_holds_the_searched_keys
     choices = {"algo": "double_dqn", "env": "breakout", "tuned/family": "dqn_atari", "tuned": "double_dqn_breakout"}
     config = OmegaConf.create({"hydra": {"runtime": {"choices": choices}},
                                "optimize": {"objective": "final", "seeds": 1}, "total_steps": 50000})
-    text = sweep.write_tuned(tmp_path, {"algo.lr": 2e-4}, 12.0, config).read_text()
+    text = sweep_report.write_tuned(tmp_path, {"algo.lr": 2e-4}, 12.0, config).read_text()
     assert "# conf/tuned/family/dqn_atari.yaml with algo.lr from the search." in text
     assert "# Copy to conf/tuned/double_dqn_breakout.yaml to make it the default" in text
     assert yaml.safe_load(text) == {"algo": {"lr": 2e-4}}
@@ -96,14 +96,14 @@ def test_the_best_preset_of_an_env_config_of_ones_own_is_written_for_its_folder(
     config = OmegaConf.create({"hydra": {"runtime": {
         "choices": {"algo": "dqn", "env": "corridor", "tuned": "dqn_corridor"}, "config_sources": sources}},
         "optimize": {"objective": "final", "seeds": 1}, "total_steps": 3000})
-    text = sweep.write_tuned(tmp_path, {"algo.lr": 2e-4}, -5.0, config).read_text()
+    text = sweep_report.write_tuned(tmp_path, {"algo.lr": 2e-4}, -5.0, config).read_text()
     assert "# the defaults with algo.lr from the search." in text
     assert f"# Copy to {mine}/tuned/dqn_corridor.yaml to make it the default for algo=dqn env=corridor." in text
 
     (mine / "tuned").mkdir()
     (mine / "tuned" / "dqn_corridor.yaml").write_text("# @package _global_\ntotal_steps: 3000\nalgo:\n  lr: 0.01\n")
     (tmp_path / "again").mkdir()
-    text = sweep.write_tuned(tmp_path / "again", {"algo.lr": 2e-4}, -5.0, config).read_text()
+    text = sweep_report.write_tuned(tmp_path / "again", {"algo.lr": 2e-4}, -5.0, config).read_text()
     assert f"# {mine}/tuned/dqn_corridor.yaml with algo.lr from the search." in text
     assert f"# Copy to {mine}/tuned/dqn_corridor.yaml to make it" in text
     assert yaml.safe_load(text) == {"total_steps": 3000, "algo": {"lr": 2e-4}}
@@ -113,7 +113,7 @@ def test_job_dirs_leave_out_seed_runs(tmp_path):
     for rel in ("a/.hydra", "a/seed_1/.hydra", "a/seed_2/.hydra", "b/.hydra"):
         (tmp_path / rel).mkdir(parents=True)
         (tmp_path / rel / "hydra.yaml").write_text("{}")
-    assert [d.name for d in sweep.job_dirs(tmp_path)] == ["a", "b"]
+    assert [d.name for d in sweep_report.job_dirs(tmp_path)] == ["a", "b"]
 
 
 def test_a_failed_job_is_recorded_and_scored_nan(tmp_path, capsys):
@@ -164,7 +164,7 @@ def test_the_best_preset_of_a_generic_env_says_the_id_needs_a_config_of_its_own(
     config = OmegaConf.create({"hydra": {"runtime": {"choices": {"algo": "ppo", "env": "gym"}}},
                                "env": {"id": "Acrobot-v1"}, "optimize": {"objective": "final", "seeds": 1},
                                "total_steps": 1000})
-    text = sweep.write_tuned(tmp_path, {"algo.lr": 0.001}, -90.0, config).read_text()
+    text = sweep_report.write_tuned(tmp_path, {"algo.lr": 0.001}, -90.0, config).read_text()
     assert "Copy to conf/tuned/ppo_gym.yaml" not in text
     assert "env=gym takes any id: to make it the default for Acrobot-v1, give Acrobot-v1 an env config" in text
     assert yaml.safe_load(text)["algo"]["lr"] == 0.001
@@ -338,12 +338,12 @@ def test_job_dir_holders_are_told_apart_by_machine(tmp_path, capsys):
     assert found == {sweep_dir / "seed=1": f"pid {holders[0].pid} on {socket.gethostname()}",
                      sweep_dir / "seed=2": "pid 4242 on node-7"}
     assert sweep_stop.elsewhere(sweep_dir) == ["node-7"]
-    sweep.SweepReport.sweep_dir = sweep_dir
+    sweep_report.SweepReport.sweep_dir = sweep_dir
     try:
         with pytest.raises(SystemExit) as stop:
             train._sweep_stopped(143)
     finally:
-        sweep.SweepReport.sweep_dir = None
+        sweep_report.SweepReport.sweep_dir = None
     assert stop.value.code == 143
     assert capsys.readouterr().err.strip().endswith(
         "; its jobs on other machines (node-7) get no signal from here: stop each there with SIGINT or SIGTERM "
@@ -371,7 +371,7 @@ def test_the_end_of_sweep_report_counts_only_the_jobs_of_this_sweep(tmp_path, ca
     config = OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep_dir)}}})
     job("0", "algo.gamma: must be in [0, 1]")  # the sweep before, a moment ago
     job("1", "algo.gamma: must be in [0, 1]")
-    report = sweep.SweepReport()
+    report = sweep_report.SweepReport()
     report.on_multirun_start(config)
     report.on_multirun_end(config)  # no job ran: nothing to list, nothing failed
     assert "failed" not in capsys.readouterr().err

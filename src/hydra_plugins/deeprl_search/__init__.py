@@ -71,7 +71,7 @@ class OptunaSweeper(HydraOptunaSweeper):
             trials = study.get_trials() if study is not None else []
             if str(error) not in NO_BEST_TRIAL or {t.state for t in trials} != {optuna.trial.TrialState.FAIL}:
                 raise
-            from deeprl.sweep import SweepReport
+            from deeprl.sweep_report import SweepReport
 
             SweepReport.no_result = (
                 f"deeprl: error: study {impl.study_name}: none of its {len(trials)} trials completed, so it has no "
