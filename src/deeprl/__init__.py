@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import re
 
 from omegaconf import OmegaConf
 
@@ -50,13 +51,23 @@ def usable_cores() -> int:
 OmegaConf.register_new_resolver("deeprl.cores", usable_cores, replace=True)
 
 
+# What Hydra's override_dirname escapes with a backslash and a dir name can hold as it is: all but
+# the separators of overrides (`,` and `=`) and the backslash itself.
+_PLAIN_IN_DIRNAMES = re.compile(r"\\([:()\[\]{} \t])")
+
+
 def job_dirname(overrides: str, limit: int = 255) -> str:
     """A sweep job's dir name: Hydra's override_dirname, each part (between slashes) cut to `limit`
     bytes, the most a file system takes in one name (a search's five floats at full precision come
     close; one more dimension went past and the trial failed). A cut part ends in a hash of the
     whole, so distinct jobs stay distinct and the same overrides always name the same dir (a sweep
-    run again goes on in it); a name that fits is Hydra's, as before."""
+    run again goes on in it).
+
+    Hydra's escapes are dropped where the character alone cannot be misread (`env.id=mod:Env-v0`,
+    not `env.id=mod\\:Env-v0`, a name to quote in every shell command that reads it); an escaped
+    `,` `=` or backslash keeps its backslash, so two jobs' names stay two."""
     digest = hashlib.sha1(overrides.encode()).hexdigest()[:12]
+    overrides = _PLAIN_IN_DIRNAMES.sub(r"\1", overrides)
 
     def cut(part: str) -> str:
         if len(part.encode()) <= limit:

@@ -159,6 +159,19 @@ def test_a_job_dir_name_fits_a_file_system_and_stays_one_per_job():
     assert resolved == job_dirname(floats)  # as conf/config.yaml's hydra.sweep.subdir uses it
 
 
+def test_a_job_dir_name_drops_the_escapes_that_no_separator_needs():
+    """Hydra's override_dirname escapes `:` ( ) [ ] { } and spaces; a dir name holds them as they are.
+    An escaped `,` `=` or backslash keeps its backslash: `x=a\\,y=1` (one override) and `x=a,y=1`
+    (two) stay two names."""
+    from deeprl import job_dirname
+
+    assert job_dirname(r"env.id=mymodule\:MyEnv-v0,env=gym,seed=1") == "env.id=mymodule:MyEnv-v0,env=gym,seed=1"
+    assert job_dirname(r"algo.note=a\ \(b\)\[c\]\{d\}") == "algo.note=a (b)[c]{d}"
+    assert job_dirname(r"x=a\,y=1") == r"x=a\,y=1" != job_dirname("x=a,y=1")
+    assert job_dirname(r"x=a\=b") == r"x=a\=b"
+    assert job_dirname(r"p=a\\\:b") == r"p=a\\:b"  # an escaped backslash, then an escaped colon
+
+
 def test_the_best_preset_of_a_generic_env_says_the_id_needs_a_config_of_its_own(tmp_path):
     # conf/tuned/ppo_gym.yaml would apply to every gymnasium id, not only the one searched.
     config = OmegaConf.create({"hydra": {"runtime": {"choices": {"algo": "ppo", "env": "gym"}}},
