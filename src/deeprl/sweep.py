@@ -4,8 +4,8 @@ A job of a sweep differs from a single run in three ways:
 - It never ends the sweep. A bad hyperparameter, a crash or the numerical guard fails this job
   only: one line naming its overrides, the reason in `<job dir>/failed.txt`, NaN as its score
   (an Optuna search records the trial as failed), and the other jobs go on. At the end,
-  `sweep_report.SweepReport` lists the failed jobs and the sweep exits non-zero. Ctrl-C still stops the sweep
-  (deeprl.sweep_stop).
+  `sweep_report.SweepReport` lists the failed jobs and the sweep exits non-zero. Ctrl-C still
+  stops the sweep (deeprl.sweep_stop).
 - It picks up where it left off. A job dir that already holds a checkpoint (a cluster job that was
   preempted and requeued, or a sweep started again into the same `hydra.sweep.dir`) resumes from
   it; a finished one returns its score without training again.
