@@ -22,7 +22,7 @@ from deeprl.core.device import (
     resolve_cpu_gemm,
     resolve_precision,
 )
-from deeprl.core.optim import param_groups, scheduled_lr
+from deeprl.core.optim import param_groups, scheduled_lr, set_scheduled_lr
 from deeprl.core.params import adam_step, flat_parameters, polyak_update
 from deeprl.core.seeding import restore_generator
 from deeprl.envs import EnvSpec
@@ -140,10 +140,8 @@ class ContinuousAgent:
         for every optimizer, SAC's temperature included). Set from the step, so a resumed run
         takes the same rates."""
         if self.anneal_lr:
-            for name in self.STATE:
-                if name.endswith("optimizer"):
-                    for group in getattr(self, name).param_groups:
-                        group["lr"] = scheduled_lr(group, True, self.total_steps, step)
+            for optimizer in self.optimizers():
+                set_scheduled_lr(optimizer, True, self.total_steps, step)
 
     def update_targets(self) -> None:
         targets, sources = zip(*self.targets, strict=True)
@@ -157,6 +155,9 @@ class ContinuousAgent:
     # Modules and optimizers by attribute name; subclasses list theirs in STATE.
     STATE = ("critic", "critic_target", "critic_optimizer", "actor", "actor_optimizer")
 
+    def optimizers(self) -> list[torch.optim.Optimizer]:
+        return [getattr(self, name) for name in self.STATE if name.endswith("optimizer")]
+
     def state_dict(self) -> dict:
         state = {name: getattr(self, name).state_dict() for name in self.STATE}
         state.update(generator=self.generator.get_state(), updates=self.updates)
@@ -165,9 +166,9 @@ class ContinuousAgent:
     def load_state_dict(self, state: dict) -> None:
         for name in self.STATE:
             getattr(self, name).load_state_dict(state[name])
-            if name.endswith("optimizer"):  # saved before algo.anneal_lr: the rate never moved
-                for group in getattr(self, name).param_groups:
-                    group.setdefault("base_lr", group["lr"])
+        for optimizer in self.optimizers():  # saved before algo.anneal_lr: the rate never moved
+            for group in optimizer.param_groups:
+                group.setdefault("base_lr", group["lr"])
         restore_generator(self.generator, state["generator"])  # a CUDA run's state on a CPU, or the reverse
         self.updates = state["updates"]
 

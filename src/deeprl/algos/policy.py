@@ -16,7 +16,7 @@ from torch import nn
 
 from deeprl.core.actions import ActionScale
 from deeprl.core.errors import ConfigError
-from deeprl.core.optim import param_groups, scheduled_lr
+from deeprl.core.optim import param_groups, scheduled_lr, set_scheduled_lr
 from deeprl.core.params import flat_parameters, optimizer_step
 from deeprl.core.returns import gae
 from deeprl.core.seeding import restore_generator
@@ -144,8 +144,7 @@ class PolicyAgent:
         return scheduled_lr(self.optimizer.param_groups[group], self.anneal_lr, self.total_steps, step)
 
     def set_learning_rate(self, step: int) -> None:
-        for i, group in enumerate(self.optimizer.param_groups):
-            group["lr"] = self.learning_rate(step, i)
+        set_scheduled_lr(self.optimizer, self.anneal_lr, self.total_steps, step)
 
     def update_obs_stats(self, obs: torch.Tensor) -> None:
         """Fold a batch's observations into the normaliser, after the update that used them, so the

@@ -19,6 +19,12 @@ def scheduled_lr(group: dict, anneal: bool, total_steps: int, step: int) -> floa
     return linear_schedule(group["base_lr"], 0.0, total_steps, step) if anneal else group["base_lr"]
 
 
+def set_scheduled_lr(optimizer: torch.optim.Optimizer, anneal: bool, total_steps: int, step: int) -> None:
+    """Each param group's rate for env step `step` (scheduled_lr)."""
+    for group in optimizer.param_groups:
+        group["lr"] = scheduled_lr(group, anneal, total_steps, step)
+
+
 class RMSpropTF(torch.optim.Optimizer):
     """RMSprop with TensorFlow's arithmetic, which the A3C paper, OpenAI Baselines' A2C and
     Stable-Baselines3's Atari A2C (`RMSpropTFLike`) use:
