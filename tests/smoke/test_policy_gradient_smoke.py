@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import CONF_DIR, compose_config, run_in_process
@@ -162,6 +163,39 @@ def test_a2c_trains_with_its_atari_preset_on_a_game_without_a_config_of_its_own(
     assert len(scalars(tmp_path).Scalars("losses/entropy")) == 4  # 320 steps = 4 updates of 16 x 5
     state = load(tmp_path / "checkpoints" / "final.pt")["agent"]
     assert any(k.startswith("actor_torso.convs") for k in state["net"]) and "critic_torso" not in str(list(state["net"]))
+
+
+@pytest.mark.skipif(not (CONF_DIR / "env" / "atari.yaml").is_file(), reason="no Atari env config")
+def test_actor_critic_trains_with_its_atari_preset(tmp_path):
+    """tuned/family/actor_critic_atari.yaml: 16 envs x 5 steps per update, one critic step on each
+    batch (not the group's 10 x 10 refits), actor and critic on Nature CNNs of their own."""
+    summary = run_in_process(tmp_path, "algo=actor_critic", "env=breakout", "env.max_frames=400", "total_steps=320",
+                             "eval.every=0", "eval.episodes=1", "log.every=80", "device=cpu", "threads=1")
+    assert summary["total_steps"] == 320
+    assert len(scalars(tmp_path).Scalars("losses/entropy")) == 4  # 320 steps = 4 updates of 16 x 5
+    state = load(tmp_path / "checkpoints" / "final.pt")
+    algo = OmegaConf.create(state["config"]).algo
+    assert (algo.target_updates, algo.critic_steps, algo.ent_coef, algo.actor_lr) == (1, 1, 0.01, 7e-4)
+    names = list(state["agent"]["net"])
+    assert any(k.startswith("actor_torso.convs") for k in names) and any(k.startswith("critic_torso.convs") for k in names)
+
+
+@pytest.mark.skipif(not (CONF_DIR / "env" / "atari.yaml").is_file(), reason="no Atari env config")
+def test_reinforce_trains_with_its_atari_preset(tmp_path):
+    """tuned/family/reinforce_atari.yaml: whole learning episodes from 16 envs, a learned baseline on a
+    Nature CNN of its own, an entropy bonus, Adam at 1e-3 (not the group's 5e-3). The batch is cut
+    to 160 steps here (the preset's 2000 take half a minute on a CPU core)."""
+    summary = run_in_process(tmp_path, "algo=reinforce", "env=breakout", "env.max_frames=200", "algo.batch_steps=160",
+                             "total_steps=960", "eval.every=0", "eval.episodes=1", "log.every=1", "device=cpu", "threads=1")
+    assert summary["total_steps"] == 960
+    # a batch ends once every env has finished an episode: by 50 steps each (200 frames) at the latest
+    updates = [e.step for e in scalars(tmp_path).Scalars("losses/entropy")]
+    assert updates and 160 <= updates[0] <= 800
+    state = load(tmp_path / "checkpoints" / "final.pt")
+    config = OmegaConf.create(state["config"])
+    assert (config.num_envs, config.algo.lr, config.algo.value_lr, config.algo.ent_coef) == (16, 1e-3, 1e-3, 0.01)
+    names = list(state["agent"]["net"])
+    assert any(k.startswith("actor_torso.convs") for k in names) and any(k.startswith("critic_torso.convs") for k in names)
 
 
 # Each stopped at its first such update, told to lower the learning rate: a sparse-reward
