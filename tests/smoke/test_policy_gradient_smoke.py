@@ -188,9 +188,9 @@ def test_reinforce_trains_with_its_atari_preset(tmp_path):
     summary = run_in_process(tmp_path, "algo=reinforce", "env=breakout", "env.max_frames=200", "algo.batch_steps=160",
                              "total_steps=960", "eval.every=0", "eval.episodes=1", "log.every=1", "device=cpu", "threads=1")
     assert summary["total_steps"] == 960
-    # a batch ends once every env has finished an episode: by 50 steps each (200 frames) at the latest
+    # at least one update, on a batch of at least 160 steps of whole episodes
     updates = [e.step for e in scalars(tmp_path).Scalars("losses/entropy")]
-    assert updates and 160 <= updates[0] <= 800
+    assert updates and updates[0] >= 160
     state = load(tmp_path / "checkpoints" / "final.pt")
     config = OmegaConf.create(state["config"])
     assert (config.num_envs, config.algo.lr, config.algo.value_lr, config.algo.ent_coef) == (16, 1e-3, 1e-3, 0.01)
